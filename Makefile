@@ -1,0 +1,35 @@
+# Two commands for users: `make demo` and `make test`. Each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+# The newest Airflow 3 we support; `make test-min` runs the suite on the oldest.
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_MIN_VERSION ?= 3.1.0
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: demo test test-min lint venv clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
+	@touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@$(VENV)/bin/python -m airflow_provider_seedance.demo
+
+test: $(STAMP)
+	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-min:
+	@$(MAKE) --no-print-directory test VENV=.venv-min AIRFLOW_VERSION=$(AIRFLOW_MIN_VERSION)
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+clean:
+	rm -rf .venv .venv-min .pytest_cache .mypy_cache .ruff_cache demo-output test-artifacts

@@ -1,0 +1,545 @@
+"""SeedanceHook: the connection, the transport and the retry policy for the Seedance API.
+
+Two rules shape this module (see the API contract's money rules):
+
+* ``POST /v1/generate`` costs money and is not idempotent. It is sent at most once, and
+  repeated only when the request provably never reached the server (connection refused,
+  DNS failure). After a read timeout, a dropped connection, a 5xx or an unreadable answer
+  the generation may exist, so the error says so instead of paying twice.
+* ``GET /v1/status`` is safe: it is retried with exponential backoff and jitter on 5xx,
+  429 (honouring ``Retry-After``), unreadable answers and network errors.
+
+The sync path (workers) is built on ``HttpHook``'s session machinery; the async path
+(triggers) resolves the connection without blocking and keeps one aiohttp session for as
+long as the caller holds the hook open (``async with hook: ...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+
+from airflow_provider_seedance import __version__
+from airflow_provider_seedance.exceptions import (
+    SeedanceAPIError,
+    SeedanceConfigurationError,
+    SeedanceConnectionError,
+    SeedanceError,
+    SeedanceResponseError,
+    SeedanceSubmissionUncertainError,
+    SeedanceTaskNotFoundError,
+    SeedanceTimeoutError,
+)
+from airflow_provider_seedance.models import (
+    GenerationRequest,
+    SeedanceTask,
+    TaskStatus,
+    format_usd,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+DEFAULT_BASE_URL = "https://seedanceapi.org"
+GENERATE_PATH = "/v1/generate"
+STATUS_PATH = "/v1/status"
+#: Seconds to wait for a TCP connection and for an answer, unless the connection's extra says.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+#: A status answer this large is not a status answer (a proxy error page, a runaway body).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+#: Task id used by the credit-free connection test; it never exists.
+PROBE_TASK_ID = "airflow-provider-seedance-connection-test"
+
+
+def _user_agent() -> str:
+    try:
+        from airflow import __version__ as airflow_version
+    except ImportError:  # pragma: no cover - airflow is a dependency
+        airflow_version = "unknown"
+    return (
+        f"airflow-provider-seedance/{__version__} apache-airflow/{airflow_version} "
+        f"python/{platform.python_version()}"
+    )
+
+
+USER_AGENT = _user_agent()
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a ``seedance`` connection resolves to. ``repr`` never shows the key."""
+
+    base_url: str
+    api_key: str
+    connect_timeout: float
+    read_timeout: float
+    proxy: str | None
+
+    def __repr__(self) -> str:
+        return f"ConnectionSettings(base_url={self.base_url!r}, api_key=***, proxy={self.proxy!r})"
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> ConnectionSettings:
+        """Read a connection: ``host`` = base URL, ``password`` = API key, extras = settings."""
+        conn_id = conn.conn_id
+        host = (conn.host or "").strip() or DEFAULT_BASE_URL
+        if "://" not in host:
+            if conn.schema in ("http", "https"):
+                host = f"{conn.schema}://{host}"
+            else:
+                raise SeedanceConfigurationError(
+                    f"Connection {conn_id!r}: base URL {host!r} has no scheme. Use e.g. {DEFAULT_BASE_URL!r}."
+                )
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SeedanceConfigurationError(
+                f"Connection {conn_id!r}: base URL {host!r} is not an http(s) URL. "
+                f"Use e.g. {DEFAULT_BASE_URL!r}."
+            )
+        base_url = host.rstrip("/")
+        if conn.port and not parts.port:
+            base_url = f"{base_url}:{conn.port}"
+        if base_url.endswith("/v1"):  # the guide writes the base URL with /v1
+            base_url = base_url[: -len("/v1")]
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise SeedanceConfigurationError(
+                f"Connection {conn_id!r} has no API key: put it in the connection's password field."
+            )
+        extra = conn.extra_dejson or {}
+        connect_timeout, read_timeout = _parse_timeout(conn_id, extra.get("timeout"))
+        proxy = extra.get("proxy") or extra.get("proxies")
+        if isinstance(proxy, Mapping):
+            proxy = proxy.get(parts.scheme) or proxy.get("https") or proxy.get("http")
+        if proxy is not None and not isinstance(proxy, str):
+            raise SeedanceConfigurationError(
+                f"Connection {conn_id!r}: extra 'proxy' must be a URL string, got {type(proxy).__name__}."
+            )
+        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None)
+
+
+def _parse_timeout(conn_id: str | None, value: Any) -> tuple[float, float]:
+    if value in (None, ""):
+        return DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SeedanceConfigurationError(
+            f"Connection {conn_id!r}: extra 'timeout' must be a number of seconds, got {value!r}."
+        ) from None
+    if seconds <= 0:
+        raise SeedanceConfigurationError(f"Connection {conn_id!r}: extra 'timeout' must be > 0.")
+    return min(DEFAULT_CONNECT_TIMEOUT, seconds), seconds
+
+
+def parse_envelope(status_code: int, body: bytes, *, endpoint: str, retry_after: str | None = None) -> Any:
+    """Return the ``data`` of a successful answer, or raise the typed error for it.
+
+    Shared by the sync and async transports so both read answers the same way.
+    """
+    if status_code >= 400:
+        raise SeedanceAPIError.from_response(status_code, body, endpoint=endpoint, retry_after=retry_after)
+    if len(body) > MAX_BODY_BYTES:
+        raise SeedanceResponseError(
+            status_code, "MALFORMED_RESPONSE", f"answer of {len(body)} bytes is too large", endpoint=endpoint
+        )
+    try:
+        payload = json.loads(body) if body.strip() else None
+    except ValueError:
+        payload = None
+        if body.lstrip()[:1] == b"<":
+            reason = "an HTML page instead of JSON (a proxy or wrong base URL?)"
+        else:
+            reason = "a body that is not JSON"
+        raise SeedanceResponseError(status_code, "MALFORMED_RESPONSE", reason, endpoint=endpoint) from None
+    if not isinstance(payload, Mapping):
+        reason = "an empty body" if payload is None else "JSON that is not an object"
+        raise SeedanceResponseError(status_code, "MALFORMED_RESPONSE", reason, endpoint=endpoint)
+    code = payload.get("code")
+    if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+        # Some gateways answer HTTP 200 with the error in the envelope.
+        raise SeedanceAPIError.from_response(code, body, endpoint=endpoint, retry_after=retry_after)
+    data = payload.get("data")
+    if not isinstance(data, Mapping):
+        raise SeedanceResponseError(
+            status_code, "MALFORMED_RESPONSE", "answer has no 'data' object", endpoint=endpoint
+        )
+    return data
+
+
+def is_retryable_status_error(exc: BaseException) -> bool:
+    """The one retry classifier for status polls, sync and async alike."""
+    return isinstance(exc, SeedanceError) and bool(getattr(exc, "retryable", False))
+
+
+class _WaitWithRetryAfter(tenacity.wait.wait_base):
+    """Exponential backoff with jitter; a 429's ``Retry-After`` is a floor, not a suggestion."""
+
+    def __init__(self, initial: float, maximum: float, retry_after_cap: float = 120.0) -> None:
+        self._backoff = tenacity.wait_exponential_jitter(initial=initial, max=maximum)
+        self._cap = retry_after_cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait = self._backoff(retry_state)
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, min(float(retry_after), self._cap))
+        return wait
+
+
+class SeedanceHook(HttpHook):
+    """Talk to the Seedance 2.0 API.
+
+    Connection (type ``seedance``): ``host`` is the base URL (default
+    ``https://seedanceapi.org``), ``password`` the API key; ``extra`` may set ``timeout``
+    (seconds) and ``proxy``.
+
+    :param seedance_conn_id: the Airflow connection to use.
+    :param status_retries: attempts for one status read before giving up.
+    :param retry_min_wait: first backoff between status attempts, in seconds.
+    :param retry_max_wait: longest backoff between status attempts, in seconds.
+    """
+
+    conn_name_attr = "seedance_conn_id"
+    default_conn_name = "seedance_default"
+    conn_type = "seedance"
+    hook_name = "Seedance"
+    default_host = DEFAULT_BASE_URL
+
+    def __init__(
+        self,
+        seedance_conn_id: str = default_conn_name,
+        *,
+        status_retries: int = 5,
+        retry_min_wait: float = 1.0,
+        retry_max_wait: float = 30.0,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=seedance_conn_id)
+        self.seedance_conn_id = seedance_conn_id
+        if status_retries < 1:
+            raise ValueError("status_retries must be >= 1")
+        self.status_retries = status_retries
+        self.retry_min_wait = retry_min_wait
+        self.retry_max_wait = retry_max_wait
+        self._aio_session: aiohttp.ClientSession | None = None
+        self._aio_settings: ConnectionSettings | None = None
+        self._aio_depth = 0
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form on Airflow versions that ask the hook (3.1)."""
+        from airflow_provider_seedance.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return UI_FIELD_BEHAVIOUR
+
+    # ------------------------------------------------------------------ connection
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        """The resolved connection (sync: for workers, never inside a trigger's loop)."""
+        return ConnectionSettings.from_connection(self.get_connection(self.seedance_conn_id))
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        settings = self.settings
+        session = self.get_conn()  # HttpHook: keep-alive adapters, verify, cert, trust_env
+        session.auth = None
+        session.headers.update(settings.headers())
+        if settings.proxy:
+            session.proxies = {"http": settings.proxy, "https": settings.proxy}
+        return session
+
+    def _configure_session_from_auth(self, session: requests.Session, connection: Any) -> requests.Session:
+        # Bearer token, set in ``_session``; never HTTP basic auth from login/password.
+        session.auth = None
+        return session
+
+    def _configure_session_from_extra(
+        self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
+    ) -> requests.Session:
+        # Extras here are settings (timeout, proxy), never headers: keep HttpHook's session
+        # options but drop the headers it would copy from the extras.
+        headers = dict(session.headers)
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        session.headers.clear()
+        session.headers.update(headers)
+        return session
+
+    def _set_base_url(self, connection: Any) -> None:
+        self.base_url = self.settings.base_url
+        self._base_url_initialized = True
+
+    # ------------------------------------------------------------------ sync transport
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        settings = self.settings
+        endpoint = f"{method} {path}"
+        try:
+            response = self._session.request(
+                method,
+                settings.url(path),
+                params=params,
+                json=body,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,
+            )
+            content = response.content
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError) as exc:
+            raise SeedanceConnectionError(
+                _net_message(endpoint, exc), endpoint=endpoint, sent=False
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            sent = not _never_connected(exc)
+            raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=sent) from None
+        except requests.exceptions.RequestException as exc:
+            raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=True) from None
+        return parse_envelope(
+            response.status_code, content, endpoint=endpoint, retry_after=response.headers.get("Retry-After")
+        )
+
+    def _status_retrying(self, retrying_class: Callable[..., Any] = tenacity.Retrying) -> Any:
+        return retrying_class(
+            stop=tenacity.stop_after_attempt(self.status_retries),
+            wait=_WaitWithRetryAfter(self.retry_min_wait, self.retry_max_wait),
+            retry=tenacity.retry_if_exception(is_retryable_status_error),
+            before_sleep=self._log_status_retry,
+            reraise=True,
+        )
+
+    def _log_status_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self.log.warning(
+            "Seedance status read failed (attempt %d of %d): %s; retrying in %.1fs",
+            retry_state.attempt_number,
+            self.status_retries,
+            exc,
+            wait,
+        )
+
+    # ------------------------------------------------------------------ public API
+    def submit(
+        self,
+        prompt: str,
+        *,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        duration: str | int | None = None,
+        generate_audio: bool | None = None,
+        fixed_lens: bool | None = None,
+        image_urls: list[str] | None = None,
+        callback_url: str | None = None,
+    ) -> str:
+        """Validate, then start one generation and return its task id.
+
+        Sends ``POST /v1/generate`` at most once (see the module docstring).
+        """
+        request = GenerationRequest(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            duration=duration,  # type: ignore[arg-type]
+            generate_audio=generate_audio,
+            fixed_lens=fixed_lens,
+            image_urls=image_urls,  # type: ignore[arg-type]
+            callback_url=callback_url,
+        )
+        return self.submit_request(request)
+
+    def submit_request(self, request: GenerationRequest) -> str:
+        """Start the generation described by an already validated request."""
+        payload = request.to_payload()
+        for attempt in range(1, 4):
+            try:
+                data = self._send("POST", GENERATE_PATH, body=payload)
+                break
+            except SeedanceConnectionError as exc:
+                if exc.sent:
+                    raise SeedanceSubmissionUncertainError(str(exc)) from None
+                if attempt == 3:
+                    raise
+                # Provably never reached the server: safe to try again.
+                self.log.warning("Seedance unreachable (%s); trying again", exc)
+                time.sleep(attempt)
+        return self._task_id_from_submit(data)
+
+    def _task_id_from_submit(self, data: Any) -> str:
+        task_id = data.get("task_id") if isinstance(data, Mapping) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise SeedanceSubmissionUncertainError("the answer carried no task_id", status_code=200)
+        self.log.info("Seedance generation submitted: task_id=%s", task_id)
+        return task_id
+
+    def get_status(self, task_id: str) -> SeedanceTask:
+        """Read a generation's status, retrying transient failures."""
+        params = {"task_id": _checked_task_id(task_id)}
+        for attempt in self._status_retrying():
+            with attempt:
+                data = self._send("GET", STATUS_PATH, params=params)
+        return SeedanceTask.from_api(data)
+
+    def wait_for_completion(
+        self,
+        task_id: str,
+        *,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> SeedanceTask:
+        """Poll until SUCCESS or FAILED and return that task.
+
+        :param timeout: seconds from now; :param deadline: an absolute epoch time. The
+            earlier of the two wins. Both are wall-clock, so a retried task can keep the
+            deadline its first try computed.
+        :raises SeedanceTimeoutError: the deadline passed (carries ``task_id``).
+        """
+        started = time.time()
+        end = deadline
+        if timeout is not None:
+            end = min(end, started + timeout) if end is not None else started + timeout
+        reported_unknown: set[str] = set()
+        last_logged = 0.0
+        while True:
+            task = self.get_status(task_id)
+            if task.is_terminal:
+                return task
+            if task.status not in TaskStatus.KNOWN and task.status not in reported_unknown:
+                reported_unknown.add(task.status)
+                self.log.warning(
+                    "Seedance task %s reports unknown status %r; still waiting", task_id, task.status
+                )
+            now = time.time()
+            if now - last_logged >= max(poll_interval, 30.0):
+                last_logged = now
+                self.log.info("Seedance task %s: %s after %.0fs", task_id, task.status, now - started)
+            if end is not None and now + poll_interval > end:
+                remaining = end - now
+                if remaining <= 0:
+                    raise SeedanceTimeoutError(task_id, now - started, task.status)
+                time.sleep(remaining)
+                continue
+            time.sleep(poll_interval)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the base URL and key without spending credits (a status read, never a POST)."""
+        try:
+            self.get_status(PROBE_TASK_ID)
+        except SeedanceTaskNotFoundError:
+            return True, f"Connected to {self.settings.base_url}: API key accepted."
+        except SeedanceError as exc:
+            return False, str(exc)
+        return True, f"Connected to {self.settings.base_url}."
+
+    # ------------------------------------------------------------------ async transport
+    async def __aenter__(self) -> SeedanceHook:
+        if self._aio_depth == 0:
+            from airflow.providers.common.compat.connection import get_async_connection
+
+            conn = await get_async_connection(self.seedance_conn_id, hook=self)
+            self._aio_settings = ConnectionSettings.from_connection(conn)
+            self._aio_session = aiohttp.ClientSession(
+                headers=self._aio_settings.headers(),
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=self._aio_settings.connect_timeout,
+                    total=self._aio_settings.connect_timeout + self._aio_settings.read_timeout,
+                ),
+            )
+        self._aio_depth += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._aio_depth -= 1
+        if self._aio_depth == 0 and self._aio_session is not None:
+            await self._aio_session.close()
+            self._aio_session = None
+
+    async def _asend_status(self, task_id: str) -> Any:
+        assert self._aio_session is not None and self._aio_settings is not None
+        settings = self._aio_settings
+        endpoint = f"GET {STATUS_PATH}"
+        try:
+            async with self._aio_session.get(
+                settings.url(STATUS_PATH),
+                params={"task_id": task_id},
+                proxy=settings.proxy,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return parse_envelope(
+                    response.status, body, endpoint=endpoint, retry_after=response.headers.get("Retry-After")
+                )
+        except aiohttp.ClientConnectorError as exc:
+            raise SeedanceConnectionError(
+                _net_message(endpoint, exc), endpoint=endpoint, sent=False
+            ) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=True) from None
+
+    async def aget_status(self, task_id: str) -> SeedanceTask:
+        """Async :meth:`get_status` for triggers: never blocks the event loop.
+
+        Inside ``async with hook:`` every call reuses one aiohttp session; outside, a
+        session is opened for the call.
+        """
+        task_id = _checked_task_id(task_id)
+        async with self:
+            async for attempt in self._status_retrying(tenacity.AsyncRetrying):
+                with attempt:
+                    data = await self._asend_status(task_id)
+        return SeedanceTask.from_api(data)
+
+    def describe_cost(self, credits: int | None) -> str:
+        return f"{credits or 0} credits ({format_usd(credits)})"
+
+
+def _checked_task_id(task_id: Any) -> str:
+    if not isinstance(task_id, str) or not task_id.strip():
+        from airflow_provider_seedance.exceptions import SeedanceValidationError
+
+        raise SeedanceValidationError("seedance_task_id", task_id, "a non-empty task id string")
+    return task_id.strip()
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when requests failed before any byte was sent (refused, DNS, connect timeout)."""
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+    reason: Any = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, (NewConnectionError, NameResolutionError, ConnectTimeoutError))
+
+
+def _net_message(endpoint: str, exc: BaseException) -> str:
+    kind = type(exc).__name__
+    detail = str(exc).split(" (Caused by")[0][:200] if str(exc) else ""
+    return f"Seedance {endpoint} got no answer: {kind}" + (f" ({detail})" if detail else "")

@@ -1,0 +1,366 @@
+"""Requests, results and prices of the Seedance 2.0 API: pure values, no I/O.
+
+The request type validates every field the public API guide defines *before* anything is
+sent (bad input must never cost an HTTP round trip, let alone credits). The result type
+reads the status payload leniently: the real service may add fields or statuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_seedance.exceptions import (
+    SeedanceResponseError,
+    SeedanceValidationError,
+)
+
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
+DURATIONS: tuple[str, ...] = ("4", "8", "12")
+MAX_PROMPT_CHARS = 2000
+MAX_IMAGE_URLS = 1
+
+#: What the API uses when a field is omitted (the guide's defaults).
+DEFAULT_ASPECT_RATIO = "1:1"
+DEFAULT_RESOLUTION = "720p"
+DEFAULT_DURATION = "8"
+
+#: Dollar value of one credit (the guide: 28 credits = $0.14).
+USD_PER_CREDIT = Decimal("0.005")
+
+#: Credits by (resolution, duration, generate_audio), from the guide's price table.
+PRICE_TABLE: dict[tuple[str, str, bool], int] = {
+    ("480p", "4", False): 8,
+    ("480p", "8", False): 14,
+    ("480p", "12", False): 19,
+    ("480p", "4", True): 14,
+    ("480p", "8", True): 28,
+    ("480p", "12", True): 38,
+    ("720p", "4", False): 14,
+    ("720p", "8", False): 28,
+    ("720p", "12", False): 42,
+    ("720p", "4", True): 28,
+    ("720p", "8", True): 56,
+    ("720p", "12", True): 84,
+}
+
+
+class TaskStatus:
+    """The status strings the guide defines. Anything else means "not finished yet"."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    TERMINAL = frozenset({SUCCESS, FAILED})
+    KNOWN = frozenset({IN_PROGRESS, SUCCESS, FAILED})
+
+
+def _one_of(values: Sequence[str]) -> str:
+    return "one of " + ", ".join(values)
+
+
+def normalize_aspect_ratio(value: Any, *, prefix: str = "") -> str:
+    if not isinstance(value, str) or value.strip() not in ASPECT_RATIOS:
+        raise SeedanceValidationError("aspect_ratio", value, _one_of(ASPECT_RATIOS), prefix=prefix)
+    return value.strip()
+
+
+def normalize_resolution(value: Any, *, prefix: str = "") -> str:
+    if not isinstance(value, str) or value.strip().lower() not in RESOLUTIONS:
+        raise SeedanceValidationError("resolution", value, _one_of(RESOLUTIONS), prefix=prefix)
+    return value.strip().lower()
+
+
+def normalize_duration(value: Any, *, prefix: str = "") -> str:
+    """Accept "4"/"8"/"12" and the ints 4/8/12; the API receives the string."""
+    allowed = '"4", "8" or "12" (seconds; the ints 4, 8, 12 are accepted too)'
+    if isinstance(value, bool):
+        raise SeedanceValidationError("duration", value, allowed, prefix=prefix)
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise SeedanceValidationError("duration", value, allowed, prefix=prefix)
+    if text not in DURATIONS:
+        raise SeedanceValidationError("duration", value, allowed, prefix=prefix)
+    return text
+
+
+def _normalize_flag(name: str, value: Any, prefix: str) -> bool:
+    if not isinstance(value, bool):
+        raise SeedanceValidationError(name, value, "true or false (a boolean)", prefix=prefix)
+    return value
+
+
+def _normalize_prompt(value: Any, prefix: str) -> str:
+    allowed = f"a non-blank string of 1 to {MAX_PROMPT_CHARS} characters"
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_PROMPT_CHARS:
+        raise SeedanceValidationError("prompt", value, allowed, prefix=prefix)
+    return value
+
+
+def _normalize_image_urls(value: Any, prefix: str) -> tuple[str, ...]:
+    allowed = f"a list of at most {MAX_IMAGE_URLS} http(s) URL"
+    urls: list[Any]
+    if isinstance(value, str):
+        urls = [value]
+    elif isinstance(value, (list, tuple)):
+        urls = list(value)
+    else:
+        raise SeedanceValidationError("image_urls", value, allowed, prefix=prefix)
+    if len(urls) > MAX_IMAGE_URLS:
+        raise SeedanceValidationError("image_urls", value, allowed, prefix=prefix)
+    for url in urls:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SeedanceValidationError("image_urls", value, allowed, prefix=prefix)
+    return tuple(urls)
+
+
+_NON_PUBLIC_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
+
+
+def is_public_host(hostname: str) -> bool:
+    """False for localhost names and for loopback, private, link-local or reserved IPs.
+
+    Pure: names are not resolved (that would be I/O); the server does its own check.
+    """
+    name = hostname.strip("[]").rstrip(".").lower()
+    if not name or name == "localhost" or name.endswith(_NON_PUBLIC_SUFFIXES):
+        return False
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return "." in name  # a bare name such as "intranet" is not publicly resolvable
+    return address.is_global and not address.is_multicast
+
+
+def _normalize_callback_url(value: Any, prefix: str) -> str:
+    allowed = "a publicly reachable https:// URL (no localhost, loopback or private address)"
+    if not isinstance(value, str):
+        raise SeedanceValidationError("callback_url", value, allowed, prefix=prefix)
+    try:
+        parts = urlsplit(value.strip())
+        hostname = parts.hostname
+    except ValueError:
+        raise SeedanceValidationError("callback_url", value, allowed, prefix=prefix) from None
+    if parts.scheme != "https" or not hostname or not is_public_host(hostname):
+        raise SeedanceValidationError("callback_url", value, allowed, prefix=prefix)
+    return value.strip()
+
+
+def estimate_credits(
+    resolution: str | None = None, duration: str | int | None = None, generate_audio: bool | None = None
+) -> int:
+    """Credits a generation costs, from the guide's price table (``None`` = the API default)."""
+    key = (
+        normalize_resolution(resolution if resolution is not None else DEFAULT_RESOLUTION),
+        normalize_duration(duration if duration is not None else DEFAULT_DURATION),
+        bool(generate_audio),
+    )
+    return PRICE_TABLE[key]
+
+
+def credits_to_usd(credits: int | None) -> Decimal:
+    """Dollar value of a credit amount (exact, as a Decimal)."""
+    return USD_PER_CREDIT * (credits or 0)
+
+
+def format_usd(credits: int | None) -> str:
+    """``"$0.14"`` for 28 credits; three decimals only where the price has them ($0.095)."""
+    amount = credits_to_usd(credits)
+    text = f"{amount:.3f}"
+    return "$" + (text[:-1] if text.endswith("0") else text)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated ``POST /v1/generate`` body.
+
+    Fields left as ``None`` are not sent, so the API applies its own defaults. Building one
+    raises :class:`SeedanceValidationError` naming the first bad field, its value and what is
+    allowed. ``field_prefix`` (e.g. ``"requests[3]."``) locates the request in a batch.
+    """
+
+    prompt: str
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    duration: str | None = None
+    generate_audio: bool | None = None
+    fixed_lens: bool | None = None
+    image_urls: tuple[str, ...] | None = None
+    callback_url: str | None = None
+    field_prefix: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        p = self.field_prefix
+        set_ = object.__setattr__
+        set_(self, "prompt", _normalize_prompt(self.prompt, p))
+        if self.aspect_ratio is not None:
+            set_(self, "aspect_ratio", normalize_aspect_ratio(self.aspect_ratio, prefix=p))
+        if self.resolution is not None:
+            set_(self, "resolution", normalize_resolution(self.resolution, prefix=p))
+        if self.duration is not None:
+            set_(self, "duration", normalize_duration(self.duration, prefix=p))
+        if self.generate_audio is not None:
+            _normalize_flag("generate_audio", self.generate_audio, p)
+        if self.fixed_lens is not None:
+            _normalize_flag("fixed_lens", self.fixed_lens, p)
+        if self.image_urls is not None:
+            set_(self, "image_urls", _normalize_image_urls(self.image_urls, p))
+        if self.callback_url is not None:
+            set_(self, "callback_url", _normalize_callback_url(self.callback_url, p))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, field_prefix: str = "") -> GenerationRequest:
+        """Build from a dict (a batch item, a stored request); unknown keys are an error."""
+        if not isinstance(values, Mapping):
+            raise SeedanceValidationError(
+                "request", values, "a mapping with at least a 'prompt'", prefix=field_prefix
+            )
+        known = set(API_FIELDS)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SeedanceValidationError(
+                unknown[0],
+                values[unknown[0]],
+                "one of the API fields " + ", ".join(API_FIELDS),
+                prefix=field_prefix,
+            )
+        if "prompt" not in values:
+            raise SeedanceValidationError("prompt", None, "a non-blank string", prefix=field_prefix)
+        return cls(**{k: values[k] for k in values}, field_prefix=field_prefix)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body to send: only the fields that were set."""
+        payload: dict[str, Any] = {"prompt": self.prompt}
+        for name in API_FIELDS[1:]:
+            value = getattr(self, name)
+            if value is not None:
+                payload[name] = list(value) if name == "image_urls" else value
+        return payload
+
+    @property
+    def estimated_credits(self) -> int:
+        return estimate_credits(self.resolution, self.duration, self.generate_audio)
+
+    def fingerprint(self) -> str:
+        """A stable hash of what is sent: a changed prompt never matches an old generation."""
+        canonical = json.dumps(self.to_payload(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+#: The generate fields of the API guide, in the guide's order.
+API_FIELDS: tuple[str, ...] = (
+    "prompt",
+    "aspect_ratio",
+    "resolution",
+    "duration",
+    "generate_audio",
+    "fixed_lens",
+    "image_urls",
+    "callback_url",
+)
+
+
+@dataclass(frozen=True)
+class SeedanceTask:
+    """One generation as ``GET /v1/status`` reports it."""
+
+    task_id: str
+    status: str
+    video_urls: list[str] = field(default_factory=list)
+    consumed_credits: int | None = None
+    created_at: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    error_message: str | None = None
+
+    @property
+    def video_url(self) -> str | None:
+        return self.video_urls[0] if self.video_urls else None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TaskStatus.TERMINAL
+
+    @property
+    def is_success(self) -> bool:
+        return self.status == TaskStatus.SUCCESS
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == TaskStatus.FAILED
+
+    @property
+    def consumed_usd(self) -> Decimal:
+        return credits_to_usd(self.consumed_credits)
+
+    @classmethod
+    def from_api(cls, data: Any) -> SeedanceTask:
+        """Parse the ``data`` object of a status answer, leniently but never silently wrong."""
+        if not isinstance(data, Mapping):
+            raise SeedanceResponseError(200, "MALFORMED_RESPONSE", "status answer has no 'data' object")
+        task_id = data.get("task_id")
+        status = data.get("status")
+        if not isinstance(task_id, str) or not task_id:
+            raise SeedanceResponseError(200, "MALFORMED_RESPONSE", "status answer has no task_id")
+        if not isinstance(status, str) or not status:
+            raise SeedanceResponseError(200, "MALFORMED_RESPONSE", f"task {task_id} has no status")
+        raw_urls = data.get("response")
+        if isinstance(raw_urls, str):
+            urls = [raw_urls]
+        elif isinstance(raw_urls, list):
+            urls = [u for u in raw_urls if isinstance(u, str) and u]
+        else:
+            urls = []
+        request = data.get("request")
+        error_message = data.get("error_message")
+        return cls(
+            task_id=task_id,
+            status=status.strip().upper(),
+            video_urls=urls,
+            consumed_credits=_as_int(data.get("consumed_credits")),
+            created_at=data.get("created_at") if isinstance(data.get("created_at"), str) else None,
+            request=dict(request) if isinstance(request, Mapping) else {},
+            error_message=str(error_message) if error_message not in (None, "") else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON primitives only: fit for XCom and trigger events."""
+        return {
+            "task_id": self.task_id,
+            "status": self.status,
+            "video_url": self.video_url,
+            "video_urls": list(self.video_urls),
+            "consumed_credits": self.consumed_credits,
+            "created_at": self.created_at,
+            "request": dict(self.request),
+            "error_message": self.error_message,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> SeedanceTask:
+        """Inverse of :meth:`to_dict` (also accepts an API ``data`` object)."""
+        data = dict(values)
+        if "response" not in data:
+            data["response"] = data.get("video_urls") or []
+        return cls.from_api(data)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
