@@ -17,4 +17,16 @@ except ImportError:  # Airflow 3.1
         AirflowSkipException,
     )
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException"]
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, the deployment-wide default for deferrable operators."""
+    try:
+        from airflow.sdk import conf
+    except ImportError:  # Airflow 3.1
+        from airflow.configuration import conf
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+__all__ = [
+    "default_deferrable","AirflowException", "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException"]

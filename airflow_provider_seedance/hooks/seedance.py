@@ -38,6 +38,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceConnectionError,
     SeedanceError,
     SeedanceResponseError,
+    SeedanceServerError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
@@ -212,6 +213,17 @@ class _WaitWithRetryAfter(tenacity.wait.wait_base):
         return wait
 
 
+class _StopAtDeadline(tenacity.stop.stop_base):
+    """Stop retrying when the next sleep would end past a wall-clock deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        upcoming = retry_state.upcoming_sleep or 0.0
+        return time.time() + upcoming >= self.deadline
+
+
 class SeedanceHook(HttpHook):
     """Talk to the Seedance 2.0 API.
 
@@ -327,9 +339,14 @@ class SeedanceHook(HttpHook):
             response.status_code, content, endpoint=endpoint, retry_after=response.headers.get("Retry-After")
         )
 
-    def _status_retrying(self, retrying_class: Callable[..., Any] = tenacity.Retrying) -> Any:
+    def _status_retrying(
+        self, retrying_class: Callable[..., Any] = tenacity.Retrying, *, deadline: float | None = None
+    ) -> Any:
+        stop = tenacity.stop_after_attempt(self.status_retries)
+        if deadline is not None:
+            stop = stop | _StopAtDeadline(deadline)
         return retrying_class(
-            stop=tenacity.stop_after_attempt(self.status_retries),
+            stop=stop,
             wait=_WaitWithRetryAfter(self.retry_min_wait, self.retry_max_wait),
             retry=tenacity.retry_if_exception(is_retryable_status_error),
             before_sleep=self._log_status_retry,
@@ -383,6 +400,9 @@ class SeedanceHook(HttpHook):
             try:
                 data = self._send("POST", GENERATE_PATH, body=payload)
                 break
+            except (SeedanceServerError, SeedanceResponseError) as exc:
+                # The server got the request; whether it created a generation is unknown.
+                raise SeedanceSubmissionUncertainError(str(exc), status_code=exc.status_code) from None
             except SeedanceConnectionError as exc:
                 if exc.sent:
                     raise SeedanceSubmissionUncertainError(str(exc)) from None
@@ -453,7 +473,8 @@ class SeedanceHook(HttpHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the base URL and key without spending credits (a status read, never a POST)."""
         try:
-            self.get_status(PROBE_TASK_ID)
+            # One attempt: a person is waiting on the answer, and a probe is not worth retrying.
+            self._send("GET", STATUS_PATH, params={"task_id": PROBE_TASK_ID})
         except SeedanceTaskNotFoundError:
             return True, f"Connected to {self.settings.base_url}: API key accepted."
         except SeedanceError as exc:
@@ -505,15 +526,16 @@ class SeedanceHook(HttpHook):
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=True) from None
 
-    async def aget_status(self, task_id: str) -> SeedanceTask:
+    async def aget_status(self, task_id: str, *, deadline: float | None = None) -> SeedanceTask:
         """Async :meth:`get_status` for triggers: never blocks the event loop.
 
         Inside ``async with hook:`` every call reuses one aiohttp session; outside, a
-        session is opened for the call.
+        session is opened for the call. Retries stop early rather than sleep past
+        ``deadline`` (an epoch time).
         """
         task_id = _checked_task_id(task_id)
         async with self:
-            async for attempt in self._status_retrying(tenacity.AsyncRetrying):
+            async for attempt in self._status_retrying(tenacity.AsyncRetrying, deadline=deadline):
                 with attempt:
                     data = await self._asend_status(task_id)
         return SeedanceTask.from_api(data)

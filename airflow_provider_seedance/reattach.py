@@ -1,0 +1,159 @@
+"""Durable memory of what a task instance submitted, so a retry re-attaches instead of paying again.
+
+A record is kept per task instance (dag_id, run_id, task_id, map_index) and holds, per
+request fingerprint, the state of the submission:
+
+* ``submitting`` — written just *before* ``POST /v1/generate``. Found by a later try, it
+  means an earlier try died mid-request: a generation may exist whose id nobody knows, so
+  the provider refuses to pay again without an explicit ``force_new=True``.
+* ``submitted`` with the Seedance ``task_id`` — written right after the POST returns.
+  A later try reads it and re-attaches (IN_PROGRESS: wait; SUCCESS: use; FAILED or
+  TASK_NOT_FOUND: submit anew).
+
+Where the record lives:
+
+* Airflow 3.3+: the task state store (``context["task_state_store"]``), Airflow's own
+  per-task-instance durable state. It survives retries and clears.
+* Airflow 3.1–3.2: an Airflow Variable named ``seedance_attach__<dag>__<run>__<task>__<map>``
+  (Variables are the durable key-value store a worker may write there).
+
+The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+RECORD_KEY = "seedance_generation"
+SUBMITTING = "submitting"
+SUBMITTED = "submitted"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One remembered submission."""
+
+    fingerprint: str
+    state: str
+    seedance_task_id: str | None = None
+    submitted_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "state": self.state,
+            "seedance_task_id": self.seedance_task_id,
+            "submitted_at": self.submitted_at,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Submission | None:
+        if not isinstance(value, Mapping) or not isinstance(value.get("fingerprint"), str):
+            return None
+        state = value.get("state")
+        if state not in (SUBMITTING, SUBMITTED):
+            return None
+        task_id = value.get("seedance_task_id")
+        return cls(
+            fingerprint=value["fingerprint"],
+            state=state,
+            seedance_task_id=task_id if isinstance(task_id, str) and task_id else None,
+            submitted_at=value.get("submitted_at"),
+        )
+
+
+class _Backend(Protocol):
+    def load(self) -> dict[str, Any]: ...
+
+    def save(self, value: dict[str, Any]) -> None: ...
+
+
+class _TaskStateStoreBackend:
+    """Airflow 3.3+: ``context["task_state_store"]``."""
+
+    def __init__(self, store: Any, key: str) -> None:
+        self._store = store
+        self._key = key
+
+    def load(self) -> dict[str, Any]:
+        value = self._store.get(self._key, None)
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def save(self, value: dict[str, Any]) -> None:
+        self._store.set(self._key, value)
+
+
+class _VariableBackend:
+    """Airflow 3.1–3.2: an Airflow Variable per task instance."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def load(self) -> dict[str, Any]:
+        from airflow.sdk import Variable
+
+        try:
+            raw = Variable.get(self._name, default=None)
+        except Exception:  # a missing variable raises on some versions
+            return {}
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            return {}
+        return dict(value) if isinstance(value, Mapping) else {}
+
+    def save(self, value: dict[str, Any]) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(
+            self._name,
+            json.dumps(value, sort_keys=True),
+            description="airflow-provider-seedance: generations this task instance submitted (re-attach on retry)",
+        )
+
+
+class SubmissionRecord:
+    """The submissions of one task instance, keyed by request fingerprint."""
+
+    def __init__(self, backend: _Backend, *, where: str) -> None:
+        self._backend = backend
+        #: Human description of the storage, for log lines.
+        self.where = where
+
+    @classmethod
+    def for_context(cls, context: Mapping[str, Any], *, key: str = RECORD_KEY) -> SubmissionRecord:
+        store = context.get("task_state_store")
+        if store is not None:
+            return cls(_TaskStateStoreBackend(store, key), where="the task state store")
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        map_index = -1 if map_index is None else map_index
+        name = f"seedance_attach__{ti.dag_id}__{ti.run_id}__{ti.task_id}__{map_index}"
+        if key != RECORD_KEY:
+            name += f"__{key}"
+        return cls(_VariableBackend(name), where=f"Variable {name!r}")
+
+    def get(self, fingerprint: str) -> Submission | None:
+        return Submission.from_json(self._backend.load().get(fingerprint))
+
+    def _put(self, submission: Submission) -> None:
+        entries = self._backend.load()
+        entries[submission.fingerprint] = submission.to_json()
+        self._backend.save(entries)
+
+    def mark_submitting(self, fingerprint: str) -> None:
+        self._put(Submission(fingerprint, SUBMITTING, submitted_at=time.time()))
+
+    def mark_submitted(self, fingerprint: str, seedance_task_id: str) -> None:
+        self._put(Submission(fingerprint, SUBMITTED, seedance_task_id, time.time()))
+
+    def forget(self, fingerprint: str) -> None:
+        entries = self._backend.load()
+        if entries.pop(fingerprint, None) is not None:
+            self._backend.save(entries)

@@ -1,0 +1,119 @@
+"""SeedanceStatusSensor: wait for a generation submitted anywhere (another task, another system)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_seedance._compat import AirflowSensorTimeout, default_deferrable
+from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerationFailedError
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.models import SeedanceTask
+from airflow_provider_seedance.operators.seedance import (
+    SeedanceVideoLink,
+    XCOM_LINK,
+    XCOM_TASK_ID,
+    result_from_task,
+    task_from_event,
+)
+from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class SeedanceStatusSensor(BaseSensorOperator):
+    """Wait until a Seedance generation ends; return the same result dict as the operator.
+
+    SUCCESS completes the sensor; FAILED fails it without retries (or skips it with
+    ``soft_fail``). In deferrable mode the wait runs in the triggerer and the sensor's
+    ``timeout`` becomes the trigger's wall-clock deadline.
+
+    :param seedance_task_id: the generation's task id (templated; typically pulled from XCom).
+    :param seedance_conn_id: the ``seedance`` connection.
+    :param poll_interval: seconds between status reads (also the poke interval).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("seedance_task_id", "seedance_conn_id")
+    ui_color = "#f2e6ff"
+    operator_extra_links = (SeedanceVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        seedance_task_id: str,
+        seedance_conn_id: str = SeedanceHook.default_conn_name,
+        poll_interval: float = 10.0,
+        deferrable: bool = default_deferrable(),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.seedance_task_id = seedance_task_id
+        self.seedance_conn_id = seedance_conn_id
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> SeedanceHook:
+        return SeedanceHook(self.seedance_conn_id)
+
+    def _check(self, context: Context) -> SeedanceTask:
+        task = self.hook.get_status(self.seedance_task_id)
+        self._push_link(context, task)
+        return task
+
+    def _push_link(self, context: Context, task: SeedanceTask) -> None:
+        ti = context["ti"]
+        ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
+        ti.xcom_push(
+            key=XCOM_LINK,
+            value={"task_id": task.task_id, "video_url": task.video_url, "base_url": self.hook.settings.base_url},
+        )
+
+    def _result(self, task: SeedanceTask) -> dict[str, Any]:
+        if task.is_failed:
+            raise SeedanceGenerationFailedError(task.task_id, task.error_message)
+        self.log.info(
+            "Seedance task %s SUCCESS: %s — %s",
+            task.task_id, task.video_url, self.hook.describe_cost(task.consumed_credits),
+        )
+        return result_from_task(task, task.request)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        task = self._check(context)
+        if not task.is_terminal:
+            self.log.info("Seedance task %s is %s", task.task_id, task.status)
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._result(task))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        task = self._check(context)
+        if task.is_terminal:
+            return self._result(task)
+        self.defer(
+            trigger=SeedanceStatusTrigger(
+                seedance_task_id=task.task_id,
+                seedance_conn_id=self.seedance_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=time.time() + float(self.timeout),
+            ),
+            method_name="execute_complete",
+            timeout=None,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        status, task, message = task_from_event(event, expected_task_id=self.seedance_task_id)
+        if status == "timeout":
+            raise AirflowSensorTimeout(message)
+        if status == "error":
+            raise SeedanceError(message)
+        self._push_link(context, task)
+        return self._result(task)

@@ -1,0 +1,139 @@
+"""SeedanceStatusTrigger: wait for a generation in the triggerer, holding no worker slot.
+
+The trigger only *reads* (``GET /v1/status``); it never submits. It is safe to run twice
+at once (two triggerers in HA) and to be rebuilt from :meth:`serialize` at any moment,
+because everything it needs is in its kwargs and its deadline is an absolute wall-clock
+time computed once on the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.models import SeedanceTask, TaskStatus
+
+#: Event statuses the operator and the sensor accept.
+EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
+#: Transient poll failures tolerated in a row (each retried with backoff) before giving up.
+DEFAULT_MAX_POLL_FAILURES = 8
+
+
+class SeedanceStatusTrigger(BaseTrigger):
+    """Poll one Seedance generation until it ends, then fire exactly one event.
+
+    The event is ``{"status": "success"|"failed"|"timeout"|"error", "task": <task dict>,
+    "message": str}``.
+
+    :param seedance_task_id: the generation to wait for (named so because the triggerer
+        overwrites a trigger's ``task_id`` attribute with the Airflow task id).
+    :param seedance_conn_id: the ``seedance`` connection; the key is looked up in the
+        triggerer, never carried in the trigger's kwargs.
+    :param poll_interval: seconds between status reads.
+    :param end_time: absolute epoch deadline (``time.time()`` based), or ``None``.
+    :param max_poll_failures: transient failures in a row (5xx, 429, network, unreadable
+        answers) tolerated, with exponential backoff and jitter, before an ``error`` event.
+    """
+
+    def __init__(
+        self,
+        seedance_task_id: str,
+        seedance_conn_id: str = SeedanceHook.default_conn_name,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        max_poll_failures: int = DEFAULT_MAX_POLL_FAILURES,
+    ) -> None:
+        super().__init__()
+        self.seedance_task_id = seedance_task_id
+        self.seedance_conn_id = seedance_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = float(end_time) if end_time is not None else None
+        self.max_poll_failures = int(max_poll_failures)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "seedance_task_id": self.seedance_task_id,
+                "seedance_conn_id": self.seedance_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "max_poll_failures": self.max_poll_failures,
+            },
+        )
+
+    def _hook(self) -> SeedanceHook:
+        return SeedanceHook(
+            self.seedance_conn_id,
+            status_retries=self.max_poll_failures + 1,
+            retry_min_wait=min(self.poll_interval, 2.0),
+            retry_max_wait=max(self.poll_interval * 6, 60.0),
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        task_id = self.seedance_task_id
+        last = SeedanceTask(task_id=task_id, status="UNKNOWN")
+        unknown_reported: set[str] = set()
+        try:
+            async with self._hook() as hook:
+                while True:
+                    if self._past_deadline():
+                        yield self._event("timeout", last, self._timeout_message(last))
+                        return
+                    last = await hook.aget_status(task_id, deadline=self.end_time)
+                    if last.is_success:
+                        yield self._event("success", last, f"Seedance task {task_id} succeeded")
+                        return
+                    if last.is_failed:
+                        message = f"Seedance task {task_id} FAILED: {last.error_message or 'no message'}"
+                        yield self._event("failed", last, message)
+                        return
+                    if last.status not in TaskStatus.KNOWN and last.status not in unknown_reported:
+                        unknown_reported.add(last.status)
+                        self.log.warning("Seedance task %s reports unknown status %r", task_id, last.status)
+                    self.log.debug("Seedance task %s is %s", task_id, last.status)
+                    await asyncio.sleep(self._next_sleep())
+        except SeedanceError as exc:
+            # Retries of a transient failure stop early rather than sleep past the deadline.
+            out_of_time = self.end_time is not None and self.end_time - time.time() < self.poll_interval
+            if out_of_time and getattr(exc, "retryable", False):
+                yield self._event("timeout", last, self._timeout_message(last))
+            else:
+                event = self._event("error", last, f"Polling Seedance task {task_id} failed: {exc}")
+                event.payload["error_code"] = getattr(exc, "error_code", None)
+                yield event
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: called when a user kills the deferred task. Nothing can be cancelled."""
+        self.log.warning(
+            "Seedance has no cancel API: generation %s keeps running on the server and is billed "
+            "if it succeeds. Its result can still be collected with "
+            "SeedanceStatusSensor(seedance_task_id=%r).",
+            self.seedance_task_id,
+            self.seedance_task_id,
+        )
+
+    def _past_deadline(self) -> bool:
+        return self.end_time is not None and time.time() >= self.end_time
+
+    def _next_sleep(self) -> float:
+        if self.end_time is None:
+            return self.poll_interval
+        return max(0.0, min(self.poll_interval, self.end_time - time.time()))
+
+    def _timeout_message(self, last: SeedanceTask) -> str:
+        return (
+            f"Seedance task {self.seedance_task_id} was still {last.status} at its deadline; "
+            f"it keeps running on the server and can be collected with "
+            f"SeedanceStatusSensor(seedance_task_id={self.seedance_task_id!r})"
+        )
+
+    @staticmethod
+    def _event(status: str, task: SeedanceTask, message: str) -> TriggerEvent:
+        return TriggerEvent({"status": status, "task": task.to_dict(), "message": message})

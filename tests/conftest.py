@@ -1,0 +1,60 @@
+"""Test set-up shared by every layer.
+
+Airflow reads its configuration at import time, so this file points it at a throw-away
+home (SQLite, no examples, our example DAGs) before anything imports Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_HOME = Path(tempfile.mkdtemp(prefix="seedance-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags_examples")
+os.environ["AIRFLOW__CORE__FERNET_KEY"] = "Mh1eNBDrLbOy1aD3sXvLzJ8wqoyA6wq6Le0qg0s4lU0="
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+from airflow_provider_seedance.emulator.testing import EmulatorProcess  # noqa: E402
+
+#: The API key used by every test; distinctive so that leak scans can look for it.
+API_KEY = "sk-test-S3CRET-7f3a9c21d4"
+#: A second account, for per-key scoping.
+OTHER_KEY = "sk-test-other-account-55"
+
+
+def connection_json(base_url: str, api_key: str = API_KEY, **extra: object) -> str:
+    return json.dumps({"conn_type": "seedance", "host": base_url, "password": api_key, "extra": extra})
+
+
+@pytest.fixture(scope="session")
+def emulator_process() -> Iterator[EmulatorProcess]:
+    """One emulator process for the session; each test gets it reset."""
+    with EmulatorProcess(api_keys={API_KEY: 1_000_000, OTHER_KEY: 1_000}, generation_seconds=1.0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(emulator_process: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> EmulatorProcess:
+    """The emulator, reset, with ``seedance_default`` pointing at it."""
+    emulator_process.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEFAULT", connection_json(emulator_process.base_url))
+    return emulator_process
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database (what ``dag.test()`` needs)."""
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return _HOME
