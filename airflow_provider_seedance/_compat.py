@@ -18,15 +18,19 @@ except ImportError:  # Airflow 3.1
     )
 
 
-
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, the deployment-wide default for deferrable operators."""
     try:
         from airflow.sdk import conf
     except ImportError:  # Airflow 3.1
-        from airflow.configuration import conf
+        from airflow.configuration import conf  # type: ignore[assignment]
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 __all__ = [
-    "default_deferrable","AirflowException", "AirflowFailException", "AirflowSensorTimeout", "AirflowSkipException"]
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "default_deferrable",
+]

@@ -14,7 +14,7 @@ Where the record lives:
 
 * Airflow 3.3+: the task state store (``context["task_state_store"]``), Airflow's own
   per-task-instance durable state. It survives retries and clears.
-* Airflow 3.1–3.2: an Airflow Variable named ``seedance_attach__<dag>__<run>__<task>__<map>``
+* Airflow 3.1-3.2: an Airflow Variable named ``seedance_attach__<dag>__<run>__<task>__<map>``
   (Variables are the durable key-value store a worker may write there).
 
 The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
@@ -88,7 +88,7 @@ class _TaskStateStoreBackend:
 
 
 class _VariableBackend:
-    """Airflow 3.1–3.2: an Airflow Variable per task instance."""
+    """Airflow 3.1-3.2: an Airflow Variable per task instance."""
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -114,7 +114,7 @@ class _VariableBackend:
         Variable.set(
             self._name,
             json.dumps(value, sort_keys=True),
-            description="airflow-provider-seedance: generations this task instance submitted (re-attach on retry)",
+            description="airflow-provider-seedance: generations this task instance submitted (re-attach)",
         )
 
 

@@ -103,8 +103,11 @@ class ConnectionSettings:
         return self.base_url + path
 
     @classmethod
-    def from_connection(cls, conn: Connection) -> ConnectionSettings:
-        """Read a connection: ``host`` = base URL, ``password`` = API key, extras = settings."""
+    def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> ConnectionSettings:
+        """Read a connection: ``host`` = base URL, ``password`` = API key, extras = settings.
+
+        ``extra`` is the already decoded extra (async callers decode it off the event loop).
+        """
         conn_id = conn.conn_id
         host = (conn.host or "").strip() or DEFAULT_BASE_URL
         if "://" not in host:
@@ -130,7 +133,8 @@ class ConnectionSettings:
             raise SeedanceConfigurationError(
                 f"Connection {conn_id!r} has no API key: put it in the connection's password field."
             )
-        extra = conn.extra_dejson or {}
+        if extra is None:
+            extra = conn.extra_dejson or {}
         connect_timeout, read_timeout = _parse_timeout(conn_id, extra.get("timeout"))
         proxy = extra.get("proxy") or extra.get("proxies")
         if isinstance(proxy, Mapping):
@@ -200,7 +204,9 @@ class _WaitWithRetryAfter(tenacity.wait.wait_base):
     """Exponential backoff with jitter; a 429's ``Retry-After`` is a floor, not a suggestion."""
 
     def __init__(self, initial: float, maximum: float, retry_after_cap: float = 120.0) -> None:
-        self._backoff = tenacity.wait_exponential_jitter(initial=initial, max=maximum)
+        self._backoff = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(
+            0, initial
+        )
         self._cap = retry_after_cap
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
@@ -342,7 +348,7 @@ class SeedanceHook(HttpHook):
     def _status_retrying(
         self, retrying_class: Callable[..., Any] = tenacity.Retrying, *, deadline: float | None = None
     ) -> Any:
-        stop = tenacity.stop_after_attempt(self.status_retries)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.status_retries)
         if deadline is not None:
             stop = stop | _StopAtDeadline(deadline)
         return retrying_class(
@@ -484,10 +490,14 @@ class SeedanceHook(HttpHook):
     # ------------------------------------------------------------------ async transport
     async def __aenter__(self) -> SeedanceHook:
         if self._aio_depth == 0:
-            from airflow.providers.common.compat.connection import get_async_connection
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
 
             conn = await get_async_connection(self.seedance_conn_id, hook=self)
-            self._aio_settings = ConnectionSettings.from_connection(conn)
+            extra = await get_async_extra_dejson(conn)
+            self._aio_settings = ConnectionSettings.from_connection(conn, extra)
             self._aio_session = aiohttp.ClientSession(
                 headers=self._aio_settings.headers(),
                 timeout=aiohttp.ClientTimeout(

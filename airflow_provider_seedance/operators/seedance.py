@@ -105,6 +105,7 @@ class SeedanceGenerateOperator(BaseOperator):
         running; the error names its task id).
     :param force_new: submit a new generation even if an earlier try of this task instance
         already submitted this exact request (re-attach is the default).
+    :param hook_params: extra keyword arguments for :class:`SeedanceHook` (retry tuning).
     """
 
     template_fields: Sequence[str] = (
@@ -138,9 +139,11 @@ class SeedanceGenerateOperator(BaseOperator):
         poll_interval: float = 10.0,
         timeout: float | None = None,
         force_new: bool = False,
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hook_params = dict(hook_params or {})
         self.prompt = prompt
         self.aspect_ratio = aspect_ratio
         self.resolution = resolution
@@ -158,7 +161,7 @@ class SeedanceGenerateOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> SeedanceHook:
-        return SeedanceHook(self.seedance_conn_id)
+        return SeedanceHook(self.seedance_conn_id, **self.hook_params)
 
     def build_request(self) -> GenerationRequest:
         """The validated request from the rendered fields (raises before any HTTP call)."""
@@ -192,7 +195,6 @@ class SeedanceGenerateOperator(BaseOperator):
         self._remember(context, task)
         if not task.is_terminal:
             task = self.hook.get_status(task.task_id)
-            self._remember(context, task)
         if task.is_terminal or not self.wait_for_completion:
             return self._finish(context, task, payload)
         end_time = time.time() + self.timeout if self.timeout is not None else None
@@ -208,7 +210,9 @@ class SeedanceGenerateOperator(BaseOperator):
                 kwargs={"request_payload": payload, "seedance_task_id": task.task_id},
                 timeout=None,
             )
-        task = self.hook.wait_for_completion(task.task_id, poll_interval=self.poll_interval, deadline=end_time)
+        task = self.hook.wait_for_completion(
+            task.task_id, poll_interval=self.poll_interval, deadline=end_time
+        )
         return self._finish(context, task, payload)
 
     def execute_complete(
@@ -225,7 +229,6 @@ class SeedanceGenerateOperator(BaseOperator):
             raise SeedanceTimeoutError(task.task_id, self.timeout or 0.0, task.status)
         if status == "error":
             raise SeedanceError(f"{message} (a retry re-attaches to Seedance task {task.task_id})")
-        self._remember(context, task)
         return self._finish(context, task, payload)
 
     # ------------------------------------------------------------------ steps
@@ -242,15 +245,23 @@ class SeedanceGenerateOperator(BaseOperator):
             try:
                 task = self.hook.get_status(previous.seedance_task_id)
             except SeedanceTaskNotFoundError:
-                self.log.warning("Earlier Seedance task %s is unknown to the API; submitting anew",
-                                 previous.seedance_task_id)
+                self.log.warning(
+                    "Earlier Seedance task %s is unknown to the API; submitting anew",
+                    previous.seedance_task_id,
+                )
             else:
                 if not task.is_failed:
-                    self.log.info("Re-attaching to Seedance task %s (%s) submitted by an earlier try",
-                                  task.task_id, task.status)
+                    self.log.info(
+                        "Re-attaching to Seedance task %s (%s) submitted by an earlier try",
+                        task.task_id,
+                        task.status,
+                    )
                     return task
-                self.log.info("Earlier Seedance task %s FAILED (%s, not billed); submitting anew",
-                              task.task_id, task.error_message)
+                self.log.info(
+                    "Earlier Seedance task %s FAILED (%s, not billed); submitting anew",
+                    task.task_id,
+                    task.error_message,
+                )
         record.mark_submitting(fingerprint)
         try:
             seedance_task_id = self.hook.submit_request(request)
@@ -260,23 +271,32 @@ class SeedanceGenerateOperator(BaseOperator):
             record.forget(fingerprint)  # the API answered "no": nothing was created
             raise
         record.mark_submitted(fingerprint, seedance_task_id)
-        return SeedanceTask(task_id=seedance_task_id, status=TaskStatus.IN_PROGRESS, request=request.to_payload())
+        return SeedanceTask(
+            task_id=seedance_task_id, status=TaskStatus.IN_PROGRESS, request=request.to_payload()
+        )
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
         ti = context["ti"]
         ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
         ti.xcom_push(
             key=XCOM_LINK,
-            value={"task_id": task.task_id, "video_url": task.video_url, "base_url": self.hook.settings.base_url},
+            value={
+                "task_id": task.task_id,
+                "video_url": task.video_url,
+                "base_url": self.hook.settings.base_url,
+            },
         )
 
     def _finish(self, context: Context, task: SeedanceTask, payload: dict[str, Any]) -> dict[str, Any]:
+        self._remember(context, task)
         if task.is_failed:
             raise SeedanceGenerationFailedError(task.task_id, task.error_message)
         if task.is_success:
             self.log.info(
                 "Seedance task %s SUCCESS: %s — %s",
-                task.task_id, task.video_url, self.hook.describe_cost(task.consumed_credits),
+                task.task_id,
+                task.video_url,
+                self.hook.describe_cost(task.consumed_credits),
             )
         else:
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)

@@ -83,6 +83,8 @@ class SeedanceStatusTrigger(BaseTrigger):
         try:
             async with self._hook() as hook:
                 while True:
+                    # The deferring task has just read the status: wait before the first poll.
+                    await asyncio.sleep(self._next_sleep())
                     if self._past_deadline():
                         yield self._event("timeout", last, self._timeout_message(last))
                         return
@@ -98,7 +100,6 @@ class SeedanceStatusTrigger(BaseTrigger):
                         unknown_reported.add(last.status)
                         self.log.warning("Seedance task %s reports unknown status %r", task_id, last.status)
                     self.log.debug("Seedance task %s is %s", task_id, last.status)
-                    await asyncio.sleep(self._next_sleep())
         except SeedanceError as exc:
             # Retries of a transient failure stop early rather than sleep past the deadline.
             out_of_time = self.end_time is not None and self.end_time - time.time() < self.poll_interval

@@ -32,12 +32,18 @@ def fast_hook(conn_id: str = "seedance_default") -> SeedanceHook:
 
 def test_text_to_video_end_to_end(emulator) -> None:
     hook = fast_hook()
-    task_id = hook.submit("A cinematic shot of mountains at sunrise", aspect_ratio="16:9", resolution="720p", duration=8)
+    task_id = hook.submit(
+        "A cinematic shot of mountains at sunrise", aspect_ratio="16:9", resolution="720p", duration=8
+    )
     task = hook.wait_for_completion(task_id, poll_interval=0.2, timeout=30)
     assert task.is_success and task.video_url and task.video_url.endswith(".mp4")
     assert task.consumed_credits == estimate_credits("720p", "8", False) == 28
-    assert task.request == {"prompt": "A cinematic shot of mountains at sunrise", "aspect_ratio": "16:9",
-                            "resolution": "720p", "duration": "8"}
+    assert task.request == {
+        "prompt": "A cinematic shot of mountains at sunrise",
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "duration": "8",
+    }
     ledger = emulator.ledger()
     assert ledger["generate_requests"] == 1
     assert ledger["accounts"][API_KEY]["charged"] == 28
@@ -45,8 +51,14 @@ def test_text_to_video_end_to_end(emulator) -> None:
 
 def test_image_to_video_end_to_end(emulator) -> None:
     hook = fast_hook()
-    task_id = hook.submit("The product turns slowly", image_urls=["https://example.com/p.jpg"],
-                          resolution="480p", duration="4", generate_audio=True, fixed_lens=True)
+    task_id = hook.submit(
+        "The product turns slowly",
+        image_urls=["https://example.com/p.jpg"],
+        resolution="480p",
+        duration="4",
+        generate_audio=True,
+        fixed_lens=True,
+    )
     task = hook.wait_for_completion(task_id, poll_interval=0.2, timeout=30)
     assert task.is_success
     assert task.request["image_urls"] == ["https://example.com/p.jpg"]
@@ -204,8 +216,10 @@ def test_async_status_reuses_one_session(emulator) -> None:
 def test_async_status_retries_transient_failures(emulator) -> None:
     hook = fast_hook()
     task_id = hook.submit("p")
-    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": 1},
-                        {"endpoint": "status", "fault": "drop", "times": 1})
+    emulator.add_faults(
+        {"endpoint": "status", "fault": "http_500", "times": 1},
+        {"endpoint": "status", "fault": "drop", "times": 1},
+    )
     task = asyncio.run(hook.aget_status(task_id))
     assert task.task_id == task_id
 
@@ -228,7 +242,10 @@ def test_connection_test_is_credit_free(emulator, monkeypatch) -> None:
         ({"conn_type": "seedance", "host": "http://127.0.0.1:1"}, "has no API key"),
         ({"conn_type": "seedance", "host": "seedanceapi.org", "password": "k"}, "has no scheme"),
         ({"conn_type": "seedance", "host": "ftp://x", "password": "k"}, "not an http"),
-        ({"conn_type": "seedance", "host": "https://x", "password": "k", "extra": {"timeout": "soon"}}, "timeout"),
+        (
+            {"conn_type": "seedance", "host": "https://x", "password": "k", "extra": {"timeout": "soon"}},
+            "timeout",
+        ),
     ],
 )
 def test_unusable_connection_is_a_clear_error(monkeypatch, conn: dict, message: str) -> None:
