@@ -1,0 +1,73 @@
+"""What the emulated Seedance 2.0 service offers: allowed values, prices, frame sizes, timings.
+
+The emulator keeps its own copy of these tables on purpose. It models the *server*, so it
+must not share code with the provider it is meant to test: if both read one table, a wrong
+price or a missing aspect ratio would go unnoticed by every test.
+"""
+
+from __future__ import annotations
+
+ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
+DURATIONS: tuple[str, ...] = ("4", "8", "12")
+MAX_PROMPT_CHARS = 2000
+MAX_IMAGE_URLS = 1
+
+DEFAULT_ASPECT_RATIO = "1:1"
+DEFAULT_RESOLUTION = "720p"
+DEFAULT_DURATION = "8"
+
+# Credits, from the guide's pricing tables: (resolution, duration) -> (no audio, with audio).
+_PRICES: dict[tuple[str, str], tuple[int, int]] = {
+    ("480p", "4"): (8, 14),
+    ("480p", "8"): (14, 28),
+    ("480p", "12"): (19, 38),
+    ("720p", "4"): (14, 28),
+    ("720p", "8"): (28, 56),
+    ("720p", "12"): (42, 84),
+}
+
+# Pixel size of the rendered clip for each (resolution, aspect ratio). The short side is the
+# resolution's height; the long side is rounded to an even number because H.264 4:2:0 needs it.
+FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
+    ("720p", "16:9"): (1280, 720),
+    ("720p", "9:16"): (720, 1280),
+    ("720p", "1:1"): (720, 720),
+    ("720p", "4:3"): (960, 720),
+    ("720p", "3:4"): (720, 960),
+    ("720p", "21:9"): (1680, 720),
+    ("720p", "9:21"): (720, 1680),
+    ("480p", "16:9"): (854, 480),
+    ("480p", "9:16"): (480, 854),
+    ("480p", "1:1"): (480, 480),
+    ("480p", "4:3"): (640, 480),
+    ("480p", "3:4"): (480, 640),
+    ("480p", "21:9"): (1120, 480),
+    ("480p", "9:21"): (480, 1120),
+}
+
+
+def price(resolution: str, duration: str, generate_audio: bool) -> int:
+    """Credits one generation costs; inputs must already be validated."""
+    without_audio, with_audio = _PRICES[(resolution, duration)]
+    return with_audio if generate_audio else without_audio
+
+
+def realistic_generation_seconds(resolution: str, duration: str, generate_audio: bool) -> float:
+    """How long a generation takes when no fixed time is configured.
+
+    The guide only says time depends on resolution, duration and audio; this model gives
+    about 30 s for 480p/4 s and about 120 s for 720p/12 s with audio, which is the range such
+    services report and long enough that a client must really poll or defer.
+    """
+    seconds = 15.0 + 3.75 * int(duration)
+    if resolution == "720p":
+        seconds *= 1.5
+    if generate_audio:
+        seconds *= 4.0 / 3.0
+    return seconds
+
+
+def clip_name(resolution: str, aspect_ratio: str) -> str:
+    """File name of the bundled clip, e.g. ``720p_16x9.mp4``."""
+    return f"{resolution}_{aspect_ratio.replace(':', 'x')}.mp4"

@@ -1,0 +1,461 @@
+"""The emulated Seedance 2.0 HTTP server: the two API endpoints, video files and an admin surface.
+
+This module models the *server* only. It imports nothing from the rest of the provider so
+that the provider is tested against an independent reading of the API guide.
+
+Routes:
+
+- ``POST /v1/generate`` and ``GET /v1/status``: the API, exactly as the guide shows it.
+- ``GET|HEAD /videos/{task_id}.mp4``: the "CDN" the status response points to.
+- ``/_emulator/...``: ledger, task list, fault injection, reset, expiry (not part of the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from airflow_provider_seedance.emulator import catalog
+from airflow_provider_seedance.emulator.config import EmulatorConfig
+from airflow_provider_seedance.emulator.errors import ApiError, error_body, json_response, success_body
+from airflow_provider_seedance.emulator.faults import FaultBook, FaultRule
+from airflow_provider_seedance.emulator.redact import mask_key
+from airflow_provider_seedance.emulator.state import IN_PROGRESS, SUCCESS, EmulatorState, Task
+from airflow_provider_seedance.emulator.validation import parse_generate
+from airflow_provider_seedance.emulator.video import clip_bytes, parse_range
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Garbage served as a "video" by the ``malformed`` fault: a 200 with the right content type
+# but an HTML error page for a body, as a misbehaving CDN or captive portal sends.
+MALFORMED_VIDEO = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
+
+
+class Emulator:
+    """Holds the state of one emulator instance and implements its request handlers."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.state = EmulatorState.load(config.api_keys, config.state_file)
+        self.faults = FaultBook()
+        self._in_flight_generate = 0
+        self._wake = asyncio.Event()
+        self._callbacks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """aiohttp cleanup context: start the completer and callback client, stop them cleanly."""
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.config.callback_timeout_seconds),
+            headers={"User-Agent": "seedance-emulator"},
+        )
+        # Callbacks owed from before a restart (finished, but the POST never completed) ...
+        for task in self.state.tasks.values():
+            if task.finished and task.callback_url and not task.callback_done:
+                self._schedule_callback(task)
+        # ... then tasks that fell due while the emulator was down (these schedule their own).
+        self._settle()
+        completer = asyncio.create_task(self._complete_due_tasks(), name="seedance-emulator-completer")
+        try:
+            yield
+        finally:
+            completer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await completer
+            await self._cancel_callbacks()
+            await self._session.close()
+            self.state.save()
+
+    async def _complete_due_tasks(self) -> None:
+        """Finish tasks at their due time so callbacks fire even if nobody polls."""
+        while True:
+            self._wake.clear()
+            try:
+                self._settle()
+            except Exception:
+                log.exception("could not settle due tasks")
+            next_due = self.state.next_due()
+            timeout = 1.0 if next_due is None else min(1.0, max(0.0, next_due - time.time()) + 0.001)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _settle(self) -> None:
+        """Apply every due transition now; handlers call this so lazy reads are exact too."""
+        finished = self.state.settle_due(time.time())
+        if not finished:
+            return
+        for task in finished:
+            if task.callback_url and not task.callback_done:
+                self._schedule_callback(task)
+        self.state.save()
+
+    # ---- callbacks ------------------------------------------------------------------------
+
+    def _schedule_callback(self, task: Task) -> None:
+        job = asyncio.create_task(self._send_callback(task), name=f"callback-{task.task_id}")
+        self._callbacks.add(job)
+        job.add_done_callback(self._callbacks.discard)
+
+    async def _send_callback(self, task: Task) -> None:
+        """POST the status payload once; a failure is counted, not retried."""
+        assert self._session is not None
+        assert task.callback_url is not None
+        payload = success_body(task.status_data(task.origin))
+        target = _url_for_log(task.callback_url)
+        try:
+            async with self._session.post(task.callback_url, json=payload) as response:
+                await response.read()
+                delivered = 200 <= response.status < 300
+                outcome = f"HTTP {response.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            delivered = False
+            outcome = type(exc).__name__
+        if self.state.tasks.get(task.task_id) is not task:
+            return  # reset while the callback was in flight
+        task.callback_done = True
+        if delivered:
+            self.state.counters.callbacks_sent += 1
+        else:
+            self.state.counters.callbacks_failed += 1
+        log.info(
+            "callback for task %s to %s %s (%s)",
+            task.task_id,
+            target,
+            "delivered" if delivered else "failed",
+            outcome,
+        )
+        self.state.save()
+
+    async def _cancel_callbacks(self) -> None:
+        jobs = list(self._callbacks)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _authenticate(self, request: web.Request) -> str:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or token not in self.config.api_keys:
+            log.info(
+                "%s %s rejected: INVALID_API_KEY (%s)",
+                request.method,
+                request.path,
+                mask_key(token) if token else "no key",
+            )
+            raise ApiError(401, "INVALID_API_KEY")
+        return token
+
+    @staticmethod
+    def _origin(request: web.Request) -> str:
+        """Scheme and authority the client used, so video URLs work on any port or host name."""
+        return f"{request.scheme}://{request.host}"
+
+    def _count(self, counter: str) -> None:
+        counters = self.state.counters
+        setattr(counters, counter, getattr(counters, counter) + 1)
+        self.state.save()
+
+    @staticmethod
+    def _log_fault(rule: FaultRule, request: web.Request) -> None:
+        log.info("fault %s injected on %s %s", rule.fault, request.method, request.path)
+
+    # ---- API ------------------------------------------------------------------------------
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/generate``. Faults drop/slow/malformed hit *after* the task exists."""
+        self._in_flight_generate += 1
+        counters = self.state.counters
+        counters.max_concurrent_generate = max(counters.max_concurrent_generate, self._in_flight_generate)
+        try:
+            self._count("generate_requests")
+            rule = self.faults.take("generate")
+            if rule is not None:
+                self._log_fault(rule, request)
+                if rule.fault in ("http_500", "http_429"):
+                    return _fault_error(rule)
+            try:
+                response: web.Response = self._accept_generation(request, await request.read())
+            except ApiError as exc:
+                response = exc.response()
+            if rule is None:
+                return response
+            if rule.fault == "slow":
+                await asyncio.sleep(rule.delay)
+                return response
+            if rule.fault == "drop":
+                return _drop(request)
+            return _malformed(response)
+        finally:
+            self._in_flight_generate -= 1
+
+    def _accept_generation(self, request: web.Request, raw: bytes) -> web.Response:
+        account_key = self._authenticate(request)
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ApiError(400, "INVALID_REQUEST", "The request body is not valid JSON") from None
+        params = parse_generate(body, self.config.allow_local_callbacks)
+        account = self.state.accounts[account_key]
+        if account.balance < params.price:
+            log.info(
+                "generate rejected: INSUFFICIENT_CREDITS (account %s, balance %d, price %d)",
+                mask_key(account_key),
+                account.balance,
+                params.price,
+            )
+            raise ApiError(
+                402,
+                "INSUFFICIENT_CREDITS",
+                f"Not enough credits for this operation (balance {account.balance}, price {params.price})",
+            )
+        outcome = self.faults.take("outcome")
+        now = time.time()
+        seconds = self.config.generation_seconds
+        if seconds is None:
+            seconds = catalog.realistic_generation_seconds(
+                params.resolution, params.duration, params.generate_audio
+            )
+        task = Task(
+            task_id=self.state.new_task_id(),
+            account=account_key,
+            request=body,
+            created_at=now,
+            due_at=now + seconds,
+            price=params.price,
+            resolution=params.resolution,
+            aspect_ratio=params.aspect_ratio,
+            callback_url=params.callback_url,
+            origin=self._origin(request),
+            failure=outcome.error_message if outcome is not None else None,
+        )
+        self.state.add_task(task)
+        self.state.save()
+        self._wake.set()
+        log.info(
+            "task %s created (account %s, %s %s %ss audio=%s, %d credits, due in %.1fs%s)",
+            task.task_id,
+            mask_key(account_key),
+            params.resolution,
+            params.aspect_ratio,
+            params.duration,
+            params.generate_audio,
+            params.price,
+            seconds,
+            ", will fail" if task.failure else "",
+        )
+        return json_response(success_body({"task_id": task.task_id, "status": IN_PROGRESS}))
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/status?task_id=…``; another account's task is indistinguishable from none."""
+        self._count("status_requests")
+        rule = self.faults.take("status")
+        if rule is not None:
+            self._log_fault(rule, request)
+            if rule.fault in ("http_500", "http_429"):
+                return _fault_error(rule)
+            if rule.fault == "drop":
+                return _drop(request)
+            if rule.fault == "slow":
+                await asyncio.sleep(rule.delay)
+        try:
+            account_key = self._authenticate(request)
+            task_id = request.query.get("task_id", "").strip()
+            if not task_id:
+                raise ApiError(400, "INVALID_REQUEST", "The task_id query parameter is required")
+            self._settle()
+            task = self.state.tasks.get(task_id)
+            if task is None or task.account != account_key:
+                raise ApiError(404, "TASK_NOT_FOUND")
+            response = json_response(success_body(task.status_data(self._origin(request))))
+        except ApiError as exc:
+            response = exc.response()
+        if rule is not None and rule.fault == "malformed":
+            return _malformed(response)
+        return response
+
+    async def video(self, request: web.Request) -> web.StreamResponse:
+        """``GET|HEAD /videos/{task_id}.mp4``: no auth, like a signed CDN URL; supports Range."""
+        self._count("video_requests")
+        rule = self.faults.take("video")
+        if rule is not None:
+            self._log_fault(rule, request)
+            if rule.fault in ("http_500", "http_429"):
+                return _fault_error(rule)
+            if rule.fault == "slow":
+                await asyncio.sleep(rule.delay)
+        self._settle()
+        task = self.state.tasks.get(request.match_info["task_id"])
+        if task is None or task.status != SUCCESS:
+            return ApiError(404, "VIDEO_NOT_FOUND").response()
+        if task.expired or time.time() >= task.due_at + self.config.video_ttl_seconds:
+            return ApiError(410, "VIDEO_EXPIRED").response()
+        data = clip_bytes(task.resolution, task.aspect_ratio)
+        if rule is not None and rule.fault == "malformed":
+            return web.Response(body=MALFORMED_VIDEO, content_type="video/mp4")
+        if rule is not None and rule.fault == "drop":
+            return await _partial_then_drop(request, data)
+        headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+        try:
+            byte_range = parse_range(request.headers.get("Range"), len(data))
+        except ValueError:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{len(data)}"})
+        if byte_range is None:
+            return web.Response(body=data, content_type="video/mp4", headers=headers)
+        start, end = byte_range
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        return web.Response(body=data[start : end + 1], status=206, content_type="video/mp4", headers=headers)
+
+    # ---- admin ----------------------------------------------------------------------------
+
+    async def admin_health(self, request: web.Request) -> web.StreamResponse:
+        return json_response({"status": "ok"})
+
+    async def admin_ledger(self, request: web.Request) -> web.StreamResponse:
+        self._settle()
+        return json_response(self.state.ledger_view())
+
+    async def admin_tasks(self, request: web.Request) -> web.StreamResponse:
+        self._settle()
+        return json_response([task.admin_view() for task in self.state.tasks.values()])
+
+    async def admin_add_faults(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+            raw_rules = body.get("rules") if isinstance(body, dict) else None
+            if not isinstance(raw_rules, list):
+                raise ValueError('body must be {"rules": [...]}')
+            rules = [FaultRule.from_json(raw) for raw in raw_rules]
+        except ValueError as exc:  # includes json.JSONDecodeError
+            return json_response(error_body(400, "INVALID_REQUEST", str(exc)), status=400)
+        self.faults.add(rules)
+        log.info("fault rules added: %s", ", ".join(f"{r.endpoint}/{r.fault}x{r.times}" for r in rules))
+        return json_response({"rules": self.faults.pending()})
+
+    async def admin_list_faults(self, request: web.Request) -> web.StreamResponse:
+        return json_response({"rules": self.faults.pending()})
+
+    async def admin_clear_faults(self, request: web.Request) -> web.StreamResponse:
+        self.faults.clear()
+        return json_response({"rules": []})
+
+    async def admin_reset(self, request: web.Request) -> web.StreamResponse:
+        await self._cancel_callbacks()
+        self.faults.clear()
+        self.state.reset()
+        self.state.save()
+        log.info("state reset")
+        return json_response(self.state.ledger_view())
+
+    async def admin_expire(self, request: web.Request) -> web.StreamResponse:
+        task = self.state.tasks.get(request.match_info["task_id"])
+        if task is None:
+            return ApiError(404, "TASK_NOT_FOUND").response()
+        task.expired = True
+        self.state.save()
+        return json_response(task.admin_view())
+
+
+def _fault_error(rule: FaultRule) -> web.Response:
+    if rule.fault == "http_429":
+        seconds = rule.retry_after
+        shown = str(int(seconds)) if seconds == int(seconds) else str(seconds)
+        return ApiError(429, "RATE_LIMITED", f"Too many requests, retry after {shown} seconds").response(
+            headers={"Retry-After": shown}
+        )
+    return ApiError(500, "INTERNAL_ERROR").response()
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the TCP connection without answering.
+
+    aiohttp then fails to write the returned response to the closed transport and treats
+    it as a client disconnect, so nothing reaches the client and nothing is logged as an error.
+    """
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)
+
+
+async def _partial_then_drop(request: web.Request, data: bytes) -> web.StreamResponse:
+    """Headers with the full Content-Length, a third of the body, then a dropped connection."""
+    response = web.StreamResponse(status=200, headers={"Accept-Ranges": "bytes"})
+    response.content_type = "video/mp4"
+    response.content_length = len(data)
+    await response.prepare(request)
+    if request.method != "HEAD":
+        await response.write(data[: len(data) // 3])
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+def _malformed(response: web.Response) -> web.Response:
+    """A 200 whose JSON is cut in half, as a proxy that truncates bodies produces."""
+    text = response.text or "{}"
+    return web.Response(text=text[: max(1, len(text) // 2)], status=200, content_type="application/json")
+
+
+def _url_for_log(url: str) -> str:
+    """Scheme, host and path only: query strings often carry tokens."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+@web.middleware
+async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error, including unknown routes and crashes, in the contract's JSON shape."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPNotFound:
+        return ApiError(404, "NOT_FOUND").response()
+    except web.HTTPMethodNotAllowed as exc:
+        return ApiError(405, "METHOD_NOT_ALLOWED").response(
+            headers={"Allow": ",".join(sorted(exc.allowed_methods))}
+        )
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return ApiError(500, "INTERNAL_ERROR").response()
+
+
+EMULATOR_KEY: web.AppKey[Emulator] = web.AppKey("seedance_emulator", Emulator)
+
+
+def create_app(config: EmulatorConfig | None = None) -> web.Application:
+    """Build the aiohttp application; the state (file) is loaded here, the completer starts on startup."""
+    emulator = Emulator(config or EmulatorConfig())
+    app = web.Application(middlewares=[_error_middleware])
+    app[EMULATOR_KEY] = emulator
+    app.cleanup_ctx.append(emulator.lifecycle)
+    app.router.add_post("/v1/generate", emulator.generate)
+    app.router.add_get("/v1/status", emulator.status)
+    app.router.add_get("/videos/{task_id}.mp4", emulator.video)
+    app.router.add_get("/_emulator/health", emulator.admin_health)
+    app.router.add_get("/_emulator/ledger", emulator.admin_ledger)
+    app.router.add_get("/_emulator/tasks", emulator.admin_tasks)
+    app.router.add_post("/_emulator/tasks/{task_id}/expire", emulator.admin_expire)
+    app.router.add_get("/_emulator/faults", emulator.admin_list_faults)
+    app.router.add_post("/_emulator/faults", emulator.admin_add_faults)
+    app.router.add_delete("/_emulator/faults", emulator.admin_clear_faults)
+    app.router.add_post("/_emulator/reset", emulator.admin_reset)
+    return app
+
+
+__all__ = ["EMULATOR_KEY", "Emulator", "create_app"]

@@ -1,0 +1,140 @@
+"""Pure pieces of the emulator that are cheaper to pin down directly than over HTTP."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib import resources
+
+import pytest
+
+from airflow_provider_seedance.emulator import catalog
+from airflow_provider_seedance.emulator.cli import accounts_from_args
+from airflow_provider_seedance.emulator.faults import FaultBook, FaultRule
+from airflow_provider_seedance.emulator.redact import RedactingFormatter, mask_key
+from airflow_provider_seedance.emulator.validation import is_local_host
+from airflow_provider_seedance.emulator.video import parse_range
+
+
+@pytest.mark.parametrize(
+    ("key", "masked"),
+    [
+        ("sk-emulator-local", "sk-…ocal"),
+        ("abcdefghijklmnop", "…mnop"),
+        ("sk-short", "sk-…"),  # too short to show any of it
+        ("", "…"),
+    ],
+)
+def test_mask_key_shows_at_most_the_last_four_characters(key: str, masked: str) -> None:
+    assert mask_key(key) == masked
+
+
+def test_redacting_formatter_scrubs_keys_from_messages_and_tracebacks() -> None:
+    formatter = RedactingFormatter(["sk-secret-value-1234"], fmt="%(message)s")
+    try:
+        raise ValueError("bad key sk-secret-value-1234")
+    except ValueError:
+        record = logging.LogRecord(
+            "t", logging.ERROR, __file__, 1, "got %s", ("sk-secret-value-1234",), sys.exc_info()
+        )
+    text = formatter.format(record)
+    assert "sk-secret-value-1234" not in text
+    assert text.startswith("got sk-…1234\n")
+    assert "ValueError: bad key sk-…1234" in text
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("bytes=0-99", (0, 99)),
+        ("bytes=100-", (100, 999)),
+        ("bytes=-10", (990, 999)),
+        ("bytes=900-5000", (900, 999)),
+        ("bytes=0-1,5-6", None),  # multi-range is ignored: whole file
+        ("items=0-1", None),
+    ],
+)
+def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
+    assert parse_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5-2", "bytes=-0"])
+def test_unsatisfiable_ranges_raise(header: str) -> None:
+    with pytest.raises(ValueError):
+        parse_range(header, 1000)
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("localhost", True),
+        ("api.localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.1", True),
+        ("172.16.5.4", True),
+        ("192.168.0.10", True),
+        ("169.254.169.254", True),
+        ("0.0.0.0", True),
+        ("example.com", False),
+        ("8.8.8.8", False),
+        ("2001:4860:4860::8888", False),
+    ],
+)
+def test_is_local_host(host: str, local: bool) -> None:
+    assert is_local_host(host) is local
+
+
+def test_realistic_generation_times_span_30_to_120_seconds() -> None:
+    assert catalog.realistic_generation_seconds("480p", "4", False) == pytest.approx(30)
+    assert catalog.realistic_generation_seconds("720p", "12", True) == pytest.approx(120)
+    ordered = [
+        catalog.realistic_generation_seconds(r, d, a)
+        for r in catalog.RESOLUTIONS
+        for d in catalog.DURATIONS
+        for a in (False, True)
+    ]
+    assert all(30 <= s <= 120 for s in ordered)
+
+
+def test_accounts_from_args_pairs_in_order_and_reuses_the_last_credit() -> None:
+    assert accounts_from_args(None, None) == {"sk-emulator-local": 10000}
+    assert accounts_from_args(["a", "b", "c"], [5, 7]) == {"a": 5, "b": 7, "c": 7}
+    assert accounts_from_args(["a"], None) == {"a": 10000}
+    assert accounts_from_args(None, [42]) == {"sk-emulator-local": 42}
+
+
+def test_fault_book_consumes_first_matching_rule_with_uses_left() -> None:
+    book = FaultBook()
+    book.add(
+        [
+            FaultRule.from_json({"endpoint": "status", "fault": "http_500", "times": 2}),
+            FaultRule.from_json({"endpoint": "video", "fault": "drop"}),
+            FaultRule.from_json({"endpoint": "status", "fault": "slow", "delay": 0.1}),
+        ]
+    )
+    taken = [book.take("status") for _ in range(4)]
+    assert [r.fault if r else None for r in taken] == ["http_500", "http_500", "slow", None]
+    assert [r["endpoint"] for r in book.pending()] == ["video"]
+
+
+def test_every_frame_size_is_even_and_has_the_right_shape() -> None:
+    for (resolution, aspect), (width, height) in catalog.FRAME_SIZES.items():
+        assert width % 2 == 0 and height % 2 == 0
+        assert min(width, height) == int(resolution[:-1])
+        a, b = (int(n) for n in aspect.split(":"))
+        assert width / height == pytest.approx(a / b, rel=0.01)
+    assert len(catalog.FRAME_SIZES) == len(catalog.RESOLUTIONS) * len(catalog.ASPECT_RATIOS)
+
+
+def test_all_clips_are_bundled_and_small() -> None:
+    clips = resources.files("airflow_provider_seedance.emulator") / "clips"
+    total = 0
+    for resolution, aspect in catalog.FRAME_SIZES:
+        data = (clips / catalog.clip_name(resolution, aspect)).read_bytes()
+        assert data[4:8] == b"ftyp"
+        total += len(data)
+    assert total < 1_000_000
