@@ -193,6 +193,42 @@ class SeedanceGenerationFailedError(AirflowFailException, SeedanceError):
         )
 
 
+class SeedanceBudgetExceededError(AirflowFailException, SeedanceError):
+    """The estimated cost is above ``max_credits``; raised before any HTTP call."""
+
+    def __init__(self, estimated_credits: int, max_credits: int, what: str = "this generation") -> None:
+        self.estimated_credits = estimated_credits
+        self.max_credits = max_credits
+        from airflow_provider_seedance.models import format_usd
+
+        super().__init__(
+            f"Estimated cost of {what} is {estimated_credits} credits ({format_usd(estimated_credits)}), "
+            f"above max_credits={max_credits} ({format_usd(max_credits)}). Nothing was submitted."
+        )
+
+
+class SeedanceDownloadError(SeedanceError):
+    """Delivering a video failed; nothing partial was left at the destination."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class SeedanceVideoExpiredError(AirflowFailException, SeedanceDownloadError):
+    """The video URL no longer serves the video (403/404/410)."""
+
+    def __init__(self, url: str, status_code: int) -> None:
+        self.url = url
+        self.status_code = status_code  # type: ignore[assignment]
+        super().__init__(
+            f"The video URL {url} has expired (HTTP {status_code}): the video must be fetched again. "
+            f"Generated videos are only served for a limited time (often 24-48 h); generate it again "
+            f"(force_new=True) and deliver it with output_path so it is stored right away.",
+            retryable=False,
+        )
+
+
 def parse_error_body(status_code: int, body: str | bytes | None) -> tuple[str, str]:
     """Return ``(error_code, short_message)`` from any error body: JSON or not, any shape.
 

@@ -41,6 +41,8 @@ class Submission:
     state: str
     seedance_task_id: str | None = None
     submitted_at: float | None = None
+    #: Every Seedance task id submitted for this request, oldest first.
+    history: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class Submission:
             "state": self.state,
             "seedance_task_id": self.seedance_task_id,
             "submitted_at": self.submitted_at,
+            "history": list(self.history),
         }
 
     @classmethod
@@ -58,11 +61,13 @@ class Submission:
         if state not in (SUBMITTING, SUBMITTED):
             return None
         task_id = value.get("seedance_task_id")
+        history = value.get("history")
         return cls(
             fingerprint=value["fingerprint"],
             state=state,
             seedance_task_id=task_id if isinstance(task_id, str) and task_id else None,
             submitted_at=value.get("submitted_at"),
+            history=tuple(h for h in history if isinstance(h, str)) if isinstance(history, list) else (),
         )
 
 
@@ -147,13 +152,31 @@ class SubmissionRecord:
         entries[submission.fingerprint] = submission.to_json()
         self._backend.save(entries)
 
+    def history(self, fingerprint: str) -> tuple[str, ...]:
+        previous = self.get(fingerprint)
+        return previous.history if previous is not None else ()
+
     def mark_submitting(self, fingerprint: str) -> None:
-        self._put(Submission(fingerprint, SUBMITTING, submitted_at=time.time()))
+        """Written just before the POST: a crash from here on must not lead to a second POST."""
+        history = self.history(fingerprint)
+        self._put(Submission(fingerprint, SUBMITTING, submitted_at=time.time(), history=history))
 
     def mark_submitted(self, fingerprint: str, seedance_task_id: str) -> None:
-        self._put(Submission(fingerprint, SUBMITTED, seedance_task_id, time.time()))
+        history = (*self.history(fingerprint), seedance_task_id)
+        self._put(Submission(fingerprint, SUBMITTED, seedance_task_id, time.time(), history))
 
-    def forget(self, fingerprint: str) -> None:
-        entries = self._backend.load()
-        if entries.pop(fingerprint, None) is not None:
+    def forget_attempt(self, fingerprint: str) -> None:
+        """The API refused the POST (nothing was created): drop the "submitting" mark."""
+        previous = self.get(fingerprint)
+        if previous is None:
+            return
+        if previous.history:
+            self._put(
+                Submission(
+                    fingerprint, SUBMITTED, previous.history[-1], previous.submitted_at, previous.history
+                )
+            )
+        else:
+            entries = self._backend.load()
+            entries.pop(fingerprint, None)
             self._backend.save(entries)

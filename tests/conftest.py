@@ -18,10 +18,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 _HOME = Path(tempfile.mkdtemp(prefix="seedance-airflow-home-"))
+#: One DAGs folder for the whole session (Airflow caches the bundle's path): the example
+#: DAGs and the test DAGs side by side, as links to the real files.
+DAGS_FOLDER = _HOME / "dags"
+DAGS_FOLDER.mkdir()
+for _source in (REPO / "dags_examples", REPO / "tests" / "dags"):
+    for _entry in _source.iterdir():
+        if _entry.name != "__pycache__":
+            (DAGS_FOLDER / _entry.name).symlink_to(_entry)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags_examples")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__FERNET_KEY"] = "Mh1eNBDrLbOy1aD3sXvLzJ8wqoyA6wq6Le0qg0s4lU0="
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 

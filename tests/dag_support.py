@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "dags_examples"
-TEST_DAGS = Path(__file__).resolve().parent / "dags"
+from tests.conftest import DAGS_FOLDER
+
+#: Both the examples and the test DAGs are in the session's one DAGs folder.
+EXAMPLES = TEST_DAGS = DAGS_FOLDER
 
 
 @dataclass
@@ -52,7 +52,6 @@ def _load_dag(folder: Path, dag_id: str) -> Any:
 
 def run_dag(folder: Path, dag_id: str, **test_kwargs: Any) -> DagRunResult:
     """``dag.test()`` the DAG ``dag_id`` found in ``folder``; collect states and XComs."""
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(folder)
     dag = _load_dag(folder, dag_id)
     dag_run = dag.test(**test_kwargs)
     return collect(dag_id, dag_run.run_id)

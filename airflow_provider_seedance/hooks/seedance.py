@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceAPIError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
+    SeedanceDownloadError,
     SeedanceError,
     SeedanceResponseError,
     SeedanceServerError,
@@ -43,6 +45,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
 )
+from airflow_provider_seedance.hooks.download import DownloadResult, as_storage_path, download_video
 from airflow_provider_seedance.models import (
     GenerationRequest,
     SeedanceTask,
@@ -51,7 +54,7 @@ from airflow_provider_seedance.models import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow.sdk import Connection, ObjectStoragePath
 
 DEFAULT_BASE_URL = "https://seedanceapi.org"
 GENERATE_PATH = "/v1/generate"
@@ -549,6 +552,35 @@ class SeedanceHook(HttpHook):
                 with attempt:
                     data = await self._asend_status(task_id)
         return SeedanceTask.from_api(data)
+
+    def download(
+        self,
+        source: str | SeedanceTask,
+        destination: str | os.PathLike[str] | ObjectStoragePath,
+    ) -> DownloadResult:
+        """Deliver a video (URL or finished task) to a path or ``ObjectStoragePath``.
+
+        Streams, verifies the byte count, records size and sha256, retries dropped
+        transfers, and leaves no partial file at ``destination`` on any failure.
+        """
+        url = source.video_url if isinstance(source, SeedanceTask) else source
+        if not url:
+            status = source.status if isinstance(source, SeedanceTask) else "?"
+            raise SeedanceDownloadError(f"Nothing to download: the task has no video URL (status {status})")
+        target = as_storage_path(destination)
+        result = download_video(
+            url,
+            target,
+            user_agent=USER_AGENT,
+            attempts=self.status_retries,
+            min_wait=self.retry_min_wait,
+            max_wait=self.retry_max_wait,
+            log=self.log,
+        )
+        self.log.info(
+            "Delivered video to %s (%d bytes, sha256 %s)", result.output_path, result.bytes, result.sha256
+        )
+        return result
 
     def describe_cost(self, credits: int | None) -> str:
         return f"{credits or 0} credits ({format_usd(credits)})"

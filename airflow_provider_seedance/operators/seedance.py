@@ -17,19 +17,23 @@ from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
+    SeedanceAPIError,
+    SeedanceBudgetExceededError,
+    SeedanceConnectionError,
     SeedanceError,
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
 )
+from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import STATUS_PATH, SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import SUBMITTING, SubmissionRecord
 from airflow_provider_seedance.triggers.seedance import EVENT_STATUSES, SeedanceStatusTrigger
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
     from airflow.sdk.types import TaskInstanceKey
 
 #: XCom keys written while the task runs (before any wait).
@@ -105,6 +109,15 @@ class SeedanceGenerateOperator(BaseOperator):
         running; the error names its task id).
     :param force_new: submit a new generation even if an earlier try of this task instance
         already submitted this exact request (re-attach is the default).
+    :param output_path: where to deliver the video after SUCCESS: a path, a URL such as
+        ``s3://bucket/key.mp4`` or an ``ObjectStoragePath`` (templated). The result gains
+        ``output_path``, ``bytes`` and ``sha256``.
+    :param skip_if_exists: when ``output_path`` already holds a complete video, submit
+        nothing and return it (``reused_existing: true``, 0 credits). Default: on when
+        ``output_path`` is set.
+    :param max_credits: fail before any HTTP call when the estimated price is higher.
+    :param resubmit_on_failure: resubmit a FAILED generation up to this many more times
+        (failed generations are not billed).
     :param hook_params: extra keyword arguments for :class:`SeedanceHook` (retry tuning).
     """
 
@@ -116,6 +129,7 @@ class SeedanceGenerateOperator(BaseOperator):
         "image_urls",
         "callback_url",
         "seedance_conn_id",
+        "output_path",
     )
     template_ext: Sequence[str] = (".txt", ".j2")
     template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "md"}
@@ -139,11 +153,21 @@ class SeedanceGenerateOperator(BaseOperator):
         poll_interval: float = 10.0,
         timeout: float | None = None,
         force_new: bool = False,
+        output_path: str | ObjectStoragePath | None = None,
+        skip_if_exists: bool | None = None,
+        max_credits: int | None = None,
+        resubmit_on_failure: int = 0,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.hook_params = dict(hook_params or {})
+        self.output_path = output_path
+        self.skip_if_exists = skip_if_exists
+        self.max_credits = max_credits
+        if resubmit_on_failure < 0:
+            raise ValueError("resubmit_on_failure must be >= 0")
+        self.resubmit_on_failure = resubmit_on_failure
         self.prompt = prompt
         self.aspect_ratio = aspect_ratio
         self.resolution = resolution
@@ -182,6 +206,7 @@ class SeedanceGenerateOperator(BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.build_request()
+        self._check_budget(request)
         payload = request.to_payload()
         self.log.info(
             "Seedance request: %s, %s, %ss%s; estimated %s",
@@ -191,49 +216,70 @@ class SeedanceGenerateOperator(BaseOperator):
             ", audio" if request.generate_audio else "",
             self.hook.describe_cost(request.estimated_credits),
         )
-        task = self._attach_or_submit(context, request)
-        self._remember(context, task)
-        if not task.is_terminal:
-            task = self.hook.get_status(task.task_id)
-        if task.is_terminal or not self.wait_for_completion:
-            return self._finish(context, task, payload)
-        end_time = time.time() + self.timeout if self.timeout is not None else None
-        if self.deferrable:
-            self.defer(
-                trigger=SeedanceStatusTrigger(
-                    seedance_task_id=task.task_id,
-                    seedance_conn_id=self.seedance_conn_id,
-                    poll_interval=self.poll_interval,
-                    end_time=end_time,
-                ),
-                method_name="execute_complete",
-                kwargs={"request_payload": payload, "seedance_task_id": task.task_id},
-                timeout=None,
-            )
-        task = self.hook.wait_for_completion(
-            task.task_id, poll_interval=self.poll_interval, deadline=end_time
-        )
-        return self._finish(context, task, payload)
+        reused = self._reuse_existing(context, payload)
+        if reused is not None:
+            return reused
+        record = SubmissionRecord.for_context(context)
+        task = self._attach_or_submit(record, request)
+        return self._drive(context, record, request, task)
 
     def execute_complete(
         self,
         context: Context,
         event: dict[str, Any] | None = None,
-        request_payload: dict[str, Any] | None = None,
         seedance_task_id: str | None = None,
+        **_: Any,
     ) -> dict[str, Any]:
-        """Resume after the trigger fired."""
+        """Resume after the trigger fired (templates are rendered again, so the request is rebuilt)."""
         status, task, message = task_from_event(event, expected_task_id=seedance_task_id)
-        payload = request_payload if request_payload is not None else self.build_request().to_payload()
         if status == "timeout":
             raise SeedanceTimeoutError(task.task_id, self.timeout or 0.0, task.status)
         if status == "error":
             raise SeedanceError(f"{message} (a retry re-attaches to Seedance task {task.task_id})")
-        return self._finish(context, task, payload)
+        request = self.build_request()
+        return self._drive(context, SubmissionRecord.for_context(context), request, task)
 
     # ------------------------------------------------------------------ steps
-    def _attach_or_submit(self, context: Context, request: GenerationRequest) -> SeedanceTask:
-        record = SubmissionRecord.for_context(context)
+    def _check_budget(self, request: GenerationRequest) -> None:
+        if self.max_credits is not None and request.estimated_credits > self.max_credits:
+            raise SeedanceBudgetExceededError(request.estimated_credits, self.max_credits)
+
+    def _destination(self) -> ObjectStoragePath | None:
+        if self.output_path in (None, ""):
+            return None
+        return as_storage_path(self.output_path)  # type: ignore[arg-type]
+
+    def _reuse_existing(self, context: Context, payload: dict[str, Any]) -> dict[str, Any] | None:
+        destination = self._destination()
+        skip = self.skip_if_exists if self.skip_if_exists is not None else destination is not None
+        if destination is None or not skip:
+            return None
+        existing = existing_video(destination)
+        if existing is None:
+            return None
+        self.log.info(
+            "%s already holds a complete video (%d bytes): nothing submitted, 0 credits ($0.00)",
+            existing.output_path,
+            existing.bytes,
+        )
+        result = {
+            "task_id": None,
+            "status": TaskStatus.SUCCESS,
+            "video_url": None,
+            "video_urls": [],
+            "consumed_credits": 0,
+            "consumed_usd": 0.0,
+            "request": dict(payload),
+            "error_message": None,
+            "reused_existing": True,
+            "seedance_task_ids": [],
+            **existing.to_dict(),
+        }
+        result.pop("source_url", None)
+        self._emit_asset_events(context, result)
+        return result
+
+    def _attach_or_submit(self, record: SubmissionRecord, request: GenerationRequest) -> SeedanceTask:
         fingerprint = request.fingerprint()
         previous = None if self.force_new else record.get(fingerprint)
         if previous is not None and previous.state == SUBMITTING:
@@ -262,18 +308,61 @@ class SeedanceGenerateOperator(BaseOperator):
                     task.task_id,
                     task.error_message,
                 )
+        return self._submit(record, request)
+
+    def _submit(self, record: SubmissionRecord, request: GenerationRequest) -> SeedanceTask:
+        fingerprint = request.fingerprint()
         record.mark_submitting(fingerprint)
         try:
             seedance_task_id = self.hook.submit_request(request)
-        except SeedanceSubmissionUncertainError:
-            raise  # keep the "submitting" mark: a generation may exist
-        except BaseException:
-            record.forget(fingerprint)  # the API answered "no": nothing was created
+        except (SeedanceAPIError, SeedanceConnectionError) as exc:
+            if isinstance(exc, SeedanceAPIError) or not exc.sent:
+                record.forget_attempt(fingerprint)  # the API said no, or was never reached
             raise
         record.mark_submitted(fingerprint, seedance_task_id)
         return SeedanceTask(
             task_id=seedance_task_id, status=TaskStatus.IN_PROGRESS, request=request.to_payload()
         )
+
+    def _drive(
+        self, context: Context, record: SubmissionRecord, request: GenerationRequest, task: SeedanceTask
+    ) -> dict[str, Any]:
+        """Take ``task`` to its end: wait (or defer), resubmit FAILED ones while allowed, deliver."""
+        fingerprint = request.fingerprint()
+        while True:
+            self._remember(context, task)
+            if not task.is_terminal:
+                task = self.hook.get_status(task.task_id)
+            if task.is_failed:
+                tried = record.history(fingerprint)
+                if len(tried) <= self.resubmit_on_failure:
+                    self.log.warning(
+                        "Seedance task %s FAILED (%s; not billed). Resubmitting (%d of %d).",
+                        task.task_id,
+                        task.error_message or "no message",
+                        len(tried),
+                        self.resubmit_on_failure,
+                    )
+                    task = self._submit(record, request)
+                    continue
+            if task.is_terminal or not self.wait_for_completion:
+                return self._finish(context, record, request, task)
+            end_time = time.time() + self.timeout if self.timeout is not None else None
+            if self.deferrable:
+                self.defer(
+                    trigger=SeedanceStatusTrigger(
+                        seedance_task_id=task.task_id,
+                        seedance_conn_id=self.seedance_conn_id,
+                        poll_interval=self.poll_interval,
+                        end_time=end_time,
+                    ),
+                    method_name="execute_complete",
+                    kwargs={"seedance_task_id": task.task_id},
+                    timeout=None,
+                )
+            task = self.hook.wait_for_completion(
+                task.task_id, poll_interval=self.poll_interval, deadline=end_time
+            )
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
         ti = context["ti"]
@@ -287,20 +376,50 @@ class SeedanceGenerateOperator(BaseOperator):
             },
         )
 
-    def _finish(self, context: Context, task: SeedanceTask, payload: dict[str, Any]) -> dict[str, Any]:
+    def _finish(
+        self, context: Context, record: SubmissionRecord, request: GenerationRequest, task: SeedanceTask
+    ) -> dict[str, Any]:
         self._remember(context, task)
+        tried = list(record.history(request.fingerprint())) or [task.task_id]
         if task.is_failed:
-            raise SeedanceGenerationFailedError(task.task_id, task.error_message)
-        if task.is_success:
-            self.log.info(
-                "Seedance task %s SUCCESS: %s — %s",
-                task.task_id,
-                task.video_url,
-                self.hook.describe_cost(task.consumed_credits),
+            attempts = f" after {len(tried)} attempts ({', '.join(tried)})" if len(tried) > 1 else ""
+            raise SeedanceGenerationFailedError(
+                task.task_id, f"{task.error_message or 'no message'}{attempts}"
             )
-        else:
+        result = result_from_task(task, request.to_payload())
+        result["seedance_task_ids"] = tried
+        if not task.is_success:
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)
-        return result_from_task(task, payload)
+            return result
+        destination = self._destination()
+        if destination is not None:
+            delivered = self.hook.download(task, destination)
+            result.update(output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256)
+        self.log.info(
+            "Seedance task %s SUCCESS: %s — %s",
+            task.task_id,
+            result.get("output_path") or task.video_url,
+            self.hook.describe_cost(task.consumed_credits),
+        )
+        self._emit_asset_events(context, result)
+        return result
+
+    def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
+        """Attach the video's location, task id, credits and request to each outlet's asset event."""
+        outlets = [o for o in (self.outlets or []) if type(o).__name__ == "Asset"]
+        if not outlets:
+            return
+        extra = {
+            "video_url": result.get("video_url"),
+            "output_path": result.get("output_path"),
+            "seedance_task_id": result.get("task_id"),
+            "consumed_credits": result.get("consumed_credits"),
+            "consumed_usd": result.get("consumed_usd"),
+            "reused_existing": bool(result.get("reused_existing")),
+            "request": result.get("request"),
+        }
+        for outlet in outlets:
+            context["outlet_events"][outlet].extra.update(extra)
 
 
 __all__ = ["SeedanceGenerateOperator", "SeedanceVideoLink", "result_from_task", "task_from_event"]
