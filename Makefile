@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
 .PHONY: demo test test-min lint venv clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
 	@touch $@
 

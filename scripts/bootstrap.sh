@@ -17,6 +17,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv>=0.4"
-VIRTUAL_ENV="$VENV" "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+CONSTRAINTS=()
+if [ -f "constraints/airflow-${AIRFLOW_VERSION}.txt" ]; then
+  CONSTRAINTS=(--constraint "constraints/airflow-${AIRFLOW_VERSION}.txt")
+fi
+VIRTUAL_ENV="$VENV" "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "${CONSTRAINTS[@]}" \
   -e ".[dev]" "apache-airflow==${AIRFLOW_VERSION}"
 echo ">> $VENV ready"

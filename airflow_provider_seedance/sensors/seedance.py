@@ -23,7 +23,7 @@ from airflow_provider_seedance.operators.seedance import (
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 
 class SeedanceStatusSensor(BaseSensorOperator):
@@ -37,10 +37,12 @@ class SeedanceStatusSensor(BaseSensorOperator):
     :param seedance_conn_id: the ``seedance`` connection.
     :param poll_interval: seconds between status reads (also the poke interval).
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param output_path: deliver the video there after SUCCESS (path, URL or
+        ``ObjectStoragePath``; templated); the result gains ``output_path``, ``bytes``, ``sha256``.
     :param hook_params: extra keyword arguments for :class:`SeedanceHook` (retry tuning).
     """
 
-    template_fields: Sequence[str] = ("seedance_task_id", "seedance_conn_id")
+    template_fields: Sequence[str] = ("seedance_task_id", "seedance_conn_id", "output_path")
     ui_color = "#f2e6ff"
     operator_extra_links = (SeedanceVideoLink(),)
 
@@ -51,11 +53,13 @@ class SeedanceStatusSensor(BaseSensorOperator):
         seedance_conn_id: str = SeedanceHook.default_conn_name,
         poll_interval: float = 10.0,
         deferrable: bool = default_deferrable(),
+        output_path: str | ObjectStoragePath | None = None,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
+        self.output_path = output_path
         self.hook_params = dict(hook_params or {})
         self.seedance_task_id = seedance_task_id
         self.seedance_conn_id = seedance_conn_id
@@ -86,13 +90,17 @@ class SeedanceStatusSensor(BaseSensorOperator):
     def _result(self, task: SeedanceTask) -> dict[str, Any]:
         if task.is_failed:
             raise SeedanceGenerationFailedError(task.task_id, task.error_message)
+        result = result_from_task(task, task.request)
+        if self.output_path not in (None, ""):
+            delivered = self.hook.download(task, self.output_path)  # type: ignore[arg-type]
+            result.update(output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256)
         self.log.info(
             "Seedance task %s SUCCESS: %s — %s",
             task.task_id,
-            task.video_url,
+            result.get("output_path") or task.video_url,
             self.hook.describe_cost(task.consumed_credits),
         )
-        return result_from_task(task, task.request)
+        return result
 
     def poke(self, context: Context) -> PokeReturnValue:
         task = self._check(context)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import fsspec
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, ObjectStoragePath, Param
+from airflow.sdk.io import attach
 
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
+
+# An in-memory object store (fsspec's), to show output_path works beyond local files.
+attach("memory", fs=fsspec.filesystem("memory"))
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 FAST = {"retry_min_wait": 0.01, "retry_max_wait": 0.05, "status_retries": 3}
@@ -106,3 +111,72 @@ for mode in ("poke", "deferrable"):
                 soft_fail=soft,
                 hook_params=FAST,
             )
+
+DELIVERY_PARAMS = {"out": Param("/tmp/seedance-test-out", type="string")}
+
+for mode in ("blocking", "deferrable"):
+    with scenario(f"op_deliver_{mode}", params=DELIVERY_PARAMS):
+        SeedanceGenerateOperator(
+            task_id="generate",
+            prompt="delivered to storage",
+            aspect_ratio="9:16",
+            resolution="480p",
+            duration=4,
+            output_path="{{ params.out }}/clip-{{ ds }}.mp4",
+            deferrable=mode == "deferrable",
+            poll_interval=0.2,
+            hook_params=FAST,
+        )
+
+    with scenario(f"op_resubmit_{mode}"):
+        SeedanceGenerateOperator(
+            task_id="generate",
+            prompt="moderated once, then fine",
+            resubmit_on_failure=2,
+            deferrable=mode == "deferrable",
+            poll_interval=0.2,
+            hook_params=FAST,
+        )
+
+with scenario("op_budget"):
+    SeedanceGenerateOperator(
+        task_id="generate",
+        prompt="too dear",
+        resolution="720p",
+        duration=12,
+        generate_audio=True,
+        max_credits=50,
+    )
+
+with scenario("op_asset", params=DELIVERY_PARAMS):
+    SeedanceGenerateOperator(
+        task_id="generate",
+        prompt="announce me",
+        output_path="{{ params.out }}/asset.mp4",
+        outlets=[Asset("seedance://videos/announce")],
+        deferrable=True,
+        poll_interval=0.2,
+        hook_params=FAST,
+    )
+
+with scenario("op_memory_output"):
+    SeedanceGenerateOperator(
+        task_id="generate",
+        prompt="into memory",
+        output_path=ObjectStoragePath("memory://bucket/videos/clip.mp4"),
+        poll_interval=0.2,
+        hook_params=FAST,
+    )
+
+with scenario("sensor_deliver", params=DELIVERY_PARAMS):
+    submit = SeedanceGenerateOperator(
+        task_id="submit", prompt="watched and delivered", wait_for_completion=False
+    )
+    submit >> SeedanceStatusSensor(
+        task_id="wait",
+        seedance_task_id="{{ ti.xcom_pull(task_ids='submit', key='seedance_task_id') }}",
+        deferrable=True,
+        poll_interval=0.2,
+        output_path="{{ params.out }}/sensed.mp4",
+        hook_params=FAST,
+    )
