@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 venv: $(STAMP)
 
 demo: $(STAMP)
-	@$(VENV)/bin/python -m airflow_provider_seedance.demo
+	@$(VENV)/bin/python scripts/demo.py
 
 test: $(STAMP)
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

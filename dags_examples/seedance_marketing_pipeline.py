@@ -1,12 +1,15 @@
-"""Daily marketing videos: prompts from the DAG's params, generated in the triggerer, then published.
+"""Daily marketing videos: prompts from the DAG's params, generated in the triggerer, delivered, published.
 
 Copy this file into your DAGs folder and point the ``seedance_default`` connection at the
 real service (or at the bundled emulator: ``seedance-emulator``). Trigger it with other
-params from the UI to change product, tone or format.
+params from the UI to change product, tone, format or where the videos go.
 
-Waiting happens in the triggerer (``deferrable=True``): no worker slot is held while
-Seedance renders. A retry re-attaches to the generation the first try submitted, so a
-crashed worker never pays for the same video twice.
+* Waiting happens in the triggerer (``deferrable=True``): no worker slot is held while
+  Seedance renders.
+* Each video is streamed into ``output_dir`` (any Airflow object storage URL: ``file://``,
+  ``s3://``, ``gs://``...) as soon as it is ready: service URLs expire.
+* A retry re-attaches to the generation the first try submitted, and a rerun of the same
+  day finds its videos already delivered and submits nothing (0 credits).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperato
 #: Seconds between status polls. 10 s is the API guide's advice; the bundled emulator's
 #: fast runs (``make demo``, the tests) set SEEDANCE_POLL_INTERVAL lower.
 POLL_INTERVAL = float(os.environ.get("SEEDANCE_POLL_INTERVAL", "10"))
+#: Where videos land unless the run's params say otherwise.
+OUTPUT_DIR = os.environ.get("SEEDANCE_OUTPUT_DIR", "file:///tmp/seedance-videos")
 
 with DAG(
     dag_id="seedance_marketing_pipeline",
@@ -41,6 +46,7 @@ with DAG(
         ),
         "aspect_ratio": Param("16:9", enum=["1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"]),
         "resolution": Param("720p", enum=["480p", "720p"]),
+        "output_dir": Param(OUTPUT_DIR, type="string", description="Object storage URL for the videos"),
     },
     tags=["seedance", "example"],
 ) as dag:
@@ -63,19 +69,27 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         timeout=3600,
+        output_path="{{ params.output_dir }}/{{ ds }}/scene-{{ ti.map_index }}.mp4",
+        max_credits=60,
     ).expand(prompt=build_prompts())
 
     @task
     def publish(results: list[dict]) -> list[str]:
-        """Stand-in for an upload step (CMS, ad platform, bucket): says what it would publish."""
+        """Reads each delivered file and hands it on (a stand-in for a CMS or ad platform upload)."""
+        from airflow.sdk import ObjectStoragePath
+
         published = []
         for result in results:
+            video = ObjectStoragePath(result["output_path"])
+            with video.open("rb") as handle:
+                header = handle.read(12)
+            if header[4:8] != b"ftyp":
+                raise ValueError(f"{video} is not an MP4 file")
             print(
-                f"would publish {result['video_url']} "
-                f"({result['consumed_credits']} credits, ${result['consumed_usd']:.3f}) "
-                f"for prompt {result['request']['prompt'][:60]!r}"
+                f"publishing {video} ({video.stat().st_size} bytes, sha256 {result['sha256'][:12]}…, "
+                f"{result['consumed_credits']} credits ${result['consumed_usd']:.3f})"
             )
-            published.append(result["video_url"])
+            published.append(str(video))
         return published
 
     publish(videos.output)

@@ -54,6 +54,8 @@ class SeedanceVideoLink(BaseOperatorLink):
             return ""
         if data.get("video_url"):
             return str(data["video_url"])
+        if data.get("output_path"):  # reused from storage: nothing was generated this time
+            return str(data["output_path"])
         # In flight: the status URL names the task id (it needs the API key to open).
         if data.get("base_url") and data.get("task_id"):
             return f"{data['base_url']}{STATUS_PATH}?task_id={data['task_id']}"
@@ -276,6 +278,7 @@ class SeedanceGenerateOperator(BaseOperator):
             **existing.to_dict(),
         }
         result.pop("source_url", None)
+        context["ti"].xcom_push(key=XCOM_LINK, value={"output_path": existing.output_path})
         self._emit_asset_events(context, result)
         return result
 

@@ -25,16 +25,15 @@ def test_every_example_imports_without_errors(airflow_db) -> None:
         assert _load_dag(EXAMPLES, dag_id).dag_id == dag_id
 
 
-def test_marketing_pipeline_templated_mapped_deferrable(dag_env, capfd) -> None:
-    run = run_dag(
-        EXAMPLES,
-        "seedance_marketing_pipeline",
-        run_conf={
-            "aspect_ratio": "9:16",
-            "resolution": "480p",
-            "scenes": ["in the rain", "on a rooftop", "at a finish line"],
-        },
-    )
+def test_marketing_pipeline_templated_mapped_deferrable(dag_env, capfd, tmp_path) -> None:
+    conf = {
+        "aspect_ratio": "9:16",
+        "resolution": "480p",
+        "output_dir": f"file://{tmp_path}",
+        "scenes": ["in the rain", "on a rooftop", "at a finish line"],
+    }
+    day = pendulum.datetime(2026, 3, 1, 6, tz="UTC")
+    run = run_dag(EXAMPLES, "seedance_marketing_pipeline", run_conf=conf, logical_date=day)
     assert run.state == "success"
     results = run.results("generate_video")
     assert len(results) == 3
@@ -43,9 +42,21 @@ def test_marketing_pipeline_templated_mapped_deferrable(dag_env, capfd) -> None:
         assert result["request"]["aspect_ratio"] == "9:16"  # rendered from params
         assert result["request"]["resolution"] == "480p"
         assert result["consumed_credits"] == 14
-    assert run.results("publish")[0] == [r["video_url"] for r in results]
+    delivered = sorted(tmp_path.rglob("*.mp4"))
+    assert [p.relative_to(tmp_path).as_posix() for p in delivered] == [
+        "2026-03-01/scene-0.mp4",
+        "2026-03-01/scene-1.mp4",
+        "2026-03-01/scene-2.mp4",
+    ]
+    assert all(p.read_bytes()[4:8] == b"ftyp" for p in delivered)
+    assert sorted(run.results("publish")[0]) == sorted(r["output_path"] for r in results)
     assert dag_env.ledger()["generate_requests"] == 3  # exactly one POST per generation
     assert API_KEY not in capfd.readouterr().out
+
+    # The same day again: every video is already delivered, so nothing is generated or paid.
+    again = run_dag(EXAMPLES, "seedance_marketing_pipeline", run_conf=conf, logical_date=day.add(hours=1))
+    assert all(r["reused_existing"] and r["consumed_credits"] == 0 for r in again.results("generate_video"))
+    assert dag_env.ledger()["generate_requests"] == 3
 
 
 def test_social_clips_mapped_with_pool(dag_env) -> None:
@@ -60,12 +71,18 @@ def test_social_clips_mapped_with_pool(dag_env) -> None:
     assert dag_env.ledger()["generate_requests"] == 3
 
 
-def test_catalog_backfill_one_date(dag_env) -> None:
-    run = run_dag(EXAMPLES, "seedance_catalog_backfill", logical_date=pendulum.datetime(2026, 3, 3, tz="UTC"))
+def test_catalog_backfill_second_pass_spends_nothing(dag_env, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SEEDANCE_OUTPUT_DIR", f"file://{tmp_path}")
+    day = pendulum.datetime(2026, 3, 3, tz="UTC")
+    run = run_dag(EXAMPLES, "seedance_catalog_backfill", logical_date=day)
     assert run.state == "success"
     results = run.results("animate_product")
     assert len(results) == 2  # CED-220 and DUN-305 launch on 2026-03-03
-    assert all(len(r["request"]["image_urls"]) == 1 for r in results)
+    assert all(len(r["request"]["image_urls"]) == 1 and r["consumed_credits"] == 14 for r in results)
+    assert sorted(p.name for p in (tmp_path / "catalog").iterdir()) == ["CED-220.mp4", "DUN-305.mp4"]
+    assert dag_env.ledger()["generate_requests"] == 2
+    again = run_dag(EXAMPLES, "seedance_catalog_backfill", logical_date=day.add(hours=1))
+    assert all(r["reused_existing"] and r["consumed_credits"] == 0 for r in again.results("animate_product"))
     assert dag_env.ledger()["generate_requests"] == 2
 
 

@@ -67,7 +67,7 @@ def test_failed_generation_fails_without_retry(dag_env, mode: str, capfd) -> Non
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_timeout_names_the_task_id(dag_env, mode: str, capfd) -> None:
+def test_timeout_names_the_task_id(slow_dag_env, mode: str, capfd) -> None:
     run = run_dag(TEST_DAGS, f"op_timeout_{mode}")
     assert run.state == "failed"
     seedance_id = run.xcoms[("generate", -1, "seedance_task_id")]
@@ -124,6 +124,6 @@ def test_sensor_on_failed_generation(dag_env, mode: str, soft: bool, state: str)
 
 @pytest.mark.parametrize("mode", ["poke", "deferrable"])
 @pytest.mark.parametrize(("soft", "state"), [(False, "failed"), (True, "skipped")])
-def test_sensor_timeout(dag_env, mode: str, soft: bool, state: str) -> None:
+def test_sensor_timeout(slow_dag_env, mode: str, soft: bool, state: str) -> None:
     run = run_dag(TEST_DAGS, f"sensor_timeout_{mode}{'_soft' if soft else ''}")
     assert run.tasks[("wait", -1)][0] == state
