@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo test test-min lint venv clean
+.PHONY: demo ui test test-min lint venv clean system-deps
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -20,7 +20,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	@$(VENV)/bin/python scripts/demo.py
 
-test: $(STAMP)
+ui: $(STAMP)
+	@bash scripts/ui.sh "$(VENV)"
+
+system-deps:
+	@bash scripts/system_deps.sh
+
+test: $(STAMP) system-deps
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-min:

@@ -49,9 +49,19 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.hooks.seedance"]}],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.operators.seedance"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{PACKAGE}.operators.seedance", f"{PACKAGE}.operators.batch"],
+            }
+        ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.sensors.seedance"]}],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.triggers.seedance"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [f"{PACKAGE}.triggers.seedance", f"{PACKAGE}.triggers.batch"],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": f"{PACKAGE}.hooks.seedance.SeedanceHook",

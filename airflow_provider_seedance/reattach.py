@@ -25,12 +25,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 RECORD_KEY = "seedance_generation"
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
+#: The API refused the request (e.g. 400): nothing exists, nothing to wait for.
+REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Submission:
     submitted_at: float | None = None
     #: Every Seedance task id submitted for this request, oldest first.
     history: tuple[str, ...] = ()
+    #: Why the API refused it (state ``rejected``).
+    error: str | None = None
+    #: The generation's terminal status once seen (JSON primitives), so a resumed task
+    #: need not ask again.
+    outcome: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +58,8 @@ class Submission:
             "seedance_task_id": self.seedance_task_id,
             "submitted_at": self.submitted_at,
             "history": list(self.history),
+            "error": self.error,
+            "outcome": self.outcome,
         }
 
     @classmethod
@@ -58,7 +67,7 @@ class Submission:
         if not isinstance(value, Mapping) or not isinstance(value.get("fingerprint"), str):
             return None
         state = value.get("state")
-        if state not in (SUBMITTING, SUBMITTED):
+        if state not in (SUBMITTING, SUBMITTED, REJECTED):
             return None
         task_id = value.get("seedance_task_id")
         history = value.get("history")
@@ -68,6 +77,8 @@ class Submission:
             seedance_task_id=task_id if isinstance(task_id, str) and task_id else None,
             submitted_at=value.get("submitted_at"),
             history=tuple(h for h in history if isinstance(h, str)) if isinstance(history, list) else (),
+            error=value.get("error") if isinstance(value.get("error"), str) else None,
+            outcome=dict(value["outcome"]) if isinstance(value.get("outcome"), Mapping) else None,
         )
 
 
@@ -124,10 +135,15 @@ class _VariableBackend:
 
 
 class SubmissionRecord:
-    """The submissions of one task instance, keyed by request fingerprint."""
+    """The submissions of one task instance, keyed by request fingerprint.
+
+    Entries are read once and written back after each change (or each batch of changes):
+    only one try of a task instance runs at a time, so nobody else writes this record.
+    """
 
     def __init__(self, backend: _Backend, *, where: str) -> None:
         self._backend = backend
+        self._entries: dict[str, Any] | None = None
         #: Human description of the storage, for log lines.
         self.where = where
 
@@ -144,39 +160,71 @@ class SubmissionRecord:
             name += f"__{key}"
         return cls(_VariableBackend(name), where=f"Variable {name!r}")
 
-    def get(self, fingerprint: str) -> Submission | None:
-        return Submission.from_json(self._backend.load().get(fingerprint))
+    @property
+    def entries(self) -> dict[str, Any]:
+        if self._entries is None:
+            self._entries = self._backend.load()
+        return self._entries
 
-    def _put(self, submission: Submission) -> None:
-        entries = self._backend.load()
-        entries[submission.fingerprint] = submission.to_json()
-        self._backend.save(entries)
+    def _save(self) -> None:
+        self._backend.save(self.entries)
+
+    def get(self, fingerprint: str) -> Submission | None:
+        return Submission.from_json(self.entries.get(fingerprint))
 
     def history(self, fingerprint: str) -> tuple[str, ...]:
         previous = self.get(fingerprint)
         return previous.history if previous is not None else ()
 
-    def mark_submitting(self, fingerprint: str) -> None:
-        """Written just before the POST: a crash from here on must not lead to a second POST."""
-        history = self.history(fingerprint)
-        self._put(Submission(fingerprint, SUBMITTING, submitted_at=time.time(), history=history))
+    def _set(self, submission: Submission) -> None:
+        self.entries[submission.fingerprint] = submission.to_json()
 
-    def mark_submitted(self, fingerprint: str, seedance_task_id: str) -> None:
-        history = (*self.history(fingerprint), seedance_task_id)
-        self._put(Submission(fingerprint, SUBMITTED, seedance_task_id, time.time(), history))
+    def mark_submitting(self, *fingerprints: str) -> None:
+        """Written just before the POSTs: a crash from here on must not lead to a second POST."""
+        for fingerprint in fingerprints:
+            self._set(
+                Submission(
+                    fingerprint, SUBMITTING, submitted_at=time.time(), history=self.history(fingerprint)
+                )
+            )
+        self._save()
+
+    def mark_submitted(self, *pairs: tuple[str, str]) -> None:
+        """``(fingerprint, seedance_task_id)`` pairs whose POST returned a task id."""
+        for fingerprint, seedance_task_id in pairs:
+            history = (*self.history(fingerprint), seedance_task_id)
+            self._set(Submission(fingerprint, SUBMITTED, seedance_task_id, time.time(), history))
+        self._save()
+
+    def mark_finished(self, *pairs: tuple[str, dict[str, Any]]) -> None:
+        """``(fingerprint, terminal task dict)`` pairs: remember how generations ended."""
+        for fingerprint, outcome in pairs:
+            previous = self.get(fingerprint)
+            if previous is not None and previous.seedance_task_id == outcome.get("task_id"):
+                self._set(replace(previous, outcome=dict(outcome)))
+        if pairs:
+            self._save()
+
+    def mark_rejected(self, fingerprint: str, error: str) -> None:
+        """The API refused the POST (nothing was created); remember why."""
+        previous = self.get(fingerprint)
+        history = previous.history if previous is not None else ()
+        self._set(
+            Submission(fingerprint, REJECTED, history[-1] if history else None, time.time(), history, error)
+        )
+        self._save()
 
     def forget_attempt(self, fingerprint: str) -> None:
-        """The API refused the POST (nothing was created): drop the "submitting" mark."""
+        """The API refused the POST or was never reached: drop the "submitting" mark."""
         previous = self.get(fingerprint)
         if previous is None:
             return
         if previous.history:
-            self._put(
+            self._set(
                 Submission(
                     fingerprint, SUBMITTED, previous.history[-1], previous.submitted_at, previous.history
                 )
             )
         else:
-            entries = self._backend.load()
-            entries.pop(fingerprint, None)
-            self._backend.save(entries)
+            self.entries.pop(fingerprint, None)
+        self._save()

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -101,31 +100,32 @@ def main() -> int:
     print("» starting the bundled Seedance emulator …", flush=True)
     with EmulatorProcess(api_keys={DEMO_KEY: 10_000}, generation_seconds=3.0) as emulator:
         print(f"  emulator at {emulator.base_url} (a real HTTP server on loopback)")
-        with tempfile.TemporaryDirectory(prefix="seedance-demo-airflow-") as home:
-            _prepare_airflow(Path(home), emulator.base_url)
-            day = pendulum.now("UTC").start_of("day")
-            print(
-                "» running DAG seedance_marketing_pipeline (deferrable generations, delivery) …", flush=True
-            )
-            results = _run_pipeline(day)
-            ledger = emulator.ledger()
-            print("\nVideos delivered (real MP4 files you can open):\n")
-            print(_table(results))
-            account = ledger["accounts"][DEMO_KEY]
-            print(
-                f"\nEmulator ledger: {ledger['generate_requests']} generate requests, "
-                f"{account['charged']} credits charged, balance {account['balance']}."
-            )
-            print("\n» running the same day again (a rerun or backfill) …", flush=True)
-            again = _run_pipeline(day.add(hours=1))
-            reused = sum(1 for r in again if r.get("reused_existing"))
-            ledger2 = emulator.ledger()
-            print(
-                f"  {reused} of {len(again)} videos already delivered: "
-                f"{ledger2['generate_requests'] - ledger['generate_requests']} new generate requests, "
-                f"{sum(r['consumed_credits'] for r in again)} credits spent."
-            )
+        home = OUTPUT / "airflow-home"  # kept: `make ui` browses what the demo made
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        _prepare_airflow(home, emulator.base_url)
+        day = pendulum.now("UTC").start_of("day")
+        print("» running DAG seedance_marketing_pipeline (deferrable generations, delivery) …", flush=True)
+        results = _run_pipeline(day)
+        ledger = emulator.ledger()
+        print("\nVideos delivered (real MP4 files you can open):\n")
+        print(_table(results))
+        account = ledger["accounts"][DEMO_KEY]
+        print(
+            f"\nEmulator ledger: {ledger['generate_requests']} generate requests, "
+            f"{account['charged']} credits charged, balance {account['balance']}."
+        )
+        print("\n» running the same day again (a rerun or backfill) …", flush=True)
+        again = _run_pipeline(day.add(hours=1))
+        reused = sum(1 for r in again if r.get("reused_existing"))
+        ledger2 = emulator.ledger()
+        print(
+            f"  {reused} of {len(again)} videos already delivered: "
+            f"{ledger2['generate_requests'] - ledger['generate_requests']} new generate requests, "
+            f"{sum(r['consumed_credits'] for r in again)} credits spent."
+        )
     print(f"\nVideos are in {VIDEOS} — done in {time.monotonic() - started:.0f}s.")
+    print("Watch them in the Airflow UI: `make ui`, then open http://127.0.0.1:8080 and click Seedance.")
     return 0
 
 

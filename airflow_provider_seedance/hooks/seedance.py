@@ -35,6 +35,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow_provider_seedance import __version__
 from airflow_provider_seedance.exceptions import (
     SeedanceAPIError,
+    SeedanceAuthError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
     SeedanceDownloadError,
@@ -273,10 +274,38 @@ class SeedanceHook(HttpHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form on Airflow versions that ask the hook (3.1)."""
+        """The connection form on Airflow versions that ask the hook (3.1; 3.2+ read metadata).
+
+        3.1 wants snake_case keys and rewrites the dict it gets, so this returns a fresh copy.
+        """
         from airflow_provider_seedance.get_provider_info import UI_FIELD_BEHAVIOUR
 
-        return UI_FIELD_BEHAVIOUR
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields (timeout, proxy) on Airflow 3.1, which needs ``wtforms`` installed.
+
+        3.2+ read ``conn-fields`` from the provider metadata and never call this.
+        """
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        from airflow_provider_seedance.get_provider_info import CONN_FIELDS
+
+        timeout, proxy = CONN_FIELDS["timeout"], CONN_FIELDS["proxy"]
+        return {
+            "timeout": IntegerField(
+                timeout["label"],
+                validators=[Optional(), NumberRange(min=1)],
+                description=timeout["description"],
+            ),
+            "proxy": StringField(proxy["label"], validators=[Optional()], description=proxy["description"]),
+        }
 
     # ------------------------------------------------------------------ connection
     @cached_property
@@ -486,6 +515,10 @@ class SeedanceHook(HttpHook):
             self._send("GET", STATUS_PATH, params={"task_id": PROBE_TASK_ID})
         except SeedanceTaskNotFoundError:
             return True, f"Connected to {self.settings.base_url}: API key accepted."
+        except SeedanceAuthError as exc:
+            return False, f"{self.settings.base_url} rejected the API key (the password field): {exc}"
+        except SeedanceConnectionError as exc:
+            return False, f"Cannot reach {self.settings.base_url} (check the base URL and proxy): {exc}"
         except SeedanceError as exc:
             return False, str(exc)
         return True, f"Connected to {self.settings.base_url}."

@@ -76,6 +76,27 @@ def result_from_task(task: SeedanceTask, request_payload: dict[str, Any]) -> dic
     }
 
 
+def push_task_xcoms(context: Context, task: SeedanceTask, base_url: str) -> None:
+    """The task id and the link data, pushed before any wait (and again at the end).
+
+    The link data also carries status, error and request, so that a failed generation
+    (which has no ``return_value``) still says what it was and why it failed.
+    """
+    ti = context["ti"]
+    ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
+    ti.xcom_push(
+        key=XCOM_LINK,
+        value={
+            "task_id": task.task_id,
+            "video_url": task.video_url,
+            "base_url": base_url,
+            "status": task.status,
+            "error_message": task.error_message,
+            "request": dict(task.request),
+        },
+    )
+
+
 def task_from_event(event: Any, *, expected_task_id: str | None = None) -> tuple[str, SeedanceTask, str]:
     """Check a trigger event and return ``(status, task, message)``; fail loudly on anything odd."""
     if not isinstance(event, dict):
@@ -322,7 +343,7 @@ class SeedanceGenerateOperator(BaseOperator):
             if isinstance(exc, SeedanceAPIError) or not exc.sent:
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
             raise
-        record.mark_submitted(fingerprint, seedance_task_id)
+        record.mark_submitted((fingerprint, seedance_task_id))
         return SeedanceTask(
             task_id=seedance_task_id, status=TaskStatus.IN_PROGRESS, request=request.to_payload()
         )
@@ -368,16 +389,7 @@ class SeedanceGenerateOperator(BaseOperator):
             )
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
-        ti.xcom_push(
-            key=XCOM_LINK,
-            value={
-                "task_id": task.task_id,
-                "video_url": task.video_url,
-                "base_url": self.hook.settings.base_url,
-            },
-        )
+        push_task_xcoms(context, task, self.hook.settings.base_url)
 
     def _finish(
         self, context: Context, record: SubmissionRecord, request: GenerationRequest, task: SeedanceTask
@@ -425,4 +437,10 @@ class SeedanceGenerateOperator(BaseOperator):
             context["outlet_events"][outlet].extra.update(extra)
 
 
-__all__ = ["SeedanceGenerateOperator", "SeedanceVideoLink", "result_from_task", "task_from_event"]
+__all__ = [
+    "SeedanceGenerateOperator",
+    "SeedanceVideoLink",
+    "push_task_xcoms",
+    "result_from_task",
+    "task_from_event",
+]

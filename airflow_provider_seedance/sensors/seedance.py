@@ -14,9 +14,8 @@ from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerati
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.operators.seedance import (
-    XCOM_LINK,
-    XCOM_TASK_ID,
     SeedanceVideoLink,
+    push_task_xcoms,
     result_from_task,
     task_from_event,
 )
@@ -76,16 +75,7 @@ class SeedanceStatusSensor(BaseSensorOperator):
         return task
 
     def _push_link(self, context: Context, task: SeedanceTask) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
-        ti.xcom_push(
-            key=XCOM_LINK,
-            value={
-                "task_id": task.task_id,
-                "video_url": task.video_url,
-                "base_url": self.hook.settings.base_url,
-            },
-        )
+        push_task_xcoms(context, task, self.hook.settings.base_url)
 
     def _result(self, task: SeedanceTask) -> dict[str, Any]:
         if task.is_failed:

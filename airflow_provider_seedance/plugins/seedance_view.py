@@ -1,0 +1,281 @@
+"""The Seedance page of the Airflow UI: a gallery of generated videos and what they cost.
+
+Why this shape (Airflow 3.1 to 3.3):
+
+* **A FastAPI app in** ``fastapi_apps``, mounted by the API server at ``/seedance``. It runs
+  in the API server process, next to the metadata DB and the auth manager, so it reads what
+  Airflow already stores (task instances, XComs, rendered fields) and checks permissions
+  with the same auth manager calls the core API uses. 3.1, 3.2 and 3.3 mount it identically.
+* **An** ``external_views`` **entry** with ``url_route`` puts *Seedance* in the UI's navigation
+  and shows the page inside the UI (an iframe at ``/plugin/seedance``); a second entry adds a
+  *Seedance* tab to each DAG (``destination="dag"``, ``?dag_id={DAG_ID}``). A ``react_apps``
+  entry would need a JS bundle built against the UI's React version (and React apps are still
+  marked experimental); Flask ``appbuilder_views`` need the FAB provider. An iframe of plain
+  HTML needs neither, and works with every auth manager.
+* The page is a static shell plus JSON endpoints rendered by a small script, because Airflow
+  3.1's UI keeps the JWT in local storage (sent as a ``Bearer`` header) while 3.2+ use an
+  httpOnly ``_token`` cookie: a script can send either; a server-rendered page would only see
+  the cookie. The spend chart is SVG rendered on the server.
+
+Endpoints (all under ``/seedance``): ``/`` (the page), ``/api/generations``, ``/api/dags``,
+``/api/spend`` (JSON), ``/api/spend.svg``, and ``/media/{token}`` (a delivered file, see
+:mod:`.access` and :mod:`.media`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from airflow_provider_seedance.plugins import access, media, queries
+from airflow_provider_seedance.plugins.charts import spend_svg
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+MOUNT = "/seedance"
+DEFAULT_SPEND_DAYS = 30
+MAX_SPEND_DAYS = 366
+NO_STORE = {"Cache-Control": "no-store"}
+PAGE_HEADERS = {
+    **NO_STORE,
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "media-src 'self' http: https:; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@cache
+def _asset(folder: str, name: str) -> str:
+    return (resources.files("airflow_provider_seedance.plugins") / folder / name).read_text("utf-8")
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+async def current_user(request: Request) -> Any:
+    """The Airflow user behind the request's JWT (``Bearer`` header or ``_token`` cookie)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from jwt import ExpiredSignatureError, InvalidTokenError
+
+    token = access.token_from_request(request.headers.get("authorization"), dict(request.cookies))
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated")
+    try:
+        return await get_auth_manager().get_user_from_token(token)
+    except ExpiredSignatureError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Token expired") from None
+    except InvalidTokenError:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid JWT token") from None
+
+
+def readable_dags(user: Annotated[Any, Depends(current_user)]) -> frozenset[str]:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return access.readable_dag_ids(get_auth_manager(), user)
+
+
+def db_session() -> Iterator[Session]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        yield session
+
+
+Readable = Annotated[frozenset[str], Depends(readable_dags)]
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+def _filter(
+    dag_ids: frozenset[str],
+    dag_id: str | None,
+    since: date | None,
+    until: date | None,
+    state: str | None,
+) -> queries.GenerationFilter:
+    try:
+        return queries.GenerationFilter(
+            dag_ids=dag_ids,
+            dag_id=dag_id or None,
+            since=since,
+            until=until,
+            status=state or None,
+            operators=queries.operator_names(),
+        )
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+
+
+def ui_root(request: Request) -> str:
+    """The Airflow UI's root path (``[api] base_url``'s path), from where this app is mounted."""
+    root = str(request.scope.get("root_path") or "")
+    return root[: -len(MOUNT)] if root.endswith(MOUNT) else root
+
+
+def ui_links(root: str, item: dict[str, Any]) -> dict[str, str]:
+    dag, run, task = (quote(str(item[k]), safe="") for k in ("dag_id", "run_id", "task_id"))
+    run_url = f"{root}/dags/{dag}/runs/{run}"
+    ti_url = f"{run_url}/tasks/{task}"
+    if int(item.get("map_index", -1)) >= 0:
+        ti_url += f"/mapped/{int(item['map_index'])}"
+    return {"dag_run": run_url, "task_instance": ti_url}
+
+
+# --------------------------------------------------------------------------- the app
+
+app = FastAPI(
+    title="Seedance view",
+    description="Gallery and spend of Seedance generations recorded by Airflow tasks.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+@app.get("/", response_class=HTMLResponse, include_in_schema=False)
+def page() -> HTMLResponse:
+    """The page shell (no data; everything it shows comes from the authorized endpoints)."""
+    return HTMLResponse(_asset("templates", "gallery.html"), headers=PAGE_HEADERS)
+
+
+@app.get("/static/{name}", include_in_schema=False)
+def static(name: str) -> Response:
+    types = {"gallery.js": "text/javascript", "gallery.css": "text/css"}
+    if name not in types:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Not found")
+    return Response(_asset("static", name), media_type=types[name], headers={"Cache-Control": "no-cache"})
+
+
+@app.get("/api/generations")
+def generations(
+    request: Request,
+    readable: Readable,
+    session: DbSession,
+    dag_id: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    state: Annotated[str | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 24,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """Newest first; each item also has ``links`` into the UI and ``media_url`` when delivered."""
+    flt = _filter(readable, dag_id, since, until, state)
+    page = queries.list_generations(session, flt, limit=limit, offset=offset)
+    root = ui_root(request)
+    items = []
+    for item in page.items:
+        item["links"] = ui_links(root, item)
+        item["media_url"] = None
+        if item["output_path"] and media.local_path(item["output_path"]) is not None:
+            key = (item["dag_id"], item["run_id"], item["task_id"], int(item["map_index"]))
+            item["media_url"] = f"{root}{MOUNT}/media/{access.sign_media(key)}"
+        items.append(item)
+    body = {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@app.get("/api/dags")
+def dags(readable: Readable, session: DbSession) -> JSONResponse:
+    """The readable DAGs that have generations (the DAG filter's options)."""
+    dag_ids = queries.dags_with_generations(session, readable, queries.operator_names())
+    return JSONResponse({"dag_ids": dag_ids}, headers=NO_STORE)
+
+
+def _spend_range(since: date | None, until: date | None) -> tuple[date, date]:
+    until = until or datetime.now(timezone.utc).date()
+    since = since or until - timedelta(days=DEFAULT_SPEND_DAYS - 1)
+    if (until - since).days >= MAX_SPEND_DAYS:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"choose at most {MAX_SPEND_DAYS} days")
+    return since, until
+
+
+def _spend_report(
+    readable: frozenset[str], session: Session, dag_id: str | None, since: date | None, until: date | None
+) -> dict[str, Any]:
+    since, until = _spend_range(since, until)
+    return queries.spend(session, _filter(readable, dag_id, since, until, None))
+
+
+@app.get("/api/spend")
+def spend_json(
+    readable: Readable,
+    session: DbSession,
+    dag_id: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+) -> JSONResponse:
+    """Credits and dollars per day and per DAG (default: the last 30 days, UTC)."""
+    return JSONResponse(_spend_report(readable, session, dag_id, since, until), headers=NO_STORE)
+
+
+@app.get("/api/spend.svg")
+def spend_chart(
+    readable: Readable,
+    session: DbSession,
+    dag_id: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+) -> Response:
+    report = _spend_report(readable, session, dag_id, since, until)
+    return Response(spend_svg(report), media_type="image/svg+xml", headers=NO_STORE)
+
+
+@app.get("/media/{token}")
+def delivered_video(token: str, session: DbSession) -> Response:
+    """A delivered file named by a signed task-instance token (see :mod:`.access`)."""
+    key = access.read_media_token(token)
+    if key is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid or expired media token")
+    result = queries.find_result(session, key, queries.operator_names())
+    output_path = result.get("output_path") if result else None
+    if not isinstance(output_path, str):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No delivered video recorded for this task")
+    found = media.servable_video(output_path, result.get("bytes") if result else None, access.allowed_roots())
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "The recorded video is not available here")
+    path, content_type = found
+    # FileResponse answers Range requests (206) itself: seeking works in every browser.
+    return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+# --------------------------------------------------------------------------- the plugin
+
+
+def _plugin_base() -> type:
+    from airflow.plugins_manager import AirflowPlugin
+
+    return AirflowPlugin
+
+
+class SeedancePlugin(_plugin_base()):  # type: ignore[misc]
+    """Registered through the ``airflow.plugins`` entry point of this distribution."""
+
+    name = "seedance"
+    fastapi_apps = [{"app": app, "url_prefix": MOUNT, "name": "Seedance gallery and spend"}]
+    external_views = [
+        {
+            "name": "Seedance",
+            "href": f"{MOUNT}/",
+            "url_route": "seedance",
+            "destination": "nav",
+            "nav_top_level": True,  # 3.3: its own item in the side bar; 3.1: under "Plugins"
+        },
+        {
+            "name": "Seedance",
+            "href": f"{MOUNT}/?dag_id={{DAG_ID}}",
+            "url_route": "seedance-dag",
+            "destination": "dag",
+        },
+    ]
+
+
+__all__ = ["MOUNT", "SeedancePlugin", "app"]

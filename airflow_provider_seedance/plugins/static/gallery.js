@@ -1,0 +1,196 @@
+// Seedance view: renders the JSON endpoints of this app. Every value from the server is put in
+// the page with textContent / attributes, never as HTML (the chart SVG is parsed as SVG).
+"use strict";
+
+(function () {
+  const PAGE_SIZE = 24;
+  const state = { offset: 0, total: 0, uiRoot: "" };
+
+  function authHeaders() {
+    // Airflow 3.1's UI keeps the JWT in localStorage ("token"); 3.2+ use an httpOnly cookie,
+    // which same-origin fetches send by themselves.
+    const headers = { Accept: "application/json" };
+    try {
+      const token = window.localStorage.getItem("token");
+      if (token) headers.Authorization = "Bearer " + token;
+    } catch (e) { /* storage disabled: the cookie still works */ }
+    return headers;
+  }
+
+  async function getJSON(path, params) {
+    const url = new URL(path, document.baseURI);
+    Object.entries(params || {}).forEach(([k, v]) => { if (v !== "" && v != null) url.searchParams.set(k, v); });
+    const response = await fetch(url, { headers: authHeaders(), credentials: "same-origin" });
+    if (response.status === 401 || response.status === 403) {
+      throw new Error("You are not signed in to Airflow, or may not read these DAGs. Sign in and reload.");
+    }
+    if (!response.ok) throw new Error("Request failed: HTTP " + response.status + " " + (await response.text()));
+    return path.endsWith(".svg") ? response.text() : response.json();
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (v == null || v === false) return;
+      if (k === "class") node.className = v;
+      else node.setAttribute(k, v === true ? "" : String(v));
+    });
+    children.flat().forEach((c) => { if (c != null) node.append(c instanceof Node ? c : String(c)); });
+    return node;
+  }
+
+  function notice(message) {
+    const box = document.getElementById("notice");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  // Inside Airflow's UI the page is an iframe without allow-top-navigation; links move the
+  // parent (same origin) through its router instead, or open in the frame if that fails.
+  function openInAirflow(event) {
+    const href = event.currentTarget.getAttribute("href");
+    if (window.top === window.self) return;
+    try {
+      window.top.history.pushState({}, "", href);
+      window.top.dispatchEvent(new PopStateEvent("popstate", { state: {} }));
+      event.preventDefault();
+    } catch (e) { /* fall back to navigating the frame */ }
+  }
+
+  function video(item) {
+    const sources = [item.media_url, item.video_url].filter(Boolean);
+    const box = el("div", { class: "media" });
+    if (!sources.length) {
+      box.append(el("div", { class: "placeholder" }, item.status === "FAILED" ? "No video: the generation failed" : "No video yet"));
+      return box;
+    }
+    const player = el("video", { controls: true, muted: true, playsinline: true, preload: "metadata", src: sources[0] });
+    player.muted = true;
+    let index = 0;
+    player.addEventListener("error", () => {
+      index += 1;
+      if (index < sources.length) { player.src = sources[index]; return; }
+      box.replaceChildren(el("div", { class: "placeholder" }, "Video unavailable (the service URL may have expired)"));
+    });
+    box.append(player);
+    return box;
+  }
+
+  function card(item) {
+    const r = item.request || {};
+    const chips = [
+      r.aspect_ratio || "1:1", r.resolution || "720p", (r.duration || 8) + " s",
+      r.generate_audio ? "audio" : "no audio",
+    ];
+    if (item.reused_existing) chips.push("reused file");
+    if (item.map_index >= 0) chips.push("map " + item.map_index);
+    const links = el("div", { class: "links" },
+      el("a", { href: item.links.dag_run, class: "dag-run-link" }, "DAG run"),
+      el("a", { href: item.links.task_instance, class: "ti-link" }, "Task instance"));
+    links.querySelectorAll("a").forEach((a) => a.addEventListener("click", openInAirflow));
+    const usd = Number(item.consumed_usd || 0).toFixed(2);
+    return el("article", { class: "card " + (item.status === "FAILED" ? "failed" : ""), "data-status": item.status },
+      video(item),
+      el("div", { class: "body" },
+        el("p", { class: "prompt" }, r.prompt || "(prompt not recorded)"),
+        el("div", { class: "chips" }, chips.map((c) => el("span", { class: "chip" }, c))),
+        el("div", { class: "status " + item.status }, item.status + (item.ti_state ? " · task " + item.ti_state : "")),
+        item.error_message ? el("p", { class: "error" }, item.error_message) : null,
+        el("div", { class: "cost" }, item.consumed_credits + " credits · $" + usd),
+        el("div", { class: "meta" }, item.dag_id + " · " + item.task_id + " · " + (item.end_date || item.start_date || "").replace("T", " ").slice(0, 19) + " UTC"),
+        item.seedance_task_id ? el("div", { class: "meta" }, "Seedance task " + item.seedance_task_id) : null,
+        links));
+  }
+
+  function formValues(form) {
+    return Object.fromEntries(new FormData(form).entries());
+  }
+
+  async function loadGallery() {
+    const form = document.getElementById("gallery-filters");
+    const params = Object.assign(formValues(form), { limit: PAGE_SIZE, offset: state.offset });
+    try {
+      const page = await getJSON("api/generations", params);
+      notice("");
+      state.total = page.total;
+      const cards = document.getElementById("cards");
+      cards.replaceChildren(...page.items.map(card));
+      const first = page.total ? page.offset + 1 : 0;
+      document.getElementById("page-info").textContent = first + "–" + (page.offset + page.items.length) + " of " + page.total;
+      document.getElementById("gallery-summary").textContent = page.total + " generation" + (page.total === 1 ? "" : "s");
+      document.getElementById("prev").disabled = page.offset === 0;
+      document.getElementById("next").disabled = page.offset + page.items.length >= page.total;
+      document.body.dataset.galleryLoaded = "true";
+    } catch (e) { notice(e.message); document.body.dataset.galleryLoaded = "error"; }
+  }
+
+  function row(cells) { return el("tr", {}, cells.map((c) => el("td", {}, c))); }
+
+  async function loadSpend() {
+    const form = document.getElementById("spend-filters");
+    const params = formValues(form);
+    try {
+      const [report, svg] = await Promise.all([getJSON("api/spend", params), getJSON("api/spend.svg", params)]);
+      notice("");
+      const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+      document.getElementById("spend-chart").replaceChildren(document.importNode(doc.documentElement, true));
+      document.querySelector("#spend-by-day tbody").replaceChildren(...report.by_day.filter((d) => d.generations).reverse().map(
+        (d) => row([d.date, d.generations, d.credits, "$" + d.usd.toFixed(2)])));
+      document.querySelector("#spend-by-dag tbody").replaceChildren(...report.by_dag.map(
+        (d) => row([d.dag_id, d.generations, d.credits, "$" + d.usd.toFixed(2)])),
+        el("tr", { class: "total" }, el("th", {}, "Total"), el("th", {}, report.total.generations),
+          el("th", {}, report.total.credits), el("th", {}, "$" + report.total.usd.toFixed(2))));
+      const link = new URL("api/spend", document.baseURI);
+      Object.entries(params).forEach(([k, v]) => { if (v) link.searchParams.set(k, v); });
+      document.getElementById("spend-json").href = link.toString();
+      document.body.dataset.spendLoaded = "true";
+    } catch (e) { notice(e.message); }
+  }
+
+  async function loadDags() {
+    try {
+      const data = await getJSON("api/dags");
+      document.querySelectorAll(".dag-select").forEach((select) => {
+        const keep = select.value;
+        select.replaceChildren(el("option", { value: "" }, "All DAGs"), ...data.dag_ids.map((d) => el("option", { value: d }, d)));
+        select.value = keep;
+      });
+    } catch (e) { notice(e.message); }
+  }
+
+  function show() {
+    const tab = window.location.hash === "#spend" ? "spend" : "gallery";
+    document.getElementById("gallery").hidden = tab !== "gallery";
+    document.getElementById("spend").hidden = tab !== "spend";
+    document.getElementById("tab-gallery").classList.toggle("active", tab === "gallery");
+    document.getElementById("tab-spend").classList.toggle("active", tab === "spend");
+    return tab === "spend" ? loadSpend() : loadGallery();
+  }
+
+  function isoDay(d) { return d.toISOString().slice(0, 10); }
+
+  async function start() {
+    // Initial filters from the query string (the DAG tab opens ?dag_id=...).
+    const query = new URLSearchParams(window.location.search);
+    ["gallery-filters", "spend-filters"].forEach((id) => {
+      const form = document.getElementById(id);
+      query.forEach((value, key) => { if (form.elements[key]) form.elements[key].value = value; });
+    });
+    const spendForm = document.getElementById("spend-filters");
+    const today = new Date();
+    if (!spendForm.elements.until.value) spendForm.elements.until.value = isoDay(today);
+    if (!spendForm.elements.since.value) spendForm.elements.since.value = isoDay(new Date(today.getTime() - 29 * 86400000));
+    await loadDags();
+    query.forEach((value, key) => {
+      document.querySelectorAll("form").forEach((form) => { if (form.elements[key]) form.elements[key].value = value; });
+    });
+    document.getElementById("gallery-filters").addEventListener("submit", (e) => { e.preventDefault(); state.offset = 0; loadGallery(); });
+    spendForm.addEventListener("submit", (e) => { e.preventDefault(); loadSpend(); });
+    document.getElementById("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); loadGallery(); });
+    document.getElementById("next").addEventListener("click", () => { state.offset += PAGE_SIZE; loadGallery(); });
+    window.addEventListener("hashchange", show);
+    await show();
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();

@@ -1,0 +1,151 @@
+"""SeedanceBatchStatusTrigger: one trigger watching a whole batch of generations.
+
+A catalog of N videos as N deferred tasks costs N worker starts to submit and N more to
+resume; this trigger lets one task wait for all of them. Each round it reads every
+unfinished generation concurrently (bounded) on one shared aiohttp session, and it fires
+a single event once every generation has ended (or the deadline passed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.models import SeedanceTask
+
+BATCH_EVENT_STATUSES = frozenset({"done", "timeout"})
+#: Longest pause between rounds when the API keeps failing.
+MAX_BACKOFF = 300.0
+
+
+def slim(task: SeedanceTask) -> dict[str, Any]:
+    """What the worker needs of a finished generation (events of big batches stay small)."""
+    return {
+        "task_id": task.task_id,
+        "status": task.status,
+        "video_urls": list(task.video_urls),
+        "consumed_credits": task.consumed_credits,
+        "error_message": task.error_message,
+    }
+
+
+class SeedanceBatchStatusTrigger(BaseTrigger):
+    """Wait until every generation of a batch has ended; fire one event.
+
+    Event: ``{"status": "done"|"timeout", "tasks": {id: task}, "errors": {id: message},
+    "pending": [id, ...]}`` where ``tasks`` holds the terminal generations, ``errors`` the
+    ones that could not be read (e.g. TASK_NOT_FOUND, or too many failures in a row) and
+    ``pending`` those still running at the deadline.
+
+    :param seedance_task_ids: the generations to watch.
+    :param max_concurrency: status reads in flight at once.
+    :param max_poll_failures: failed reads in a row tolerated per generation.
+    """
+
+    def __init__(
+        self,
+        seedance_task_ids: list[str],
+        seedance_conn_id: str = SeedanceHook.default_conn_name,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        max_concurrency: int = 32,
+        max_poll_failures: int = 8,
+    ) -> None:
+        super().__init__()
+        self.seedance_task_ids = list(seedance_task_ids)
+        self.seedance_conn_id = seedance_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = float(end_time) if end_time is not None else None
+        self.max_concurrency = int(max_concurrency)
+        self.max_poll_failures = int(max_poll_failures)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "seedance_task_ids": list(self.seedance_task_ids),
+                "seedance_conn_id": self.seedance_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "max_concurrency": self.max_concurrency,
+                "max_poll_failures": self.max_poll_failures,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        pending = list(dict.fromkeys(self.seedance_task_ids))
+        finished: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        failures: dict[str, int] = {}
+        bad_rounds = 0
+        retry_floor = 0.0
+        semaphore = asyncio.Semaphore(self.max_concurrency)
+        hook = SeedanceHook(self.seedance_conn_id, status_retries=1)
+
+        async def read(task_id: str) -> SeedanceTask | SeedanceError:
+            async with semaphore:
+                try:
+                    return await hook.aget_status(task_id)
+                except SeedanceError as exc:
+                    return exc
+
+        async with hook:
+            while pending:
+                await asyncio.sleep(self._pause(bad_rounds, retry_floor))
+                if self.end_time is not None and time.time() >= self.end_time:
+                    break
+                outcomes = await asyncio.gather(*(read(task_id) for task_id in pending))
+                still: list[str] = []
+                transient = 0
+                retry_floor = 0.0
+                for task_id, outcome in zip(pending, outcomes, strict=False):
+                    if isinstance(outcome, SeedanceTask):
+                        failures.pop(task_id, None)
+                        if outcome.is_terminal:
+                            finished[task_id] = slim(outcome)
+                        else:
+                            still.append(task_id)
+                    elif getattr(outcome, "retryable", False):
+                        transient += 1
+                        retry_floor = max(retry_floor, float(getattr(outcome, "retry_after", None) or 0.0))
+                        failures[task_id] = failures.get(task_id, 0) + 1
+                        if failures[task_id] > self.max_poll_failures:
+                            errors[task_id] = (
+                                f"status unreadable {failures[task_id]} times in a row: {outcome}"
+                            )
+                        else:
+                            still.append(task_id)
+                    else:
+                        errors[task_id] = str(outcome)
+                bad_rounds = bad_rounds + 1 if transient else 0
+                self.log.debug("Seedance batch: %d finished, %d running", len(finished), len(still))
+                pending = still
+        status = "timeout" if pending else "done"
+        yield TriggerEvent({"status": status, "tasks": finished, "errors": errors, "pending": pending})
+
+    def _pause(self, bad_rounds: int, retry_floor: float = 0.0) -> float:
+        """The poll interval; after failing rounds, exponential backoff with jitter (and
+        never less than a 429's ``Retry-After``)."""
+        pause = self.poll_interval
+        if bad_rounds:
+            backoff = min(self.poll_interval * (2**bad_rounds), MAX_BACKOFF)
+            pause = backoff + random.uniform(0, self.poll_interval)  # noqa: S311 - jitter, not crypto
+        pause = max(pause, min(retry_floor, MAX_BACKOFF))
+        if self.end_time is not None:
+            pause = max(0.0, min(pause, self.end_time - time.time()))
+        return pause
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: called when a user kills the deferred task. Nothing can be cancelled."""
+        self.log.warning(
+            "Seedance has no cancel API: the %d generations of this batch keep running and are billed "
+            "if they succeed.",
+            len(self.seedance_task_ids),
+        )

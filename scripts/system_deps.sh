@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System packages the test suite needs: Debian's Chromium and ChromeDriver (browser tests,
+# no browser download at test time) and Node.js (runs the API guide's JavaScript example).
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo ">> installing system packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" != "0" ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,103 @@
+"""SeedanceBatchGenerateOperator in real Airflow (dag.test()) against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import API_KEY
+from tests.dag_support import TEST_DAGS, run_dag
+
+pytestmark = pytest.mark.dag
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "blocking"])
+def test_batch_in_order_bounded_and_delivered(dag_env, mode: str, tmp_path) -> None:
+    # Slow answers make the submissions overlap, so the concurrency bound is really tested.
+    dag_env.add_faults({"endpoint": "generate", "fault": "slow", "times": 6, "delay": 0.4})
+    run = run_dag(TEST_DAGS, f"batch_{mode}", run_conf={"out": str(tmp_path)})
+    assert run.state == "success"
+    [outcome] = run.results("batch")
+    results = outcome["results"]
+    assert [r["id"] for r in results] == [f"sku-{n}" for n in range(6)]  # request order
+    assert [r["request"]["prompt"] for r in results] == [f"product {n} on a turntable" for n in range(6)]
+    assert all(r["status"] == "SUCCESS" and r["consumed_credits"] == 8 for r in results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"sku-{n}.mp4" for n in range(6)]
+    assert all(r["bytes"] == (tmp_path / f"{r['id']}.mp4").stat().st_size for r in results)
+    assert outcome["totals"] == {
+        "requests": 6,
+        "succeeded": 6,
+        "failed": 0,
+        "in_progress": 0,
+        "reused": 0,
+        "credits": 48,
+        "dollars": 0.24,
+        "dollars_text": "$0.24",
+    }
+    ledger = dag_env.ledger()
+    assert ledger["generate_requests"] == 6
+    assert ledger["max_concurrent_generate"] == 2  # never more than max_in_flight at once
+
+    again = run_dag(TEST_DAGS, f"batch_{mode}", run_conf={"out": str(tmp_path)})
+    [second] = again.results("batch")
+    assert second["totals"]["reused"] == 6 and second["totals"]["credits"] == 0
+    assert dag_env.ledger()["generate_requests"] == 6
+
+
+def test_one_bad_request_fails_the_batch_before_any_http(dag_env, capfd) -> None:
+    run = run_dag(TEST_DAGS, "batch_bad_request")
+    assert run.tasks[("batch", -1)] == ("failed", 1)
+    assert dag_env.ledger()["generate_requests"] == 0
+    assert "Invalid requests[3].aspect_ratio: '2:1'" in capfd.readouterr().out
+
+
+def test_batch_budget_is_checked_on_the_total(dag_env, capfd) -> None:
+    run = run_dag(TEST_DAGS, "batch_budget")
+    assert run.tasks[("batch", -1)] == ("failed", 1)
+    assert dag_env.ledger()["generate_requests"] == 0
+    assert "6 generations is 48 credits ($0.24), above max_credits=40" in capfd.readouterr().out
+
+
+def test_partial_failure_returned_in_the_list(dag_env) -> None:
+    dag_env.add_faults({"endpoint": "outcome", "fault": "failed", "times": 2, "error_message": "moderation"})
+    run = run_dag(TEST_DAGS, "batch_partial_keep")
+    assert run.state == "success"
+    [outcome] = run.results("batch")
+    statuses = [r["status"] for r in outcome["results"]]
+    assert statuses.count("FAILED") == 2 and statuses.count("SUCCESS") == 4
+    assert all(r["error_message"] == "moderation" for r in outcome["results"] if r["status"] == "FAILED")
+    assert outcome["totals"]["failed"] == 2 and outcome["totals"]["credits"] == 32
+
+
+def test_partial_failure_fails_the_task_by_default(dag_env, capfd) -> None:
+    dag_env.add_faults({"endpoint": "outcome", "fault": "failed", "times": 1})
+    run = run_dag(TEST_DAGS, "batch_partial_fail")
+    assert run.tasks[("batch", -1)][0] == "failed"
+    results = run.xcoms[("batch", -1, "seedance_batch_results")]
+    assert results["totals"]["succeeded"] == 5 and results["totals"]["failed"] == 1
+    assert "1 of 6 generations did not succeed" in capfd.readouterr().out
+
+
+def test_failed_generations_are_resubmitted_back_on_the_worker(dag_env) -> None:
+    dag_env.add_faults({"endpoint": "outcome", "fault": "failed", "times": 2})
+    run = run_dag(TEST_DAGS, "batch_resubmit")
+    assert run.state == "success" and run.tasks[("batch", -1)] == ("success", 1)
+    [outcome] = run.results("batch")
+    assert outcome["totals"]["succeeded"] == 6
+    assert sorted(len(r["seedance_task_ids"]) for r in outcome["results"]) == [1, 1, 1, 1, 2, 2]
+    ledger = dag_env.ledger()
+    assert ledger["generate_requests"] == 8
+    assert ledger["accounts"][API_KEY]["refunded"] == 16
+
+
+def test_retry_reattaches_with_one_post_per_request(dag_env) -> None:
+    run = run_dag(TEST_DAGS, "batch_reattach")  # the first try times out after submitting
+    assert run.state == "success" and run.tasks[("batch", -1)][1] >= 2
+    [outcome] = run.results("batch")
+    assert outcome["totals"]["succeeded"] == 6
+    assert dag_env.ledger()["generate_requests"] == 6
+
+
+def test_requests_from_an_upstream_xcom(dag_env) -> None:
+    run = run_dag(TEST_DAGS, "batch_from_xcom")
+    [outcome] = run.results("batch")
+    assert [r["request"]["prompt"] for r in outcome["results"]] == ["item 0", "item 1", "item 2"]

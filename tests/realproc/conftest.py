@@ -1,0 +1,71 @@
+"""One real Airflow cluster and three emulators for every test in tests/realproc.
+
+Starting Airflow costs 30-60 s on a 2-core machine, so the cluster is shared by the
+package. Each scenario gets its own emulator and connection (``seedance_kill``,
+``seedance_reattach``, ``seedance_secrets``), so one test's ledger and injected faults are
+never touched by another; the secrets scan then inspects everything the cluster produced.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_seedance.emulator.testing import EmulatorProcess
+from tests.airflow_processes import AirflowCluster, connection_uri_json
+
+DAGS = Path(__file__).parent / "dags"
+#: Distinctive, so the secrets scan cannot confuse it with anything else.
+REALPROC_API_KEY = "sk-realproc-L3AK-CANARY-7d41c9e2b8"
+#: Generation time of each emulator, in seconds.
+EMULATOR_SECONDS = {
+    # Long enough that all 20 generations are still deferred when the triggerer is killed.
+    "seedance_kill": 20.0,
+    "seedance_reattach": 6.0,
+    "seedance_secrets": 3.0,
+}
+
+
+@dataclass
+class RealprocEnv:
+    cluster: AirflowCluster
+    emulators: dict[str, EmulatorProcess]
+    api_key: str = REALPROC_API_KEY
+
+
+@pytest.fixture(scope="package")
+def realproc() -> Iterator[RealprocEnv]:
+    """Emulators first (the connections name their ports), then the cluster; all stopped after."""
+    workdir = Path(tempfile.mkdtemp(prefix="seedance-realproc-"))
+    emulators: dict[str, EmulatorProcess] = {}
+    try:
+        for conn_id, seconds in EMULATOR_SECONDS.items():
+            emulators[conn_id] = EmulatorProcess(
+                api_keys={REALPROC_API_KEY: 1_000_000},
+                generation_seconds=seconds,
+                log_path=workdir / f"emulator-{conn_id}.log",
+            ).start()
+        connections = {
+            conn_id: connection_uri_json(emulator.base_url, REALPROC_API_KEY)
+            for conn_id, emulator in emulators.items()
+        }
+        cluster = AirflowCluster(
+            dags=[DAGS],
+            connections=connections,
+            parallelism=8,
+            # Keep AIRFLOW_HOME (logs, DB) after the run for debugging.
+            keep_home=bool(os.environ.get("SEEDANCE_REALPROC_KEEP_HOME")),
+        )
+        with cluster:
+            yield RealprocEnv(cluster=cluster, emulators=emulators)
+    finally:
+        for emulator in emulators.values():
+            emulator.stop()
+    # The orderly stop left nothing of the cluster behind (no orphaned task process, no log
+    # server on 8793/8794): anything still running with its AIRFLOW_HOME is a survivor.
+    assert cluster.survivors == []

@@ -1,0 +1,88 @@
+"""DAGs run by the real-process tests (tests/realproc): one connection per emulator.
+
+Each scenario talks to its own emulator through its own connection, so ledgers and
+injected faults of one test can never be consumed by another.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+#: Status-read retries fast enough for tests.
+FAST = {"retry_min_wait": 0.2, "retry_max_wait": 1.0, "status_retries": 4}
+#: Mapped generations in the triggerer-kill DAG.
+TRIGGERER_KILL_N = 20
+#: Poll interval of deferrable tasks whose trigger could otherwise fire within seconds of
+#: deferring. Airflow 3.2-3.3 race (apache/airflow#66374, #72716): when a trigger fires
+#: before the scheduler has drained the executor's "success" event of the deferring try,
+#: the stale event fails the resumed task ("state mismatch"). Seen here 1 run in 3 with a
+#: 1 s interval; the first poll comes one interval after deferring.
+RACE_SAFE_POLL = 10.0
+
+with DAG(
+    "realproc_triggerer_kill",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_tasks=64,
+    # No retries: a triggerer crash must cost no try at all.
+    default_args={"retries": 0},
+):
+    SeedanceGenerateOperator.partial(
+        task_id="generate",
+        seedance_conn_id="seedance_kill",
+        deferrable=True,
+        poll_interval=2.0,
+        hook_params=FAST,
+    ).expand(prompt=[f"Deferred clip number {i}" for i in range(TRIGGERER_KILL_N)])
+
+with DAG(
+    "realproc_worker_kill",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=1)},
+):
+    for mode in ("blocking", "deferrable"):
+        SeedanceGenerateOperator(
+            task_id=mode,
+            prompt=f"Survives a worker kill ({mode})",
+            seedance_conn_id="seedance_reattach",
+            deferrable=mode == "deferrable",
+            poll_interval=RACE_SAFE_POLL if mode == "deferrable" else 1.0,
+            hook_params=FAST,
+        )
+
+with DAG(
+    "realproc_secrets",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 0},
+):
+    # Runs first and gets the injected FAILED outcome: its exception lands in the logs.
+    doomed = SeedanceGenerateOperator(
+        task_id="doomed",
+        prompt="Rejected by moderation",
+        seedance_conn_id="seedance_secrets",
+        deferrable=False,
+        poll_interval=0.5,
+        hook_params=FAST,
+    )
+    for mode in ("blocking", "deferrable"):
+        doomed >> SeedanceGenerateOperator(
+            task_id=f"ok_{mode}",
+            prompt="A {{ params.adjective }} clip, run {{ run_id }}",
+            params={"adjective": "templated"},
+            seedance_conn_id="seedance_secrets",
+            deferrable=mode == "deferrable",
+            poll_interval=RACE_SAFE_POLL if mode == "deferrable" else 0.5,
+            trigger_rule="all_done",
+            hook_params=FAST,
+        )

@@ -1,0 +1,174 @@
+"""The Seedance view's endpoints in a real ``airflow api-server``, on generations recorded by real runs."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+import pytest
+
+from tests.ui.conftest import ApiServer, GalleryRuns
+
+pytestmark = pytest.mark.dag
+
+
+def _items(api_server: ApiServer, user: str = "alice", **params: object) -> list[dict]:
+    response = api_server.get("/seedance/api/generations", user=user, params={"limit": 100, **params})
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def test_plugin_is_listed_with_its_nav_and_dag_views(api_server: ApiServer) -> None:
+    response = api_server.get("/api/v2/plugins")
+    assert response.status_code == 200, response.text
+    [plugin] = [p for p in response.json()["plugins"] if p["name"] == "seedance"]
+    assert {v["url_route"]: v["destination"] for v in plugin["external_views"]} == {
+        "seedance": "nav",
+        "seedance-dag": "dag",
+    }
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/seedance"
+
+
+def test_page_shell_is_served_without_data(api_server: ApiServer) -> None:
+    response = api_server.get("/seedance/", user=None)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "static/gallery.js" in response.text and "seed" not in response.text.lower().replace(
+        "seedance", ""
+    )
+
+
+def test_gallery_lists_recorded_generations_newest_first(
+    api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    items = _items(api_server, user="alice")
+    dags = [item["dag_id"] for item in items]
+    # gallery_launch ran last (3 generations), then moderated, then private; hostile is hidden.
+    assert dags == ["gallery_launch"] * 3 + ["gallery_moderated", "gallery_private"]
+    ends = [item["end_date"] for item in items]
+    assert ends == sorted(ends, reverse=True)
+
+    hero = next(i for i in items if i["task_id"] == "hero")
+    assert hero["status"] == "SUCCESS" and hero["ti_state"] == "success"
+    assert hero["request"]["aspect_ratio"] == "16:9" and hero["request"]["generate_audio"] is True
+    assert hero["request"]["prompt"].startswith("A red kite")
+    assert hero["consumed_credits"] > 0 and hero["consumed_usd"] > 0
+    assert hero["output_path"].startswith("file://") and hero["media_url"].startswith("/seedance/media/")
+    run = quote(gallery_runs.runs["gallery_launch"], safe="")
+    assert hero["links"] == {
+        "dag_run": f"/dags/gallery_launch/runs/{run}",
+        "task_instance": f"/dags/gallery_launch/runs/{run}/tasks/hero",
+    }
+
+    mapped = sorted((i for i in items if i["task_id"] == "social"), key=lambda i: i["map_index"])
+    assert [i["map_index"] for i in mapped] == [0, 1]
+    assert all(i["media_url"] is None and i["video_url"].startswith("http") for i in mapped)
+    assert mapped[1]["links"]["task_instance"].endswith("/tasks/social/mapped/1")
+
+
+def test_failed_generation_shows_status_prompt_and_zero_cost(api_server: ApiServer) -> None:
+    [failed] = _items(api_server, status="failed")
+    assert failed["dag_id"] == "gallery_moderated" and failed["status"] == "FAILED"
+    assert failed["ti_state"] == "failed" and failed["consumed_credits"] == 0
+    assert failed["seedance_task_id"]  # from the seedance_link XCom written before the wait
+    # No return_value: the prompt comes from the rendered template fields.
+    assert failed["request"]["prompt"] == "A prompt the moderation will reject"
+    assert failed["error_message"]
+
+
+def test_filters_by_dag_status_and_date(api_server: ApiServer) -> None:
+    assert {i["dag_id"] for i in _items(api_server, dag_id="gallery_private")} == {"gallery_private"}
+    assert {i["status"] for i in _items(api_server, status="success")} == {"SUCCESS"}
+    assert _items(api_server, status="running") == []
+    assert _items(api_server, since="2001-01-01", until="2001-01-31") == []
+    page = api_server.get("/seedance/api/generations", params={"limit": 2, "offset": 2}).json()
+    assert page["total"] == 5 and len(page["items"]) == 2
+    assert api_server.get("/seedance/api/generations", params={"status": "bogus"}).status_code == 400
+
+
+def test_user_without_access_to_a_dag_sees_none_of_its_generations(api_server: ApiServer) -> None:
+    bob_items = _items(api_server, user="bob")
+    assert bob_items and "gallery_private" not in {i["dag_id"] for i in bob_items}
+    assert _items(api_server, user="bob", dag_id="gallery_private") == []
+    dags = api_server.get("/seedance/api/dags", user="bob").json()["dag_ids"]
+    assert dags == ["gallery_launch", "gallery_moderated"]
+    alice_dags = api_server.get("/seedance/api/dags", user="alice").json()["dag_ids"]
+    assert alice_dags == ["gallery_launch", "gallery_moderated", "gallery_private"]
+
+    def spend_by_dag(user: str) -> dict[str, int]:
+        report = api_server.get("/seedance/api/spend", user=user).json()
+        return {b["dag_id"]: b["credits"] for b in report["by_dag"]}
+
+    assert "gallery_private" in spend_by_dag("alice") and "gallery_private" not in spend_by_dag("bob")
+    svg = api_server.get("/seedance/api/spend.svg", user="bob").text
+    assert "gallery_launch" in svg and "gallery_private" not in svg
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/seedance/api/generations", "/seedance/api/dags", "/seedance/api/spend", "/seedance/api/spend.svg"],
+)
+def test_endpoints_refuse_anonymous_and_forged_tokens(api_server: ApiServer, path: str) -> None:
+    assert api_server.get(path, user=None).status_code == 401
+    forged = api_server.get(path, user=None, headers={"Authorization": "Bearer not.a.jwt"})
+    assert forged.status_code in (401, 403)
+
+
+def test_session_cookie_authenticates_like_the_ui(api_server: ApiServer) -> None:
+    response = api_server.get("/seedance/api/dags", user=None, cookies={"_token": api_server.tokens["bob"]})
+    assert response.status_code == 200 and "gallery_private" not in response.json()["dag_ids"]
+
+
+def test_spend_per_day_and_dag_matches_the_recorded_results(api_server: ApiServer) -> None:
+    items = _items(api_server, user="alice")
+    report = api_server.get("/seedance/api/spend", user="alice").json()
+    assert report["total"]["credits"] == sum(i["consumed_credits"] for i in items)
+    assert report["total"]["usd"] == pytest.approx(sum(i["consumed_usd"] for i in items))
+    assert len(report["by_day"]) == 30 and report["until"] >= items[0]["end_date"][:10]
+    launch = next(b for b in report["by_dag"] if b["dag_id"] == "gallery_launch")
+    assert launch["generations"] == 3
+    assert launch["credits"] == sum(i["consumed_credits"] for i in items if i["dag_id"] == "gallery_launch")
+    assert report["by_dag"][-1]["credits"] <= report["by_dag"][0]["credits"]  # biggest spender first
+    svg = api_server.get("/seedance/api/spend.svg", user="alice")
+    assert svg.headers["content-type"].startswith("image/svg+xml") and svg.text.startswith("<svg")
+
+
+def test_delivered_file_is_served_with_type_and_ranges(api_server: ApiServer) -> None:
+    hero = next(i for i in _items(api_server) if i["task_id"] == "hero")
+    whole = api_server.get(hero["media_url"], user=None)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert len(whole.content) == hero["bytes"] and hashlib.sha256(whole.content).hexdigest() == hero["sha256"]
+    part = api_server.get(hero["media_url"], user=None, headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == whole.content[:100]
+    assert part.headers["content-range"] == f"bytes 0-99/{hero['bytes']}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/seedance/media/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/seedance/media/file:%2F%2F%2Fetc%2Fpasswd",
+        "/seedance/media/x?path=/etc/passwd",
+        "/seedance/media/%2Fetc%2Fpasswd",
+        "/seedance/static/..%2Fqueries.py",
+    ],
+)
+def test_paths_not_recorded_by_an_operator_are_refused(api_server: ApiServer, path: str) -> None:
+    response = api_server.get(path, user="alice")
+    assert response.status_code in (403, 404), response.text
+    assert b"root:" not in response.content and b"import" not in response.content
+
+
+def test_media_token_is_bound_to_its_task_instance(api_server: ApiServer) -> None:
+    hero = next(i for i in _items(api_server) if i["task_id"] == "hero")
+    tampered = hero["media_url"][:-3] + ("AAA" if not hero["media_url"].endswith("AAA") else "BBB")
+    assert api_server.get(tampered, user=None).status_code == 403
+
+
+def test_a_task_posing_as_seedance_cannot_make_the_server_serve_other_files(api_server: ApiServer) -> None:
+    # carol may read the impostor DAG, whose task "delivered" its own DAG file.
+    [impostor] = _items(api_server, user="carol", dag_id="gallery_hostile")
+    assert impostor["media_url"]  # it is a recorded local path, so a token is issued...
+    response = api_server.get(impostor["media_url"], user=None)
+    assert response.status_code == 404  # ...but the file is not a video: refused
+    assert b"_hostile_execute" not in response.content

@@ -1,0 +1,174 @@
+"""Headless Chromium opens the Seedance page inside the Airflow UI and plays a video.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromedriver``, passed
+explicitly so Selenium Manager never downloads a driver) and ``selenium`` from PyPI.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.conftest import REPO
+from tests.ui.conftest import ARTIFACTS, ApiServer
+
+pytestmark = pytest.mark.dag
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = "/usr/bin/chromium"
+README_IMAGE = REPO / "docs" / "images" / "seedance-gallery.png"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    profile = tempfile.mkdtemp(prefix="seedance-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1440,1100",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:  # the DOM is still changing
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def sign_in(driver: webdriver.Chrome, api_server: ApiServer, user: str) -> None:
+    """Put the user's JWT where a login puts it (the ``_token`` cookie), after a clean logout.
+
+    Airflow 3.1's UI moves the cookie into ``localStorage["token"]``, which wins over the
+    cookie afterwards (as in the UI itself), so a previous user's token is cleared there too.
+    """
+    driver.get(f"{api_server.base_url}/api/v2/monitor/health")
+    driver.delete_all_cookies()
+    driver.execute_script("window.localStorage.clear()")
+    driver.add_cookie({"name": "_token", "value": api_server.tokens[user], "path": "/"})
+
+
+def enter_gallery_frame(driver: webdriver.Chrome) -> None:
+    frame = wait_for(
+        lambda: driver.find_element(By.CSS_SELECTOR, "iframe[src*='/seedance/']"), 60, "the plugin iframe"
+    )
+    driver.switch_to.frame(frame)
+    wait_for(
+        lambda: driver.execute_script("return document.body.dataset.galleryLoaded") == "true",
+        30,
+        "the gallery to load",
+    )
+
+
+def test_gallery_page_in_the_airflow_ui_shows_cards_and_plays_a_video(
+    browser: webdriver.Chrome, api_server: ApiServer
+) -> None:
+    sign_in(browser, api_server, "alice")
+    browser.get(f"{api_server.base_url}/plugin/seedance")
+    enter_gallery_frame(browser)
+
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.card")
+    assert len(cards) == 5
+    videos = browser.find_elements(By.CSS_SELECTOR, "article.card video")
+    assert len(videos) == 4  # the failed generation has no video
+    failed = browser.find_element(By.CSS_SELECTOR, "article.card[data-status='FAILED']")
+    assert "the generation failed" in failed.text.lower() and failed.find_element(By.CSS_SELECTOR, ".error")
+
+    loaded = wait_for(
+        lambda: browser.execute_script(
+            "return Array.from(document.querySelectorAll('video'))"
+            ".filter(v => v.readyState >= 1 && v.videoWidth > 0).map(v => v.currentSrc)"
+        ),
+        30,
+        "a video's metadata",
+    )
+    # Both sources play: the delivered file through the media endpoint, and the service URL.
+    assert any("/seedance/media/" in src for src in loaded), loaded
+    assert any("/videos/" in src for src in loaded), loaded
+    hero_link = browser.find_element(By.CSS_SELECTOR, "article.card .ti-link").get_attribute("href")
+    assert "/dags/gallery_launch/runs/" in hero_link
+
+    browser.switch_to.default_content()
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "seedance-gallery.png"))
+    README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ARTIFACTS / "seedance-gallery.png", README_IMAGE)
+
+    # A card's link opens the task instance in the Airflow UI itself, not inside the frame.
+    enter_gallery_frame(browser)
+    browser.find_element(By.CSS_SELECTOR, "article.card .ti-link").click()
+    browser.switch_to.default_content()
+    wait_for(lambda: "/dags/gallery_launch/runs/" in browser.current_url, 20, "the UI to open the task")
+    wait_for(
+        lambda: not browser.find_elements(By.CSS_SELECTOR, "iframe[src*='/seedance/']"),
+        20,
+        "the UI to replace the gallery with the task page",
+    )
+
+
+def test_spend_tab_draws_the_chart_and_tables(browser: webdriver.Chrome, api_server: ApiServer) -> None:
+    sign_in(browser, api_server, "alice")
+    browser.get(f"{api_server.base_url}/seedance/#spend")
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.spendLoaded") == "true", 30, "spend"
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, "#spend-chart svg rect")
+    dag_rows = browser.find_elements(By.CSS_SELECTOR, "#spend-by-dag tbody tr")
+    assert any("gallery_launch" in row.text for row in dag_rows)
+    browser.save_screenshot(str(ARTIFACTS / "seedance-spend.png"))
+
+
+def test_viewer_without_access_sees_no_private_cards(
+    browser: webdriver.Chrome, api_server: ApiServer
+) -> None:
+    sign_in(browser, api_server, "bob")
+    browser.get(f"{api_server.base_url}/seedance/")
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.galleryLoaded") == "true", 30, "load"
+    )
+    text = browser.find_element(By.ID, "cards").text
+    assert "gallery_launch" in text and "gallery_private" not in text and "Unreleased" not in text
+
+
+def test_page_asks_to_sign_in_without_a_token(browser: webdriver.Chrome, api_server: ApiServer) -> None:
+    browser.get(f"{api_server.base_url}/api/v2/monitor/health")
+    browser.delete_all_cookies()
+    browser.execute_script("window.localStorage.clear()")
+    browser.get(f"{api_server.base_url}/seedance/")
+    notice = wait_for(lambda: browser.find_element(By.ID, "notice").text, 30, "the sign-in notice")
+    assert "not signed in" in notice
+    assert not browser.find_elements(By.CSS_SELECTOR, "article.card")
