@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,6 +49,7 @@ from airflow_provider_seedance.exceptions import (
 )
 from airflow_provider_seedance.hooks.download import DownloadResult, as_storage_path, download_video
 from airflow_provider_seedance.models import (
+    PRICE_TABLE,
     GenerationRequest,
     SeedanceTask,
     TaskStatus,
@@ -221,6 +223,52 @@ class _WaitWithRetryAfter(tenacity.wait.wait_base):
         if retry_after is not None:
             wait = max(wait, min(float(retry_after), self._cap))
         return wait
+
+
+class _SharedSessions:
+    """One aiohttp session per event loop and connection, shared by every hook on that loop.
+
+    A triggerer runs thousands of triggers on one event loop; sharing the session shares the
+    connection pool (keep-alive, TLS), so a poll costs a request, not a connection set-up.
+    The session closes when the last user on that loop lets go of it.
+    """
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[ConnectionSettings, list[Any]]
+        ] = weakref.WeakKeyDictionary()
+
+    def acquire(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
+        sessions = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        entry = sessions.get(settings)
+        if entry is None or entry[0].closed:
+            session = aiohttp.ClientSession(
+                headers=settings.headers(),
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=settings.connect_timeout,
+                    total=settings.connect_timeout + settings.read_timeout,
+                ),
+            )
+            entry = sessions[settings] = [session, 0]
+        entry[1] += 1
+        return entry[0]
+
+    async def release(self, settings: ConnectionSettings) -> None:
+        sessions = self._by_loop.get(asyncio.get_running_loop(), {})
+        entry = sessions.get(settings)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del sessions[settings]
+            await entry[0].close()
+
+    def users(self, settings: ConnectionSettings) -> int:
+        entry = self._by_loop.get(asyncio.get_running_loop(), {}).get(settings)
+        return entry[1] if entry is not None else 0
+
+
+_SHARED_SESSIONS = _SharedSessions()
 
 
 class _StopAtDeadline(tenacity.stop.stop_base):
@@ -490,6 +538,14 @@ class SeedanceHook(HttpHook):
         while True:
             task = self.get_status(task_id)
             if task.is_terminal:
+                self.log.info(
+                    "Seedance task %s %s after %.0fs: video %s, %s",
+                    task_id,
+                    task.status,
+                    time.time() - started,
+                    task.video_url or f"none ({task.error_message or 'no message'})",
+                    self.describe_cost(task.consumed_credits),
+                )
                 return task
             if task.status not in TaskStatus.KNOWN and task.status not in reported_unknown:
                 reported_unknown.add(task.status)
@@ -499,7 +555,21 @@ class SeedanceHook(HttpHook):
             now = time.time()
             if now - last_logged >= max(poll_interval, 30.0):
                 last_logged = now
-                self.log.info("Seedance task %s: %s after %.0fs", task_id, task.status, now - started)
+                req = task.request
+                price = PRICE_TABLE.get(
+                    (
+                        str(req.get("resolution", "720p")),
+                        str(req.get("duration", "8")),
+                        bool(req.get("generate_audio")),
+                    )
+                )
+                self.log.info(
+                    "Seedance task %s: %s after %.0fs, expected cost %s",
+                    task_id,
+                    task.status,
+                    now - started,
+                    self.describe_cost(price) if price is not None else "unknown",
+                )
             if end is not None and now + poll_interval > end:
                 remaining = end - now
                 if remaining <= 0:
@@ -534,21 +604,15 @@ class SeedanceHook(HttpHook):
             conn = await get_async_connection(self.seedance_conn_id, hook=self)
             extra = await get_async_extra_dejson(conn)
             self._aio_settings = ConnectionSettings.from_connection(conn, extra)
-            self._aio_session = aiohttp.ClientSession(
-                headers=self._aio_settings.headers(),
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=self._aio_settings.connect_timeout,
-                    total=self._aio_settings.connect_timeout + self._aio_settings.read_timeout,
-                ),
-            )
+            self._aio_session = _SHARED_SESSIONS.acquire(self._aio_settings)
         self._aio_depth += 1
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._aio_depth -= 1
-        if self._aio_depth == 0 and self._aio_session is not None:
-            await self._aio_session.close()
+        if self._aio_depth == 0 and self._aio_settings is not None:
             self._aio_session = None
+            await _SHARED_SESSIONS.release(self._aio_settings)
 
     async def _asend_status(self, task_id: str) -> Any:
         assert self._aio_session is not None and self._aio_settings is not None

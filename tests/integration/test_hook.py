@@ -213,6 +213,24 @@ def test_async_status_reuses_one_session(emulator) -> None:
     assert set(statuses) <= {"IN_PROGRESS", "SUCCESS"}
 
 
+def test_hooks_on_one_event_loop_share_one_session(emulator) -> None:
+    """Thousands of triggers in one triggerer share one connection pool per connection."""
+    task_id = fast_hook().submit("p")
+    hooks = [fast_hook() for _ in range(5)]
+
+    async def poll_all() -> tuple[set[int], int]:
+        for hook in hooks:
+            await hook.__aenter__()
+        sessions = {id(hook._aio_session) for hook in hooks}
+        await asyncio.gather(*(hook.aget_status(task_id) for hook in hooks))
+        for hook in hooks:
+            await hook.__aexit__(None, None, None)
+        return sessions, sum(1 for hook in hooks if hook._aio_session is not None)
+
+    sessions, still_open = asyncio.run(poll_all())
+    assert len(sessions) == 1 and still_open == 0
+
+
 def test_async_status_retries_transient_failures(emulator) -> None:
     hook = fast_hook()
     task_id = hook.submit("p")
