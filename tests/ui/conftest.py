@@ -49,8 +49,29 @@ class GalleryRuns:
     generations: dict[str, int] = field(default_factory=dict)
 
 
+GALLERY_DAG_IDS = ("gallery_hostile", "gallery_private", "gallery_moderated", "gallery_launch")
+
+
+def _forget_other_runs() -> None:
+    """The gallery shows every Seedance generation in the DB: start from only the gallery's.
+
+    (Earlier test modules of the same session ran their own DAGs into this DB.)
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancehistory import TaskInstanceHistory
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for model in (XComModel, RenderedTaskInstanceFields, TaskInstanceHistory, TaskInstance, DagRun):
+            session.query(model).filter(model.dag_id.notin_(GALLERY_DAG_IDS)).delete(synchronize_session=False)
+
+
 @pytest.fixture(scope="session")
 def gallery_runs(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryRuns]:
+    _forget_other_runs()
     output_dir = tmp_path_factory.mktemp("seedance-gallery-videos")
     saved = {k: os.environ.get(k) for k in ("AIRFLOW_CONN_SEEDANCE_DEFAULT", "SEEDANCE_POLL_INTERVAL")}
     with EmulatorProcess(api_keys={"sk-ui-tests": 100_000}, generation_seconds=0.3) as emulator:
