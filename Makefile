@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo ui test test-min lint venv clean system-deps
+.PHONY: demo ui test test-min lint docs venv clean system-deps
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -37,5 +37,8 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 
+docs: $(STAMP)
+	@$(VENV)/bin/python -m mkdocs build --strict
+
 clean:
-	rm -rf .venv .venv-min .pytest_cache .mypy_cache .ruff_cache demo-output test-artifacts
+	rm -rf .venv .venv-min .pytest_cache .mypy_cache .ruff_cache demo-output test-artifacts site dist

@@ -250,6 +250,8 @@ class AirflowCluster:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
                 "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET,
+                # Airflow 3.1's token checks reject a JWT without a string issuer.
+                "AIRFLOW__API_AUTH__JWT_ISSUER": "seedance-realproc",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),

@@ -359,7 +359,14 @@ class SeedanceHook(HttpHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The resolved connection (sync: for workers, never inside a trigger's loop)."""
-        return ConnectionSettings.from_connection(self.get_connection(self.seedance_conn_id))
+        try:
+            conn = self.get_connection(self.seedance_conn_id)
+        except Exception as exc:  # not found, or no secrets backend reachable from here
+            raise SeedanceConfigurationError(
+                f"Connection {self.seedance_conn_id!r} could not be loaded ({type(exc).__name__}): define it "
+                f"in the UI, or as AIRFLOW_CONN_{self.seedance_conn_id.upper()}."
+            ) from exc
+        return ConnectionSettings.from_connection(conn)
 
     @cached_property
     def _session(self) -> requests.Session:

@@ -190,7 +190,7 @@ def test_bad_connection_is_named_before_any_http(monkeypatch, case, conn, messag
 
 
 def test_missing_connection_names_the_conn_id() -> None:
-    with pytest.raises(Exception, match="seedance_nowhere"):
+    with pytest.raises(SeedanceConfigurationError, match=r"seedance_nowhere.*could not be loaded"):
         SeedanceHook("seedance_nowhere").submit("p")
 
 
