@@ -433,9 +433,13 @@ class SeedanceHook(HttpHook):
         )
 
     def _status_retrying(
-        self, retrying_class: Callable[..., Any] = tenacity.Retrying, *, deadline: float | None = None
+        self,
+        retrying_class: Callable[..., Any] = tenacity.Retrying,
+        *,
+        deadline: float | None = None,
+        attempts: int | None = None,
     ) -> Any:
-        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.status_retries)
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(attempts or self.status_retries)
         if deadline is not None:
             stop = stop | _StopAtDeadline(deadline)
         return retrying_class(
@@ -652,10 +656,30 @@ class SeedanceHook(HttpHook):
         """
         task_id = _checked_task_id(task_id)
         async with self:
-            async for attempt in self._status_retrying(tenacity.AsyncRetrying, deadline=deadline):
-                with attempt:
-                    data = await self._asend_status(task_id)
+            try:
+                # Fast path: almost every poll succeeds at once, and a triggerer runs thousands
+                # of them; the retry machinery is only built when a read actually fails.
+                data = await self._asend_status(task_id)
+            except SeedanceError as first:
+                if not is_retryable_status_error(first) or self.status_retries <= 1:
+                    raise
+                data = await self._aretry_status(task_id, first, deadline)
         return SeedanceTask.from_api(data)
+
+    async def _aretry_status(self, task_id: str, first: SeedanceError, deadline: float | None) -> Any:
+        """The status read after a transient failure: backoff (``Retry-After`` as a floor), retries."""
+        self.log.warning("Seedance status read failed (attempt 1 of %d): %s", self.status_retries, first)
+        pause = max(self.retry_min_wait, min(float(getattr(first, "retry_after", None) or 0.0), 120.0))
+        if deadline is not None and time.time() + pause >= deadline:
+            raise first
+        await asyncio.sleep(pause)
+        retrying = self._status_retrying(
+            tenacity.AsyncRetrying, deadline=deadline, attempts=self.status_retries - 1
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._asend_status(task_id)
+        raise first  # pragma: no cover - tenacity re-raises the last error
 
     def download(
         self,
