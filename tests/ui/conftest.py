@@ -66,7 +66,9 @@ def _forget_other_runs() -> None:
 
     with create_session() as session:
         for model in (XComModel, RenderedTaskInstanceFields, TaskInstanceHistory, TaskInstance, DagRun):
-            session.query(model).filter(model.dag_id.notin_(GALLERY_DAG_IDS)).delete(synchronize_session=False)
+            session.query(model).filter(model.dag_id.notin_(GALLERY_DAG_IDS)).delete(
+                synchronize_session=False
+            )
 
 
 @pytest.fixture(scope="session")
