@@ -9,7 +9,9 @@ PYTEST_ARGS ?=
 
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: demo ui test test-min lint docs venv clean system-deps
+BENCH_N ?= 100
+
+.PHONY: demo ui test test-min lint docs bench venv clean system-deps
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -36,6 +38,13 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+
+# Benchmarks at CI sizes (ratios within one run); full sizes: see BENCHMARKS.md.
+bench: $(STAMP)
+	@$(VENV)/bin/python -m benchmarks.emulator_capacity
+	@$(VENV)/bin/python -m benchmarks.trigger_poll_cost
+	@$(VENV)/bin/python -m benchmarks.catalog_throughput --n $(BENCH_N)
+	@$(VENV)/bin/python -m benchmarks.charts
 
 docs: $(STAMP)
 	@$(VENV)/bin/python -m mkdocs build --strict

@@ -1,0 +1,88 @@
+"""Smoke runs of every benchmark at a tiny size, so they never rot.
+
+They check that each benchmark runs end to end and writes its JSON with the expected keys
+and sane values; they assert nothing about speed (see BENCHMARKS.md for the figures).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import catalog_throughput, emulator_capacity, trigger_poll_cost
+
+
+def _load(path: Path) -> dict[str, Any]:
+    assert path.exists(), f"{path} was not written"
+    document: dict[str, Any] = json.loads(path.read_text())
+    for key in ("benchmark", "generated_at", "machine", "rows", "table_markdown"):
+        assert key in document, key
+    assert document["machine"]["nproc"] >= 1
+    assert document["machine"]["airflow"].startswith("3.")
+    return document
+
+
+def test_emulator_capacity_smoke(tmp_path: Path) -> None:
+    argv = ["--tasks", "10", "--concurrency", "1", "4", "--seconds", "0.5", "--results-dir", str(tmp_path)]
+    assert emulator_capacity.main(argv) == 0
+    rows = _load(tmp_path / "emulator_capacity.json")["rows"]
+    assert [(r["stored_tasks"], r["concurrency"]) for r in rows] == [(10, 1), (10, 4)]
+    for row in rows:
+        assert row["requests"] > 0 and row["errors"] == 0
+        # Every request the client sent was counted by the emulator, and no other.
+        assert row["counted_by_emulator"] == row["requests"]
+        assert row["requests_per_second"] > 0
+        assert row["emulator_cores"] > 0
+
+
+def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
+    n = 10
+    argv = ["--sizes", str(n), "--generation-seconds", "1", "--poll-interval", "0.25"]
+    argv += ["--idle-seconds", "0.2", "--results-dir", str(tmp_path)]
+    assert trigger_poll_cost.main(argv) == 0
+    document = _load(tmp_path / "trigger_poll_cost.json")
+    rows = {r["variant"]: r for r in document["rows"]}
+    assert set(rows) == set(trigger_poll_cost.VARIANTS)
+    for variant, row in rows.items():
+        assert row["n"] == n
+        assert row["status_requests"] >= n, variant
+        assert row["cpu_ms_per_poll"] > 0 and math.isfinite(row["cpu_ms_per_poll"]), variant
+        assert row["cpu_per_poll_ratio"] > 0
+        assert row["lag_ms_p99"] >= row["lag_ms_p50"] >= 0
+        assert row["peak_rss"] >= row["baseline_rss"] > 0
+        if variant == "http_sensor":
+            assert row["events"] == 0 and row["event_latency_s_p50"] is None
+        else:
+            assert row["events"] == n and row["event_statuses"] == ["success"], variant
+            assert not row["timed_out"]
+            # The event comes after the generation was due, by at most about one interval.
+            assert -0.5 < row["event_latency_s_p50"] < 2.0
+    # The floor's own count of polls matches the emulator's ledger exactly.
+    assert rows["raw_aiohttp"]["client_polls"] == rows["raw_aiohttp"]["status_requests"]
+    assert rows["raw_aiohttp"]["cpu_per_poll_ratio"] == 1.0
+
+
+@pytest.mark.realproc
+def test_catalog_throughput_smoke(tmp_path: Path) -> None:
+    n = 3
+    argv = ["--n", str(n), "--generation-seconds", "1", "--poll-interval", "0.5", "--timeout", "120"]
+    argv += ["--results-dir", str(tmp_path)]
+    assert catalog_throughput.main(argv) == 0
+    rows = {r["variant"]: r for r in _load(tmp_path / f"catalog_throughput_n{n}.json")["rows"]}
+    assert set(rows) == set(catalog_throughput.VARIANTS)
+    for variant, row in rows.items():
+        assert row["run_state"] == "success", row
+        assert row["generate_requests"] == n, variant  # one paid submission per video, no more
+        assert row["status_requests"] >= 1, variant
+        assert row["wall_seconds"] >= row["generation_seconds"], variant
+        assert row["worker_cpu_seconds"] > 0, variant
+        assert row["slot_seconds"] > 0, variant
+        assert row["overhead_seconds_ratio"] is not None
+    assert rows["mapped_deferrable"]["task_instances"] == n
+    assert rows["mapped_poke_sensors"]["task_instances"] == n + 1
+    assert rows["batch"]["task_instances"] == 1
+    assert rows["mapped_deferrable"]["overhead_seconds_ratio"] == 1.0
