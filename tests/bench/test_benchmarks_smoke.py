@@ -50,8 +50,10 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
     for variant, row in rows.items():
         assert row["n"] == n
         assert row["status_requests"] >= n, variant
-        assert row["cpu_ms_per_poll"] > 0 and math.isfinite(row["cpu_ms_per_poll"]), variant
-        assert row["cpu_per_poll_ratio"] > 0
+        # At this tiny size one variant's CPU can round to 0 (10 ms clock ticks): each row is
+        # only checked for sanity here, the total below must be clearly measured.
+        assert row["cpu_ms_per_poll"] >= 0 and math.isfinite(row["cpu_ms_per_poll"]), variant
+        assert row["cpu_per_poll_ratio"] >= 0
         assert row["lag_ms_p99"] >= row["lag_ms_p50"] >= 0
         assert row["peak_rss"] >= row["baseline_rss"] > 0
         if variant == "http_sensor":
@@ -61,6 +63,7 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
             assert not row["timed_out"]
             # The event comes after the generation was due, by at most about one interval.
             assert -0.5 < row["event_latency_s_p50"] < 2.0
+    assert sum(row["cpu_ms_per_poll"] for row in rows.values()) > 0
     # The floor's own count of polls matches the emulator's ledger exactly.
     assert rows["raw_aiohttp"]["client_polls"] == rows["raw_aiohttp"]["status_requests"]
     assert rows["raw_aiohttp"]["cpu_per_poll_ratio"] == 1.0
