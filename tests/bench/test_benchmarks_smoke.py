@@ -40,7 +40,7 @@ def test_emulator_capacity_smoke(tmp_path: Path) -> None:
 
 
 def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
-    n = 10
+    n = 30
     argv = ["--sizes", str(n), "--generation-seconds", "1", "--poll-interval", "0.25"]
     argv += ["--idle-seconds", "0.2", "--results-dir", str(tmp_path)]
     assert trigger_poll_cost.main(argv) == 0
@@ -53,7 +53,7 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
         # At this tiny size one variant's CPU can round to 0 (10 ms clock ticks): each row is
         # only checked for sanity here, the total below must be clearly measured.
         assert row["cpu_ms_per_poll"] >= 0 and math.isfinite(row["cpu_ms_per_poll"]), variant
-        assert row["cpu_per_poll_ratio"] >= 0
+        assert math.isnan(row["cpu_per_poll_ratio"]) or row["cpu_per_poll_ratio"] >= 0
         assert row["lag_ms_p99"] >= row["lag_ms_p50"] >= 0
         assert row["peak_rss"] >= row["baseline_rss"] > 0
         if variant == "http_sensor":
@@ -66,7 +66,8 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
     assert sum(row["cpu_ms_per_poll"] for row in rows.values()) > 0
     # The floor's own count of polls matches the emulator's ledger exactly.
     assert rows["raw_aiohttp"]["client_polls"] == rows["raw_aiohttp"]["status_requests"]
-    assert rows["raw_aiohttp"]["cpu_per_poll_ratio"] == 1.0
+    if rows["raw_aiohttp"]["cpu_ms_per_poll"] > 0:
+        assert rows["raw_aiohttp"]["cpu_per_poll_ratio"] == 1.0
 
 
 @pytest.mark.realproc
