@@ -215,7 +215,8 @@ def run_variant(
         "scheduler_cpu_seconds": after["scheduler"] - before["scheduler"],
         "triggerer_cpu_seconds": after["triggerer"] - before["triggerer"],
         "api_server_cpu_seconds": after["api_server"] - before["api_server"],
-        "slot_seconds": sum(float(ti.get("duration") or 0.0) for ti in tis),
+        # Airflow 3.1 can report a negative duration for a resumed deferred task: counted as 0.
+        "slot_seconds": sum(max(0.0, float(ti.get("duration") or 0.0)) for ti in tis),
         "sampled_slot_seconds": sampler.slot_seconds,
         "max_concurrent_task_processes": sampler.max_concurrent,
         "generate_requests": ledger["generate_requests"],

@@ -84,7 +84,9 @@ def test_catalog_throughput_smoke(tmp_path: Path) -> None:
         assert row["status_requests"] >= 1, variant
         assert row["wall_seconds"] >= row["generation_seconds"], variant
         assert row["worker_cpu_seconds"] > 0, variant
-        assert row["slot_seconds"] > 0, variant
+        # (A one-task batch can finish between two samples, and Airflow 3.1's REST duration of a
+        # resumed deferred task is unusable: slot seconds may legitimately be 0 here.)
+        assert row["slot_seconds"] >= 0, variant
         assert row["overhead_seconds_ratio"] is not None
     assert rows["mapped_deferrable"]["task_instances"] == n
     assert rows["mapped_poke_sensors"]["task_instances"] == n + 1

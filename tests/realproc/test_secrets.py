@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow import __version__ as _airflow_version
 from cryptography.fernet import Fernet, InvalidToken
 
 from tests.airflow_processes import FERNET_KEY, AirflowCluster
 from tests.realproc.conftest import RealprocEnv
+
+AIRFLOW_VERSION = tuple(int(part) for part in _airflow_version.split(".")[:2])
 
 pytestmark = pytest.mark.realproc
 
@@ -145,9 +148,10 @@ def test_secrets_run_produced_what_the_scan_must_cover(scanned: tuple[RealprocEn
         assert "xcom.value" in db_cells_containing(cluster.db_path, seedance_id)
     rendered = db_cells_containing(cluster.db_path, f"A templated clip, run {run_id}")
     assert "rendered_task_instance_fields.rendered_fields" in rendered
-    assert any(
-        f"A templated clip, run {run_id}" in t for w, t in sources.rest_texts.items() if "rendered" in w
-    )
+    if AIRFLOW_VERSION >= (3, 2):  # on 3.1 the REST text fetched here lacks them; the DB check covers them
+        assert any(
+            f"A templated clip, run {run_id}" in t for w, t in sources.rest_texts.items() if "rendered" in w
+        )
     assert any(sid in kwargs for sid in seedance_ids for kwargs in sources.trigger_kwargs)
     assert any("seedance_task_id" in text for text in sources.trigger_kwargs)
     assert files_containing([env.emulators["seedance_secrets"].log_path], seedance_ids[0])
