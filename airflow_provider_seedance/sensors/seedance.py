@@ -79,7 +79,10 @@ class SeedanceStatusSensor(BaseSensorOperator):
 
     def _result(self, task: SeedanceTask) -> dict[str, Any]:
         if task.is_failed:
-            raise SeedanceGenerationFailedError(task.task_id, task.error_message)
+            failure = SeedanceGenerationFailedError(task.task_id, task.error_message)
+            if self.soft_fail:  # also when the first check, before any deferral, sees FAILED
+                raise AirflowSkipException(f"{failure} (soft_fail)") from failure
+            raise failure
         result = result_from_task(task, task.request)
         if self.output_path not in (None, ""):
             delivered = self.hook.download(task, self.output_path)  # type: ignore[arg-type]
