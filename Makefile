@@ -42,7 +42,7 @@ lint: $(STAMP)
 # Benchmarks at CI sizes (ratios within one run); full sizes: see BENCHMARKS.md.
 bench: $(STAMP)
 	@$(VENV)/bin/python -m benchmarks.emulator_capacity
-	@$(VENV)/bin/python -m benchmarks.trigger_poll_cost
+	@$(VENV)/bin/python -m benchmarks.trigger_poll_cost --repeat 3
 	@$(VENV)/bin/python -m benchmarks.catalog_throughput --n $(BENCH_N)
 	@$(VENV)/bin/python -m benchmarks.charts
 

@@ -22,16 +22,11 @@ case runs in a fresh worker process, so RSS and CPU belong to that case alone:
 Alternatives:
 
 * ``raw_aiohttp``: ``sleep; GET /v1/status; json`` on one shared ``aiohttp.ClientSession``.
-* ``seedance``: ``SeedanceStatusTrigger.run()`` as shipped (since commit 8b0dcdc its hook
-  shares one aiohttp session per event loop and connection).
-* ``seedance_lean``: a prototype (not shipped) of the proposal in the report: the shipped
-  trigger and hook plus a fast path: the first attempt of each status read is sent
-  directly; tenacity's retry machinery is only built after a transient failure (the retry
-  policy is unchanged).
-* ``seedance_per_trigger_session``: the hook as it was before 8b0dcdc (one aiohttp session
-  per trigger), for reference.
-* ``seedance_shared`` (not run by default): the benchmark's own shared-session prototype,
-  written before 8b0dcdc landed; equivalent to ``seedance`` now.
+* ``seedance``: ``SeedanceStatusTrigger.run()`` as shipped: its hook shares one aiohttp
+  session per event loop and connection, and sends each status read directly (tenacity's
+  retry machinery is only built after a transient failure).
+* ``seedance_per_trigger_session``: the same trigger with one aiohttp session (and
+  connection pool) per trigger, as the hook had before 8b0dcdc, for reference.
 * ``http_sensor``: ``HttpSensorTrigger`` (apache-airflow-providers-http) polling
   ``/v1/status`` with the ``Authorization`` header. It fires on the first non-404 answer, and
   the status endpoint answers 200 while a generation is still running, so it cannot wait for
@@ -57,8 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("raw_aiohttp", "seedance", "seedance_lean", "seedance_per_trigger_session", "http_sensor")
-ALL_VARIANTS = (*VARIANTS, "seedance_shared")
+VARIANTS = ("raw_aiohttp", "seedance", "seedance_per_trigger_session", "http_sensor")
 BASELINE = "raw_aiohttp"
 TICK = 0.02
 SEEDANCE_CONN = "seedance_bench"
@@ -171,110 +165,6 @@ def _per_trigger_session_trigger() -> Any:
     return PerTriggerSessionTrigger
 
 
-def _lean_trigger() -> Any:
-    """The shipped trigger and hook plus the proposed fast path for status reads."""
-    from airflow_provider_seedance.exceptions import SeedanceError
-    from airflow_provider_seedance.hooks.seedance import SeedanceHook, is_retryable_status_error
-    from airflow_provider_seedance.models import SeedanceTask
-    from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
-
-    class FastPathHook(SeedanceHook):
-        async def aget_status(self, task_id: str, *, deadline: float | None = None) -> SeedanceTask:
-            if self._aio_depth == 0 or self.status_retries <= 1:
-                return await super().aget_status(task_id, deadline=deadline)
-            try:
-                data = await self._asend_status(task_id)
-            except SeedanceError as exc:
-                if not is_retryable_status_error(exc):
-                    raise
-                # Slow path: the full retry policy (one attempt fewer would be exact; the
-                # prototype keeps it simple).
-                return await super().aget_status(task_id, deadline=deadline)
-            return SeedanceTask.from_api(data)
-
-    class LeanTrigger(SeedanceStatusTrigger):
-        def _hook(self) -> SeedanceHook:
-            return FastPathHook(
-                self.seedance_conn_id,
-                status_retries=self.max_poll_failures + 1,
-                retry_min_wait=min(self.poll_interval, 2.0),
-                retry_max_wait=max(self.poll_interval * 6, 60.0),
-            )
-
-    return LeanTrigger
-
-
-def _shared_session_trigger(fast_path: bool = False) -> Any:
-    """SeedanceStatusTrigger whose hook borrows one session per (loop, settings): the proposal.
-
-    With ``fast_path`` the hook also sends the first attempt of each status read directly and
-    only builds tenacity's retry machinery once an attempt has failed transiently.
-    """
-    import aiohttp
-
-    from airflow_provider_seedance.hooks.seedance import ConnectionSettings, SeedanceHook
-    from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
-
-    shared: dict[tuple[int, ConnectionSettings], aiohttp.ClientSession] = {}
-
-    class SharedSessionHook(SeedanceHook):
-        async def __aenter__(self) -> SharedSessionHook:
-            if self._aio_depth == 0:
-                from airflow.providers.common.compat.connection import (
-                    get_async_connection,
-                    get_async_extra_dejson,
-                )
-
-                conn = await get_async_connection(self.seedance_conn_id, hook=self)
-                extra = await get_async_extra_dejson(conn)
-                settings = ConnectionSettings.from_connection(conn, extra)
-                key = (id(asyncio.get_running_loop()), settings)
-                session = shared.get(key)
-                if session is None or session.closed:
-                    session = shared[key] = aiohttp.ClientSession(
-                        headers=settings.headers(),
-                        timeout=aiohttp.ClientTimeout(
-                            sock_connect=settings.connect_timeout,
-                            total=settings.connect_timeout + settings.read_timeout,
-                        ),
-                    )
-                self._aio_settings = settings
-                self._aio_session = session
-            self._aio_depth += 1
-            return self
-
-        async def __aexit__(self, *exc_info: object) -> None:
-            self._aio_depth -= 1
-            if self._aio_depth == 0:
-                self._aio_session = None  # borrowed: the loop's owner closes it
-
-        async def aget_status(self, task_id: str, *, deadline: float | None = None) -> Any:
-            if not fast_path or self._aio_depth == 0:
-                return await super().aget_status(task_id, deadline=deadline)
-            from airflow_provider_seedance.exceptions import SeedanceError
-            from airflow_provider_seedance.hooks.seedance import is_retryable_status_error
-            from airflow_provider_seedance.models import SeedanceTask
-
-            try:
-                data = await self._asend_status(task_id)
-            except SeedanceError as exc:
-                if not is_retryable_status_error(exc) or self.status_retries <= 1:
-                    raise
-                return await super().aget_status(task_id, deadline=deadline)  # the slow path
-            return SeedanceTask.from_api(data)
-
-    class SharedSessionTrigger(SeedanceStatusTrigger):
-        def _hook(self) -> SeedanceHook:
-            return SharedSessionHook(
-                self.seedance_conn_id,
-                status_retries=self.max_poll_failures + 1,
-                retry_min_wait=min(self.poll_interval, 2.0),
-                retry_max_wait=max(self.poll_interval * 6, 60.0),
-            )
-
-    return SharedSessionTrigger, shared
-
-
 class _StubTI:
     """What the triggerer sets as ``trigger.task_instance`` (only read for logging)."""
 
@@ -292,14 +182,9 @@ async def _run_case(variant: str, config: dict[str, Any]) -> dict[str, Any]:
 
     base_url: str = config["base_url"]
     interval = float(config["poll_interval"])
-    shared_sessions: dict[Any, aiohttp.ClientSession] = {}
     raw_session: aiohttp.ClientSession | None = None
     trigger_cls: Any = SeedanceStatusTrigger
-    if variant == "seedance_shared":
-        trigger_cls, shared_sessions = _shared_session_trigger()
-    elif variant == "seedance_lean":
-        trigger_cls = _lean_trigger()
-    elif variant == "seedance_per_trigger_session":
+    if variant == "seedance_per_trigger_session":
         trigger_cls = _per_trigger_session_trigger()
     if variant == "raw_aiohttp":
         raw_session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {config['api_key']}"})
@@ -375,9 +260,7 @@ async def _run_case(variant: str, config: dict[str, Any]) -> dict[str, Any]:
     one: Callable[[int], Coroutine[Any, Any, None]] = {
         "raw_aiohttp": raw,
         "seedance": seedance,
-        "seedance_shared": seedance,
         "seedance_per_trigger_session": seedance,
-        "seedance_lean": seedance,
         "http_sensor": http_sensor,
     }[variant]
 
@@ -412,8 +295,6 @@ async def _run_case(variant: str, config: dict[str, Any]) -> dict[str, Any]:
     await ticker
     if raw_session is not None:
         await raw_session.close()
-    for session in shared_sessions.values():
-        await session.close()
     latencies = [events[i] - dues[i] for i in events] if variant != "http_sensor" else []
     return {
         "variant": variant,
@@ -565,14 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--poll-interval", type=float, default=None, help="override the poll interval")
     parser.add_argument("--generation-seconds", type=float, default=None, help="override G")
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=ALL_VARIANTS)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--idle-seconds", type=float, default=2.0, help="idle-CPU calibration time per case")
     parser.add_argument(
         "--repeat", type=int, default=1, help="run each case R times (order rotated); report the median"
     )
     parser.add_argument("--results-dir", type=Path, default=None)
     parser.add_argument("--name", default="trigger_poll_cost", help="result file name (without .json)")
-    parser.add_argument("--worker", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args.worker)

@@ -17,6 +17,7 @@ long as the caller holds the hook open (``async with hook: ...``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -206,23 +207,28 @@ def is_retryable_status_error(exc: BaseException) -> bool:
     return isinstance(exc, SeedanceError) and bool(getattr(exc, "retryable", False))
 
 
+#: A server's ``Retry-After`` is honoured up to this many seconds.
+RETRY_AFTER_CAP = 120.0
+
+
+def retry_after_floor(exc: BaseException | None) -> float:
+    """The shortest wait the server asked for after ``exc`` (its ``Retry-After``, capped), or 0."""
+    retry_after = getattr(exc, "retry_after", None)
+    return min(float(retry_after), RETRY_AFTER_CAP) if retry_after is not None else 0.0
+
+
 class _WaitWithRetryAfter(tenacity.wait.wait_base):
     """Exponential backoff with jitter; a 429's ``Retry-After`` is a floor, not a suggestion."""
 
-    def __init__(self, initial: float, maximum: float, retry_after_cap: float = 120.0) -> None:
+    def __init__(self, initial: float, maximum: float) -> None:
         self._backoff = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(
             0, initial
         )
-        self._cap = retry_after_cap
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        wait = self._backoff(retry_state)
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            wait = max(wait, min(float(retry_after), self._cap))
-        return wait
+        return max(self._backoff(retry_state), retry_after_floor(exc))
 
 
 class _SharedSessions:
@@ -437,25 +443,29 @@ class SeedanceHook(HttpHook):
         retrying_class: Callable[..., Any] = tenacity.Retrying,
         *,
         deadline: float | None = None,
-        attempts: int | None = None,
+        attempts_done: int = 0,
     ) -> Any:
-        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(attempts or self.status_retries)
+        """Tenacity's retry loop for status reads; ``attempts_done`` failed before it started."""
+        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.status_retries - attempts_done)
         if deadline is not None:
             stop = stop | _StopAtDeadline(deadline)
         return retrying_class(
             stop=stop,
             wait=_WaitWithRetryAfter(self.retry_min_wait, self.retry_max_wait),
             retry=tenacity.retry_if_exception(is_retryable_status_error),
-            before_sleep=self._log_status_retry,
+            before_sleep=functools.partial(self._log_status_retry, attempts_done),
             reraise=True,
         )
 
-    def _log_status_retry(self, retry_state: tenacity.RetryCallState) -> None:
+    def _log_status_retry(self, attempts_done: int, retry_state: tenacity.RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self._warn_status_retry(attempts_done + retry_state.attempt_number, exc, wait)
+
+    def _warn_status_retry(self, attempt: int, exc: BaseException | None, wait: float) -> None:
         self.log.warning(
             "Seedance status read failed (attempt %d of %d): %s; retrying in %.1fs",
-            retry_state.attempt_number,
+            attempt,
             self.status_retries,
             exc,
             wait,
@@ -668,14 +678,12 @@ class SeedanceHook(HttpHook):
 
     async def _aretry_status(self, task_id: str, first: SeedanceError, deadline: float | None) -> Any:
         """The status read after a transient failure: backoff (``Retry-After`` as a floor), retries."""
-        self.log.warning("Seedance status read failed (attempt 1 of %d): %s", self.status_retries, first)
-        pause = max(self.retry_min_wait, min(float(getattr(first, "retry_after", None) or 0.0), 120.0))
+        pause = max(self.retry_min_wait, retry_after_floor(first))
         if deadline is not None and time.time() + pause >= deadline:
             raise first
+        self._warn_status_retry(1, first, pause)
         await asyncio.sleep(pause)
-        retrying = self._status_retrying(
-            tenacity.AsyncRetrying, deadline=deadline, attempts=self.status_retries - 1
-        )
+        retrying = self._status_retrying(tenacity.AsyncRetrying, deadline=deadline, attempts_done=1)
         async for attempt in retrying:
             with attempt:
                 return await self._asend_status(task_id)

@@ -12,6 +12,7 @@ from airflow_provider_seedance.emulator import catalog
 from airflow_provider_seedance.emulator.cli import accounts_from_args
 from airflow_provider_seedance.emulator.faults import FaultBook, FaultRule
 from airflow_provider_seedance.emulator.redact import RedactingFormatter, mask_key
+from airflow_provider_seedance.emulator.state import FAILED, SUCCESS, EmulatorState, Task
 from airflow_provider_seedance.emulator.validation import is_local_host
 from airflow_provider_seedance.emulator.video import parse_range
 
@@ -138,3 +139,37 @@ def test_all_clips_are_bundled_and_small() -> None:
         assert data[4:8] == b"ftyp"
         total += len(data)
     assert total < 1_000_000
+
+
+def _task(state: EmulatorState, task_id: str, due_at: float, failure: str | None = None) -> Task:
+    task = Task(task_id, "sk-a", {}, 0.0, due_at, 10, "480p", "16:9", failure=failure)
+    state.add_task(task)
+    return task
+
+
+def test_tasks_finish_at_their_due_time_in_due_order_and_failures_are_refunded(tmp_path) -> None:
+    state = EmulatorState(initial_credits={"sk-a": 100}, state_file=tmp_path / "state.json")
+    _task(state, "late", 30.0)
+    _task(state, "early", 10.0, failure="moderation")
+    _task(state, "middle", 20.0)
+    assert state.next_due() == 10.0
+    assert state.settle_due(9.9) == []
+    assert [t.task_id for t in state.settle_due(20.0)] == ["early", "middle"]
+    assert state.tasks["early"].status == FAILED and state.tasks["middle"].status == SUCCESS
+    assert state.accounts["sk-a"].balance == 100 - 30 + 10
+    assert state.next_due() == 30.0
+    # A restart (state file) keeps what is still due, and only that.
+    state.save()
+    reloaded = EmulatorState.load({"sk-a": 100}, tmp_path / "state.json")
+    assert reloaded.next_due() == 30.0
+    assert [t.task_id for t in reloaded.settle_due(31.0)] == ["late"]
+    assert reloaded.next_due() is None and reloaded.settle_due(1e9) == []
+
+
+def test_reset_forgets_tasks_that_were_due() -> None:
+    state = EmulatorState(initial_credits={"sk-a": 100})
+    _task(state, "t", 10.0)
+    state.reset()
+    assert state.next_due() is None and state.settle_due(11.0) == []
+    _task(state, "t", 10.0)  # the same id again after a reset settles once
+    assert [t.task_id for t in state.settle_due(11.0)] == ["t"]

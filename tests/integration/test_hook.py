@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -108,6 +109,21 @@ def test_status_gives_up_after_bounded_attempts(emulator) -> None:
     with pytest.raises(SeedanceServerError):
         hook.get_status(task_id)
     assert emulator.ledger()["status_requests"] - before == 4
+
+
+def test_async_status_gives_up_after_the_same_bounded_attempts_and_counts_them(emulator, capfd) -> None:
+    """The trigger's read: the fast first attempt and tenacity's retries are one budget."""
+    hook = fast_hook()
+    task_id = hook.submit("p")
+    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": 100})
+    before = emulator.ledger()["status_requests"]
+    capfd.readouterr()
+    with pytest.raises(SeedanceServerError):
+        asyncio.run(hook.aget_status(task_id))
+    assert emulator.ledger()["status_requests"] - before == hook.status_retries == 4
+    out = capfd.readouterr()
+    logged = re.findall(r"status read failed \(attempt (\d) of (\d)\)", out.out + out.err)
+    assert logged == [("1", "4"), ("2", "4"), ("3", "4")]
 
 
 def test_malformed_status_answer_is_a_typed_error(emulator) -> None:
