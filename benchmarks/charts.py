@@ -18,8 +18,7 @@ from benchmarks._common import RESULTS_DIR
 LABELS = {
     "raw_aiohttp": "raw aiohttp, one session (floor)",
     "seedance": "SeedanceStatusTrigger",
-    "seedance_lean": "SeedanceStatusTrigger + no-tenacity fast path (prototype)",
-    "seedance_per_trigger_session": "SeedanceStatusTrigger, session per trigger (before 8b0dcdc)",
+    "seedance_per_trigger_session": "SeedanceStatusTrigger, one session per trigger",
     "http_sensor": "HttpSensorTrigger",
     "mapped_deferrable": "(a) N mapped deferrable",
     "mapped_poke_sensors": "(b) submit + N poke sensors",
