@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import catalog_throughput, emulator_capacity, trigger_poll_cost
+from benchmarks import catalog_throughput, emulator_capacity, poll_cost_split, trigger_poll_cost
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -92,3 +92,28 @@ def test_catalog_throughput_smoke(tmp_path: Path) -> None:
     assert rows["mapped_poke_sensors"]["task_instances"] == n + 1
     assert rows["batch"]["task_instances"] == 1
     assert rows["mapped_deferrable"]["overhead_seconds_ratio"] == 1.0
+
+
+def test_poll_cost_split_recovers_per_poll_and_per_trigger_costs() -> None:
+    """Two runs of CPU = 0.2 ms x polls + 0.5 ms per trigger (the floor: 0.1 ms + 0.05 ms)."""
+
+    def row(variant: str, polls_per_trigger: int, per_poll_ms: float, start_ms: float) -> dict[str, Any]:
+        n = 100
+        cpu_ms = n * (per_poll_ms * polls_per_trigger + start_ms)
+        return {
+            "n": n,
+            "variant": variant,
+            "status_requests": n * polls_per_trigger,
+            "cpu_seconds": cpu_ms / 1000,
+        }
+
+    short = [row("raw_aiohttp", 6, 0.1, 0.05), row("seedance", 6, 0.2, 0.5), row("http_sensor", 6, 1, 0)]
+    long = [row("raw_aiohttp", 30, 0.1, 0.05), row("seedance", 30, 0.2, 0.5)]
+    rows = {r["variant"]: r for r in poll_cost_split.split_rows(short, long, baseline="raw_aiohttp")}
+    assert set(rows) == {"raw_aiohttp", "seedance"}  # only alternatives measured in both runs
+    assert rows["seedance"]["ms_per_poll"] == pytest.approx(0.2)
+    assert rows["seedance"]["ms_per_trigger"] == pytest.approx(0.5)
+    assert rows["seedance"]["poll_ratio"] == pytest.approx(2.0)
+    assert rows["raw_aiohttp"]["ms_per_trigger"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="poll more often"):
+        poll_cost_split.split(long[0], short[0])

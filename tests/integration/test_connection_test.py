@@ -2,7 +2,7 @@
 
 The test must tell a good key from a bad key from an unreachable host, in a sentence a
 person can act on, and must never generate (never spend a credit). The REST/UI path
-(``POST /api/v2/connections/test``) is covered in ``tests/ui_native``.
+(``POST /api/v2/connections/test``) is covered in ``tests/ui/test_connection_ui.py``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_cli_connection_test_tells_good_key_bad_key_and_unreachable_host_apart(e
     }
 
     assert "Connection success!" in out["good"], out["good"]
-    # The CLI prints no message on success (the REST API returns it: see tests/ui_native).
+    # The CLI prints no message on success (the REST API returns it: see tests/ui/test_connection_ui.py).
 
     assert "Connection failed!" in out["bad"], out["bad"]
     assert f"{emulator.base_url} rejected the API key (the password field)" in out["bad"]

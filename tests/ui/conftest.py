@@ -170,6 +170,8 @@ def api_server(gallery_runs: GalleryRuns, tmp_path_factory: pytest.TempPathFacto
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "SEEDANCE_TEST_HIDDEN_DAGS": HIDDEN,
+            # The connection form's Test button (off by default in Airflow): test_connection_ui.py.
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         }
     )
