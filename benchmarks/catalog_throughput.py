@@ -34,6 +34,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -162,17 +163,22 @@ def _iso(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def run_variant(
-    cluster: AirflowCluster, emulator: Any, variant: str, n: int, generation_seconds: float, timeout: float
-) -> dict[str, Any]:
-    dag_id = DAG_IDS[variant]
-    emulator.reset()
-    before = {
+def cpu_by_role(cluster: AirflowCluster) -> dict[str, float]:
+    """CPU seconds so far of the task processes and of each Airflow component."""
+    return {
         "worker": worker_cpu(cluster),
         "scheduler": process_cpu(cluster, "scheduler", tree=False),
         "triggerer": process_cpu(cluster, "triggerer", tree=True),
         "api_server": process_cpu(cluster, "api-server", tree=True),
     }
+
+
+def run_variant(
+    cluster: AirflowCluster, emulator: Any, variant: str, n: int, generation_seconds: float, timeout: float
+) -> dict[str, Any]:
+    dag_id = DAG_IDS[variant]
+    emulator.reset()
+    before = cpu_by_role(cluster)
     started = time.monotonic()
     timed_out = False
     with SlotSampler(cluster) as sampler:
@@ -185,17 +191,10 @@ def run_variant(
             run = cluster.dag_run(dag_id, run_id)
         observed = time.monotonic() - started
     time.sleep(1.0)  # let the last task processes be reaped
-    after = {
-        "worker": worker_cpu(cluster),
-        "scheduler": process_cpu(cluster, "scheduler", tree=False),
-        "triggerer": process_cpu(cluster, "triggerer", tree=True),
-        "api_server": process_cpu(cluster, "api-server", tree=True),
-    }
+    after = cpu_by_role(cluster)
     ledger = emulator.ledger()
     tis = cluster.task_instances(dag_id, run_id)
-    states: dict[str, int] = {}
-    for ti in tis:
-        states[str(ti["state"])] = states.get(str(ti["state"]), 0) + 1
+    states = Counter(str(ti["state"]) for ti in tis)
     if timed_out or not run.get("end_date"):
         wall = observed  # lower bound: the run had not ended
     else:

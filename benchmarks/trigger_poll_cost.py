@@ -120,48 +120,26 @@ def _cpu() -> float:
 
 def _per_trigger_session_trigger() -> Any:
     """SeedanceStatusTrigger with the hook's session handling from before 8b0dcdc: one
-    aiohttp session (and connection pool) per trigger."""
-    import aiohttp
-
-    from airflow_provider_seedance.hooks.seedance import ConnectionSettings, SeedanceHook
+    aiohttp session (and connection pool) per trigger instead of one per loop and connection."""
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
     from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
     class PerTriggerSessionHook(SeedanceHook):
         async def __aenter__(self) -> PerTriggerSessionHook:
-            if self._aio_depth == 0:
-                from airflow.providers.common.compat.connection import (
-                    get_async_connection,
-                    get_async_extra_dejson,
-                )
-
-                conn = await get_async_connection(self.seedance_conn_id, hook=self)
-                extra = await get_async_extra_dejson(conn)
-                settings = ConnectionSettings.from_connection(conn, extra)
-                self._aio_settings = settings
-                self._aio_session = aiohttp.ClientSession(
-                    headers=settings.headers(),
-                    timeout=aiohttp.ClientTimeout(
-                        sock_connect=settings.connect_timeout,
-                        total=settings.connect_timeout + settings.read_timeout,
-                    ),
-                )
-            self._aio_depth += 1
+            first = self._aio_depth == 0
+            await super().__aenter__()
+            if first:
+                assert self._aio_settings is not None
+                self._aio_session = self._own_session = self._aio_settings.client_session()
             return self
 
         async def __aexit__(self, *exc_info: object) -> None:
-            self._aio_depth -= 1
-            if self._aio_depth == 0 and self._aio_session is not None:
-                await self._aio_session.close()
-                self._aio_session = None
+            if self._aio_depth == 1:
+                await self._own_session.close()
+            await super().__aexit__(*exc_info)
 
     class PerTriggerSessionTrigger(SeedanceStatusTrigger):
-        def _hook(self) -> SeedanceHook:
-            return PerTriggerSessionHook(
-                self.seedance_conn_id,
-                status_retries=self.max_poll_failures + 1,
-                retry_min_wait=min(self.poll_interval, 2.0),
-                retry_max_wait=max(self.poll_interval * 6, 60.0),
-            )
+        hook_class = PerTriggerSessionHook
 
     return PerTriggerSessionTrigger
 

@@ -109,6 +109,15 @@ class ConnectionSettings:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def client_session(self) -> aiohttp.ClientSession:
+        """A new aiohttp session for these settings: auth headers, connect and total timeouts."""
+        return aiohttp.ClientSession(
+            headers=self.headers(),
+            timeout=aiohttp.ClientTimeout(
+                sock_connect=self.connect_timeout, total=self.connect_timeout + self.read_timeout
+            ),
+        )
+
     @classmethod
     def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> ConnectionSettings:
         """Read a connection: ``host`` = base URL, ``password`` = API key, extras = settings.
@@ -248,14 +257,7 @@ class _SharedSessions:
         sessions = self._by_loop.setdefault(asyncio.get_running_loop(), {})
         entry = sessions.get(settings)
         if entry is None or entry[0].closed:
-            session = aiohttp.ClientSession(
-                headers=settings.headers(),
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=settings.connect_timeout,
-                    total=settings.connect_timeout + settings.read_timeout,
-                ),
-            )
-            entry = sessions[settings] = [session, 0]
+            entry = sessions[settings] = [settings.client_session(), 0]
         entry[1] += 1
         return entry[0]
 

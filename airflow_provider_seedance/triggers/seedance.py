@@ -68,8 +68,11 @@ class SeedanceStatusTrigger(BaseTrigger):
             },
         )
 
+    #: The hook the trigger polls with (a subclass may swap in its own).
+    hook_class: type[SeedanceHook] = SeedanceHook
+
     def _hook(self) -> SeedanceHook:
-        return SeedanceHook(
+        return self.hook_class(
             self.seedance_conn_id,
             status_retries=self.max_poll_failures + 1,
             retry_min_wait=min(self.poll_interval, 2.0),
