@@ -221,6 +221,8 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             known[task_id] = SeedanceTask.from_dict(data)
         for task_id, message in (event.get("errors") or {}).items():
             known[task_id] = str(message)
+        if event["status"] == "error":
+            raise SeedanceError(f"{event.get('message')} (a retry re-attaches to the batch's generations)")
         if event["status"] == "timeout":
             pending = event.get("pending") or []
             raise SeedanceError(
@@ -460,10 +462,14 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         self._emit_asset_events(context, outcome)
         if self.fail_on_any_failure and totals["failed"]:
             context["ti"].xcom_push(key=XCOM_BATCH_RESULTS, value=outcome)
-            failed = [r for r in ordered if r["status"] not in (TaskStatus.SUCCESS, TaskStatus.IN_PROGRESS)]
+            failed = [
+                (i, r)
+                for i, r in enumerate(ordered)
+                if r["status"] not in (TaskStatus.SUCCESS, TaskStatus.IN_PROGRESS)
+            ]
             summary = "; ".join(
-                f"#{ordered.index(r)} {r.get('task_id') or '-'} {r['status']}: {r.get('error_message') or ''}"
-                for r in failed[:10]
+                f"#{i} {r.get('task_id') or '-'} {r['status']}: {r.get('error_message') or ''}"
+                for i, r in failed[:10]
             )
             raise SeedanceBatchFailedError(
                 f"{totals['failed']} of {len(ordered)} generations did not succeed ({summary}). "

@@ -229,8 +229,11 @@ class SeedanceGenerateOperator(BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         request = self.build_request()
-        self._check_budget(request)
         payload = request.to_payload()
+        reused = self._reuse_existing(context, payload)
+        if reused is not None:
+            return reused  # costs nothing, so no budget applies
+        self._check_budget(request)
         self.log.info(
             "Seedance request: %s, %s, %ss%s; estimated %s",
             payload.get("aspect_ratio", "1:1 (default)"),
@@ -239,9 +242,6 @@ class SeedanceGenerateOperator(BaseOperator):
             ", audio" if request.generate_audio else "",
             self.hook.describe_cost(request.estimated_credits),
         )
-        reused = self._reuse_existing(context, payload)
-        if reused is not None:
-            return reused
         record = SubmissionRecord.for_context(context)
         task = self._attach_or_submit(record, request)
         return self._drive(context, record, request, task)

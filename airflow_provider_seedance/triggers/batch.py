@@ -17,10 +17,10 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.hooks.seedance import SeedanceHook, retry_after_floor
 from airflow_provider_seedance.models import SeedanceTask
 
-BATCH_EVENT_STATUSES = frozenset({"done", "timeout"})
+BATCH_EVENT_STATUSES = frozenset({"done", "timeout", "error"})
 #: Longest pause between rounds when the API keeps failing.
 MAX_BACKOFF = 300.0
 
@@ -42,7 +42,8 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
     Event: ``{"status": "done"|"timeout", "tasks": {id: task}, "errors": {id: message},
     "pending": [id, ...]}`` where ``tasks`` holds the terminal generations, ``errors`` the
     ones that could not be read (e.g. TASK_NOT_FOUND, or too many failures in a row) and
-    ``pending`` those still running at the deadline.
+    ``pending`` those still running at the deadline; or ``{"status": "error", "message": str,
+    "pending": [...]}`` when polling could not start (e.g. an unusable connection).
 
     :param seedance_task_ids: the generations to watch.
     :param max_concurrency: status reads in flight at once.
@@ -96,37 +97,49 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                 except SeedanceError as exc:
                     return exc
 
-        async with hook:
-            while pending:
-                await asyncio.sleep(self._pause(bad_rounds, retry_floor))
-                if self.end_time is not None and time.time() >= self.end_time:
-                    break
-                outcomes = await asyncio.gather(*(read(task_id) for task_id in pending))
-                still: list[str] = []
-                transient = 0
-                retry_floor = 0.0
-                for task_id, outcome in zip(pending, outcomes, strict=False):
-                    if isinstance(outcome, SeedanceTask):
-                        failures.pop(task_id, None)
-                        if outcome.is_terminal:
-                            finished[task_id] = slim(outcome)
+        try:
+            async with hook:
+                while pending:
+                    await asyncio.sleep(self._pause(bad_rounds, retry_floor))
+                    if self.end_time is not None and time.time() >= self.end_time:
+                        break
+                    outcomes = await asyncio.gather(*(read(task_id) for task_id in pending))
+                    still: list[str] = []
+                    transient = 0
+                    retry_floor = 0.0
+                    for task_id, outcome in zip(pending, outcomes, strict=False):
+                        if isinstance(outcome, SeedanceTask):
+                            failures.pop(task_id, None)
+                            if outcome.is_terminal:
+                                finished[task_id] = slim(outcome)
+                            else:
+                                still.append(task_id)
+                        elif getattr(outcome, "retryable", False):
+                            transient += 1
+                            retry_floor = max(retry_floor, retry_after_floor(outcome))
+                            failures[task_id] = failures.get(task_id, 0) + 1
+                            if failures[task_id] > self.max_poll_failures:
+                                errors[task_id] = (
+                                    f"status unreadable {failures[task_id]} times in a row: {outcome}"
+                                )
+                            else:
+                                still.append(task_id)
                         else:
-                            still.append(task_id)
-                    elif getattr(outcome, "retryable", False):
-                        transient += 1
-                        retry_floor = max(retry_floor, float(getattr(outcome, "retry_after", None) or 0.0))
-                        failures[task_id] = failures.get(task_id, 0) + 1
-                        if failures[task_id] > self.max_poll_failures:
-                            errors[task_id] = (
-                                f"status unreadable {failures[task_id]} times in a row: {outcome}"
-                            )
-                        else:
-                            still.append(task_id)
-                    else:
-                        errors[task_id] = str(outcome)
-                bad_rounds = bad_rounds + 1 if transient else 0
-                self.log.debug("Seedance batch: %d finished, %d running", len(finished), len(still))
-                pending = still
+                            errors[task_id] = str(outcome)
+                    bad_rounds = bad_rounds + 1 if transient else 0
+                    self.log.debug("Seedance batch: %d finished, %d running", len(finished), len(still))
+                    pending = still
+        except SeedanceError as exc:
+            # Only set-up can raise here (each read returns its error): report it, as the
+            # single trigger does, instead of failing the task with a bare traceback.
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "message": f"Polling the Seedance batch failed: {exc}",
+                    "pending": pending,
+                }
+            )
+            return
         status = "timeout" if pending else "done"
         yield TriggerEvent({"status": status, "tasks": finished, "errors": errors, "pending": pending})
 
@@ -137,7 +150,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         if bad_rounds:
             backoff = min(self.poll_interval * (2**bad_rounds), MAX_BACKOFF)
             pause = backoff + random.uniform(0, self.poll_interval)  # noqa: S311 - jitter, not crypto
-        pause = max(pause, min(retry_floor, MAX_BACKOFF))
+        pause = max(pause, retry_floor)
         if self.end_time is not None:
             pause = max(0.0, min(pause, self.end_time - time.time()))
         return pause

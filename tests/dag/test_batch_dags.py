@@ -74,7 +74,11 @@ def test_partial_failure_fails_the_task_by_default(dag_env, capfd) -> None:
     assert run.tasks[("batch", -1)][0] == "failed"
     results = run.xcoms[("batch", -1, "seedance_batch_results")]
     assert results["totals"]["succeeded"] == 5 and results["totals"]["failed"] == 1
-    assert "1 of 6 generations did not succeed" in capfd.readouterr().out
+    out = capfd.readouterr().out
+    assert "1 of 6 generations did not succeed" in out
+    # The message names the failed request by its position in the request list.
+    [index] = [i for i, r in enumerate(results["results"]) if r["status"] == "FAILED"]
+    assert f"#{index} {results['results'][index]['task_id']} FAILED" in out
 
 
 def test_failed_generations_are_resubmitted_back_on_the_worker(dag_env) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
 
 import pytest
 
@@ -31,13 +32,21 @@ def test_output_path_delivers_and_a_rerun_costs_nothing(dag_env, mode: str, tmp_
     assert video.stat().st_mtime_ns == first_mtime  # and changed no file
 
 
-def test_budget_below_the_estimate_makes_no_http_call(dag_env, capfd) -> None:
-    run = run_dag(TEST_DAGS, "op_budget")
+def test_budget_below_the_estimate_makes_no_http_call(dag_env, capfd, tmp_path) -> None:
+    run = run_dag(TEST_DAGS, "op_budget", run_conf={"out": str(tmp_path)})
     assert run.tasks[("generate", -1)] == ("failed", 1)
     ledger = dag_env.ledger()
     assert ledger["generate_requests"] == 0 and ledger["status_requests"] == 0
     out = capfd.readouterr().out
     assert "84 credits ($0.42), above max_credits=50 ($0.25)" in out
+
+    # A video already at output_path costs nothing, so the budget does not stop its reuse.
+    clip = resources.files("airflow_provider_seedance.emulator") / "clips" / "480p_16x9.mp4"
+    (tmp_path / "dear.mp4").write_bytes(clip.read_bytes())
+    again = run_dag(TEST_DAGS, "op_budget", run_conf={"out": str(tmp_path)})
+    [result] = again.results("generate")
+    assert result["reused_existing"] is True and result["consumed_credits"] == 0
+    assert dag_env.ledger()["generate_requests"] == 0
 
 
 @pytest.mark.parametrize("mode", ["blocking", "deferrable"])

@@ -138,7 +138,7 @@ for mode in ("blocking", "deferrable"):
             hook_params=FAST,
         )
 
-with scenario("op_budget"):
+with scenario("op_budget", params=DELIVERY_PARAMS):
     SeedanceGenerateOperator(
         task_id="generate",
         prompt="too dear",
@@ -146,6 +146,7 @@ with scenario("op_budget"):
         duration=12,
         generate_audio=True,
         max_credits=50,
+        output_path="{{ params.out }}/dear.mp4",
     )
 
 with scenario("op_asset", params=DELIVERY_PARAMS):

@@ -10,7 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from tests.conftest import API_KEY
 
@@ -188,3 +191,18 @@ def test_on_kill_says_the_generation_cannot_be_cancelled(capsys, caplog) -> None
     lines = capsys.readouterr().out.splitlines() + [r.getMessage() for r in caplog.records]
     messages = [line for line in lines if "seed-42" in line]
     assert len(messages) == 1 and "no cancel API" in messages[0] and "billed" in messages[0]
+
+
+def test_batch_trigger_reports_an_unusable_connection_as_one_error_event(monkeypatch) -> None:
+    """Set-up failures end in an event the operator turns into a clear error, not a traceback."""
+    conn = {"conn_type": "seedance", "host": "http://127.0.0.1:1"}  # no API key
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_NOKEY", json.dumps(conn))
+    trigger = SeedanceBatchStatusTrigger(["seed-a", "seed-b"], "seedance_nokey", poll_interval=0.01)
+    events = asyncio.run(collect(trigger))  # type: ignore[arg-type]
+    assert len(events) == 1
+    [event] = events
+    assert event["status"] == "error" and event["pending"] == ["seed-a", "seed-b"]
+    assert "has no API key" in event["message"]
+    operator = SeedanceBatchGenerateOperator(task_id="b", requests=[{"prompt": "p"}])
+    with pytest.raises(SeedanceError, match=r"has no API key.*a retry re-attaches"):
+        operator.execute_complete({}, event)  # type: ignore[arg-type]
