@@ -128,8 +128,9 @@ class SeedanceGenerateOperator(BaseOperator):
     :param wait_for_completion: wait for the generation to end (else return right after submitting).
     :param deferrable: wait in the triggerer, freeing the worker slot.
     :param poll_interval: seconds between status reads.
-    :param timeout: seconds to wait for the generation before failing (the generation keeps
-        running; the error names its task id).
+    :param timeout: seconds to wait for a generation before failing (the generation keeps
+        running; the error names its task id). A generation resubmitted after FAILED gets
+        its own ``timeout``.
     :param force_new: submit a new generation even if an earlier try of this task instance
         already submitted this exact request (re-attach is the default).
     :param output_path: where to deliver the video after SUCCESS: a path, a URL such as
