@@ -146,6 +146,12 @@ class SeedanceConnectionError(SeedanceError):
         super().__init__(message)
 
 
+def never_created(exc: BaseException) -> bool:
+    """Whether a failed generate request provably created no generation (so nothing is owed
+    and it may be sent again): the API refused it, or it never reached the server."""
+    return isinstance(exc, SeedanceAPIError) or (isinstance(exc, SeedanceConnectionError) and not exc.sent)
+
+
 class SeedanceSubmissionUncertainError(AirflowFailException, SeedanceError):
     """The generate request may have reached the server, and its answer was lost.
 

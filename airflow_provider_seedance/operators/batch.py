@@ -25,11 +25,11 @@ from airflow_provider_seedance.exceptions import (
     SeedanceAPIError,
     SeedanceAuthError,
     SeedanceBudgetExceededError,
-    SeedanceConnectionError,
     SeedanceError,
     SeedanceInsufficientCreditsError,
     SeedanceTaskNotFoundError,
     SeedanceValidationError,
+    never_created,
 )
 from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -40,7 +40,7 @@ from airflow_provider_seedance.models import (
     credits_to_usd,
     format_usd,
 )
-from airflow_provider_seedance.operators.seedance import result_from_task
+from airflow_provider_seedance.operators.seedance import attach_to_asset_events, result_from_task
 from airflow_provider_seedance.reattach import REJECTED, SUBMITTING, SubmissionRecord
 from airflow_provider_seedance.triggers.batch import BATCH_EVENT_STATUSES, SeedanceBatchStatusTrigger, slim
 
@@ -321,9 +321,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             if submitted:
                 record.mark_submitted(*submitted)
             for item, out in outcomes:
-                if isinstance(out, SeedanceAPIError) or (
-                    isinstance(out, SeedanceConnectionError) and not out.sent
-                ):
+                if isinstance(out, SeedanceError) and never_created(out):
                     record.mark_rejected(item.key, str(out))
                 elif isinstance(out, Exception):
                     self.log.error("requests[%d]: %s", item.index, out)
@@ -493,9 +491,6 @@ class SeedanceBatchGenerateOperator(BaseOperator):
                 results[index].update(update)
 
     def _emit_asset_events(self, context: Context, outcome: dict[str, Any]) -> None:
-        outlets = [o for o in (self.outlets or []) if type(o).__name__ == "Asset"]
-        if not outlets:
-            return
         extra = {
             "totals": outcome["totals"],
             "videos": [
@@ -508,8 +503,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
                 if r["status"] == TaskStatus.SUCCESS
             ],
         }
-        for outlet in outlets:
-            context["outlet_events"][outlet].extra.update(extra)
+        attach_to_asset_events(context, self.outlets, extra)
 
 
 def _empty_result(item: _Item, status: str) -> dict[str, Any]:

@@ -17,14 +17,13 @@ from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
-    SeedanceAPIError,
     SeedanceBudgetExceededError,
-    SeedanceConnectionError,
     SeedanceError,
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
+    never_created,
 )
 from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import STATUS_PATH, SeedanceHook
@@ -95,6 +94,33 @@ def push_task_xcoms(context: Context, task: SeedanceTask, base_url: str) -> None
             "request": dict(task.request),
         },
     )
+
+
+def deliver_success(
+    hook: SeedanceHook,
+    log: Any,
+    task: SeedanceTask,
+    destination: str | ObjectStoragePath | None,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """Deliver a finished video to ``destination`` (if any), record where, log the success."""
+    if destination is not None:
+        delivered = hook.download(task, destination)
+        result.update(output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256)
+    log.info(
+        "Seedance task %s SUCCESS: %s — %s",
+        task.task_id,
+        result.get("output_path") or task.video_url,
+        hook.describe_cost(task.consumed_credits),
+    )
+    return result
+
+
+def attach_to_asset_events(context: Context, outlets: Any, extra: dict[str, Any]) -> None:
+    """Add ``extra`` to the event of every ``Asset`` among ``outlets``."""
+    for outlet in outlets or []:
+        if type(outlet).__name__ == "Asset":
+            context["outlet_events"][outlet].extra.update(extra)
 
 
 def task_from_event(event: Any, *, expected_task_id: str | None = None) -> tuple[str, SeedanceTask, str]:
@@ -340,8 +366,8 @@ class SeedanceGenerateOperator(BaseOperator):
         record.mark_submitting(fingerprint)
         try:
             seedance_task_id = self.hook.submit_request(request)
-        except (SeedanceAPIError, SeedanceConnectionError) as exc:
-            if isinstance(exc, SeedanceAPIError) or not exc.sent:
+        except SeedanceError as exc:
+            if never_created(exc):
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
             raise
         record.mark_submitted((fingerprint, seedance_task_id))
@@ -407,24 +433,12 @@ class SeedanceGenerateOperator(BaseOperator):
         if not task.is_success:
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)
             return result
-        destination = self._destination()
-        if destination is not None:
-            delivered = self.hook.download(task, destination)
-            result.update(output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256)
-        self.log.info(
-            "Seedance task %s SUCCESS: %s — %s",
-            task.task_id,
-            result.get("output_path") or task.video_url,
-            self.hook.describe_cost(task.consumed_credits),
-        )
+        deliver_success(self.hook, self.log, task, self._destination(), result)
         self._emit_asset_events(context, result)
         return result
 
     def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
         """Attach the video's location, task id, credits and request to each outlet's asset event."""
-        outlets = [o for o in (self.outlets or []) if type(o).__name__ == "Asset"]
-        if not outlets:
-            return
         extra = {
             "video_url": result.get("video_url"),
             "output_path": result.get("output_path"),
@@ -434,8 +448,7 @@ class SeedanceGenerateOperator(BaseOperator):
             "reused_existing": bool(result.get("reused_existing")),
             "request": result.get("request"),
         }
-        for outlet in outlets:
-            context["outlet_events"][outlet].extra.update(extra)
+        attach_to_asset_events(context, self.outlets, extra)
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.operators.seedance import (
     SeedanceVideoLink,
+    deliver_success,
     push_task_xcoms,
     result_from_task,
     task_from_event,
@@ -83,17 +84,8 @@ class SeedanceStatusSensor(BaseSensorOperator):
             if self.soft_fail:  # also when the first check, before any deferral, sees FAILED
                 raise AirflowSkipException(f"{failure} (soft_fail)") from failure
             raise failure
-        result = result_from_task(task, task.request)
-        if self.output_path not in (None, ""):
-            delivered = self.hook.download(task, self.output_path)  # type: ignore[arg-type]
-            result.update(output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256)
-        self.log.info(
-            "Seedance task %s SUCCESS: %s — %s",
-            task.task_id,
-            result.get("output_path") or task.video_url,
-            self.hook.describe_cost(task.consumed_credits),
-        )
-        return result
+        destination = self.output_path if self.output_path not in (None, "") else None
+        return deliver_success(self.hook, self.log, task, destination, result_from_task(task, task.request))
 
     def poke(self, context: Context) -> PokeReturnValue:
         task = self._check(context)
