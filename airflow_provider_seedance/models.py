@@ -28,7 +28,6 @@ MAX_PROMPT_CHARS = 2000
 MAX_IMAGE_URLS = 1
 
 #: What the API uses when a field is omitted (the guide's defaults).
-DEFAULT_ASPECT_RATIO = "1:1"
 DEFAULT_RESOLUTION = "720p"
 DEFAULT_DURATION = "8"
 

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from airflow_provider_seedance.exceptions import SeedanceError
+
 RECORD_KEY = "seedance_generation"
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
@@ -112,17 +114,21 @@ class _VariableBackend:
     def load(self) -> dict[str, Any]:
         from airflow.sdk import Variable
 
-        try:
-            raw = Variable.get(self._name, default=None)
-        except Exception:  # a missing variable raises on some versions
-            return {}
+        # Only a missing variable means "nothing submitted yet"; any other failure to read it
+        # propagates, because taking it for an empty record would pay for the POST again.
+        raw = Variable.get(self._name, default=None)
         if not raw:
             return {}
         try:
             value = json.loads(raw) if isinstance(raw, str) else raw
         except ValueError:
-            return {}
-        return dict(value) if isinstance(value, Mapping) else {}
+            value = None
+        if not isinstance(value, Mapping):
+            raise SeedanceError(
+                f"Airflow Variable {self._name!r} (this task's submission record) is not a JSON "
+                "object; it was edited by hand? Fix or delete it, then clear the task."
+            )
+        return dict(value)
 
     def save(self, value: dict[str, Any]) -> None:
         from airflow.sdk import Variable

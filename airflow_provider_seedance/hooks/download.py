@@ -10,6 +10,7 @@ The download never sends the API key: video URLs point at a CDN, not at the API.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
@@ -150,9 +151,7 @@ def _transfer_once(
                         handle.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
-            except (requests.RequestException, OSError) as exc:
-                if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-                    raise
+            except requests.RequestException as exc:  # a local OSError (disk full) propagates as is
                 raise SeedanceDownloadError(
                     f"transfer of {_safe(url)} broke after {written} bytes ({type(exc).__name__})",
                     retryable=True,
@@ -180,11 +179,8 @@ def _content_length(response: requests.Response) -> int | None:
 
 
 def _remove_quietly(path: ObjectStoragePath) -> None:
-    try:
-        if path.exists():
-            path.unlink()
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):
+        path.unlink(missing_ok=True)
 
 
 def _safe(url: str) -> str:

@@ -47,13 +47,14 @@ from airflow_provider_seedance.exceptions import (
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
+    SeedanceValidationError,
 )
 from airflow_provider_seedance.hooks.download import DownloadResult, as_storage_path, download_video
 from airflow_provider_seedance.models import (
-    PRICE_TABLE,
     GenerationRequest,
     SeedanceTask,
     TaskStatus,
+    estimate_credits,
     format_usd,
 )
 
@@ -271,23 +272,8 @@ class _SharedSessions:
             del sessions[settings]
             await entry[0].close()
 
-    def users(self, settings: ConnectionSettings) -> int:
-        entry = self._by_loop.get(asyncio.get_running_loop(), {}).get(settings)
-        return entry[1] if entry is not None else 0
-
 
 _SHARED_SESSIONS = _SharedSessions()
-
-
-class _StopAtDeadline(tenacity.stop.stop_base):
-    """Stop retrying when the next sleep would end past a wall-clock deadline."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        upcoming = retry_state.upcoming_sleep or 0.0
-        return time.time() + upcoming >= self.deadline
 
 
 class SeedanceHook(HttpHook):
@@ -450,7 +436,7 @@ class SeedanceHook(HttpHook):
         """Tenacity's retry loop for status reads; ``attempts_done`` failed before it started."""
         stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.status_retries - attempts_done)
         if deadline is not None:
-            stop = stop | _StopAtDeadline(deadline)
+            stop = stop | tenacity.stop_before_delay(max(0.0, deadline - time.time()))
         return retrying_class(
             stop=stop,
             wait=_WaitWithRetryAfter(self.retry_min_wait, self.retry_max_wait),
@@ -579,13 +565,12 @@ class SeedanceHook(HttpHook):
             if now - last_logged >= max(poll_interval, 30.0):
                 last_logged = now
                 req = task.request
-                price = PRICE_TABLE.get(
-                    (
-                        str(req.get("resolution", "720p")),
-                        str(req.get("duration", "8")),
-                        bool(req.get("generate_audio")),
+                try:
+                    price: int | None = estimate_credits(
+                        req.get("resolution"), req.get("duration"), req.get("generate_audio")
                     )
-                )
+                except SeedanceValidationError:  # a request this client does not know how to price
+                    price = None
                 self.log.info(
                     "Seedance task %s: %s after %.0fs, expected cost %s",
                     task_id,
@@ -726,8 +711,6 @@ class SeedanceHook(HttpHook):
 
 def _checked_task_id(task_id: Any) -> str:
     if not isinstance(task_id, str) or not task_id.strip():
-        from airflow_provider_seedance.exceptions import SeedanceValidationError
-
         raise SeedanceValidationError("seedance_task_id", task_id, "a non-empty task id string")
     return task_id.strip()
 

@@ -1,0 +1,44 @@
+"""How the Airflow 3.1-3.2 submission record reads its Variable: narrow logic, Variable faked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airflow.sdk import Variable
+
+from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.reattach import _VariableBackend
+
+
+def fake_get(value: Any = None, error: Exception | None = None) -> Any:
+    def get(key: str, default: Any = None, **_: Any) -> Any:
+        if error is not None:
+            raise error
+        return default if value is None else value
+
+    return get
+
+
+def test_a_missing_variable_is_an_empty_record(monkeypatch) -> None:
+    monkeypatch.setattr(Variable, "get", fake_get())
+    assert _VariableBackend("seedance_record_x").load() == {}
+
+
+def test_a_stored_record_is_read(monkeypatch) -> None:
+    monkeypatch.setattr(Variable, "get", fake_get('{"fp": {"state": "submitted"}}'))
+    assert _VariableBackend("seedance_record_x").load() == {"fp": {"state": "submitted"}}
+
+
+def test_a_failed_read_is_not_taken_for_an_empty_record(monkeypatch) -> None:
+    """An empty record means 'nothing submitted': the next POST would pay again."""
+    monkeypatch.setattr(Variable, "get", fake_get(error=ConnectionError("api-server unreachable")))
+    with pytest.raises(ConnectionError, match="unreachable"):
+        _VariableBackend("seedance_record_x").load()
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]"])
+def test_a_corrupt_record_is_a_clear_error(monkeypatch, raw: str) -> None:
+    monkeypatch.setattr(Variable, "get", fake_get(raw))
+    with pytest.raises(SeedanceError, match=r"'seedance_record_x'.*not a JSON object"):
+        _VariableBackend("seedance_record_x").load()
