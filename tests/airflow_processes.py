@@ -352,6 +352,7 @@ class AirflowCluster:
         """Send ``sig`` to ``name`` -- by default to its whole process group, as when its
         container dies -- and, for SIGKILL, reap it. Returns the pid signalled."""
         process = self.processes[name]
+        members = _descendants(process.pid) if whole_group else []
         if whole_group:
             _signal_group(process.pid, sig)
         else:
@@ -359,6 +360,9 @@ class AirflowCluster:
                 process.popen.send_signal(sig)
         if sig == signal.SIGKILL:
             process.popen.wait(timeout=30)
+            # A killed child is reparented and its SIGKILL lands a moment later, more so on
+            # a busy machine: wait until the whole group is gone, as a dead container's is.
+            psutil.wait_procs(members, timeout=10)
         return process.pid
 
     def stop_process(self, name: str, timeout: float = 30.0) -> int | None:
