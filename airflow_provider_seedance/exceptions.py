@@ -199,6 +199,14 @@ class SeedanceGenerationFailedError(AirflowFailException, SeedanceError):
         )
 
 
+class SeedanceBatchFailedError(SeedanceError):
+    """Some generations of a batch did not succeed (``fail_on_any_failure``).
+
+    A retry re-attaches to every generation already submitted and reuses every video
+    already delivered, so it only pays for what is submitted again.
+    """
+
+
 class SeedanceBudgetExceededError(AirflowFailException, SeedanceError):
     """The estimated cost is above ``max_credits``; raised before any HTTP call."""
 

@@ -71,5 +71,5 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONN_FIELDS,
             }
         ],
-        "extra-links": [f"{PACKAGE}.operators.seedance.SeedanceVideoLink"],
+        "extra-links": [f"{PACKAGE}.links.SeedanceVideoLink"],
     }

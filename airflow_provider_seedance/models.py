@@ -13,7 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from enum import Enum
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from airflow_provider_seedance.exceptions import (
@@ -51,14 +52,55 @@ PRICE_TABLE: dict[tuple[str, str, bool], int] = {
 }
 
 
-class TaskStatus:
-    """The status strings the guide defines. Anything else means "not finished yet"."""
+class StrEnum(str, Enum):
+    """A string enum that prints, formats and serialises as its value (``enum.StrEnum`` on 3.11+)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class TaskStatus(StrEnum):
+    """The status strings the guide defines. Anything else means "not finished yet".
+
+    A status read from the API stays a ``str`` (the service may add new ones); compare it
+    with these members, never with literals.
+    """
 
     IN_PROGRESS = "IN_PROGRESS"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
-    TERMINAL = frozenset({SUCCESS, FAILED})
-    KNOWN = frozenset({IN_PROGRESS, SUCCESS, FAILED})
+
+    # Set below the class (sets of members); kept for code written against the released class.
+    TERMINAL: ClassVar[frozenset[str]]
+    KNOWN: ClassVar[frozenset[str]]
+
+
+#: The statuses that end a generation, and every status the guide defines.
+TERMINAL_STATUSES: frozenset[str] = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED})
+KNOWN_STATUSES: frozenset[str] = frozenset(TaskStatus)
+# Kept as class attributes for code written against the released ``TaskStatus`` class.
+TaskStatus.TERMINAL = TERMINAL_STATUSES
+TaskStatus.KNOWN = KNOWN_STATUSES
+
+
+class TriggerEventStatus(StrEnum):
+    """``status`` of the event :class:`SeedanceStatusTrigger` fires."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class BatchEventStatus(StrEnum):
+    """``status`` of the event :class:`SeedanceBatchStatusTrigger` fires."""
+
+    DONE = "done"
+    TIMEOUT = "timeout"
+    ERROR = "error"
 
 
 def _one_of(values: Sequence[str]) -> str:
@@ -288,7 +330,7 @@ class SeedanceTask:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TaskStatus.TERMINAL
+        return self.status in TERMINAL_STATUSES
 
     @property
     def is_success(self) -> bool:

@@ -4,24 +4,29 @@ A record is kept per task instance (dag_id, run_id, task_id, map_index) and hold
 request fingerprint, the state of the submission:
 
 * ``submitting`` — written just *before* ``POST /v1/generate``. Found by a later try, it
-  means an earlier try died mid-request: a generation may exist whose id nobody knows, so
-  the provider refuses to pay again without an explicit ``force_new=True``.
+  means an earlier try died mid-request (or its answer was lost): a generation may exist
+  whose id nobody knows, so the provider refuses to pay again. ``force_new=True`` releases
+  exactly such an *uncertain* mark, and nothing else: the release is recorded, and the new
+  submission is itself marked and recorded like any other.
 * ``submitted`` with the Seedance ``task_id`` — written right after the POST returns.
   A later try reads it and re-attaches (IN_PROGRESS: wait; SUCCESS: use; FAILED or
-  TASK_NOT_FOUND: submit anew).
+  TASK_NOT_FOUND: submit anew), whatever ``force_new`` says: a recorded id is never paid twice.
 
 Where the record lives:
 
 * Airflow 3.3+: the task state store (``context["task_state_store"]``), Airflow's own
   per-task-instance durable state. It survives retries and clears.
-* Airflow 3.1-3.2: an Airflow Variable named ``seedance_attach__<dag>__<run>__<task>__<map>``
-  (Variables are the durable key-value store a worker may write there).
+* Airflow 3.1-3.2: an Airflow Variable named ``seedance_attach__<hash of dag, run, task,
+  map index>`` (Variables are the durable key-value store a worker may write there; the hash
+  keeps names unique and short, the description names the task instance). Records written
+  by the released code under ``seedance_attach__<dag>__<run>__<task>__<map>`` are still read.
 
 The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -29,12 +34,27 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.models import StrEnum
 
 RECORD_KEY = "seedance_generation"
-SUBMITTING = "submitting"
-SUBMITTED = "submitted"
-#: The API refused the request (e.g. 400): nothing exists, nothing to wait for.
-REJECTED = "rejected"
+#: Airflow's limit on a Variable's key length.
+MAX_VARIABLE_KEY = 250
+
+
+class SubmissionState(StrEnum):
+    """Where one request's submission stands in the record."""
+
+    #: Written just before the POST: a generation may exist whose id is unknown.
+    SUBMITTING = "submitting"
+    #: The POST returned this task id.
+    SUBMITTED = "submitted"
+    #: The API refused the request (e.g. 400): nothing exists, nothing to wait for.
+    REJECTED = "rejected"
+
+
+SUBMITTING = SubmissionState.SUBMITTING
+SUBMITTED = SubmissionState.SUBMITTED
+REJECTED = SubmissionState.REJECTED
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,7 @@ class Submission:
     """One remembered submission."""
 
     fingerprint: str
-    state: str
+    state: SubmissionState
     seedance_task_id: str | None = None
     submitted_at: float | None = None
     #: Every Seedance task id submitted for this request, oldest first.
@@ -52,27 +72,36 @@ class Submission:
     #: The generation's terminal status once seen (JSON primitives), so a resumed task
     #: need not ask again.
     outcome: dict[str, Any] | None = None
+    #: When uncertain marks of this request were released by ``force_new`` (epoch seconds).
+    released: tuple[float, ...] = ()
+
+    @property
+    def uncertain(self) -> bool:
+        return self.state is SubmissionState.SUBMITTING
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fingerprint": self.fingerprint,
-            "state": self.state,
+            "state": self.state.value,
             "seedance_task_id": self.seedance_task_id,
             "submitted_at": self.submitted_at,
             "history": list(self.history),
             "error": self.error,
             "outcome": self.outcome,
+            "released": list(self.released),
         }
 
     @classmethod
     def from_json(cls, value: Any) -> Submission | None:
         if not isinstance(value, Mapping) or not isinstance(value.get("fingerprint"), str):
             return None
-        state = value.get("state")
-        if state not in (SUBMITTING, SUBMITTED, REJECTED):
+        try:
+            state = SubmissionState(value.get("state"))
+        except ValueError:
             return None
         task_id = value.get("seedance_task_id")
         history = value.get("history")
+        released = value.get("released")
         return cls(
             fingerprint=value["fingerprint"],
             state=state,
@@ -81,6 +110,11 @@ class Submission:
             history=tuple(h for h in history if isinstance(h, str)) if isinstance(history, list) else (),
             error=value.get("error") if isinstance(value.get("error"), str) else None,
             outcome=dict(value["outcome"]) if isinstance(value.get("outcome"), Mapping) else None,
+            released=tuple(
+                float(t) for t in released if isinstance(t, (int, float)) and not isinstance(t, bool)
+            )
+            if isinstance(released, list)
+            else (),
         )
 
 
@@ -108,43 +142,72 @@ class _TaskStateStoreBackend:
 class _VariableBackend:
     """Airflow 3.1-3.2: an Airflow Variable per task instance."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, legacy_name: str | None = None, description: str = "") -> None:
         self._name = name
+        self._legacy_name = legacy_name
+        self._description = description
 
-    def load(self) -> dict[str, Any]:
+    def _read(self, name: str) -> dict[str, Any] | None:
         from airflow.sdk import Variable
 
         # Only a missing variable means "nothing submitted yet"; any other failure to read it
         # propagates, because taking it for an empty record would pay for the POST again.
-        raw = Variable.get(self._name, default=None)
+        raw = Variable.get(name, default=None)
         if not raw:
-            return {}
+            return None
         try:
             value = json.loads(raw) if isinstance(raw, str) else raw
         except ValueError:
             value = None
         if not isinstance(value, Mapping):
             raise SeedanceError(
-                f"Airflow Variable {self._name!r} (this task's submission record) is not a JSON "
+                f"Airflow Variable {name!r} (this task's submission record) is not a JSON "
                 "object; it was edited by hand? Fix or delete it, then clear the task."
             )
         return dict(value)
 
+    def load(self) -> dict[str, Any]:
+        found = self._read(self._name)
+        if found is None and self._legacy_name is not None:
+            found = self._read(self._legacy_name)
+        return found or {}
+
     def save(self, value: dict[str, Any]) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(
-            self._name,
-            json.dumps(value, sort_keys=True),
-            description="airflow-provider-seedance: generations this task instance submitted (re-attach)",
-        )
+        Variable.set(self._name, json.dumps(value, sort_keys=True), description=self._description)
+
+    def delete(self) -> None:
+        from airflow.sdk import Variable
+
+        for name in (self._name, self._legacy_name):
+            if name is not None:
+                Variable.delete(name)
+
+
+def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str = RECORD_KEY) -> str:
+    """The Variable holding a task instance's record on Airflow 3.1-3.2: unique and short.
+
+    Joining the ids with a separator collides (``a__b`` + ``c`` vs ``a`` + ``b__c``) and can pass
+    Airflow's 250-character key limit; a hash of the JSON list of the ids does neither.
+    """
+    identity = json.dumps([dag_id, run_id, task_id, map_index, key], separators=(",", ":"))
+    return "seedance_attach__" + hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def _legacy_variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> str | None:
+    name = f"seedance_attach__{dag_id}__{run_id}__{task_id}__{map_index}"
+    if key != RECORD_KEY:
+        name += f"__{key}"
+    return name if len(name) <= MAX_VARIABLE_KEY else None
 
 
 class SubmissionRecord:
     """The submissions of one task instance, keyed by request fingerprint.
 
-    Entries are read once and written back after each change (or each batch of changes):
-    only one try of a task instance runs at a time, so nobody else writes this record.
+    Entries are read once and written back after each change (or each group of changes made
+    with ``save=False`` and then :meth:`flush`): only one try of a task instance runs at a time,
+    so nobody else writes this record.
     """
 
     def __init__(self, backend: _Backend, *, where: str) -> None:
@@ -160,11 +223,18 @@ class SubmissionRecord:
             return cls(_TaskStateStoreBackend(store, key), where="the task state store")
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
-        map_index = -1 if map_index is None else map_index
-        name = f"seedance_attach__{ti.dag_id}__{ti.run_id}__{ti.task_id}__{map_index}"
-        if key != RECORD_KEY:
-            name += f"__{key}"
-        return cls(_VariableBackend(name), where=f"Variable {name!r}")
+        map_index = -1 if map_index is None else int(map_index)
+        ids = (ti.dag_id, ti.run_id, ti.task_id, map_index)
+        name = variable_name(*ids, key=key)
+        backend = _VariableBackend(
+            name,
+            legacy_name=_legacy_variable_name(*ids, key=key),
+            description=(
+                "airflow-provider-seedance: generations submitted by task instance "
+                f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]} (re-attach)"
+            ),
+        )
+        return cls(backend, where=f"Variable {name!r}")
 
     @property
     def entries(self) -> dict[str, Any]:
@@ -172,11 +242,35 @@ class SubmissionRecord:
             self._entries = self._backend.load()
         return self._entries
 
-    def _save(self) -> None:
+    def flush(self) -> None:
+        """Write the record as it stands (after changes made with ``save=False``)."""
         self._backend.save(self.entries)
 
+    def discard(self) -> bool:
+        """Delete the record where the storage has no expiry of its own (Variables, 3.1-3.2).
+
+        Called once every generation of the task instance is delivered: a clear then finds the
+        videos at their destinations. Returns whether anything was deleted.
+        """
+        delete = getattr(self._backend, "delete", None)
+        if delete is None:
+            return False
+        delete()
+        self._entries = None
+        return True
+
     def get(self, fingerprint: str) -> Submission | None:
-        return Submission.from_json(self.entries.get(fingerprint))
+        raw = self.entries.get(fingerprint)
+        if raw is None:
+            return None
+        submission = Submission.from_json(raw)
+        if submission is None:
+            # Taking an unreadable entry for "nothing submitted" would pay for it again.
+            raise SeedanceError(
+                f"The submission record in {self.where} has an unreadable entry for this request "
+                "(edited by hand?): fix or delete it, then clear the task."
+            )
+        return submission
 
     def history(self, fingerprint: str) -> tuple[str, ...]:
         previous = self.get(fingerprint)
@@ -185,52 +279,88 @@ class SubmissionRecord:
     def _set(self, submission: Submission) -> None:
         self.entries[submission.fingerprint] = submission.to_json()
 
-    def mark_submitting(self, *fingerprints: str) -> None:
-        """Written just before the POSTs: a crash from here on must not lead to a second POST."""
+    def _save(self, save: bool) -> None:
+        if save:
+            self.flush()
+
+    def mark_submitting(self, *fingerprints: str, save: bool = True) -> None:
+        """Written just before the POST: a crash from here on must not lead to a second POST.
+
+        Marking a request whose earlier mark is still uncertain is a release of that mark
+        (``force_new``): its time is kept in ``released``.
+        """
+        now = time.time()
         for fingerprint in fingerprints:
+            previous = self.get(fingerprint)
+            released = previous.released if previous is not None else ()
+            if previous is not None and previous.uncertain:
+                released = (*released, previous.submitted_at or now)
             self._set(
                 Submission(
-                    fingerprint, SUBMITTING, submitted_at=time.time(), history=self.history(fingerprint)
+                    fingerprint,
+                    SUBMITTING,
+                    submitted_at=now,
+                    history=previous.history if previous is not None else (),
+                    released=released,
                 )
             )
-        self._save()
+        self._save(save)
 
-    def mark_submitted(self, *pairs: tuple[str, str]) -> None:
+    def mark_submitted(self, *pairs: tuple[str, str], save: bool = True) -> None:
         """``(fingerprint, seedance_task_id)`` pairs whose POST returned a task id."""
         for fingerprint, seedance_task_id in pairs:
-            history = (*self.history(fingerprint), seedance_task_id)
-            self._set(Submission(fingerprint, SUBMITTED, seedance_task_id, time.time(), history))
-        self._save()
+            previous = self.get(fingerprint)
+            history = (*(previous.history if previous else ()), seedance_task_id)
+            released = previous.released if previous is not None else ()
+            self._set(
+                Submission(fingerprint, SUBMITTED, seedance_task_id, time.time(), history, released=released)
+            )
+        self._save(save)
 
     def mark_finished(self, *pairs: tuple[str, dict[str, Any]]) -> None:
         """``(fingerprint, terminal task dict)`` pairs: remember how generations ended."""
+        changed = False
         for fingerprint, outcome in pairs:
             previous = self.get(fingerprint)
             if previous is not None and previous.seedance_task_id == outcome.get("task_id"):
                 self._set(replace(previous, outcome=dict(outcome)))
-        if pairs:
-            self._save()
+                changed = True
+        self._save(changed)
 
-    def mark_rejected(self, fingerprint: str, error: str) -> None:
-        """The API refused the POST (nothing was created); remember why."""
+    def mark_rejected(self, fingerprint: str, error: str, *, save: bool = True) -> None:
+        """The API refused the POST, or it never reached the API: nothing was created."""
         previous = self.get(fingerprint)
         history = previous.history if previous is not None else ()
         self._set(
-            Submission(fingerprint, REJECTED, history[-1] if history else None, time.time(), history, error)
+            Submission(
+                fingerprint,
+                REJECTED,
+                history[-1] if history else None,
+                time.time(),
+                history,
+                error,
+                released=previous.released if previous is not None else (),
+            )
         )
-        self._save()
+        self._save(save)
 
-    def forget_attempt(self, fingerprint: str) -> None:
-        """The API refused the POST or was never reached: drop the "submitting" mark."""
+    def forget_attempt(self, fingerprint: str, *, save: bool = True) -> None:
+        """The POST provably created nothing: drop its "submitting" mark (keep what came before)."""
         previous = self.get(fingerprint)
         if previous is None:
             return
         if previous.history:
             self._set(
                 Submission(
-                    fingerprint, SUBMITTED, previous.history[-1], previous.submitted_at, previous.history
+                    fingerprint,
+                    SUBMITTED,
+                    previous.history[-1],
+                    previous.submitted_at,
+                    previous.history,
+                    outcome=previous.outcome,
+                    released=previous.released,
                 )
             )
         else:
             self.entries.pop(fingerprint, None)
-        self._save()
+        self._save(save)

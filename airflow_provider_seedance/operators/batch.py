@@ -11,10 +11,10 @@ delivers the videos with bounded parallel downloads.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
-    SeedanceAPIError,
     SeedanceAuthError,
+    SeedanceBatchFailedError,
     SeedanceBudgetExceededError,
     SeedanceError,
     SeedanceInsufficientCreditsError,
@@ -33,16 +33,11 @@ from airflow_provider_seedance.exceptions import (
 )
 from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import (
-    GenerationRequest,
-    SeedanceTask,
-    TaskStatus,
-    credits_to_usd,
-    format_usd,
-)
-from airflow_provider_seedance.operators.seedance import attach_to_asset_events, result_from_task
-from airflow_provider_seedance.reattach import REJECTED, SUBMITTING, SubmissionRecord
-from airflow_provider_seedance.triggers.batch import BATCH_EVENT_STATUSES, SeedanceBatchStatusTrigger, slim
+from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
+from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState
+from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
+from airflow_provider_seedance.task_support import attach_to_asset_events
+from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -51,14 +46,8 @@ if TYPE_CHECKING:
 ITEM_KEYS = ("id", "output_path")
 #: XCom key holding the per-item results when the task fails on a partial failure.
 XCOM_BATCH_RESULTS = "seedance_batch_results"
-
-
-class SeedanceBatchFailedError(SeedanceError):
-    """Some generations of the batch did not succeed (``fail_on_any_failure``).
-
-    A retry re-attaches to every generation already submitted and reuses every video
-    already delivered, so it only pays for what is submitted again.
-    """
+#: What the record learns of a generation (one status read), or why it could not learn it.
+Known = SeedanceTask | SeedanceError
 
 
 @dataclass
@@ -68,6 +57,29 @@ class _Item:
     key: str
     destination: ObjectStoragePath | None
     label: str | None
+
+    def not_sent(self, reason: str) -> GenerationResult:
+        return GenerationResult.not_sent(
+            reason, self.request.to_payload(), item_id=self.label, index=self.index
+        )
+
+
+@dataclass
+class _BatchRun:
+    """One try's view of the batch: the items, their record, and what is known of each."""
+
+    items: list[_Item]
+    record: SubmissionRecord
+    reused: dict[int, GenerationResult]
+    end_time: float | None
+    #: Status (or read error) of each Seedance task id, as last learned.
+    known: dict[str, Known] = field(default_factory=dict)
+    #: Why submission stopped early (a bad key, no credits): items not sent say so.
+    stopped: str | None = None
+
+    @property
+    def todo(self) -> list[_Item]:
+        return [item for item in self.items if item.index not in self.reused]
 
 
 class SeedanceBatchGenerateOperator(BaseOperator):
@@ -193,45 +205,50 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
-        reused = self._reused(items)
-        todo = [item for item in items if item.index not in reused]
+        run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
+        todo = run.todo
         estimate = sum(item.request.estimated_credits for item in todo)
         if self.max_credits is not None and estimate > self.max_credits:
             raise SeedanceBudgetExceededError(estimate, self.max_credits, what=f"{len(todo)} generations")
         self.log.info(
             "Seedance batch: %d requests, %d already delivered, %d to generate; estimated %s",
             len(items),
-            len(reused),
+            len(run.reused),
             len(todo),
             self.hook.describe_cost(estimate),
         )
-        record = SubmissionRecord.for_context(context)
-        known = self._reattach(record, todo)
-        to_submit = [item for item in todo if self._needs_submission(record, item, known)]
-        self._submit(record, to_submit)
-        return self._drive(context, record, items, reused, known, end_time=self._end_time())
+        self.hook.settings  # noqa: B018 - an unusable connection fails here, before any POST
+        self._reattach(run)
+        self._submit(run, [item for item in todo if self._needs_submission(run, item)])
+        return self._drive(context, run)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, **_: Any
     ) -> dict[str, Any]:
-        if not isinstance(event, dict) or event.get("status") not in BATCH_EVENT_STATUSES:
+        status = event.get("status") if isinstance(event, dict) else None
+        if status not in set(BatchEventStatus):
             raise SeedanceError(f"Seedance batch trigger returned an invalid event: {event!r}")
-        known: dict[str, SeedanceTask | str] = {}
-        for task_id, data in (event.get("tasks") or {}).items():
-            known[task_id] = SeedanceTask.from_dict(data)
-        for task_id, message in (event.get("errors") or {}).items():
-            known[task_id] = str(message)
-        if event["status"] == "error":
-            raise SeedanceError(f"{event.get('message')} (a retry re-attaches to the batch's generations)")
-        if event["status"] == "timeout":
+        assert isinstance(event, dict)
+        if status == BatchEventStatus.ERROR:
+            raise SeedanceError(
+                f"{event.get('message')} Nothing more was spent by waiting; a task retry re-attaches to "
+                "the batch's generations (set retries to let it)."
+            )
+        if status == BatchEventStatus.TIMEOUT:
             pending = event.get("pending") or []
             raise SeedanceError(
                 f"{len(pending)} generations were still running at the deadline ({', '.join(pending[:10])}"
                 f"{'…' if len(pending) > 10 else ''}); a retry re-attaches to them"
             )
         items = self.build_items()
-        record = SubmissionRecord.for_context(context)
-        return self._drive(context, record, items, self._reused(items), known, end_time=self._end_time())
+        run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
+        for task_id, data in (event.get("tasks") or {}).items():
+            run.known[task_id] = SeedanceTask.from_dict(data)
+        for task_id, message in (event.get("errors") or {}).items():
+            # Whatever the trigger could not read is never resubmitted from here; a retry
+            # reads it again (typed) before deciding anything.
+            run.known[task_id] = SeedanceError(str(message))
+        return self._drive(context, run)
 
     # ------------------------------------------------------------------ steps
     def _end_time(self) -> float | None:
@@ -240,113 +257,127 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     def _skip(self, item: _Item) -> bool:
         return item.destination is not None and (self.skip_if_exists is not False)
 
-    def _reused(self, items: list[_Item]) -> dict[int, dict[str, Any]]:
+    def _reused(self, items: list[_Item]) -> dict[int, GenerationResult]:
         candidates = [item for item in items if self._skip(item)]
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, GenerationResult] = {}
         with ThreadPoolExecutor(max_workers=self.max_parallel_downloads) as pool:
             for item, existing in zip(
                 candidates, pool.map(lambda i: existing_video(i.destination), candidates), strict=False
             ):
                 if existing is not None:
-                    found[item.index] = {
-                        **_empty_result(item, TaskStatus.SUCCESS),
-                        "reused_existing": True,
-                        "output_path": existing.output_path,
-                        "bytes": existing.bytes,
-                        "sha256": existing.sha256,
-                    }
+                    found[item.index] = GenerationResult.reused(
+                        existing.output_path,
+                        existing.bytes,
+                        existing.sha256,
+                        item.request.to_payload(),
+                        item_id=item.label,
+                        index=item.index,
+                    )
         return found
 
-    def _reattach(self, record: SubmissionRecord, items: list[_Item]) -> dict[str, SeedanceTask | str]:
-        """Status of the generations earlier tries submitted (read concurrently)."""
-        if self.force_new:
-            return {}
+    def _reattach(self, run: _BatchRun) -> None:
+        """Status of the generations earlier tries recorded (read concurrently)."""
         ids = [
             sub.seedance_task_id
-            for item in items
-            if (sub := record.get(item.key)) is not None and sub.state != SUBMITTING and sub.seedance_task_id
+            for item in run.todo
+            if (sub := run.record.get(item.key)) is not None and not sub.uncertain and sub.seedance_task_id
         ]
         if ids:
             self.log.info("Seedance batch: re-attaching to %d generations from earlier tries", len(ids))
-        return self._read_statuses(ids)
+        run.known.update(self._read_statuses(ids))
 
-    def _needs_submission(
-        self, record: SubmissionRecord, item: _Item, known: dict[str, SeedanceTask | str]
-    ) -> bool:
-        sub = None if self.force_new else record.get(item.key)
-        if sub is None or sub.state == REJECTED:
+    def _needs_submission(self, run: _BatchRun, item: _Item) -> bool:
+        sub = run.record.get(item.key)
+        if sub is None or sub.state is SubmissionState.REJECTED:
             return True
-        if sub.state == SUBMITTING:
-            return False  # a generation may exist: reported as an error, never paid twice
-        state = known.get(sub.seedance_task_id or "")
+        if sub.uncertain:
+            # A generation may exist: never paid twice, unless force_new releases this mark.
+            if self.force_new:
+                self.log.warning(
+                    "requests[%d]: force_new=True releases its uncertain submission; submitting anew "
+                    "(if the earlier one did reach Seedance, it may be billed too)",
+                    item.index,
+                )
+            return self.force_new
+        state = run.known.get(sub.seedance_task_id or "")
         if isinstance(state, SeedanceTask):
             return state.is_failed
-        return isinstance(state, str) and "TASK_NOT_FOUND" in state
+        # Only the API's definite "no such task" frees a recorded id; an unreadable status
+        # (a 5xx, a timeout) says nothing about it.
+        return isinstance(state, SeedanceTaskNotFoundError)
 
-    def _read_statuses(self, task_ids: list[str]) -> dict[str, SeedanceTask | str]:
-        def read(task_id: str) -> SeedanceTask | str:
+    def _read_statuses(self, task_ids: list[str]) -> dict[str, Known]:
+        def read(task_id: str) -> Known:
             try:
                 return self.hook.get_status(task_id)
-            except SeedanceTaskNotFoundError as exc:
-                return f"TASK_NOT_FOUND: {exc}"
             except SeedanceError as exc:
-                return str(exc)
+                return exc
 
         with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
             return dict(zip(task_ids, pool.map(read, task_ids), strict=False))
 
-    def _submit(self, record: SubmissionRecord, items: list[_Item]) -> None:
-        """POST each item once, ``max_in_flight`` at a time, recording ids as they come."""
+    def _submit(self, run: _BatchRun, items: list[_Item]) -> None:
+        """POST each item once, ``max_in_flight`` at a time, recording each id as it returns.
+
+        An item is marked ``submitting`` only when its POST is about to start, and each answer
+        is written together with the marks of the items that take its place, in one write: after
+        a kill at any instant at most ``max_in_flight`` items are uncertain, and every id that
+        had come back (bar the one being written) is on record.
+        """
         if not items:
             return
-        stop: list[SeedanceAPIError] = []
+        record = run.record
+        queue = deque(items)
 
-        def submit(item: _Item) -> tuple[_Item, str | Exception]:
-            if stop:  # the account or key is unusable: do not keep knocking
-                return item, stop[0]
+        def post(item: _Item) -> str | SeedanceError:
             try:
-                return item, self.hook.submit_request(item.request)
-            except (SeedanceAuthError, SeedanceInsufficientCreditsError) as exc:
-                stop.append(exc)
-                return item, exc
+                return self.hook.submit_request(item.request)
             except SeedanceError as exc:
-                return item, exc
+                return exc
 
-        for start in range(0, len(items), self.max_in_flight * 4):
-            wave = items[start : start + self.max_in_flight * 4]
-            record.mark_submitting(*(item.key for item in wave))
-            with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
-                outcomes = list(pool.map(submit, wave))
-            submitted = [(item.key, out) for item, out in outcomes if isinstance(out, str)]
-            if submitted:
-                record.mark_submitted(*submitted)
-            for item, out in outcomes:
-                if isinstance(out, SeedanceError) and never_created(out):
-                    record.mark_rejected(item.key, str(out))
-                elif isinstance(out, Exception):
-                    self.log.error("requests[%d]: %s", item.index, out)
-        self.log.info("Seedance batch: submitted %d generations", len(items))
+        def take(count: int) -> list[_Item]:
+            if run.stopped is not None:
+                return []
+            batch = [queue.popleft() for _ in range(min(count, len(queue)))]
+            record.mark_submitting(*(item.key for item in batch), save=False)
+            return batch
 
-    def _drive(
-        self,
-        context: Context,
-        record: SubmissionRecord,
-        items: list[_Item],
-        reused: dict[int, dict[str, Any]],
-        known: dict[str, SeedanceTask | str],
-        *,
-        end_time: float | None,
-    ) -> dict[str, Any]:
-        todo = [item for item in items if item.index not in reused]
+        submitted = 0
+        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+            in_flight: dict[Future[str | SeedanceError], _Item] = {}
+            starting = take(self.max_in_flight)
+            record.flush()
+            in_flight.update({pool.submit(post, item): item for item in starting})
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = in_flight.pop(future)
+                    outcome = future.result()
+                    if isinstance(outcome, str):
+                        record.mark_submitted((item.key, outcome), save=False)
+                        submitted += 1
+                    elif never_created(outcome):
+                        record.mark_rejected(item.key, str(outcome), save=False)
+                        if isinstance(outcome, (SeedanceAuthError, SeedanceInsufficientCreditsError)):
+                            run.stopped = f"not submitted: {outcome}"  # the account is unusable
+                        self.log.error("requests[%d]: not submitted: %s", item.index, outcome)
+                    else:  # a generation may exist: its "submitting" mark stays
+                        self.log.error("requests[%d]: %s", item.index, outcome)
+                starting = take(len(done))
+                record.flush()
+                in_flight.update({pool.submit(post, item): item for item in starting})
+        self.log.info("Seedance batch: submitted %d generations", submitted)
+
+    def _drive(self, context: Context, run: _BatchRun) -> dict[str, Any]:
         while True:
-            self._sync_outcomes(record, todo, known)
+            self._sync_outcomes(run)
             pending: list[str] = []
             resubmit: list[_Item] = []
-            for item in todo:
-                sub = record.get(item.key)
-                if sub is None or sub.state in (SUBMITTING, REJECTED) or not sub.seedance_task_id:
+            for item in run.todo:
+                sub = run.record.get(item.key)
+                if sub is None or sub.state is not SubmissionState.SUBMITTED or not sub.seedance_task_id:
                     continue
-                state = known.get(sub.seedance_task_id)
+                state = run.known.get(sub.seedance_task_id)
                 if state is None or (isinstance(state, SeedanceTask) and not state.is_terminal):
                     pending.append(sub.seedance_task_id)
                 elif (
@@ -364,91 +395,97 @@ class SeedanceBatchGenerateOperator(BaseOperator):
                     )
                     resubmit.append(item)
             if resubmit:
-                self._submit(record, resubmit)
+                self._submit(run, resubmit)
                 continue
             if not pending or not self.wait_for_completion:
-                return self._finish(context, record, items, reused, known)
+                return self._finish(context, run)
             if self.deferrable:
                 self.defer(
                     trigger=SeedanceBatchStatusTrigger(
                         seedance_task_ids=pending,
                         seedance_conn_id=self.seedance_conn_id,
                         poll_interval=self.poll_interval,
-                        end_time=end_time,
+                        end_time=run.end_time,
                         max_concurrency=self.max_poll_concurrency,
                     ),
                     method_name="execute_complete",
                     timeout=None,
                 )
-            if end_time is not None and time.time() >= end_time:
+            if run.end_time is not None and time.time() >= run.end_time:
                 raise SeedanceError(f"{len(pending)} generations were still running at the deadline")
             time.sleep(
                 self.poll_interval
-                if end_time is None
-                else max(0.0, min(self.poll_interval, end_time - time.time()))
+                if run.end_time is None
+                else max(0.0, min(self.poll_interval, run.end_time - time.time()))
             )
-            known.update(self._read_statuses(pending))
+            run.known.update(self._read_statuses(pending))
 
     @staticmethod
-    def _sync_outcomes(
-        record: SubmissionRecord, items: list[_Item], known: dict[str, SeedanceTask | str]
-    ) -> None:
+    def _sync_outcomes(run: _BatchRun) -> None:
         """Merge what the record remembers with what was just learned, and remember the new."""
         learned: list[tuple[str, dict[str, Any]]] = []
-        for item in items:
-            sub = record.get(item.key)
+        for item in run.todo:
+            sub = run.record.get(item.key)
             if sub is None or not sub.seedance_task_id:
                 continue
-            state = known.get(sub.seedance_task_id)
+            state = run.known.get(sub.seedance_task_id)
             if isinstance(state, SeedanceTask) and state.is_terminal:
                 if sub.outcome is None:
-                    learned.append((item.key, slim(state)))
-            elif state is None and sub.outcome is not None:
-                known[sub.seedance_task_id] = SeedanceTask.from_dict(sub.outcome)
-        record.mark_finished(*learned)
+                    snapshot = state.to_dict()
+                    snapshot.pop("request", None)  # the record already has the request's fingerprint
+                    learned.append((item.key, snapshot))
+            elif not isinstance(state, SeedanceTask) and sub.outcome is not None:
+                run.known[sub.seedance_task_id] = SeedanceTask.from_dict(sub.outcome)
+        run.record.mark_finished(*learned)
 
-    def _finish(
-        self,
-        context: Context,
-        record: SubmissionRecord,
-        items: list[_Item],
-        reused: dict[int, dict[str, Any]],
-        known: dict[str, SeedanceTask | str],
-    ) -> dict[str, Any]:
-        results: dict[int, dict[str, Any]] = dict(reused)
+    def _result_of(self, run: _BatchRun, item: _Item) -> GenerationResult:
+        """What became of one item, from its record entry and the status last learned."""
+        sub = run.record.get(item.key)
+        if sub is None:
+            return item.not_sent(run.stopped or "not submitted")
+        if sub.state is SubmissionState.REJECTED:
+            return item.not_sent(sub.error or "refused by the API")
+        if sub.uncertain:
+            return GenerationResult(
+                outcome=Outcome.UNCERTAIN,
+                request=item.request.to_payload(),
+                error_message="the submission's answer was lost: a generation may exist (and be billed); "
+                "not resubmitted (force_new=True releases it)",
+                seedance_task_ids=sub.history,
+                item_id=item.label,
+                index=item.index,
+            )
+        state = run.known.get(sub.seedance_task_id or "")
+        if isinstance(state, SeedanceTask):
+            return GenerationResult.from_task(
+                state,
+                item.request.to_payload(),
+                seedance_task_ids=sub.history,
+                item_id=item.label,
+                index=item.index,
+            )
+        return GenerationResult(
+            outcome=Outcome.IN_PROGRESS if state is None else Outcome.UNKNOWN,
+            task_id=sub.seedance_task_id,
+            status=TaskStatus.IN_PROGRESS if state is None else None,
+            request=item.request.to_payload(),
+            error_message=None if state is None else str(state),
+            seedance_task_ids=sub.history,
+            item_id=item.label,
+            index=item.index,
+        )
+
+    def _finish(self, context: Context, run: _BatchRun) -> dict[str, Any]:
+        results: dict[int, GenerationResult] = dict(run.reused)
         deliveries: list[tuple[_Item, SeedanceTask]] = []
-        for item in items:
-            if item.index in results:
-                continue
-            sub = record.get(item.key)
-            if sub is None or sub.state == REJECTED:
-                error = sub.error if sub is not None and sub.error else "not submitted"
-                results[item.index] = {**_empty_result(item, "ERROR"), "error_message": error}
-                continue
-            if sub.state == SUBMITTING:
-                results[item.index] = {
-                    **_empty_result(item, "ERROR"),
-                    "error_message": "the submission's answer was lost: a generation may exist; "
-                    "not resubmitted (force_new=True to submit anyway)",
-                }
-                continue
-            state = known.get(sub.seedance_task_id or "")
-            if isinstance(state, str) or state is None:
-                results[item.index] = {
-                    **_empty_result(item, "ERROR" if state else TaskStatus.IN_PROGRESS),
-                    "task_id": sub.seedance_task_id,
-                    "error_message": state,
-                }
-            else:
-                results[item.index] = result_from_task(state, item.request.to_payload())
-                if state.is_success and item.destination is not None:
-                    deliveries.append((item, state))
-            results[item.index]["seedance_task_ids"] = list(sub.history)
-            if item.label is not None:
-                results[item.index]["id"] = item.label
+        for item in run.todo:
+            results[item.index] = self._result_of(run, item)
+            state = run.known.get(results[item.index].task_id or "")
+            if isinstance(state, SeedanceTask) and state.is_success and item.destination is not None:
+                deliveries.append((item, state))
         self._deliver(deliveries, results)
-        ordered = [results[item.index] for item in items]
-        totals = _totals(ordered)
+        ordered = [results[item.index] for item in run.items]
+        totals = batch_totals(ordered)
         self.log.info(
             "Seedance batch: %d succeeded (%d reused), %d failed; %s",
             totals["succeeded"],
@@ -456,18 +493,15 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             totals["failed"],
             self.hook.describe_cost(totals["credits"]),
         )
-        outcome = {"results": ordered, "totals": totals}
-        self._emit_asset_events(context, outcome)
+        outcome = {"results": [r.to_xcom() for r in ordered], "totals": totals}
+        self._emit_asset_events(context, ordered, totals)
         if self.fail_on_any_failure and totals["failed"]:
             context["ti"].xcom_push(key=XCOM_BATCH_RESULTS, value=outcome)
-            failed = [
-                (i, r)
-                for i, r in enumerate(ordered)
-                if r["status"] not in (TaskStatus.SUCCESS, TaskStatus.IN_PROGRESS)
-            ]
+            failed = [r for r in ordered if not r.is_success and r.outcome is not Outcome.IN_PROGRESS]
             summary = "; ".join(
-                f"#{i} {r.get('task_id') or '-'} {r['status']}: {r.get('error_message') or ''}"
-                for i, r in failed[:10]
+                f"#{r.index} {r.task_id or '-'} "
+                f"{r.status if r.outcome is Outcome.GENERATION_FAILED else r.outcome}: {r.error_message or ''}"
+                for r in failed[:10]
             )
             raise SeedanceBatchFailedError(
                 f"{totals['failed']} of {len(ordered)} generations did not succeed ({summary}). "
@@ -476,56 +510,37 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         return outcome
 
     def _deliver(
-        self, deliveries: list[tuple[_Item, SeedanceTask]], results: dict[int, dict[str, Any]]
+        self, deliveries: list[tuple[_Item, SeedanceTask]], results: dict[int, GenerationResult]
     ) -> None:
-        def deliver(pair: tuple[_Item, SeedanceTask]) -> tuple[int, dict[str, Any]]:
+        def deliver(pair: tuple[_Item, SeedanceTask]) -> tuple[int, GenerationResult]:
             item, task = pair
+            result = results[item.index]
             try:
                 done = self.hook.download(task, item.destination)  # type: ignore[arg-type]
             except SeedanceError as exc:
-                return item.index, {"status": "ERROR", "error_message": f"delivery failed: {exc}"}
-            return item.index, {"output_path": done.output_path, "bytes": done.bytes, "sha256": done.sha256}
+                return item.index, result.with_(
+                    outcome=Outcome.PAID_NOT_DELIVERED, error_message=f"delivery failed: {exc}"
+                )
+            return item.index, result.with_(
+                output_path=done.output_path, bytes=done.bytes, sha256=done.sha256
+            )
 
         with ThreadPoolExecutor(max_workers=self.max_parallel_downloads) as pool:
-            for index, update in pool.map(deliver, deliveries):
-                results[index].update(update)
+            for index, result in pool.map(deliver, deliveries):
+                results[index] = result
 
-    def _emit_asset_events(self, context: Context, outcome: dict[str, Any]) -> None:
+    def _emit_asset_events(
+        self, context: Context, results: list[GenerationResult], totals: dict[str, Any]
+    ) -> None:
         extra = {
-            "totals": outcome["totals"],
+            "totals": totals,
             "videos": [
-                {
-                    "seedance_task_id": r.get("task_id"),
-                    "output_path": r.get("output_path"),
-                    "video_url": r.get("video_url"),
-                }
-                for r in outcome["results"]
-                if r["status"] == TaskStatus.SUCCESS
+                {"seedance_task_id": r.task_id, "output_path": r.output_path, "video_url": r.video_url}
+                for r in results
+                if r.is_success
             ],
         }
         attach_to_asset_events(context, self.outlets, extra)
 
 
-def _empty_result(item: _Item, status: str) -> dict[str, Any]:
-    result = result_from_task(SeedanceTask(task_id="-", status=status), item.request.to_payload())
-    result["task_id"] = None
-    result["seedance_task_ids"] = []
-    if item.label is not None:
-        result["id"] = item.label
-    return result
-
-
-def _totals(results: list[dict[str, Any]]) -> dict[str, Any]:
-    credits = sum(int(r.get("consumed_credits") or 0) for r in results)
-    succeeded = sum(1 for r in results if r["status"] == TaskStatus.SUCCESS)
-    running = sum(1 for r in results if r["status"] == TaskStatus.IN_PROGRESS)
-    return {
-        "requests": len(results),
-        "succeeded": succeeded,
-        "failed": len(results) - succeeded - running,
-        "in_progress": running,
-        "reused": sum(1 for r in results if r.get("reused_existing")),
-        "credits": credits,
-        "dollars": float(credits_to_usd(credits)),
-        "dollars_text": format_usd(credits),
-    }
+__all__ = ["XCOM_BATCH_RESULTS", "SeedanceBatchFailedError", "SeedanceBatchGenerateOperator"]

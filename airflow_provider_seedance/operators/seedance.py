@@ -4,16 +4,18 @@ The operator validates locally, submits once, records the Seedance task id durab
 XCom *before* waiting, then waits in the triggerer (deferrable), on the worker (blocking),
 or not at all. A retried try re-attaches to the generation an earlier try submitted (see
 :mod:`airflow_provider_seedance.reattach`), so a crash costs time, never a second payment.
+Whatever ends the task, its ``seedance_result`` XCom says what happened to the money.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, BaseOperatorLink
+from airflow.sdk import BaseOperator
 
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
@@ -26,120 +28,39 @@ from airflow_provider_seedance.exceptions import (
     never_created,
 )
 from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
-from airflow_provider_seedance.hooks.seedance import STATUS_PATH, SeedanceHook
-from airflow_provider_seedance.models import GenerationRequest, SeedanceTask, TaskStatus
-from airflow_provider_seedance.reattach import SUBMITTING, SubmissionRecord
-from airflow_provider_seedance.triggers.seedance import EVENT_STATUSES, SeedanceStatusTrigger
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.links import SeedanceVideoLink
+from airflow_provider_seedance.models import GenerationRequest, SeedanceTask, TaskStatus, TriggerEventStatus
+from airflow_provider_seedance.reattach import SubmissionRecord
+from airflow_provider_seedance.results import GenerationResult
+from airflow_provider_seedance.task_support import (
+    XCOM_LINK,
+    XCOM_TASK_ID,
+    asset_extra,
+    attach_to_asset_events,
+    deliver,
+    push_progress,
+    push_result,
+    recording_failures,
+    task_from_event,
+)
+from airflow_provider_seedance.templating import LiteralSafeTemplater
+from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
-    from airflow.sdk.types import TaskInstanceKey
-
-#: XCom keys written while the task runs (before any wait).
-XCOM_TASK_ID = "seedance_task_id"
-XCOM_LINK = "seedance_link"
 
 
-class SeedanceVideoLink(BaseOperatorLink):
-    """Opens the generated video; while the generation runs, points at its task id."""
+@dataclass
+class _Progress:
+    """What this try knows of its generation, so a failure can say what it cost."""
 
-    name = "Seedance video"
-
-    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        data = XCom.get_value(ti_key=ti_key, key=XCOM_LINK)
-        if not isinstance(data, dict):
-            return ""
-        if data.get("video_url"):
-            return str(data["video_url"])
-        if data.get("output_path"):  # reused from storage: nothing was generated this time
-            return str(data["output_path"])
-        # In flight: the status URL names the task id (it needs the API key to open).
-        if data.get("base_url") and data.get("task_id"):
-            return f"{data['base_url']}{STATUS_PATH}?task_id={data['task_id']}"
-        return ""
+    request: dict[str, Any] = field(default_factory=dict)
+    last: SeedanceTask | None = None
+    history: tuple[str, ...] = ()
 
 
-def result_from_task(task: SeedanceTask, request_payload: dict[str, Any]) -> dict[str, Any]:
-    """The result every Seedance operator and sensor returns (XCom ``return_value``)."""
-    return {
-        "task_id": task.task_id,
-        "status": task.status,
-        "video_url": task.video_url,
-        "video_urls": list(task.video_urls),
-        "consumed_credits": task.consumed_credits or 0,
-        "consumed_usd": float(task.consumed_usd),
-        "request": dict(request_payload),
-        "error_message": task.error_message,
-    }
-
-
-def push_task_xcoms(context: Context, task: SeedanceTask, base_url: str) -> None:
-    """The task id and the link data, pushed before any wait (and again at the end).
-
-    The link data also carries status, error and request, so that a failed generation
-    (which has no ``return_value``) still says what it was and why it failed.
-    """
-    ti = context["ti"]
-    ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
-    ti.xcom_push(
-        key=XCOM_LINK,
-        value={
-            "task_id": task.task_id,
-            "video_url": task.video_url,
-            "base_url": base_url,
-            "status": task.status,
-            "error_message": task.error_message,
-            "request": dict(task.request),
-        },
-    )
-
-
-def deliver_success(
-    hook: SeedanceHook,
-    log: Any,
-    task: SeedanceTask,
-    destination: str | ObjectStoragePath | None,
-    result: dict[str, Any],
-) -> dict[str, Any]:
-    """Deliver a finished video to ``destination`` (if any), record where, log the success."""
-    if destination is not None:
-        delivered = hook.download(task, destination)
-        result.update(output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256)
-    log.info(
-        "Seedance task %s SUCCESS: %s — %s",
-        task.task_id,
-        result.get("output_path") or task.video_url,
-        hook.describe_cost(task.consumed_credits),
-    )
-    return result
-
-
-def attach_to_asset_events(context: Context, outlets: Any, extra: dict[str, Any]) -> None:
-    """Add ``extra`` to the event of every ``Asset`` among ``outlets``."""
-    for outlet in outlets or []:
-        if type(outlet).__name__ == "Asset":
-            context["outlet_events"][outlet].extra.update(extra)
-
-
-def task_from_event(event: Any, *, expected_task_id: str | None = None) -> tuple[str, SeedanceTask, str]:
-    """Check a trigger event and return ``(status, task, message)``; fail loudly on anything odd."""
-    if not isinstance(event, dict):
-        raise SeedanceError(f"Seedance trigger returned no usable event: {event!r}")
-    status = event.get("status")
-    if status not in EVENT_STATUSES:
-        raise SeedanceError(f"Seedance trigger event has unknown status {status!r}: {event!r}")
-    try:
-        task = SeedanceTask.from_dict(event.get("task") or {})
-    except SeedanceError as exc:
-        raise SeedanceError(f"Seedance trigger event carries no valid task: {exc}") from None
-    if expected_task_id is not None and task.task_id != expected_task_id:
-        raise SeedanceError(f"Seedance trigger event is for task {task.task_id}, expected {expected_task_id}")
-    return status, task, str(event.get("message") or "")
-
-
-class SeedanceGenerateOperator(BaseOperator):
+class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
     """Generate one video with Seedance 2.0.
 
     :param prompt: text description (1..2000 characters); templated; may be a ``.txt``/``.j2`` file.
@@ -157,8 +78,11 @@ class SeedanceGenerateOperator(BaseOperator):
     :param timeout: seconds to wait for a generation before failing (the generation keeps
         running; the error names its task id). A generation resubmitted after FAILED gets
         its own ``timeout``.
-    :param force_new: submit a new generation even if an earlier try of this task instance
-        already submitted this exact request (re-attach is the default).
+    :param force_new: release an *uncertain* submission: when an earlier try of this task
+        instance was interrupted while sending this exact request (or lost its answer), a
+        generation may exist whose id nobody knows, and the task refuses to pay again; with
+        ``force_new=True`` it submits anyway. It never re-pays a generation whose id is
+        recorded: later tries re-attach to the forced submission like to any other.
     :param output_path: where to deliver the video after SUCCESS: a path, a URL such as
         ``s3://bucket/key.mp4`` or an ``ObjectStoragePath`` (templated). The result gains
         ``output_path``, ``bytes`` and ``sha256``.
@@ -255,23 +179,29 @@ class SeedanceGenerateOperator(BaseOperator):
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
-        request = self.build_request()
-        payload = request.to_payload()
-        reused = self._reuse_existing(context, payload)
-        if reused is not None:
-            return reused  # costs nothing, so no budget applies
-        self._check_budget(request)
-        self.log.info(
-            "Seedance request: %s, %s, %ss%s; estimated %s",
-            payload.get("aspect_ratio", "1:1 (default)"),
-            payload.get("resolution", "720p (default)"),
-            payload.get("duration", "8"),
-            ", audio" if request.generate_audio else "",
-            self.hook.describe_cost(request.estimated_credits),
-        )
-        record = SubmissionRecord.for_context(context)
-        task = self._attach_or_submit(record, request)
-        return self._drive(context, record, request, task)
+        progress = _Progress()
+        with recording_failures(context, self.log, progress):
+            request = self.build_request()
+            progress.request = request.to_payload()
+            reused = self._reuse_existing(context, request)
+            if reused is not None:
+                return reused  # costs nothing, so no budget applies
+            self._check_budget(request)
+            self.log.info(
+                "Seedance request: %s, %s, %ss%s; estimated %s",
+                progress.request.get("aspect_ratio", "1:1 (default)"),
+                progress.request.get("resolution", "720p (default)"),
+                progress.request.get("duration", "8"),
+                ", audio" if request.generate_audio else "",
+                self.hook.describe_cost(request.estimated_credits),
+            )
+            # Resolve the connection before anything is sent: an unusable one must fail here,
+            # not after the POST was paid for.
+            self.hook.settings  # noqa: B018
+            record = SubmissionRecord.for_context(context)
+            task = self._attach_or_submit(record, request, progress)
+            return self._drive(context, record, request, task, progress)
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     def execute_complete(
         self,
@@ -281,13 +211,23 @@ class SeedanceGenerateOperator(BaseOperator):
         **_: Any,
     ) -> dict[str, Any]:
         """Resume after the trigger fired (templates are rendered again, so the request is rebuilt)."""
-        status, task, message = task_from_event(event, expected_task_id=seedance_task_id)
-        if status == "timeout":
-            raise SeedanceTimeoutError(task.task_id, self.timeout or 0.0, task.status)
-        if status == "error":
-            raise SeedanceError(f"{message} (a retry re-attaches to Seedance task {task.task_id})")
-        request = self.build_request()
-        return self._drive(context, SubmissionRecord.for_context(context), request, task)
+        progress = _Progress()
+        with recording_failures(context, self.log, progress):
+            request = self.build_request()
+            progress.request = request.to_payload()
+            record = SubmissionRecord.for_context(context)
+            progress.history = record.history(request.fingerprint())
+            status, task, message = task_from_event(event, expected_task_id=seedance_task_id)
+            progress.last = task
+            if status is TriggerEventStatus.TIMEOUT:
+                raise SeedanceTimeoutError(task.task_id, self.timeout or 0.0, task.status)
+            if status is TriggerEventStatus.ERROR:
+                raise SeedanceError(
+                    f"{message} Nothing more was spent by waiting; a task retry re-attaches to "
+                    f"Seedance task {task.task_id} (set retries to let it)."
+                )
+            return self._drive(context, record, request, task, progress)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ steps
     def _check_budget(self, request: GenerationRequest) -> None:
@@ -299,7 +239,7 @@ class SeedanceGenerateOperator(BaseOperator):
             return None
         return as_storage_path(self.output_path)  # type: ignore[arg-type]
 
-    def _reuse_existing(self, context: Context, payload: dict[str, Any]) -> dict[str, Any] | None:
+    def _reuse_existing(self, context: Context, request: GenerationRequest) -> dict[str, Any] | None:
         destination = self._destination()
         skip = self.skip_if_exists if self.skip_if_exists is not None else destination is not None
         if destination is None or not skip:
@@ -312,33 +252,38 @@ class SeedanceGenerateOperator(BaseOperator):
             existing.output_path,
             existing.bytes,
         )
-        result = {
-            "task_id": None,
-            "status": TaskStatus.SUCCESS,
-            "video_url": None,
-            "video_urls": [],
-            "consumed_credits": 0,
-            "consumed_usd": 0.0,
-            "request": dict(payload),
-            "error_message": None,
-            "reused_existing": True,
-            "seedance_task_ids": [],
-            **existing.to_dict(),
-        }
-        result.pop("source_url", None)
+        result = GenerationResult.reused(
+            existing.output_path, existing.bytes, existing.sha256, request.to_payload()
+        )
         context["ti"].xcom_push(key=XCOM_LINK, value={"output_path": existing.output_path})
-        self._emit_asset_events(context, result)
-        return result
+        return self._succeed(context, result)
 
-    def _attach_or_submit(self, record: SubmissionRecord, request: GenerationRequest) -> SeedanceTask:
+    def _attach_or_submit(
+        self, record: SubmissionRecord, request: GenerationRequest, progress: _Progress
+    ) -> SeedanceTask:
         fingerprint = request.fingerprint()
-        previous = None if self.force_new else record.get(fingerprint)
-        if previous is not None and previous.state == SUBMITTING:
-            raise SeedanceSubmissionUncertainError(
-                f"an earlier try of this task was interrupted while submitting this exact request "
-                f"(recorded in {record.where}); set force_new=True to submit anyway"
+        previous = record.get(fingerprint)
+        progress.history = previous.history if previous is not None else ()
+        if previous is not None and previous.uncertain:
+            if not self.force_new:
+                raise SeedanceSubmissionUncertainError(
+                    f"an earlier try of this task was interrupted while submitting this exact request "
+                    f"(recorded in {record.where}); after checking the account's dashboard, set "
+                    f"force_new=True to release that uncertain submission and submit anyway"
+                )
+            self.log.warning(
+                "force_new=True: releasing the uncertain submission of this request (recorded in %s). "
+                "If it did reach Seedance, that generation may be billed too.",
+                record.where,
             )
+            return self._submit(record, request, progress)
         if previous is not None and previous.seedance_task_id:
+            if self.force_new:
+                self.log.info(
+                    "force_new=True is ignored: an earlier try recorded Seedance task %s for this request "
+                    "(force_new only releases an uncertain submission; a recorded one is never paid twice)",
+                    previous.seedance_task_id,
+                )
             try:
                 task = self.hook.get_status(previous.seedance_task_id)
             except SeedanceTaskNotFoundError:
@@ -347,6 +292,7 @@ class SeedanceGenerateOperator(BaseOperator):
                     previous.seedance_task_id,
                 )
             else:
+                progress.last = task
                 if not task.is_failed:
                     self.log.info(
                         "Re-attaching to Seedance task %s (%s) submitted by an earlier try",
@@ -359,9 +305,11 @@ class SeedanceGenerateOperator(BaseOperator):
                     task.task_id,
                     task.error_message,
                 )
-        return self._submit(record, request)
+        return self._submit(record, request, progress)
 
-    def _submit(self, record: SubmissionRecord, request: GenerationRequest) -> SeedanceTask:
+    def _submit(
+        self, record: SubmissionRecord, request: GenerationRequest, progress: _Progress
+    ) -> SeedanceTask:
         fingerprint = request.fingerprint()
         record.mark_submitting(fingerprint)
         try:
@@ -369,21 +317,32 @@ class SeedanceGenerateOperator(BaseOperator):
         except SeedanceError as exc:
             if never_created(exc):
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
+            progress.last = None  # what follows concerns this submission, not an earlier one
             raise
         record.mark_submitted((fingerprint, seedance_task_id))
-        return SeedanceTask(
+        progress.history = record.history(fingerprint)
+        task = SeedanceTask(
             task_id=seedance_task_id, status=TaskStatus.IN_PROGRESS, request=request.to_payload()
         )
+        progress.last = task
+        return task
 
     def _drive(
-        self, context: Context, record: SubmissionRecord, request: GenerationRequest, task: SeedanceTask
+        self,
+        context: Context,
+        record: SubmissionRecord,
+        request: GenerationRequest,
+        task: SeedanceTask,
+        progress: _Progress,
     ) -> dict[str, Any]:
         """Take ``task`` to its end: wait (or defer), resubmit FAILED ones while allowed, deliver."""
         fingerprint = request.fingerprint()
         while True:
+            progress.last = task
             self._remember(context, task)
             if not task.is_terminal:
                 task = self.hook.get_status(task.task_id)
+                progress.last = task
             if task.is_failed:
                 tried = record.history(fingerprint)
                 if len(tried) <= self.resubmit_on_failure:
@@ -394,10 +353,10 @@ class SeedanceGenerateOperator(BaseOperator):
                         len(tried),
                         self.resubmit_on_failure,
                     )
-                    task = self._submit(record, request)
+                    task = self._submit(record, request, progress)
                     continue
             if task.is_terminal or not self.wait_for_completion:
-                return self._finish(context, record, request, task)
+                return self._finish(context, record, request, task, progress)
             end_time = time.time() + self.timeout if self.timeout is not None else None
             if self.deferrable:
                 self.defer(
@@ -416,45 +375,46 @@ class SeedanceGenerateOperator(BaseOperator):
             )
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
-        push_task_xcoms(context, task, self.hook.settings.base_url)
+        push_progress(context, task, self.hook.settings.base_url)
 
     def _finish(
-        self, context: Context, record: SubmissionRecord, request: GenerationRequest, task: SeedanceTask
+        self,
+        context: Context,
+        record: SubmissionRecord,
+        request: GenerationRequest,
+        task: SeedanceTask,
+        progress: _Progress,
     ) -> dict[str, Any]:
         self._remember(context, task)
-        tried = list(record.history(request.fingerprint())) or [task.task_id]
+        tried = record.history(request.fingerprint()) or (task.task_id,)
+        progress.history = tried
         if task.is_failed:
             attempts = f" after {len(tried)} attempts ({', '.join(tried)})" if len(tried) > 1 else ""
             raise SeedanceGenerationFailedError(
                 task.task_id, f"{task.error_message or 'no message'}{attempts}"
             )
-        result = result_from_task(task, request.to_payload())
-        result["seedance_task_ids"] = tried
+        result = GenerationResult.from_task(task, request.to_payload(), seedance_task_ids=tried)
         if not task.is_success:
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)
-            return result
-        deliver_success(self.hook, self.log, task, self._destination(), result)
-        self._emit_asset_events(context, result)
-        return result
+            push_result(context, result, self.log)
+            return result.to_xcom()
+        destination = self._destination()
+        result = deliver(self.hook, self.log, task, result, destination)
+        if destination is not None and result.output_path:
+            # The video is where a clear will look for it first; the re-attach record is no
+            # longer needed where it would otherwise stay forever (Variables, Airflow 3.1-3.2).
+            record.discard()
+        return self._succeed(context, result)
 
-    def _emit_asset_events(self, context: Context, result: dict[str, Any]) -> None:
-        """Attach the video's location, task id, credits and request to each outlet's asset event."""
-        extra = {
-            "video_url": result.get("video_url"),
-            "output_path": result.get("output_path"),
-            "seedance_task_id": result.get("task_id"),
-            "consumed_credits": result.get("consumed_credits"),
-            "consumed_usd": result.get("consumed_usd"),
-            "reused_existing": bool(result.get("reused_existing")),
-            "request": result.get("request"),
-        }
-        attach_to_asset_events(context, self.outlets, extra)
+    def _succeed(self, context: Context, result: GenerationResult) -> dict[str, Any]:
+        push_result(context, result, self.log)
+        attach_to_asset_events(context, self.outlets, asset_extra(result))
+        return result.to_xcom()
 
 
 __all__ = [
+    "XCOM_LINK",
+    "XCOM_TASK_ID",
     "SeedanceGenerateOperator",
     "SeedanceVideoLink",
-    "push_task_xcoms",
-    "result_from_task",
-    "task_from_event",
 ]

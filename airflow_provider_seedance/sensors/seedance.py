@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,16 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_seedance._compat import AirflowSensorTimeout, AirflowSkipException, default_deferrable
 from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerationFailedError
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import SeedanceTask
-from airflow_provider_seedance.operators.seedance import (
-    SeedanceVideoLink,
-    deliver_success,
-    push_task_xcoms,
-    result_from_task,
+from airflow_provider_seedance.links import SeedanceVideoLink
+from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
+from airflow_provider_seedance.results import GenerationResult
+from airflow_provider_seedance.task_support import (
+    asset_extra,
+    attach_to_asset_events,
+    deliver,
+    push_progress,
+    push_result,
+    recording_failures,
     task_from_event,
 )
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
@@ -70,36 +75,52 @@ class SeedanceStatusSensor(BaseSensorOperator):
     def hook(self) -> SeedanceHook:
         return SeedanceHook(self.seedance_conn_id, **self.hook_params)
 
-    def _check(self, context: Context) -> SeedanceTask:
-        task = self.hook.get_status(self.seedance_task_id)
+    @property
+    def _watched_id(self) -> str:
+        """The rendered task id without surrounding whitespace (as the hook sends it)."""
+        value = self.seedance_task_id
+        return value.strip() if isinstance(value, str) else value
+
+    def _check(self, context: Context, progress: _Watch) -> SeedanceTask:
+        task = self.hook.get_status(self._watched_id)
+        progress.last = task
+        progress.request = dict(task.request)
         self._push_link(context, task)
         return task
 
     def _push_link(self, context: Context, task: SeedanceTask) -> None:
-        push_task_xcoms(context, task, self.hook.settings.base_url)
+        push_progress(context, task, self.hook.settings.base_url)
 
-    def _result(self, task: SeedanceTask) -> dict[str, Any]:
+    def _result(self, context: Context, task: SeedanceTask) -> dict[str, Any]:
         if task.is_failed:
             failure = SeedanceGenerationFailedError(task.task_id, task.error_message)
             if self.soft_fail:  # also when the first check, before any deferral, sees FAILED
                 raise AirflowSkipException(f"{failure} (soft_fail)") from failure
             raise failure
         destination = self.output_path if self.output_path not in (None, "") else None
-        return deliver_success(self.hook, self.log, task, destination, result_from_task(task, task.request))
+        result = deliver(self.hook, self.log, task, GenerationResult.from_task(task), destination)
+        push_result(context, result, self.log)
+        attach_to_asset_events(context, self.outlets, asset_extra(result))
+        return result.to_xcom()
 
     def poke(self, context: Context) -> PokeReturnValue:
-        task = self._check(context)
-        if not task.is_terminal:
-            self.log.info("Seedance task %s is %s", task.task_id, task.status)
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._result(task))
+        progress = _Watch()
+        with recording_failures(context, self.log, progress):
+            task = self._check(context, progress)
+            if not task.is_terminal:
+                self.log.info("Seedance task %s is %s", task.task_id, task.status)
+                return PokeReturnValue(is_done=False)
+            return PokeReturnValue(is_done=True, xcom_value=self._result(context, task))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        task = self._check(context)
-        if task.is_terminal:
-            return self._result(task)
+        progress = _Watch()
+        with recording_failures(context, self.log, progress):
+            task = self._check(context, progress)
+            if task.is_terminal:
+                return self._result(context, task)
         self.defer(
             trigger=SeedanceStatusTrigger(
                 seedance_task_id=task.task_id,
@@ -112,13 +133,27 @@ class SeedanceStatusSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        status, task, message = task_from_event(event, expected_task_id=self.seedance_task_id)
-        if status == "timeout":
-            # Decided here, not left to the base class: Airflow 3.1 fails instead of skipping.
-            if self.soft_fail:
-                raise AirflowSkipException(f"{message} (soft_fail)")
-            raise AirflowSensorTimeout(message)
-        if status == "error":
-            raise SeedanceError(message)
-        self._push_link(context, task)
-        return self._result(task)
+        progress = _Watch()
+        with recording_failures(context, self.log, progress):
+            status, task, message = task_from_event(event, expected_task_id=self._watched_id)
+            progress.last = task
+            progress.request = dict(task.request)
+            if status is TriggerEventStatus.TIMEOUT:
+                # Decided here, not left to the base class: Airflow 3.1 fails instead of skipping.
+                if self.soft_fail:
+                    raise AirflowSkipException(f"{message} (soft_fail)")
+                raise AirflowSensorTimeout(message)
+            if status is TriggerEventStatus.ERROR:
+                raise SeedanceError(message)
+            self._push_link(context, task)
+            return self._result(context, task)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class _Watch:
+    """What the sensor knows of the generation it watches (for the failure record)."""
+
+    request: dict[str, Any] = field(default_factory=dict)
+    last: SeedanceTask | None = None
+    history: tuple[str, ...] = ()

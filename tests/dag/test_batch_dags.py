@@ -29,6 +29,7 @@ def test_batch_in_order_bounded_and_delivered(dag_env, mode: str, tmp_path) -> N
         "failed": 0,
         "in_progress": 0,
         "reused": 0,
+        "generations": 6,
         "credits": 48,
         "dollars": 0.24,
         "dollars_text": "$0.24",

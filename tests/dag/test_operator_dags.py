@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_seedance.links import card_url
 from tests.conftest import API_KEY
 from tests.dag_support import TEST_DAGS, run_dag
 
@@ -34,8 +35,13 @@ def test_generate_waits_and_returns_the_result(dag_env, dag_id: str, capfd) -> N
     }
     assert result["consumed_credits"] == 28 and result["consumed_usd"] == 0.14
     assert run.xcoms[("generate", -1, "seedance_task_id")] == result["task_id"]
-    # The extra link resolves to the video once the task ends.
-    assert run.xcoms[("generate", -1, "_link_SeedanceVideoLink")] == result["video_url"]
+    # The extra link opens this task instance's card in the Seedance view (it lasts longer
+    # than the service's video URL), and says so from the start.
+    assert run.xcoms[("generate", -1, "_link_SeedanceVideoLink")] == card_url(
+        dag_id, run.run_id, "generate", -1
+    )
+    # The final result is also recorded for the gallery, with its outcome.
+    assert run.xcoms[("generate", -1, "seedance_result")]["outcome"] == "succeeded"
     assert dag_env.ledger()["generate_requests"] == 1
     assert API_KEY not in capfd.readouterr().out
 
@@ -44,8 +50,11 @@ def test_no_wait_returns_right_after_submitting(dag_env) -> None:
     run = run_dag(TEST_DAGS, "op_no_wait")
     [result] = run.results("generate")
     assert run.state == "success" and result["status"] == "IN_PROGRESS" and result["video_url"] is None
-    # While in flight the link names the task id.
-    assert result["task_id"] in run.xcoms[("generate", -1, "_link_SeedanceVideoLink")]
+    # While in flight the link opens the card, which names the task id; never an empty link.
+    assert run.xcoms[("generate", -1, "_link_SeedanceVideoLink")] == card_url(
+        "op_no_wait", run.run_id, "generate", -1
+    )
+    assert run.xcoms[("generate", -1, "seedance_result")]["outcome"] == "in_progress"
 
 
 @pytest.mark.parametrize("mode", MODES)

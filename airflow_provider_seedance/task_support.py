@@ -1,0 +1,173 @@
+"""What the Seedance operators and the sensor share: XCom pushes, delivery, event checks.
+
+This module sits below ``operators`` and ``sensors`` (both import it; it imports neither), so
+a helper that several task types need never makes one of them borrow from another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_seedance.exceptions import (
+    SeedanceError,
+    SeedanceGenerationFailedError,
+    SeedanceSubmissionUncertainError,
+)
+from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
+from airflow_provider_seedance.results import GenerationResult, Outcome
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+#: XCom keys written while the task runs (before any wait).
+XCOM_TASK_ID = "seedance_task_id"
+XCOM_LINK = "seedance_link"
+#: The final :class:`GenerationResult` of a single generation, pushed on every ending (also
+#: when the task fails, which then has no ``return_value``), for the gallery and Spend view.
+XCOM_RESULT = "seedance_result"
+
+
+def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:
+    """The task id and the link data, pushed before any wait (and again at the end).
+
+    The link data also carries status, error and request, so that a failed generation
+    still says what it was and why it failed.
+    """
+    ti = context["ti"]
+    ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
+    ti.xcom_push(
+        key=XCOM_LINK,
+        value={
+            "task_id": task.task_id,
+            "video_url": task.video_url,
+            "base_url": base_url,
+            "status": str(task.status),
+            "error_message": task.error_message,
+            "request": dict(task.request),
+        },
+    )
+
+
+def push_result(context: Context, result: GenerationResult, log: Any = None) -> None:
+    """Push the final result under :data:`XCOM_RESULT`; never masks the error being raised."""
+    try:
+        context["ti"].xcom_push(key=XCOM_RESULT, value=result.to_xcom())
+    except Exception as exc:  # the task's own error matters more than the gallery's record
+        if log is not None:
+            log.warning("Could not record the Seedance result in XCom: %s", exc)
+
+
+def result_on_error(
+    exc: BaseException, last: SeedanceTask | None, request: Mapping[str, Any], history: tuple[str, ...]
+) -> GenerationResult:
+    """What the task's failure means for the money, from what was last known of the generation."""
+    message = str(exc)
+    if last is None:
+        if isinstance(exc, SeedanceSubmissionUncertainError):
+            return GenerationResult(outcome=Outcome.UNCERTAIN, request=dict(request), error_message=message)
+        return GenerationResult.not_sent(message, request)
+    result = GenerationResult.from_task(last, request, seedance_task_ids=history)
+    if last.is_success:
+        return result.with_(outcome=Outcome.PAID_NOT_DELIVERED, error_message=message)
+    if last.is_failed or isinstance(exc, SeedanceGenerationFailedError):
+        return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
+    return result.with_(outcome=Outcome.UNKNOWN, error_message=message)
+
+
+def deliver(
+    hook: SeedanceHook,
+    log: Any,
+    task: SeedanceTask,
+    result: GenerationResult,
+    destination: str | ObjectStoragePath | None,
+) -> GenerationResult:
+    """Deliver a finished video to ``destination`` (if any), record where, log the success."""
+    if destination is not None:
+        delivered = hook.download(task, destination)
+        result = result.with_(
+            output_path=delivered.output_path, bytes=delivered.bytes, sha256=delivered.sha256
+        )
+    log.info(
+        "Seedance task %s SUCCESS: %s — %s",
+        task.task_id,
+        result.output_path or task.video_url,
+        hook.describe_cost(task.consumed_credits),
+    )
+    return result
+
+
+def asset_extra(result: GenerationResult) -> dict[str, Any]:
+    """What an asset event says about one video."""
+    return {
+        "video_url": result.video_url,
+        "output_path": result.output_path,
+        "seedance_task_id": result.task_id,
+        "consumed_credits": result.consumed_credits,
+        "consumed_usd": float(result.consumed_usd),
+        "reused_existing": result.reused_existing,
+        "request": dict(result.request),
+    }
+
+
+def attach_to_asset_events(context: Context, outlets: Any, extra: dict[str, Any]) -> None:
+    """Add ``extra`` to the event of every ``Asset`` among ``outlets``."""
+    for outlet in outlets or []:
+        if type(outlet).__name__ == "Asset":
+            context["outlet_events"][outlet].extra.update(extra)
+
+
+def task_from_event(
+    event: Any, *, expected_task_id: str | None = None
+) -> tuple[TriggerEventStatus, SeedanceTask, str]:
+    """Check a trigger event and return ``(status, task, message)``; fail loudly on anything odd."""
+    if not isinstance(event, dict):
+        raise SeedanceError(f"Seedance trigger returned no usable event: {event!r}")
+    try:
+        status = TriggerEventStatus(event.get("status"))
+    except ValueError:
+        raise SeedanceError(f"Seedance trigger event has unknown status {event.get('status')!r}") from None
+    try:
+        task = SeedanceTask.from_dict(event.get("task") or {})
+    except SeedanceError as exc:
+        raise SeedanceError(f"Seedance trigger event carries no valid task: {exc}") from None
+    expected = expected_task_id.strip() if isinstance(expected_task_id, str) else None
+    if expected is not None and task.task_id != expected:
+        raise SeedanceError(f"Seedance trigger event is for task {task.task_id}, expected {expected}")
+    return status, task, str(event.get("message") or "")
+
+
+@contextlib.contextmanager
+def recording_failures(
+    context: Context,
+    log: Any,
+    state: Any,
+) -> Iterator[None]:
+    """Push what a failure means for the money (``seedance_result``) before it propagates.
+
+    ``state`` is any object with ``last`` (the last :class:`SeedanceTask` seen, or ``None``),
+    ``request`` (the payload) and ``history`` (Seedance task ids) attributes.
+    """
+    try:
+        yield
+    except Exception as exc:
+        push_result(context, result_on_error(exc, state.last, state.request, state.history), log)
+        raise
+
+
+__all__ = [
+    "XCOM_LINK",
+    "XCOM_RESULT",
+    "XCOM_TASK_ID",
+    "asset_extra",
+    "attach_to_asset_events",
+    "deliver",
+    "push_progress",
+    "push_result",
+    "recording_failures",
+    "result_on_error",
+    "task_from_event",
+]
