@@ -499,9 +499,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             context["ti"].xcom_push(key=XCOM_BATCH_RESULTS, value=outcome)
             failed = [r for r in ordered if not r.is_success and r.outcome is not Outcome.IN_PROGRESS]
             summary = "; ".join(
-                f"#{r.index} {r.task_id or '-'} "
-                f"{r.status if r.outcome is Outcome.GENERATION_FAILED else r.outcome}: {r.error_message or ''}"
-                for r in failed[:10]
+                f"#{r.index} {r.task_id or '-'} {_label(r)}: {r.error_message or ''}" for r in failed[:10]
             )
             raise SeedanceBatchFailedError(
                 f"{totals['failed']} of {len(ordered)} generations did not succeed ({summary}). "
@@ -541,6 +539,11 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             ],
         }
         attach_to_asset_events(context, self.outlets, extra)
+
+
+def _label(result: GenerationResult) -> str:
+    """An item's ending in a failure summary: the API's FAILED, else the outcome."""
+    return str(result.status) if result.outcome is Outcome.GENERATION_FAILED else str(result.outcome)
 
 
 __all__ = ["XCOM_BATCH_RESULTS", "SeedanceBatchFailedError", "SeedanceBatchGenerateOperator"]
