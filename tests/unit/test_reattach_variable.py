@@ -42,3 +42,62 @@ def test_a_corrupt_record_is_a_clear_error(monkeypatch, raw: str) -> None:
     monkeypatch.setattr(Variable, "get", fake_get(raw))
     with pytest.raises(SeedanceError, match=r"'seedance_record_x'.*not a JSON object"):
         _VariableBackend("seedance_record_x").load()
+
+
+def test_variable_names_never_collide_and_stay_under_airflow_key_limit() -> None:
+    from airflow_provider_seedance.reattach import MAX_VARIABLE_KEY, variable_name
+
+    # Joined with "__", these two task instances had the same name in the released code.
+    first = variable_name("a__b", "run", "c", -1)
+    second = variable_name("a", "b__run", "c", -1)
+    assert first != second
+    assert variable_name("d" * 250, "r" * 250, "t" * 250, 12_000) != variable_name("d", "r", "t", 1)
+    assert len(variable_name("d" * 250, "r" * 250, "t" * 250, 12_000)) <= MAX_VARIABLE_KEY
+    assert variable_name("d", "r", "t", 1) == variable_name("d", "r", "t", 1)  # stable across tries
+
+
+def test_a_record_written_under_the_released_name_is_still_read(monkeypatch) -> None:
+    """A retry after upgrading must find what the try before the upgrade submitted."""
+    stored = {"seedance_attach__dag__run__task__-1": '{"fp": {"state": "submitted"}}'}
+    monkeypatch.setattr(Variable, "get", lambda key, default=None, **_: stored.get(key, default))
+    backend = _VariableBackend("seedance_attach__newhash", legacy_name="seedance_attach__dag__run__task__-1")
+    assert backend.load() == {"fp": {"state": "submitted"}}
+
+
+def test_an_unreadable_entry_is_an_error_never_nothing_submitted() -> None:
+    from airflow_provider_seedance.reattach import SubmissionRecord
+
+    class Backend:
+        def load(self) -> dict[str, Any]:
+            return {"fp": {"fingerprint": "fp", "state": "half-written"}}
+
+        def save(self, value: dict[str, Any]) -> None:
+            raise AssertionError("must not write")
+
+    with pytest.raises(SeedanceError, match="unreadable entry"):
+        SubmissionRecord(Backend(), where="test").get("fp")
+
+
+def test_force_new_release_is_recorded_and_the_history_kept() -> None:
+    from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState
+
+    class Backend:
+        value: dict[str, Any] = {}
+
+        def load(self) -> dict[str, Any]:
+            return dict(self.value)
+
+        def save(self, value: dict[str, Any]) -> None:
+            self.value = dict(value)
+
+    record = SubmissionRecord(Backend(), where="test")
+    record.mark_submitting("fp")
+    record.mark_submitted(("fp", "seed-1"))
+    record.mark_submitting("fp")  # a resubmission after FAILED: not a release
+    assert record.get("fp").released == ()  # type: ignore[union-attr]
+    record.mark_submitting("fp")  # the earlier mark was still uncertain: released
+    entry = record.get("fp")
+    assert entry is not None and entry.state is SubmissionState.SUBMITTING
+    assert len(entry.released) == 1 and entry.history == ("seed-1",)
+    record.mark_submitted(("fp", "seed-2"))
+    assert record.get("fp").history == ("seed-1", "seed-2")  # type: ignore[union-attr]

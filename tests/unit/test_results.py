@@ -1,0 +1,125 @@
+"""GenerationResult: the one shape of a generation's result, and every shape it reads back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_seedance.models import SeedanceTask
+from airflow_provider_seedance.results import (
+    SCHEMA_VERSION,
+    GenerationResult,
+    Outcome,
+    ResultFormatError,
+    batch_totals,
+    results_from_xcom,
+)
+
+SUCCESS = SeedanceTask("seed-1", "SUCCESS", ["https://cdn.example.com/v.mp4"], 28, request={"prompt": "p"})
+
+
+def test_round_trip_through_json_keeps_every_field() -> None:
+    result = GenerationResult.from_task(SUCCESS).with_(output_path="s3://b/k.mp4", bytes=10, sha256="ab")
+    stored = json.loads(json.dumps(result.to_xcom()))
+    assert stored["schema"] == SCHEMA_VERSION and stored["outcome"] == "succeeded"
+    assert GenerationResult.from_xcom(stored) == result
+
+
+def test_documented_return_value_keys_stay() -> None:
+    keys = set(GenerationResult.from_task(SUCCESS).to_xcom())
+    assert {
+        "task_id",
+        "status",
+        "video_url",
+        "video_urls",
+        "consumed_credits",
+        "consumed_usd",
+        "request",
+        "error_message",
+        "seedance_task_ids",
+        "reused_existing",
+    } <= keys
+
+
+def test_only_a_success_is_billed() -> None:
+    failed = SeedanceTask("seed-2", "FAILED", consumed_credits=28, error_message="moderated")
+    assert GenerationResult.from_task(failed).consumed_credits == 0
+    assert GenerationResult.from_task(failed).outcome is Outcome.GENERATION_FAILED
+    running = SeedanceTask("seed-3", "QUEUED")  # an unknown status is never a success
+    assert GenerationResult.from_task(running).outcome is Outcome.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    ("released", "outcome", "credits"),
+    [
+        (
+            {"task_id": "s1", "status": "SUCCESS", "consumed_credits": 28, "consumed_usd": 0.14},
+            "succeeded",
+            28,
+        ),
+        (
+            {"task_id": None, "status": "SUCCESS", "reused_existing": True, "output_path": "/v.mp4"},
+            "reused",
+            0,
+        ),
+        ({"task_id": "s2", "status": "FAILED", "consumed_credits": 28}, "generation_failed", 0),
+        ({"task_id": "s3", "status": "IN_PROGRESS"}, "in_progress", 0),
+        ({"task_id": None, "status": "ERROR", "error_message": "refused"}, "not_sent", 0),
+        ({"task_id": "s4", "status": "ERROR", "error_message": "unreadable"}, "unknown", 0),
+        ({"task_id": "s5", "video_url": None, "base_url": "x", "status": "IN_PROGRESS"}, "in_progress", 0),
+    ],
+)
+def test_reads_every_released_shape(released: dict, outcome: str, credits: int) -> None:
+    result = GenerationResult.from_xcom(released)
+    assert result.outcome.value == outcome and result.consumed_credits == credits
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "a string",
+        [],
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": "lots"},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": 1e400},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": -5},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": 2.5},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": True},
+        {"schema": 99, "outcome": "succeeded"},
+        {"outcome": "bribed", "task_id": "s"},
+        {"status": "IN_PROGRESS"},  # names neither a generation nor a reuse
+    ],
+)
+def test_unreadable_records_raise_a_typed_error(bad: object) -> None:
+    with pytest.raises(ResultFormatError):
+        GenerationResult.from_xcom(bad)
+
+
+def test_batch_value_gives_one_result_per_item_in_order() -> None:
+    value = {
+        "results": [
+            {"task_id": "a", "status": "SUCCESS", "consumed_credits": 8, "id": "sku-1"},
+            {"task_id": None, "status": "SUCCESS", "reused_existing": True, "output_path": "/x.mp4"},
+            {"task_id": None, "status": "ERROR", "error_message": "not submitted"},
+        ],
+        "totals": {},
+    }
+    results = results_from_xcom(value)
+    assert [r.index for r in results] == [0, 1, 2]
+    assert [r.outcome for r in results] == [Outcome.SUCCEEDED, Outcome.REUSED, Outcome.NOT_SENT]
+    assert results[0].item_id == "sku-1"
+    totals = batch_totals(results)
+    assert totals["credits"] == 8 and totals["generations"] == 1 and totals["reused"] == 1
+    assert totals["succeeded"] == 2 and totals["failed"] == 1 and totals["dollars_text"] == "$0.04"
+
+
+def test_dollars_use_the_logs_rounding() -> None:
+    result = GenerationResult.from_task(SeedanceTask("s", "SUCCESS", consumed_credits=19))
+    assert result.consumed_usd_text == "$0.095"
+
+
+def test_paid_not_delivered_keeps_the_credits() -> None:
+    result = GenerationResult.from_task(SUCCESS).with_(outcome=Outcome.PAID_NOT_DELIVERED)
+    back = GenerationResult.from_xcom(result.to_xcom())
+    assert back.outcome is Outcome.PAID_NOT_DELIVERED and back.consumed_credits == 28
+    assert Outcome.PAID_NOT_DELIVERED.is_generation and not Outcome.REUSED.is_generation
