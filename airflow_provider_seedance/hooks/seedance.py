@@ -49,7 +49,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     SeedanceValidationError,
 )
-from airflow_provider_seedance.hooks.download import DownloadResult, as_storage_path, download_video
+from airflow_provider_seedance.hooks.delivery import DownloadResult, as_storage_path, download_video
 from airflow_provider_seedance.models import (
     GenerationRequest,
     SeedanceTask,

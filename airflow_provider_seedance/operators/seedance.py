@@ -25,7 +25,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     never_created,
 )
-from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
+from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import STATUS_PATH, SeedanceHook
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import SUBMITTING, SubmissionRecord

@@ -11,7 +11,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io import attach
 
 from airflow_provider_seedance.exceptions import SeedanceDownloadError, SeedanceVideoExpiredError
-from airflow_provider_seedance.hooks.download import existing_video
+from airflow_provider_seedance.hooks.delivery import existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
 pytestmark = pytest.mark.integration
