@@ -24,9 +24,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
-__all__ = ["NON_PUBLIC_SUFFIXES", "is_public_host", "is_public_url", "parse_ipv4"]
+__all__ = ["NON_PUBLIC_SUFFIXES", "is_public_host", "is_public_url", "parse_ipv4", "split_url"]
 
 #: Name suffixes that never resolve on the public internet (RFC 6761, 6762, 8375, ICANN).
 NON_PUBLIC_SUFFIXES: tuple[str, ...] = (
@@ -71,14 +71,25 @@ def is_public_host(hostname: str) -> bool:
 
 def is_public_url(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> bool:
     """True for an absolute URL of one of ``schemes`` whose host passes :func:`is_public_host`."""
+    parts = split_url(url)
+    return parts is not None and parts.scheme.lower() in schemes and is_public_host(parts.hostname or "")
+
+
+def split_url(url: str) -> SplitResult | None:
+    """``urlsplit(url)`` for a URL every parser reads alike with a host, else ``None``.
+
+    ``None`` for URLs with backslashes, whitespace or control characters (WHATWG parsers
+    read ``\\`` as ``/``, so ``https://127.0.0.1\\@example.com`` goes to 127.0.0.1), an
+    invalid port, or no host.
+    """
     if not isinstance(url, str) or _AMBIGUOUS_URL_CHARS.search(url):
-        return False
+        return None
     try:
         parts = urlsplit(url)
-        _ = parts.port  # an invalid port makes the URL unusable
+        _ = parts.port  # raises for an invalid port
     except ValueError:
-        return False
-    return parts.scheme.lower() in schemes and bool(parts.hostname) and is_public_host(parts.hostname or "")
+        return None
+    return parts if parts.hostname else None
 
 
 def parse_ipv4(text: str) -> ipaddress.IPv4Address | None:
