@@ -708,6 +708,7 @@ class SeedanceHook(HttpHook):
             max_bytes = video_size_cap(
                 extra.get("max_video_bytes"), f"Connection {self.seedance_conn_id!r}: extra 'max_video_bytes'"
             )
+            self.max_video_bytes = max_bytes  # resolved once per hook (a batch downloads many)
         result = download_video(
             url,
             target,
