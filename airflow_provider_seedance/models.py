@@ -8,19 +8,19 @@ reads the status payload leniently: the real service may add fields or statuses.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from airflow_provider_seedance.exceptions import (
     SeedanceResponseError,
     SeedanceValidationError,
 )
+from airflow_provider_seedance.hosts import is_public_host as is_public_host  # re-export (compat)
+from airflow_provider_seedance.hosts import is_public_url
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
@@ -149,7 +149,10 @@ def _normalize_prompt(value: Any, prefix: str) -> str:
 
 
 def _normalize_image_urls(value: Any, prefix: str) -> tuple[str, ...]:
-    allowed = f"a list of at most {MAX_IMAGE_URLS} http(s) URL"
+    allowed = (
+        f"a list of at most {MAX_IMAGE_URLS} http(s) URL on a public host (the server fetches it: "
+        "no localhost, loopback, private, link-local or reserved address, in any notation)"
+    )
     urls: list[Any]
     if isinstance(value, str):
         urls = [value]
@@ -160,40 +163,17 @@ def _normalize_image_urls(value: Any, prefix: str) -> tuple[str, ...]:
     if len(urls) > MAX_IMAGE_URLS:
         raise SeedanceValidationError("image_urls", value, allowed, prefix=prefix)
     for url in urls:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if not isinstance(url, str) or not is_public_url(url):
             raise SeedanceValidationError("image_urls", value, allowed, prefix=prefix)
     return tuple(urls)
 
 
-_NON_PUBLIC_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
-
-
-def is_public_host(hostname: str) -> bool:
-    """False for localhost names and for loopback, private, link-local or reserved IPs.
-
-    Pure: names are not resolved (that would be I/O); the server does its own check.
-    """
-    name = hostname.strip("[]").rstrip(".").lower()
-    if not name or name == "localhost" or name.endswith(_NON_PUBLIC_SUFFIXES):
-        return False
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return "." in name  # a bare name such as "intranet" is not publicly resolvable
-    return address.is_global and not address.is_multicast
-
-
 def _normalize_callback_url(value: Any, prefix: str) -> str:
-    allowed = "a publicly reachable https:// URL (no localhost, loopback or private address)"
-    if not isinstance(value, str):
-        raise SeedanceValidationError("callback_url", value, allowed, prefix=prefix)
-    try:
-        parts = urlsplit(value.strip())
-        hostname = parts.hostname
-    except ValueError:
-        raise SeedanceValidationError("callback_url", value, allowed, prefix=prefix) from None
-    if parts.scheme != "https" or not hostname or not is_public_host(hostname):
+    allowed = (
+        "a publicly reachable https:// URL (no localhost, loopback, private, link-local or "
+        "reserved address, in any notation)"
+    )
+    if not isinstance(value, str) or not is_public_url(value.strip(), schemes=("https",)):
         raise SeedanceValidationError("callback_url", value, allowed, prefix=prefix)
     return value.strip()
 

@@ -49,7 +49,13 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     SeedanceValidationError,
 )
-from airflow_provider_seedance.hooks.download import DownloadResult, as_storage_path, download_video
+from airflow_provider_seedance.hooks.delivery import (
+    DownloadResult,
+    allowed_host_of,
+    as_storage_path,
+    download_video,
+    video_size_cap,
+)
 from airflow_provider_seedance.models import (
     GenerationRequest,
     SeedanceTask,
@@ -287,6 +293,8 @@ class SeedanceHook(HttpHook):
     :param status_retries: attempts for one status read before giving up.
     :param retry_min_wait: first backoff between status attempts, in seconds.
     :param retry_max_wait: longest backoff between status attempts, in seconds.
+    :param max_video_bytes: largest video :meth:`download` accepts (default: the connection
+        extra ``max_video_bytes``, else 2 GiB).
     """
 
     conn_name_attr = "seedance_conn_id"
@@ -302,6 +310,7 @@ class SeedanceHook(HttpHook):
         status_retries: int = 5,
         retry_min_wait: float = 1.0,
         retry_max_wait: float = 30.0,
+        max_video_bytes: int | None = None,
     ) -> None:
         super().__init__(method="GET", http_conn_id=seedance_conn_id)
         self.seedance_conn_id = seedance_conn_id
@@ -310,6 +319,7 @@ class SeedanceHook(HttpHook):
         self.status_retries = status_retries
         self.retry_min_wait = retry_min_wait
         self.retry_max_wait = retry_max_wait
+        self.max_video_bytes = None if max_video_bytes is None else video_size_cap(max_video_bytes)
         self._aio_session: aiohttp.ClientSession | None = None
         self._aio_settings: ConnectionSettings | None = None
         self._aio_depth = 0
@@ -691,6 +701,14 @@ class SeedanceHook(HttpHook):
             status = source.status if isinstance(source, SeedanceTask) else "?"
             raise SeedanceDownloadError(f"Nothing to download: the task has no video URL (status {status})")
         target = as_storage_path(destination)
+        allowed_host = allowed_host_of(self.settings.base_url)  # the emulator's own non-public host
+        max_bytes = self.max_video_bytes
+        if max_bytes is None:
+            extra = self.get_connection(self.seedance_conn_id).extra_dejson or {}
+            max_bytes = video_size_cap(
+                extra.get("max_video_bytes"), f"Connection {self.seedance_conn_id!r}: extra 'max_video_bytes'"
+            )
+            self.max_video_bytes = max_bytes  # resolved once per hook (a batch downloads many)
         result = download_video(
             url,
             target,
@@ -699,6 +717,8 @@ class SeedanceHook(HttpHook):
             min_wait=self.retry_min_wait,
             max_wait=self.retry_max_wait,
             log=self.log,
+            allowed_host=allowed_host,
+            max_bytes=max_bytes,
         )
         self.log.info(
             "Delivered video to %s (%d bytes, sha256 %s)", result.output_path, result.bytes, result.sha256

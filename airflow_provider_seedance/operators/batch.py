@@ -31,7 +31,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceValidationError,
     never_created,
 )
-from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
+from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState

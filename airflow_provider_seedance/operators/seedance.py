@@ -27,7 +27,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     never_created,
 )
-from airflow_provider_seedance.hooks.download import as_storage_path, existing_video
+from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask, TaskStatus, TriggerEventStatus

@@ -1,0 +1,414 @@
+"""Streaming, verified, atomic delivery of a generated video into any Airflow object store.
+
+Video URLs expire (24-48 h is common), so delivery is part of the job. The transfer streams
+in chunks (never the whole video in memory) into a temporary object beside the
+destination, checks the byte count against ``Content-Length``, hashes it, and only then
+moves it into place. Whatever fails, nothing partial is left at the destination.
+
+Only videos are delivered: the first bytes must be an MP4 ``ftyp`` box (the same check
+:func:`existing_video` applies), otherwise nothing is written at all. Redirects are
+followed by hand, each hop only to a public http(s) host (or the connection's own host,
+as with the emulator), and a size cap is enforced while streaming.
+
+The download never sends the API key: video URLs point at a CDN, not at the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import tenacity
+
+from airflow_provider_seedance._compat import AirflowFailException
+from airflow_provider_seedance.exceptions import (
+    SeedanceConfigurationError,
+    SeedanceDownloadError,
+    SeedanceVideoExpiredError,
+)
+from airflow_provider_seedance.hosts import is_public_host, is_public_url, split_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow.sdk import ObjectStoragePath
+
+CHUNK_BYTES = 1024 * 1024
+#: HTTP answers that mean "this URL no longer serves the video".
+EXPIRED_STATUSES = frozenset({403, 404, 410})
+#: MP4 files start with a box whose type is ``ftyp`` (bytes 4..8).
+_MP4_MAGIC = b"ftyp"
+#: Bytes needed to recognise an MP4: box size, ``ftyp``, major brand.
+HEAD_BYTES = 12
+#: Largest video delivered unless the hook or the connection extra says otherwise.
+DEFAULT_MAX_VIDEO_BYTES = 2 * 1024**3
+#: Redirect hops followed from the video URL before giving up.
+MAX_REDIRECTS = 5
+_PRINTABLE = re.compile(rb"[^\x20-\x7e]")
+
+
+class SeedanceNotAVideoError(AirflowFailException, SeedanceDownloadError):
+    """The video URL served something that is not an MP4 (an error page, JSON, ...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class SeedanceVideoURLRefusedError(AirflowFailException, SeedanceDownloadError):
+    """The video URL, or a redirect from it, leads where a download may not go (or loops)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class SeedanceVideoTooLargeError(AirflowFailException, SeedanceDownloadError):
+    """The video is larger than the configured cap (``max_video_bytes``)."""
+
+    def __init__(self, url: str, cap: int, size: int | None) -> None:
+        self.cap = cap
+        seen = f"announced {size} bytes" if size is not None else f"passed {cap} bytes while streaming"
+        super().__init__(
+            f"The video at {url} is larger than the delivery cap of {_human(cap)} ({cap} bytes; it "
+            f"{seen}); nothing was written. Raise the cap with SeedanceHook(max_video_bytes=...) or "
+            f"the connection extra 'max_video_bytes' if videos this large are expected.",
+            retryable=False,
+        )
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What landed where."""
+
+    output_path: str
+    bytes: int
+    sha256: str
+    source_url: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_storage_path(destination: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
+    """A destination as an ``ObjectStoragePath``; plain paths become local ``file://`` paths."""
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    text = os.fspath(destination)
+    if "://" not in text:
+        text = "file://" + os.path.abspath(os.path.expanduser(text))
+    return ObjectStoragePath(text)
+
+
+def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:
+    """The video already at ``destination``, if one is there and looks complete.
+
+    Objects appear at the destination only once complete (see :func:`download_video`), so a
+    non-empty object that passes :func:`describe_non_video` is a finished video. Anything
+    else (an HTML page saved by an older release, junk, nothing) is ``None``.
+    """
+    try:
+        if not destination.exists() or not destination.is_file():
+            return None
+        digest = hashlib.sha256()
+        size = 0
+        with destination.open("rb") as handle:
+            head = handle.read(CHUNK_BYTES)
+            if describe_non_video(head) is not None:
+                return None
+            while head:
+                digest.update(head)
+                size += len(head)
+                head = handle.read(CHUNK_BYTES)
+    except (OSError, ValueError):
+        return None
+    return DownloadResult(str(destination), size, digest.hexdigest(), None)
+
+
+def describe_non_video(head: bytes, content_type: str | None = None) -> str | None:
+    """``None`` if ``head`` (a body's first bytes) starts an MP4, else what it is instead.
+
+    The one check for "is this a video": used on a download before anything is written and
+    on a file already at the destination.
+    """
+    if len(head) >= HEAD_BYTES and head[4:8] == _MP4_MAGIC:
+        return None
+    if not head:
+        kind = "an empty body"
+    else:
+        text = head[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text or b"<body" in text:
+            kind = "an HTML page"
+        elif text.startswith(b"<"):
+            kind = "an XML document"
+        elif text.startswith((b"{", b"[")):
+            kind = "a JSON document"
+        else:
+            kind = "data that is not an MP4 video"
+    sample = _PRINTABLE.sub(b".", head[:32]).decode("ascii")
+    ctype = _PRINTABLE.sub(b"?", (content_type or "none").encode("utf-8", "replace")[:80]).decode("ascii")
+    return f"{kind} (Content-Type {ctype}, {len(head)} first bytes {sample!r})"
+
+
+def video_size_cap(value: Any, where: str = "max_video_bytes") -> int:
+    """A ``max_video_bytes`` setting as a positive int (``None`` = the 2 GiB default)."""
+    if value is None or value == "":
+        return DEFAULT_MAX_VIDEO_BYTES
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or number < 1:
+        raise SeedanceConfigurationError(
+            f"{where} must be a positive whole number of bytes (default {DEFAULT_MAX_VIDEO_BYTES}, "
+            f"2 GiB), got {value!r}."
+        )
+    return number
+
+
+def allowed_host_of(base_url: str) -> str | None:
+    """``host:port`` of ``base_url`` when that host is not public (an emulator), else ``None``.
+
+    Downloads may reach such a host only because the connection itself points there.
+    """
+    try:
+        parts = urlsplit(base_url)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not hostname or is_public_host(hostname):
+        return None
+    return f"{hostname}:{port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def download_video(
+    url: str,
+    destination: ObjectStoragePath,
+    *,
+    user_agent: str,
+    timeout: tuple[float, float] = (10.0, 60.0),
+    attempts: int = 4,
+    min_wait: float = 1.0,
+    max_wait: float = 20.0,
+    log: Any = None,
+    allowed_host: str | None = None,
+    max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+    max_redirects: int = MAX_REDIRECTS,
+) -> DownloadResult:
+    """Stream ``url`` into ``destination``; retry dropped transfers; never leave a partial file.
+
+    :param allowed_host: ``host:port`` (see :func:`allowed_host_of`) that may be fetched
+        although it is not public: the connection's own host. Every other URL, the first
+        and each redirect, must be http(s) on a public host.
+    :param max_bytes: the largest body accepted; checked against ``Content-Length`` before
+        reading and while streaming.
+    :raises SeedanceNotAVideoError: the body is not an MP4 (nothing is written).
+    :raises SeedanceVideoURLRefusedError: a URL or redirect leads to a refused host, or the
+        redirects loop or exceed ``max_redirects``.
+    :raises SeedanceVideoTooLargeError: the body is larger than ``max_bytes``.
+    """
+    route = _Route(allowed_host, max_redirects)
+    route.check(url, None)  # before any connection: a refused URL costs no request
+
+    def _before_sleep(state: tenacity.RetryCallState) -> None:
+        if log is not None and state.outcome is not None:
+            log.warning(
+                "Video download attempt %d failed (%s); retrying",
+                state.attempt_number,
+                state.outcome.exception(),
+            )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=min_wait, max=max_wait) + tenacity.wait_random(0, min_wait),
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, SeedanceDownloadError) and exc.retryable
+        ),
+        before_sleep=_before_sleep,
+        reraise=True,
+    )
+    with requests.Session() as session:
+        session.headers["User-Agent"] = user_agent
+        for attempt in retrying:
+            with attempt:
+                return _transfer_once(session, route, url, destination, timeout, max_bytes)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where a download may go: public http(s) hosts, plus the connection's own host."""
+
+    allowed_host: str | None
+    max_redirects: int
+
+    def check(self, url: str, came_from: str | None) -> None:
+        parts = split_url(url)
+        scheme = parts.scheme.lower() if parts is not None else ""
+        if parts is not None and scheme in _DEFAULT_PORTS:
+            if is_public_url(url):
+                return
+            if self.allowed_host == f"{parts.hostname}:{parts.port or _DEFAULT_PORTS[scheme]}":
+                return
+        what = f"a redirect from {_safe(came_from)} to {_safe(url)}" if came_from else _safe(url)
+        own = f" besides the connection's own host {self.allowed_host}" if self.allowed_host else ""
+        raise SeedanceVideoURLRefusedError(
+            f"Refused to download from {what}: a video is fetched only over http(s) from a public "
+            f"host{own}; loopback, private, link-local and reserved addresses, localhost and "
+            f"single-label names are refused. Nothing was written."
+        )
+
+    def open(self, session: requests.Session, url: str, timeout: tuple[float, float]) -> requests.Response:
+        """GET ``url`` (streamed), following at most ``max_redirects`` checked redirects."""
+        visited: list[str] = []
+        current = url
+        while True:
+            try:
+                response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                raise SeedanceDownloadError(
+                    f"could not fetch {_safe(current)}: {type(exc).__name__}", retryable=True
+                ) from None
+            target = session.get_redirect_target(response)
+            if target is None:
+                return response
+            response.close()
+            visited.append(current)
+            following = urljoin(current, target)
+            if following in visited:
+                chain = " -> ".join(_safe(u) for u in [*visited, following])
+                raise SeedanceVideoURLRefusedError(f"The video URL redirects in a loop: {chain}")
+            if len(visited) > self.max_redirects:
+                raise SeedanceVideoURLRefusedError(
+                    f"The video URL {_safe(url)} redirected more than {self.max_redirects} times "
+                    f"(last to {_safe(following)}); refusing to follow further."
+                )
+            self.check(following, current)
+            current = following
+
+
+def _transfer_once(
+    session: requests.Session,
+    route: _Route,
+    url: str,
+    destination: ObjectStoragePath,
+    timeout: tuple[float, float],
+    max_bytes: int,
+) -> DownloadResult:
+    temporary: ObjectStoragePath | None = None
+    written = 0
+    try:
+        response = route.open(session, url, timeout)
+        with response:
+            _check_status(response, url)
+            expected = _content_length(response)
+            if expected is not None and expected > max_bytes:
+                raise SeedanceVideoTooLargeError(_safe(url), max_bytes, expected)
+            chunks = response.iter_content(chunk_size=CHUNK_BYTES)
+            try:
+                head, ended = _read_head(chunks)
+                if ended and expected is not None and len(head) < expected:
+                    raise _truncated(url, len(head), expected)
+                if not head:
+                    raise SeedanceDownloadError(f"{_safe(url)} served an empty body", retryable=True)
+                problem = describe_non_video(head, response.headers.get("Content-Type"))
+                if problem is not None:
+                    raise SeedanceNotAVideoError(
+                        f"{_safe(url)} served {problem}, not an MP4 video; nothing was written to "
+                        f"{destination}."
+                    )
+                digest = hashlib.sha256()
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                temporary = destination.parent / f".{destination.name}.part-{uuid.uuid4().hex[:12]}"
+                with temporary.open("wb") as handle:
+                    for chunk in _prepend(head, chunks):
+                        if written + len(chunk) > max_bytes:
+                            raise SeedanceVideoTooLargeError(_safe(url), max_bytes, None)
+                        handle.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+            except requests.RequestException as exc:  # a local OSError (disk full) propagates as is
+                raise SeedanceDownloadError(
+                    f"transfer of {_safe(url)} broke after {written} bytes ({type(exc).__name__})",
+                    retryable=True,
+                ) from None
+        if expected is not None and written != expected:
+            raise _truncated(url, written, expected)
+        temporary.rename(destination)
+        temporary = None
+        return DownloadResult(str(destination), written, digest.hexdigest(), url)
+    finally:
+        if temporary is not None:
+            _remove_quietly(temporary)
+
+
+def _check_status(response: requests.Response, url: str) -> None:
+    status = response.status_code
+    if status in EXPIRED_STATUSES:
+        raise SeedanceVideoExpiredError(_safe(url), status)
+    if status >= 400:
+        raise SeedanceDownloadError(
+            f"fetching {_safe(url)} answered HTTP {status}",
+            retryable=status >= 500 or status == 429,
+        )
+    if status not in (200, 203):
+        raise SeedanceDownloadError(f"fetching {_safe(url)} answered HTTP {status}, not a video body")
+
+
+def _read_head(chunks: Iterator[bytes]) -> tuple[bytes, bool]:
+    """The first ``HEAD_BYTES`` or more of a body, and whether the body ended already."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= HEAD_BYTES:
+            return head, False
+    return head, True
+
+
+def _prepend(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield head
+    yield from chunks
+
+
+def _truncated(url: str, received: int, expected: int) -> SeedanceDownloadError:
+    return SeedanceDownloadError(
+        f"transfer of {_safe(url)} ended at {received} of {expected} bytes", retryable=True
+    )
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    if value is None or response.headers.get("Content-Encoding"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _remove_quietly(path: ObjectStoragePath) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        path.unlink(missing_ok=True)
+
+
+def _safe(url: str | None) -> str:
+    """A URL for messages: without its query string (signed URLs carry tokens there)."""
+    return (url or "").split("?", 1)[0]
+
+
+def _human(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} bytes"
