@@ -173,3 +173,16 @@ def test_clean_venv_airflow_lists_the_provider_and_its_hook(dist: Dist, tmp_path
 def test_clean_venv_runs_the_emulator_from_the_wheel(dist: Dist, tmp_path: Path) -> None:
     out = run(dist.venv / "bin" / "seedance-emulator", "--help", env=clean_env(tmp_path), cwd=tmp_path)
     assert "--generation-seconds" in out and "--state-file" in out
+
+
+def test_wheel_and_sdist_ship_the_apache_license_the_metadata_names(dist: Dist) -> None:
+    meta = wheel_metadata(dist.wheel)
+    assert meta["License-Expression"] == "Apache-2.0"
+    with zipfile.ZipFile(dist.wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+        text = archive.read(name).decode()
+    assert "Apache License" in text and "Version 2.0" in text
+    import tarfile
+
+    with tarfile.open(dist.sdist) as sdist:
+        assert any(member.name.endswith("/LICENSE") for member in sdist.getmembers())
