@@ -256,6 +256,11 @@ class EmulatorProcess:
         result: dict[str, Any] = self._admin("POST", "faults", {"rules": [dict(r) for r in rules]})
         return list(result["rules"])
 
+    def faults(self) -> list[dict[str, Any]]:
+        """The pending fault rules (``GET /_emulator/faults``)."""
+        result: dict[str, Any] = self._admin("GET", "faults")
+        return list(result["rules"])
+
     def clear_faults(self) -> None:
         self._admin("DELETE", "faults")
 
