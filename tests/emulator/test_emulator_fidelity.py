@@ -48,7 +48,7 @@ def header_seconds(payload: bytes) -> float:
 
 def describe(data: bytes) -> dict[str, object]:
     tree = boxes(data)
-    assert list(tree)[0] == (b"ftyp",)
+    assert next(iter(tree)) == (b"ftyp",)
     [mvhd] = tree[(b"moov", b"mvhd")]
     [tkhd] = tree[(b"moov", b"trak", b"tkhd")]
     [mdhd] = tree[(b"moov", b"trak", b"mdia", b"mdhd")]
