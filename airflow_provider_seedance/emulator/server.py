@@ -87,6 +87,8 @@ class Emulator:
         self._in_flight_generate = 0
         self._wake = asyncio.Event()
         self._callbacks: set[asyncio.Task[None]] = set()
+        #: Forged (``wrong_body``) callbacks in flight, so the true one is always sent after.
+        self._forged: dict[str, asyncio.Future[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -162,11 +164,12 @@ class Emulator:
     def _schedule_callback(self, task: Task) -> None:
         self._spawn(self._send_callback(task), f"callback-{task.task_id}")
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Future[None]:
         job = asyncio.ensure_future(coro)
         job.set_name(name)
         self._callbacks.add(job)
         job.add_done_callback(self._callbacks.discard)
+        return job
 
     def _may_call(self, url: str) -> bool:
         """The send-time check: never a non-public host unless ``--allow-local-callbacks``."""
@@ -215,6 +218,9 @@ class Emulator:
         """POST the status payload once (twice for ``duplicate``); a failure is counted, not retried."""
         assert task.callback_url is not None
         fault = task.callback_fault
+        forged = self._forged.pop(task.task_id, None)
+        if forged is not None:
+            await asyncio.wait([forged])  # the lie arrives first, whatever the generation time
         if fault == "delay":
             await asyncio.sleep(task.callback_delay)
         if fault == "drop":
@@ -362,7 +368,9 @@ class Emulator:
         self._save_now()
         self._wake.set()
         if task.callback_fault == "wrong_body":
-            self._spawn(self._send_forged_callback(task), f"forged-callback-{task.task_id}")
+            job = self._spawn(self._send_forged_callback(task), f"forged-callback-{task.task_id}")
+            self._forged[task.task_id] = job
+            job.add_done_callback(lambda _: self._forged.pop(task.task_id, None))
         log.info(
             "task %s created (account %s, %s %s %ss audio=%s, %d credits, due in %.1fs%s%s)",
             task.task_id,

@@ -114,3 +114,22 @@ def test_a_body_that_is_neither_a_rule_nor_rules_is_refused(emulator: EmulatorPr
     response = requests.post(f"{emulator.base_url}/_emulator/faults", json=body, timeout=10)
     assert response.status_code == 400
     assert emulator.faults() == []
+
+
+def test_wrong_body_arrives_before_the_true_callback_even_for_instant_generations(receiver: Receiver) -> None:
+    with EmulatorProcess(
+        api_keys={"sk-instant-forge-0014": 100}, generation_seconds=0, allow_local_callbacks=True
+    ) as em:
+        em.add_faults({"endpoint": "callback", "fault": "wrong_body", "times": 3})
+        api = Api(em, key="sk-instant-forge-0014")
+        for _ in range(3):
+            api.submit(
+                {"prompt": PROMPT, "duration": "4", "resolution": "480p", "callback_url": receiver.url}
+            )
+        calls = receiver.wait(6, timeout=10)
+    by_task: dict[str, list[int]] = {}
+    for call in calls:
+        data = call["json"]["data"]
+        by_task.setdefault(data["task_id"], []).append(data["consumed_credits"])
+    # Per task: first the forged 999999 credits, then the true 8.
+    assert sorted(by_task.values()) == [[999999, 8]] * 3
