@@ -9,6 +9,10 @@ Each clip is one second of ffmpeg's ``testsrc2`` pattern at 10 fps, labelled wit
 resolution and aspect ratio, encoded as H.264 (yuv420p, ``+faststart``) at a low quality
 setting so all 14 stay far below 1 MB.
 
+Each clip must last exactly one second: at run time the emulator stretches it to the
+requested 4, 8 or 12 seconds by multiplying the MP4 box timing by a whole factor
+(``emulator/video.py``, ``stretch_mp4``) and writes the task id into its ``udta`` box.
+
 Usage::
 
     python scripts/render_emulator_clips.py              # ffmpeg from PATH or imageio-ffmpeg

@@ -24,8 +24,9 @@ from airflow_provider_seedance.emulator.config import (
     DEFAULT_VIDEO_TTL_SECONDS,
     EmulatorConfig,
 )
-from airflow_provider_seedance.emulator.redact import RedactingFormatter, mask_key
+from airflow_provider_seedance.emulator.redact import RedactingFormatter, account_label
 from airflow_provider_seedance.emulator.server import create_app
+from airflow_provider_seedance.emulator.state import StateFileError
 
 log = logging.getLogger("airflow_provider_seedance.emulator")
 
@@ -143,7 +144,7 @@ async def serve(config: EmulatorConfig, host: str, port: int) -> None:
                 loop.add_signal_handler(signum, stop.set)
         log.info(
             "accounts: %s; generation: %s; local callbacks %s",
-            ", ".join(f"{mask_key(k)}={v}" for k, v in config.api_keys.items()),
+            ", ".join(f"{account_label(k)}={v}" for k, v in config.api_keys.items()),
             "realistic" if config.generation_seconds is None else f"{config.generation_seconds:g}s",
             "allowed" if config.allow_local_callbacks else "refused",
         )
@@ -169,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(config, args.host, args.port))
     except KeyboardInterrupt:  # platforms without loop signal handlers
         return 0
+    except StateFileError as exc:
+        # One line, no traceback: the file is the user's to fix or move away.
+        log.error("seedance-emulator failed to start: %s", exc)
+        return 1
     except (OSError, ValueError) as exc:
         log.error("seedance-emulator failed to start: %s", exc)
         return 1

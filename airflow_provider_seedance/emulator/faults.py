@@ -15,6 +15,13 @@ REQUEST_ENDPOINTS: frozenset[str] = frozenset({"generate", "status", "video"})
 REQUEST_FAULTS: frozenset[str] = frozenset({"http_500", "http_429", "drop", "slow", "malformed"})
 OUTCOME_ENDPOINT = "outcome"
 OUTCOME_FAULTS: frozenset[str] = frozenset({"failed"})
+#: Callback faults apply to the next ``times`` generations submitted with a ``callback_url``
+#: and are decided at submit time, like the outcome: ``drop`` never POSTs the callback,
+#: ``delay`` POSTs it ``delay`` seconds late, ``duplicate`` POSTs it twice, ``wrong_body``
+#: first POSTs a forged body (SUCCESS, bogus URL and credits) while the task is still
+#: IN_PROGRESS, then the true callback when it finishes.
+CALLBACK_ENDPOINT = "callback"
+CALLBACK_FAULTS: frozenset[str] = frozenset({"drop", "delay", "duplicate", "wrong_body"})
 
 DEFAULT_RETRY_AFTER = 1.0
 DEFAULT_DELAY = 5.0
@@ -45,8 +52,12 @@ class FaultRule:
         elif endpoint == OUTCOME_ENDPOINT:
             if fault not in OUTCOME_FAULTS:
                 raise ValueError(f"fault for 'outcome' must be one of {sorted(OUTCOME_FAULTS)}")
+        elif endpoint == CALLBACK_ENDPOINT:
+            if fault not in CALLBACK_FAULTS:
+                raise ValueError(f"fault for 'callback' must be one of {sorted(CALLBACK_FAULTS)}")
         else:
-            raise ValueError(f"endpoint must be one of {sorted(REQUEST_ENDPOINTS | {OUTCOME_ENDPOINT})}")
+            endpoints = REQUEST_ENDPOINTS | {OUTCOME_ENDPOINT, CALLBACK_ENDPOINT}
+            raise ValueError(f"endpoint must be one of {sorted(endpoints)}")
         times = raw.get("times", 1)
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError("times must be a positive integer")

@@ -7,6 +7,7 @@ traceback anyway, so a test can scan the log file for the raw key and find nothi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 
@@ -20,6 +21,16 @@ def mask_key(key: str) -> str:
     prefix = "sk-" if key.startswith("sk-") else ""
     tail = key[-4:] if len(key) >= _MIN_LEN_FOR_TAIL else ""
     return f"{prefix}…{tail}"
+
+
+def account_label(key: str) -> str:
+    """How the admin API and the logs name the account of ``key``: ``sk-…ocal#1a2b3c4d``.
+
+    The mask alone can collide (two keys with the same last four characters); the short
+    sha256 tag keeps labels unique and stable across restarts without showing the key.
+    A test helper that knows the raw keys maps labels back with this same function.
+    """
+    return f"{mask_key(key)}#{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
 
 
 class RedactingFormatter(logging.Formatter):

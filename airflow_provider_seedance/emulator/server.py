@@ -14,23 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from airflow_provider_seedance.emulator import catalog
 from airflow_provider_seedance.emulator.config import EmulatorConfig
 from airflow_provider_seedance.emulator.errors import ApiError, error_body, json_response, success_body
-from airflow_provider_seedance.emulator.faults import FaultBook, FaultRule
-from airflow_provider_seedance.emulator.redact import mask_key
-from airflow_provider_seedance.emulator.state import IN_PROGRESS, SUCCESS, EmulatorState, Task
+from airflow_provider_seedance.emulator.faults import CALLBACK_ENDPOINT, FaultBook, FaultRule
+from airflow_provider_seedance.emulator.hosts import is_public_host, is_public_ip
+from airflow_provider_seedance.emulator.redact import account_label, mask_key
+from airflow_provider_seedance.emulator.state import IN_PROGRESS, SUCCESS, EmulatorState, Task, iso_utc
 from airflow_provider_seedance.emulator.validation import parse_generate
-from airflow_provider_seedance.emulator.video import clip_bytes, parse_range
+from airflow_provider_seedance.emulator.video import parse_range, render_video
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,36 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # but an HTML error page for a body, as a misbehaving CDN or captive portal sends.
 MALFORMED_VIDEO = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
 
+#: Changes that can be recomputed after a crash (a task finishing, a callback sent, counters)
+#: are written at most this often; a charge is written before the generate answer goes out.
+SAVE_COALESCE_SECONDS = 0.5
+
+#: What a ``wrong_body`` callback fault claims: a video and a price that do not exist.
+FORGED_CREDITS = 999999
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves callback hosts and drops every non-public address.
+
+    Validation at submit time reads the URL; this guard reads what DNS answers at send time,
+    so a public-looking name that resolves to 127.0.0.1 is never connected to either.
+    """
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if is_public_ip(ipaddress.ip_address(r["host"].split("%", 1)[0]))]
+        if not allowed:
+            raise OSError(f"callback host {host} resolves only to non-public addresses")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
 
 class Emulator:
     """Holds the state of one emulator instance and implements its request handlers."""
@@ -47,17 +82,24 @@ class Emulator:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.state = EmulatorState.load(config.api_keys, config.state_file)
+        self._save_handle: asyncio.TimerHandle | None = None
         self.faults = FaultBook()
         self._in_flight_generate = 0
         self._wake = asyncio.Event()
         self._callbacks: set[asyncio.Task[None]] = set()
+        #: Forged (``wrong_body``) callbacks in flight, so the true one is always sent after.
+        self._forged: dict[str, asyncio.Future[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: start the completer and callback client, stop them cleanly."""
+        connector = (
+            None if self.config.allow_local_callbacks else aiohttp.TCPConnector(resolver=PublicOnlyResolver())
+        )
         self._session = aiohttp.ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.config.callback_timeout_seconds),
             headers={"User-Agent": "seedance-emulator"},
         )
@@ -76,7 +118,7 @@ class Emulator:
                 await completer
             await self._cancel_callbacks()
             await self._session.close()
-            self.state.save()
+            self._save_now()
 
     async def _complete_due_tasks(self) -> None:
         """Finish tasks at their due time so callbacks fire even if nobody polls."""
@@ -99,44 +141,118 @@ class Emulator:
         for task in finished:
             if task.callback_url and not task.callback_done:
                 self._schedule_callback(task)
+        # A finished task is recomputed from due_at after a crash, so the write may wait.
+        self._save_soon()
+
+    # ---- persistence ----------------------------------------------------------------------
+
+    def _save_now(self) -> None:
+        """Write the state file now (atomic), folding in any pending coalesced write."""
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
         self.state.save()
+
+    def _save_soon(self) -> None:
+        """Write within ``SAVE_COALESCE_SECONDS``; many changes in that window cost one write."""
+        if self.state.state_file is None or self._save_handle is not None:
+            return
+        self._save_handle = asyncio.get_running_loop().call_later(SAVE_COALESCE_SECONDS, self._save_now)
 
     # ---- callbacks ------------------------------------------------------------------------
 
     def _schedule_callback(self, task: Task) -> None:
-        job = asyncio.create_task(self._send_callback(task), name=f"callback-{task.task_id}")
+        self._spawn(self._send_callback(task), f"callback-{task.task_id}")
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Future[None]:
+        job = asyncio.ensure_future(coro)
+        job.set_name(name)
         self._callbacks.add(job)
         job.add_done_callback(self._callbacks.discard)
+        return job
 
-    async def _send_callback(self, task: Task) -> None:
-        """POST the status payload once; a failure is counted, not retried."""
-        assert self._session is not None
-        assert task.callback_url is not None
-        payload = success_body(task.status_data(task.origin))
-        target = _url_for_log(task.callback_url)
+    def _may_call(self, url: str) -> bool:
+        """The send-time check: never a non-public host unless ``--allow-local-callbacks``."""
+        if self.config.allow_local_callbacks:
+            return True
         try:
-            async with self._session.post(task.callback_url, json=payload) as response:
+            host = urlsplit(url).hostname
+        except ValueError:
+            return False
+        return host is not None and is_public_host(host)
+
+    async def _post_callback(self, url: str, payload: dict[str, Any]) -> tuple[bool, str]:
+        assert self._session is not None
+        if not self._may_call(url):
+            return False, "refused: not a public host"
+        try:
+            async with self._session.post(url, json=payload) as response:
                 await response.read()
-                delivered = 200 <= response.status < 300
-                outcome = f"HTTP {response.status}"
+                return 200 <= response.status < 300, f"HTTP {response.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            delivered = False
-            outcome = type(exc).__name__
-        if self.state.tasks.get(task.task_id) is not task:
-            return  # reset while the callback was in flight
-        task.callback_done = True
-        if delivered:
-            self.state.counters.callbacks_sent += 1
-        else:
-            self.state.counters.callbacks_failed += 1
+            return False, type(exc).__name__
+
+    async def _send_forged_callback(self, task: Task) -> None:
+        """The ``wrong_body`` fault: claim SUCCESS for a task that has not finished."""
+        assert task.callback_url is not None
+        forged = {
+            "task_id": task.task_id,
+            "status": SUCCESS,
+            "consumed_credits": FORGED_CREDITS,
+            "created_at": iso_utc(task.created_at),
+            "request": task.request,
+            "response": [f"https://forged.invalid/videos/{task.task_id}.mp4"],
+            "error_message": None,
+        }
+        delivered, outcome = await self._post_callback(task.callback_url, success_body(forged))
+        self.state.counters.callbacks_forged += 1
         log.info(
-            "callback for task %s to %s %s (%s)",
+            "forged callback (wrong_body fault) for task %s to %s %s (%s)",
             task.task_id,
-            target,
+            _url_for_log(task.callback_url),
             "delivered" if delivered else "failed",
             outcome,
         )
-        self.state.save()
+
+    async def _send_callback(self, task: Task) -> None:
+        """POST the status payload once (twice for ``duplicate``); a failure is counted, not retried."""
+        assert task.callback_url is not None
+        fault = task.callback_fault
+        forged = self._forged.pop(task.task_id, None)
+        if forged is not None:
+            await asyncio.wait([forged])  # the lie arrives first, whatever the generation time
+        if fault == "delay":
+            await asyncio.sleep(task.callback_delay)
+        if fault == "drop":
+            attempts = 0
+        elif fault == "duplicate":
+            attempts = 2
+        else:
+            attempts = 1
+        payload = success_body(task.status_data(task.origin))
+        target = _url_for_log(task.callback_url)
+        results = [await self._post_callback(task.callback_url, payload) for _ in range(attempts)]
+        if self.state.tasks.get(task.task_id) is not task:
+            return  # reset while the callback was in flight
+        task.callback_done = True
+        counters = self.state.counters
+        if fault == "drop":
+            counters.callbacks_dropped += 1
+            log.info("callback for task %s to %s dropped (drop fault)", task.task_id, target)
+        for delivered, outcome in results:
+            if delivered:
+                counters.callbacks_sent += 1
+            else:
+                counters.callbacks_failed += 1
+            log.info(
+                "callback for task %s to %s %s (%s%s)",
+                task.task_id,
+                target,
+                "delivered" if delivered else "failed",
+                outcome,
+                f", {fault} fault" if fault in ("delay", "duplicate") else "",
+            )
+        self._save_soon()
 
     async def _cancel_callbacks(self) -> None:
         jobs = list(self._callbacks)
@@ -165,9 +281,10 @@ class Emulator:
         return f"{request.scheme}://{request.host}"
 
     def _count(self, counter: str) -> None:
+        """Count a request. Not a reason to write the state file: counters ride along with
+        the next write (or the one at shutdown), so a status read never rewrites the file."""
         counters = self.state.counters
         setattr(counters, counter, getattr(counters, counter) + 1)
-        self.state.save()
 
     @staticmethod
     def _log_fault(rule: FaultRule, request: web.Request) -> None:
@@ -213,7 +330,7 @@ class Emulator:
         if account.balance < params.price:
             log.info(
                 "generate rejected: INSUFFICIENT_CREDITS (account %s, balance %d, price %d)",
-                mask_key(account_key),
+                account_label(account_key),
                 account.balance,
                 params.price,
             )
@@ -223,6 +340,7 @@ class Emulator:
                 f"Not enough credits for this operation (balance {account.balance}, price {params.price})",
             )
         outcome = self.faults.take("outcome")
+        callback_rule = self.faults.take(CALLBACK_ENDPOINT) if params.callback_url else None
         now = time.time()
         seconds = self.config.generation_seconds
         if seconds is None:
@@ -241,14 +359,22 @@ class Emulator:
             callback_url=params.callback_url,
             origin=self._origin(request),
             failure=outcome.error_message if outcome is not None else None,
+            duration=params.duration,
+            callback_fault=callback_rule.fault if callback_rule is not None else None,
+            callback_delay=callback_rule.delay if callback_rule is not None else 0.0,
         )
         self.state.add_task(task)
-        self.state.save()
+        # A charge must be on disk before the answer leaves: a returned task id is never lost.
+        self._save_now()
         self._wake.set()
+        if task.callback_fault == "wrong_body":
+            job = self._spawn(self._send_forged_callback(task), f"forged-callback-{task.task_id}")
+            self._forged[task.task_id] = job
+            job.add_done_callback(lambda _: self._forged.pop(task.task_id, None))
         log.info(
-            "task %s created (account %s, %s %s %ss audio=%s, %d credits, due in %.1fs%s)",
+            "task %s created (account %s, %s %s %ss audio=%s, %d credits, due in %.1fs%s%s)",
             task.task_id,
-            mask_key(account_key),
+            account_label(account_key),
             params.resolution,
             params.aspect_ratio,
             params.duration,
@@ -256,6 +382,7 @@ class Emulator:
             params.price,
             seconds,
             ", will fail" if task.failure else "",
+            f", callback fault {task.callback_fault}" if task.callback_fault else "",
         )
         return json_response(success_body({"task_id": task.task_id, "status": IN_PROGRESS}))
 
@@ -303,7 +430,8 @@ class Emulator:
             return ApiError(404, "VIDEO_NOT_FOUND").response()
         if task.expired or time.time() >= task.due_at + self.config.video_ttl_seconds:
             return ApiError(410, "VIDEO_EXPIRED").response()
-        data = clip_bytes(task.resolution, task.aspect_ratio)
+        duration = task.duration or _requested_duration(task.request)
+        data = render_video(task.resolution, task.aspect_ratio, duration, task.task_id)
         if rule is not None and rule.fault == "malformed":
             return web.Response(body=MALFORMED_VIDEO, content_type="video/mp4")
         if rule is not None and rule.fault == "drop":
@@ -335,9 +463,12 @@ class Emulator:
     async def admin_add_faults(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
-            raw_rules = body.get("rules") if isinstance(body, dict) else None
+            if isinstance(body, dict) and "rules" not in body and "endpoint" in body:
+                raw_rules: Any = [body]  # one rule posted on its own
+            else:
+                raw_rules = body.get("rules") if isinstance(body, dict) else None
             if not isinstance(raw_rules, list):
-                raise ValueError('body must be {"rules": [...]}')
+                raise ValueError('body must be one rule object or {"rules": [...]}')
             rules = [FaultRule.from_json(raw) for raw in raw_rules]
         except ValueError as exc:  # includes json.JSONDecodeError
             return json_response(error_body(400, "INVALID_REQUEST", str(exc)), status=400)
@@ -356,7 +487,7 @@ class Emulator:
         await self._cancel_callbacks()
         self.faults.clear()
         self.state.reset()
-        self.state.save()
+        self._save_now()
         log.info("state reset")
         return json_response(self.state.ledger_view())
 
@@ -365,8 +496,15 @@ class Emulator:
         if task is None:
             return ApiError(404, "TASK_NOT_FOUND").response()
         task.expired = True
-        self.state.save()
+        self._save_now()
         return json_response(task.admin_view())
+
+
+def _requested_duration(request: Any) -> str:
+    """The duration of a task stored before it was recorded separately (older state files)."""
+    value = request.get("duration") if isinstance(request, dict) else None
+    value = str(value) if value is not None else catalog.DEFAULT_DURATION
+    return value if value in catalog.DURATIONS else catalog.DEFAULT_DURATION
 
 
 def _fault_error(rule: FaultRule) -> web.Response:

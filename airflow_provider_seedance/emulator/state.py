@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_seedance.emulator.redact import mask_key
+from airflow_provider_seedance.emulator.redact import account_label
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ SUCCESS = "SUCCESS"
 FAILED = "FAILED"
 
 STATE_FILE_VERSION = 1
+
+
+class StateFileError(Exception):
+    """The state file exists but cannot be read or understood; the message is one line."""
 
 
 @dataclass
@@ -47,6 +51,11 @@ class Task:
     status: str = IN_PROGRESS
     expired: bool = False
     callback_done: bool = False
+    #: The requested length ("4", "8", "12"); empty in files written before it was recorded.
+    duration: str = ""
+    #: A callback fault decided at submit time (``faults.CALLBACK_FAULTS``) and its delay.
+    callback_fault: str | None = None
+    callback_delay: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -70,7 +79,7 @@ class Task:
     def admin_view(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
-            "account": self.account,
+            "account": account_label(self.account),
             "status": self.status,
             "price": self.price,
             "request": self.request,
@@ -103,6 +112,9 @@ class Counters:
     max_concurrent_generate: int = 0
     callbacks_sent: int = 0
     callbacks_failed: int = 0
+    #: Callbacks not sent because of a ``drop`` fault, and forged bodies sent by ``wrong_body``.
+    callbacks_dropped: int = 0
+    callbacks_forged: int = 0
 
 
 @dataclass
@@ -156,7 +168,7 @@ class EmulatorState:
                         account.balance += task.price
                         account.refunded += task.price
                 log.info(
-                    "task %s finished %s (account %s)", task.task_id, task.status, mask_key(task.account)
+                    "task %s finished %s (account %s)", task.task_id, task.status, account_label(task.account)
                 )
                 finished.append(task)
         return finished
@@ -176,7 +188,12 @@ class EmulatorState:
     def ledger_view(self) -> dict[str, Any]:
         view: dict[str, Any] = asdict(self.counters)
         view["accounts"] = {
-            key: {"balance": a.balance, "charged": a.charged, "refunded": a.refunded, "tasks": a.tasks}
+            account_label(key): {
+                "balance": a.balance,
+                "charged": a.charged,
+                "refunded": a.refunded,
+                "tasks": a.tasks,
+            }
             for key, a in self.accounts.items()
         }
         return view
@@ -218,17 +235,33 @@ class EmulatorState:
         state = cls(initial_credits=dict(initial_credits), state_file=state_file)
         if state_file is None or not state_file.exists():
             return state
-        raw = json.loads(state_file.read_text(encoding="utf-8"))
-        if raw.get("version") != STATE_FILE_VERSION:
-            raise ValueError(f"{state_file}: unsupported state file version {raw.get('version')!r}")
-        for key, data in raw.get("accounts", {}).items():
-            state.accounts[key] = Account(**_known(Account, data))
-        state.counters = Counters(**_known(Counters, raw.get("counters", {})))
-        for data in raw.get("tasks", []):
-            task = Task(**_known(Task, data))
-            state.tasks[task.task_id] = task
-            if task.status == IN_PROGRESS:
-                heapq.heappush(state._due, (task.due_at, task.task_id))
+        try:
+            raw = json.loads(state_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise StateFileError(f"cannot read state file {state_file}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise StateFileError(f"state file {state_file} is not valid JSON ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("version") != STATE_FILE_VERSION:
+            version = raw.get("version") if isinstance(raw, dict) else None
+            raise StateFileError(
+                f"state file {state_file} has unsupported version {version!r} "
+                f"(expected {STATE_FILE_VERSION}); "
+                "move it away to start fresh"
+            )
+        try:
+            for key, data in raw.get("accounts", {}).items():
+                state.accounts[key] = Account(**_known(Account, data))
+            state.counters = Counters(**_known(Counters, raw.get("counters", {})))
+            for data in raw.get("tasks", []):
+                task = Task(**_known(Task, data))
+                state.tasks[task.task_id] = task
+                if task.status == IN_PROGRESS:
+                    heapq.heappush(state._due, (task.due_at, task.task_id))
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            raise StateFileError(
+                f"state file {state_file} does not hold emulator state ({type(exc).__name__}: {exc}); "
+                "move it away to start fresh"
+            ) from None
         log.info("loaded %d tasks and %d accounts from the state file", len(state.tasks), len(state.accounts))
         return state
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from airflow_provider_seedance.emulator.redact import account_label
+
 LISTENING_PREFIX = "seedance-emulator listening on "
 DEFAULT_API_KEY = "sk-emulator-local"
 
@@ -221,17 +223,42 @@ class EmulatorProcess:
         result: dict[str, Any] = self._admin("GET", "health")
         return result
 
-    def ledger(self) -> dict[str, Any]:
+    def _raw_keys(self) -> dict[str, str]:
+        """Account label -> raw key, for the keys this process was started with."""
+        return {account_label(key): key for key in self.api_keys}
+
+    def ledger(self, raw: bool = False) -> dict[str, Any]:
+        """``GET /_emulator/ledger``, with ``accounts`` keyed by the raw API keys.
+
+        The emulator names accounts only by their masked label (``sk-…0001#1a2b3c4d``); this
+        helper knows the keys it started the emulator with and maps the labels back, so a
+        test can write ``ledger()["accounts"][KEY]``. Accounts it does not know (loaded from
+        a state file) keep their label. ``raw=True`` returns the answer as the server sent it.
+        """
         result: dict[str, Any] = self._admin("GET", "ledger")
+        if not raw:
+            keys = self._raw_keys()
+            result["accounts"] = {keys.get(label, label): a for label, a in result["accounts"].items()}
         return result
 
-    def tasks(self) -> list[dict[str, Any]]:
+    def tasks(self, raw: bool = False) -> list[dict[str, Any]]:
+        """``GET /_emulator/tasks``; each ``account`` mapped back to its raw key as in ``ledger``."""
         result: list[dict[str, Any]] = self._admin("GET", "tasks")
+        if not raw:
+            keys = self._raw_keys()
+            for task in result:
+                task["account"] = keys.get(task["account"], task["account"])
         return result
 
     def add_faults(self, *rules: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Append rules, e.g. ``add_faults({"endpoint": "status", "fault": "http_500", "times": 2})``."""
+        """Append rules, e.g. ``add_faults({"endpoint": "status", "fault": "http_500", "times": 2})``
+        or ``add_faults({"endpoint": "callback", "fault": "drop"})``."""
         result: dict[str, Any] = self._admin("POST", "faults", {"rules": [dict(r) for r in rules]})
+        return list(result["rules"])
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The pending fault rules (``GET /_emulator/faults``)."""
+        result: dict[str, Any] = self._admin("GET", "faults")
         return list(result["rules"])
 
     def clear_faults(self) -> None:

@@ -9,13 +9,13 @@ durations 4/8/12 are also accepted as JSON numbers.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_seedance.emulator import catalog
 from airflow_provider_seedance.emulator.errors import ApiError
+from airflow_provider_seedance.emulator.hosts import is_public_host
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def parse_generate(body: Any, allow_local_callbacks: bool) -> GenerateParams:
         duration=_duration(body.get("duration")),
         generate_audio=_flag(body, "generate_audio"),
         fixed_lens=_flag(body, "fixed_lens"),
-        image_urls=_image_urls(body.get("image_urls")),
+        image_urls=_image_urls(body.get("image_urls"), allow_local_callbacks),
         callback_url=_callback_url(body.get("callback_url"), allow_local_callbacks),
     )
 
@@ -96,7 +96,7 @@ def _flag(body: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _image_urls(value: Any) -> tuple[str, ...]:
+def _image_urls(value: Any, allow_local: bool) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -106,9 +106,15 @@ def _image_urls(value: Any) -> tuple[str, ...]:
     for url in value:
         if not isinstance(url, str):
             raise ApiError(400, "INVALID_IMAGE_URLS")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            raise ApiError(400, "INVALID_IMAGE_URLS") from None
+        if parts.scheme not in ("http", "https") or not host:
             raise ApiError(400, "INVALID_IMAGE_URLS")
+        if not allow_local and not is_public_host(host):
+            raise ApiError(400, "INVALID_IMAGE_URLS", "image_urls must be publicly accessible (no localhost)")
     return tuple(value)
 
 
@@ -125,7 +131,7 @@ def _callback_url(value: Any, allow_local: bool) -> str | None:
         raise ApiError(400, "INVALID_CALLBACK_URL") from None
     if not host:
         raise ApiError(400, "INVALID_CALLBACK_URL")
-    local = is_local_host(host)
+    local = not is_public_host(host)
     if local and not allow_local:
         raise ApiError(
             400, "INVALID_CALLBACK_URL", "callback_url must not point to localhost or a private network"
@@ -134,24 +140,3 @@ def _callback_url(value: Any, allow_local: bool) -> str | None:
     if parts.scheme not in allowed_schemes:
         raise ApiError(400, "INVALID_CALLBACK_URL", "callback_url must be an HTTPS URL")
     return value
-
-
-def is_local_host(host: str) -> bool:
-    """Whether ``host`` names this machine or a private network (no DNS lookup is made)."""
-    name = host.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_reserved
-        or address.is_multicast
-    )

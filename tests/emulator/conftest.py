@@ -86,3 +86,10 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver_url(receiver: Receiver) -> Iterator[str]:
+    """A receiver that fails the test if anything reaches it."""
+    yield receiver.url
+    assert receiver.received == [], "the emulator connected to a host it must not call"

@@ -29,6 +29,10 @@ class RawCli(EmulatorProcess):
     def __init__(self, *args: str) -> None:
         super().__init__()
         self.args = list(args)
+        # The keys on the command line, so ledger() can map account labels back to them.
+        keys = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--api-key"]
+        if keys:
+            self.api_keys = dict.fromkeys(keys, 0)
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "airflow_provider_seedance.emulator", "--port", "0", *self.args]

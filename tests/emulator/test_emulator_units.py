@@ -13,7 +13,6 @@ from airflow_provider_seedance.emulator.cli import accounts_from_args
 from airflow_provider_seedance.emulator.faults import FaultBook, FaultRule
 from airflow_provider_seedance.emulator.redact import RedactingFormatter, mask_key
 from airflow_provider_seedance.emulator.state import FAILED, SUCCESS, EmulatorState, Task
-from airflow_provider_seedance.emulator.validation import is_local_host
 from airflow_provider_seedance.emulator.video import parse_range
 
 
@@ -64,29 +63,6 @@ def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> No
 def test_unsatisfiable_ranges_raise(header: str) -> None:
     with pytest.raises(ValueError):
         parse_range(header, 1000)
-
-
-@pytest.mark.parametrize(
-    ("host", "local"),
-    [
-        ("localhost", True),
-        ("api.localhost", True),
-        ("127.0.0.1", True),
-        ("127.8.9.10", True),
-        ("::1", True),
-        ("::ffff:127.0.0.1", True),
-        ("10.0.0.1", True),
-        ("172.16.5.4", True),
-        ("192.168.0.10", True),
-        ("169.254.169.254", True),
-        ("0.0.0.0", True),
-        ("example.com", False),
-        ("8.8.8.8", False),
-        ("2001:4860:4860::8888", False),
-    ],
-)
-def test_is_local_host(host: str, local: bool) -> None:
-    assert is_local_host(host) is local
 
 
 def test_realistic_generation_times_span_30_to_120_seconds() -> None:
