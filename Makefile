@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
 BENCH_N ?= 100
 
-.PHONY: demo ui test test-min lint docs bench venv clean system-deps
+.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -30,6 +30,10 @@ system-deps:
 
 test: $(STAMP) system-deps
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: unit tests only (no emulator process, no Airflow processes), well under a minute.
+test-fast: $(STAMP)
+	@$(VENV)/bin/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 test-min:
 	@$(MAKE) --no-print-directory test VENV=.venv-min AIRFLOW_VERSION=$(AIRFLOW_MIN_VERSION)
