@@ -30,7 +30,13 @@ from airflow_provider_seedance.exceptions import (
 from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
-from airflow_provider_seedance.models import GenerationRequest, SeedanceTask, TaskStatus, TriggerEventStatus
+from airflow_provider_seedance.models import (
+    API_FIELDS,
+    GenerationRequest,
+    SeedanceTask,
+    TaskStatus,
+    TriggerEventStatus,
+)
 from airflow_provider_seedance.reattach import SubmissionRecord
 from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.task_support import (
@@ -162,20 +168,15 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
         return SeedanceHook(self.seedance_conn_id, **self.hook_params)
 
     def build_request(self) -> GenerationRequest:
-        """The validated request from the rendered fields (raises before any HTTP call)."""
-        image_urls = self.image_urls
-        if isinstance(image_urls, str) and not image_urls.strip():
-            image_urls = None
-        return GenerationRequest(
-            prompt=self.prompt,
-            aspect_ratio=self.aspect_ratio or None,
-            resolution=self.resolution or None,
-            duration=self.duration if self.duration not in ("", None) else None,  # type: ignore[arg-type]
-            generate_audio=self.generate_audio,
-            fixed_lens=self.fixed_lens,
-            image_urls=image_urls,  # type: ignore[arg-type]
-            callback_url=self.callback_url or None,
-        )
+        """The validated request from the rendered fields (raises before any HTTP call).
+
+        An optional field whose template rendered to an empty string is not set.
+        """
+        values = {name: getattr(self, name) for name in API_FIELDS}
+        for name, value in values.items():
+            if name != "prompt" and isinstance(value, str) and not value.strip():
+                values[name] = None
+        return GenerationRequest.from_mapping({k: v for k, v in values.items() if v is not None})
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
