@@ -18,7 +18,7 @@ from tests.conftest import REPO
 
 #: A line that reads like trouble: a structlog level tag, a logging level name, a Python
 #: warning or a traceback.
-NOISE = re.compile(r"\[\s*(error|warning|critical)\s*\]|\bERROR\b|\bWARNING\b|Warning\b|Traceback", re.IGNORECASE)
+NOISE = re.compile(r"\[\s*(?:error|warning|critical)\s*\]|\b(?:ERROR|WARNING|CRITICAL)\b|Warning\b|Traceback")
 
 #: Lines about the user's own work that may look like noise: none today. Add a pattern here
 #: only for a message the user can act on (their DAG, their prompts, their account).
