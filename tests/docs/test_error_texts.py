@@ -8,6 +8,10 @@ around it must appear in that order. So a page may quote a stable prefix of a me
 stay right while the rest of the message is reworded.
 
 A quote of an exception class no scenario below raises fails the test: add the scenario.
+
+The same holds for the messages of ``airflow connections test`` that ``docs/connection.md``
+quotes in its table (`` success: `…` `` / `` failure: `…` ``): each is checked against
+``SeedanceHook.test_connection()`` run in the situation the row names.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ def collect_quotes() -> list[tuple[str, str, str]]:
 
 
 QUOTES = collect_quotes()
+
+CONNECTION_PAGE = REPO / "docs" / "connection.md"
+CONNECTION_QUOTE = re.compile(r"\|\s*(?P<outcome>success|failure): `(?P<text>[^`]+)`")
+CONNECTION_QUOTES = [
+    (m["outcome"], m["text"]) for m in CONNECTION_QUOTE.finditer(CONNECTION_PAGE.read_text(encoding="utf-8"))
+]
+#: The host the page's quotes name; a scenario's own base URL is read as this one.
+DOC_HOST = "https://seedanceapi.org"
 
 
 def quoted_in(text: str, message: str) -> bool:
@@ -148,3 +160,41 @@ def test_every_scenario_names_an_exception_class() -> None:
 
     for name in SCENARIOS:
         assert isinstance(getattr(exceptions, name, None), type), name
+
+
+def _connection_test_results(
+    emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[bool, str]]:
+    """``test_connection()`` in each situation the page's table names, its host read as the page's."""
+    import socket
+
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    situations = {
+        "docs_ok": (emulator.base_url, connection_json(emulator.base_url)),
+        "docs_wrong_key": (emulator.base_url, connection_json(emulator.base_url, "sk-not-a-key")),
+        "docs_unreachable": (closed, connection_json(closed)),
+        "seedance_default": (emulator.base_url, connection_json(emulator.base_url, "")),  # no key
+    }
+    results = []
+    for conn_id, (base_url, conn) in situations.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", conn)
+        ok, message = SeedanceHook(conn_id).test_connection()
+        results.append((ok, message.replace(base_url, DOC_HOST)))
+    return results
+
+
+@pytest.mark.integration
+def test_connection_page_quotes_what_connection_test_says(
+    emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(CONNECTION_QUOTES) >= 4, CONNECTION_QUOTES
+    results = _connection_test_results(emulator, monkeypatch)
+    for outcome, text in CONNECTION_QUOTES:
+        said = [message for ok, message in results if ok == (outcome == "success")]
+        assert any(quoted_in(text, message) for message in said), (
+            f"{CONNECTION_PAGE.name} quotes {outcome}: {text!r}; test_connection says {said}"
+        )
