@@ -7,7 +7,9 @@ Rules for the Markdown (checked here):
   working directory, with ``seedance_default`` pointing at an emulator process
   (``AIRFLOW_CONN_SEEDANCE_DEFAULT``): each block is self-contained (its own imports).
   A block that builds a DAG must leave a DAG object, and the same code, put in a DAGs
-  folder, must load into a ``DagBag`` without import errors, giving the same DAGs.
+  folder, must load into a ``DagBag`` without import errors, giving the same DAGs. A DAG
+  block preceded by ``<!-- test: dag.test -->`` is also run with ``dag.test()`` against the
+  emulator and must succeed (for DAGs that write only to local files).
 * A ```` ```bash ```` block runs only when ``<!-- test: run -->`` precedes it (commands
   that start a server or need a real key are shown, not run).
 * ```` ```json ```` blocks must parse.
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, REPO, connection_json
+from tests.conftest import API_KEY, DAGS_FOLDER, REPO, connection_json
 
 DOCS = REPO / "docs"
 #: The Markdown whose samples a reader copies: the site's pages and the README.
@@ -99,8 +101,12 @@ def test_docs_have_samples_and_every_skipped_one_says_why() -> None:
         if sample.marker == "no-test":
             assert sample.lang in ("python", "py"), f"{sample.id}: no-test marks only Python blocks"
             assert len(sample.marker_text) >= 10, f"{sample.id}: <!-- no-test: ... --> needs a reason"
-        if sample.marker == "test":
-            assert sample.marker_text == "run", f"{sample.id}: the only test marker is <!-- test: run -->"
+        if sample.marker == "test" and sample.lang in ("python", "py"):
+            assert sample.marker_text == "dag.test", (
+                f"{sample.id}: a Python block takes <!-- test: dag.test -->"
+            )
+        elif sample.marker == "test":
+            assert sample.marker_text == "run", f"{sample.id}: a shell block takes <!-- test: run -->"
 
 
 @pytest.mark.parametrize("sample", SKIPPED, ids=lambda s: s.id)
@@ -123,7 +129,7 @@ def sample_env(emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("sample", PYTHON, ids=lambda s: s.id)
-def test_python_sample_runs(sample: Sample, sample_env) -> None:
+def test_python_sample_runs(sample: Sample, sample_env, request: pytest.FixtureRequest) -> None:
     from airflow.sdk import DAG
 
     namespace: dict[str, object] = {"__name__": "__docs_sample__"}
@@ -135,7 +141,25 @@ def test_python_sample_runs(sample: Sample, sample_env) -> None:
         built = {v.dag_id for v in namespace.values() if isinstance(v, DAG)}
         assert built, f"{sample.id} builds no DAG"
         assert _dag_bag_loads(sample) == built
+        if sample.marker == "test" and sample.marker_text == "dag.test":
+            request.getfixturevalue("airflow_db")
+            for dag_id in sorted(built):
+                assert _dag_test(sample, dag_id) == "success", f"{sample.id}: dag.test() of {dag_id}"
     assert sample_env.ledger()["accounts"][API_KEY]["balance"] >= 0
+
+
+def _dag_test(sample: Sample, dag_id: str) -> str:
+    """``dag.test()`` the sample's DAG from the session's DAGs folder (dag.test() runs a bundle's DAGs)."""
+    import pendulum
+
+    from tests.dag_support import run_dag
+
+    path = DAGS_FOLDER / f"docs_sample_{dag_id}.py"
+    path.write_text(sample.code, encoding="utf-8")
+    try:
+        return run_dag(DAGS_FOLDER, dag_id, logical_date=pendulum.datetime(2026, 1, 1, tz="UTC")).state
+    finally:
+        path.unlink()
 
 
 def _dag_bag_loads(sample: Sample) -> set[str]:
