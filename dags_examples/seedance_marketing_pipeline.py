@@ -79,7 +79,10 @@ with DAG(
         from airflow.sdk import ObjectStoragePath
 
         published = []
-        for result in results:
+        # ``results`` is a lazy sequence of the mapped tasks' XComs: a slice reads them all
+        # in one request (a ``for`` loop over it probes one index past the end, and Airflow
+        # logs that probe's 404 as an error).
+        for result in results[:]:
             video = ObjectStoragePath(result["output_path"])
             with video.open("rb") as handle:
                 header = handle.read(12)

@@ -16,12 +16,30 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OUTPUT = REPO / "demo-output"
+#: ``make ui`` browses what the demo left here; the demo's own test points it elsewhere.
+OUTPUT = Path(os.environ.get("SEEDANCE_DEMO_OUTPUT", REPO / "demo-output")).resolve()
 VIDEOS = OUTPUT / "videos"
 DEMO_KEY = "sk-demo-" + os.urandom(6).hex()
+
+
+def _silence_third_party_warnings() -> None:
+    """Filter the one warning that third-party code raises about third-party code.
+
+    ``dag.test()`` serves Airflow's execution API in-process; that API imports ``svcs``, whose
+    FastAPI integration imports ``starlette.testclient``, and Starlette then warns that its
+    test client's use of ``httpx`` is deprecated. Neither the demo nor this provider uses the
+    test client, and nobody running the demo can act on it, so it is ignored by its exact text
+    (any other warning still shows).
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Using `httpx` with `starlette\.testclient` is deprecated",
+        category=UserWarning,  # StarletteDeprecationWarning derives from it
+    )
 
 
 def _prepare_airflow(home: Path, emulator_url: str) -> None:
@@ -78,7 +96,7 @@ def _run_pipeline(logical_date: object) -> list[dict]:
 def _table(results: list[dict]) -> str:
     lines = [f"{'prompt':<58} {'file':<44} {'size':>9} {'credits':>7} {'dollars':>8}"]
     for r in results:
-        path = r["output_path"].replace(f"file://{REPO}/", "")
+        path = r["output_path"].replace(f"file://{REPO}/", "").replace(f"file://{OUTPUT.parent}/", "")
         prompt = r["request"]["prompt"]
         prompt = prompt if len(prompt) <= 56 else prompt[:55] + "…"
         dollars = f"${r['consumed_usd']:.3f}"
@@ -94,7 +112,8 @@ def main() -> int:
 
     from airflow_provider_seedance.emulator.testing import EmulatorProcess
 
-    OUTPUT.mkdir(exist_ok=True)
+    _silence_third_party_warnings()
+    OUTPUT.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(VIDEOS, ignore_errors=True)  # a fresh run each time: generate, then reuse
     started = time.monotonic()
     print("» starting the bundled Seedance emulator …", flush=True)
