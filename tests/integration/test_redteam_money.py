@@ -367,3 +367,28 @@ def test_batch_identical_requests_reattach_by_item_not_by_position(emulator, tmp
     assert posts(emulator) == 2
     delivered = {r["id"]: r["task_id"] for r in again["results"]}
     assert delivered == submitted
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 18: errors say what to do next; force_new is only for an uncertain submission.
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="DEFECT: SeedanceVideoExpiredError still advises 'generate it again (force_new=True)', "
+    "but force_new no longer releases a recorded id: with the record kept (task state store) "
+    "every retry/clear re-attaches to the expired generation and fails the same way; the advice "
+    "is a dead end and the task instance can never produce its video.",
+)
+def test_expired_video_advice_leads_somewhere(emulator, tmp_path) -> None:
+    from airflow_provider_seedance.exceptions import SeedanceVideoExpiredError
+
+    store = Store()
+    first = single(wait_for_completion=True).execute(context(store))  # no destination yet
+    emulator.expire(first["task_id"])
+    target = str(tmp_path / "fox.mp4")
+    with pytest.raises(SeedanceVideoExpiredError) as advised:
+        single(output_path=target).execute(context(store))
+    if "force_new=True" in str(advised.value):
+        # Follow the advice: it must lead to a video (one new generation), not the same error.
+        result = single(output_path=target, force_new=True).execute(context(store))
+        assert result["output_path"].endswith("fox.mp4")
