@@ -8,6 +8,7 @@ try:  # Airflow 3.2+: the task SDK owns the task-facing exceptions.
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
@@ -15,6 +16,7 @@ except ImportError:  # Airflow 3.1
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
 
 
@@ -32,5 +34,6 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "TaskDeferred",
     "default_deferrable",
 ]

@@ -19,7 +19,9 @@ Where the record lives:
 * Airflow 3.1-3.2: an Airflow Variable named ``seedance_attach__<hash of dag, run, task,
   map index>`` (Variables are the durable key-value store a worker may write there; the hash
   keeps names unique and short, the description names the task instance). Records written
-  by the released code under ``seedance_attach__<dag>__<run>__<task>__<map>`` are still read.
+  by the released code under ``seedance_attach__<dag>__<run>__<task>__<map>`` are still read
+  where that name is unambiguous. A record is kept after success, so that a clear re-attaches
+  instead of paying again; remove old ones with ``airflow variables delete``.
 
 The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
 """
@@ -177,13 +179,6 @@ class _VariableBackend:
 
         Variable.set(self._name, json.dumps(value, sort_keys=True), description=self._description)
 
-    def delete(self) -> None:
-        from airflow.sdk import Variable
-
-        for name in (self._name, self._legacy_name):
-            if name is not None:
-                Variable.delete(name)
-
 
 def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str = RECORD_KEY) -> str:
     """The Variable holding a task instance's record on Airflow 3.1-3.2: unique and short.
@@ -196,6 +191,17 @@ def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: s
 
 
 def _legacy_variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> str | None:
+    """The 0.1 name, read only by a task instance whose dag and task ids hold no ``__``.
+
+    Joined names are ambiguous, but among task instances whose dag and task ids are free of the
+    separator a joined name has one reader only (the dag id is what precedes the first ``__``,
+    the task id what sits between the last two; run ids, which hold ``__``, are the rest). A
+    0.1 record of a dag or task id holding ``__`` is not read back (its retry may submit once
+    more during the upgrade); the one task instance that could read it instead re-attaches only
+    to the identical request (records are keyed by the request's fingerprint).
+    """
+    if "__" in dag_id or "__" in task_id:
+        return None
     name = f"seedance_attach__{dag_id}__{run_id}__{task_id}__{map_index}"
     if key != RECORD_KEY:
         name += f"__{key}"
@@ -245,19 +251,6 @@ class SubmissionRecord:
     def flush(self) -> None:
         """Write the record as it stands (after changes made with ``save=False``)."""
         self._backend.save(self.entries)
-
-    def discard(self) -> bool:
-        """Delete the record where the storage has no expiry of its own (Variables, 3.1-3.2).
-
-        Called once every generation of the task instance is delivered: a clear then finds the
-        videos at their destinations. Returns whether anything was deleted.
-        """
-        delete = getattr(self._backend, "delete", None)
-        if delete is None:
-            return False
-        delete()
-        self._entries = None
-        return True
 
     def get(self, fingerprint: str) -> Submission | None:
         raw = self.entries.get(fingerprint)

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_seedance._compat import TaskDeferred
 from airflow_provider_seedance.exceptions import (
     SeedanceError,
     SeedanceGenerationFailedError,
@@ -153,7 +154,9 @@ def recording_failures(
     """
     try:
         yield
-    except Exception as exc:
+    except TaskDeferred:
+        raise  # not an ending: the task resumes after the trigger fires
+    except BaseException as exc:  # also Airflow's execution timeout and termination signals
         push_result(context, result_on_error(exc, state.last, state.request, state.history), log)
         raise
 

@@ -10,9 +10,10 @@ delivers the videos with bounded parallel downloads.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_seedance._compat import default_deferrable
+from airflow_provider_seedance._compat import TaskDeferred, default_deferrable
 from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
     SeedanceBatchFailedError,
@@ -57,6 +58,8 @@ class _Item:
     key: str
     destination: ObjectStoragePath | None
     label: str | None
+    #: The key 0.1 used (position among identical requests): records it wrote are still found.
+    legacy_key: str | None = None
 
     def not_sent(self, reason: str) -> GenerationResult:
         return GenerationResult.not_sent(
@@ -76,6 +79,17 @@ class _BatchRun:
     known: dict[str, Known] = field(default_factory=dict)
     #: Why submission stopped early (a bad key, no credits): items not sent say so.
     stopped: str | None = None
+
+    #: The results were pushed to XCom (a failure after that must not overwrite them).
+    recorded: bool = False
+
+    def __post_init__(self) -> None:
+        entries = self.record.entries
+        claimed = {item.key for item in self.items}
+        for item in self.items:
+            legacy = item.legacy_key
+            if item.key not in entries and legacy in entries and legacy not in claimed:
+                entries[item.key] = {**entries.pop(legacy), "fingerprint": item.key}
 
     @property
     def todo(self) -> list[_Item]:
@@ -170,15 +184,23 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             request = GenerationRequest.from_mapping(api_fields, field_prefix=prefix)
             label = raw.get("id")
             fingerprint = request.fingerprint()
-            seen[fingerprint] += 1  # identical requests are distinct videos
             destination = self._destination(index, raw, request, prefix)
+            # Identical requests are distinct videos. An item is named by its ``id`` (else its
+            # destination) so that a reordered list re-attaches each item to its own generation;
+            # the position among equals only breaks the remaining ties.
+            identity = f"id:{label}" if label is not None else f"at:{destination}" if destination else ""
+            seen[fingerprint] += 1
+            seen[f"{fingerprint}/{identity}"] += 1
+            ordinal = seen[f"{fingerprint}/{identity}"]
+            key = f"{fingerprint}-{identity}-{ordinal}" if identity else f"{fingerprint}-{ordinal}"
             items.append(
                 _Item(
                     index,
                     request,
-                    f"{fingerprint}-{seen[fingerprint]}",
+                    key,
                     destination,
                     None if label is None else str(label),
+                    legacy_key=f"{fingerprint}-{seen[fingerprint]}",
                 )
             )
         return items
@@ -206,40 +228,30 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
         run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
-        todo = run.todo
-        estimate = sum(item.request.estimated_credits for item in todo)
-        if self.max_credits is not None and estimate > self.max_credits:
-            raise SeedanceBudgetExceededError(estimate, self.max_credits, what=f"{len(todo)} generations")
-        self.log.info(
-            "Seedance batch: %d requests, %d already delivered, %d to generate; estimated %s",
-            len(items),
-            len(run.reused),
-            len(todo),
-            self.hook.describe_cost(estimate),
-        )
-        self.hook.settings  # noqa: B018 - an unusable connection fails here, before any POST
-        self._reattach(run)
-        self._submit(run, [item for item in todo if self._needs_submission(run, item)])
-        return self._drive(context, run)
+        with self._recording_failures(context, run):
+            todo = run.todo
+            estimate = sum(item.request.estimated_credits for item in todo)
+            if self.max_credits is not None and estimate > self.max_credits:
+                raise SeedanceBudgetExceededError(estimate, self.max_credits, what=f"{len(todo)} generations")
+            self.log.info(
+                "Seedance batch: %d requests, %d already delivered, %d to generate; estimated %s",
+                len(items),
+                len(run.reused),
+                len(todo),
+                self.hook.describe_cost(estimate),
+            )
+            self.hook.settings  # noqa: B018 - an unusable connection fails here, before any POST
+            self._reattach(run)
+            self._submit(run, [item for item in todo if self._needs_submission(run, item)])
+            return self._drive(context, run)
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, **_: Any
     ) -> dict[str, Any]:
         status = event.get("status") if isinstance(event, dict) else None
-        if status not in set(BatchEventStatus):
+        if not isinstance(event, dict) or status not in set(BatchEventStatus):
             raise SeedanceError(f"Seedance batch trigger returned an invalid event: {event!r}")
-        assert isinstance(event, dict)
-        if status == BatchEventStatus.ERROR:
-            raise SeedanceError(
-                f"{event.get('message')} Nothing more was spent by waiting; a task retry re-attaches to "
-                "the batch's generations (set retries to let it)."
-            )
-        if status == BatchEventStatus.TIMEOUT:
-            pending = event.get("pending") or []
-            raise SeedanceError(
-                f"{len(pending)} generations were still running at the deadline ({', '.join(pending[:10])}"
-                f"{'…' if len(pending) > 10 else ''}); a retry re-attaches to them"
-            )
         items = self.build_items()
         run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
         for task_id, data in (event.get("tasks") or {}).items():
@@ -248,7 +260,48 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             # Whatever the trigger could not read is never resubmitted from here; a retry
             # reads it again (typed) before deciding anything.
             run.known[task_id] = SeedanceError(str(message))
-        return self._drive(context, run)
+        with self._recording_failures(context, run):
+            if status == BatchEventStatus.ERROR:
+                raise SeedanceError(
+                    f"{event.get('message')} Nothing more was spent by waiting; a task retry re-attaches "
+                    "to the batch's generations (set retries to let it)."
+                )
+            if status == BatchEventStatus.TIMEOUT:
+                pending = event.get("pending") or []
+                raise SeedanceError(
+                    f"{len(pending)} generations were still running at the deadline "
+                    f"({', '.join(pending[:10])}{'…' if len(pending) > 10 else ''}); "
+                    "a retry re-attaches to them"
+                )
+            return self._drive(context, run)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def _recording_failures(self, context: Context, run: _BatchRun) -> Iterator[None]:
+        """Whatever ends the try, XCom ``seedance_batch_results`` says what each item cost."""
+        try:
+            yield
+        except TaskDeferred:
+            raise
+        except BaseException as exc:
+            if not run.recorded:
+                run.stopped = run.stopped or f"not submitted: {exc}"
+                self._push_results(
+                    context, run, self._outcome(run, [self._result_of(run, i) for i in run.todo])
+                )
+            raise
+
+    def _outcome(self, run: _BatchRun, todo_results: list[GenerationResult]) -> dict[str, Any]:
+        results = {**run.reused, **{r.index: r for r in todo_results if r.index is not None}}
+        ordered = [results[item.index] for item in run.items]
+        return {"results": [r.to_xcom() for r in ordered], "totals": batch_totals(ordered)}
+
+    def _push_results(self, context: Context, run: _BatchRun, outcome: dict[str, Any]) -> None:
+        try:
+            context["ti"].xcom_push(key=XCOM_BATCH_RESULTS, value=outcome)
+            run.recorded = True
+        except Exception as exc:  # the task's own error matters more than this record
+            self.log.warning("Could not record the batch results in XCom: %s", exc)
 
     # ------------------------------------------------------------------ steps
     def _end_time(self) -> float | None:
@@ -496,7 +549,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         outcome = {"results": [r.to_xcom() for r in ordered], "totals": totals}
         self._emit_asset_events(context, ordered, totals)
         if self.fail_on_any_failure and totals["failed"]:
-            context["ti"].xcom_push(key=XCOM_BATCH_RESULTS, value=outcome)
+            self._push_results(context, run, outcome)
             failed = [r for r in ordered if not r.is_success and r.outcome is not Outcome.IN_PROGRESS]
             summary = "; ".join(
                 f"#{r.index} {r.task_id or '-'} {_label(r)}: {r.error_message or ''}" for r in failed[:10]

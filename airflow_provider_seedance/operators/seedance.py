@@ -320,12 +320,10 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
             progress.last = None  # what follows concerns this submission, not an earlier one
             raise
+        task = SeedanceTask(seedance_task_id, TaskStatus.IN_PROGRESS, request=request.to_payload())
+        progress.last = task  # known before the record is written: a failed write still names it
+        progress.history = (*record.history(fingerprint), seedance_task_id)
         record.mark_submitted((fingerprint, seedance_task_id))
-        progress.history = record.history(fingerprint)
-        task = SeedanceTask(
-            task_id=seedance_task_id, status=TaskStatus.IN_PROGRESS, request=request.to_payload()
-        )
-        progress.last = task
         return task
 
     def _drive(
@@ -399,12 +397,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)
             push_result(context, result, self.log)
             return result.to_xcom()
-        destination = self._destination()
-        result = deliver(self.hook, self.log, task, result, destination)
-        if destination is not None and result.output_path:
-            # The video is where a clear will look for it first; the re-attach record is no
-            # longer needed where it would otherwise stay forever (Variables, Airflow 3.1-3.2).
-            record.discard()
+        result = deliver(self.hook, self.log, task, result, self._destination())
         return self._succeed(context, result)
 
     def _succeed(self, context: Context, result: GenerationResult) -> dict[str, Any]:

@@ -229,13 +229,6 @@ def test_on_the_task_state_store_a_clear_after_delivery_reattaches(emulator, tmp
     assert posts(emulator) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: on Airflow 3.1-3.2 _finish() calls record.discard() after delivery, assuming "
-    "a clear will find the file; with skip_if_exists=False (or the file moved away) the clear "
-    "finds no record and pays again, where Airflow 3.3 re-attaches. Same DAG, same clear, "
-    "different bill.",
-)
 def test_on_variables_a_clear_after_delivery_does_not_pay_again(emulator, variables, tmp_path) -> None:
     target = tmp_path / "fox.mp4"
     single(output_path=str(target), skip_if_exists=False).execute(_variable_context())
@@ -244,12 +237,6 @@ def test_on_variables_a_clear_after_delivery_does_not_pay_again(emulator, variab
     assert posts(emulator) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (same discard, default settings): the delivered file is removed (moved to "
-    "archive, bucket lifecycle) and the task cleared: on Variables the record is gone and the "
-    "generation is paid again, although its id was recorded and the video is still served.",
-)
 def test_on_variables_a_clear_after_the_file_was_moved_does_not_pay_again(
     emulator, variables, tmp_path
 ) -> None:
@@ -260,22 +247,22 @@ def test_on_variables_a_clear_after_the_file_was_moved_does_not_pay_again(
     assert posts(emulator) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (promise 6): the fallback to the released Variable name brings back the "
-    "collision the hash removed: task instance (dag 'a', run 'b__r') reads the legacy record "
-    "of (dag 'a__b', run 'r'), re-attaches to its generation, and its discard() deletes it.",
-)
-def test_legacy_variable_name_is_not_read_across_task_instances(variables) -> None:
-    # The released code wrote this task instance's record under the joined name.
-    other = {"ti": _VariableTI(dag_id="a__b", run_id="r", task_id="t")}
+def test_a_legacy_variable_name_has_at_most_one_reader(variables) -> None:
+    # The released code wrote this record under the joined name, which two task instances share.
     legacy = "seedance_attach__a__b__r__t__-1"
     variables.data[legacy] = json.dumps(
         {"fp": {"fingerprint": "fp", "state": "submitted", "seedance_task_id": "task-of-a__b"}}
     )
-    assert SubmissionRecord.for_context(other).get("fp") is not None  # the owner still reads it
-    mine = {"ti": _VariableTI(dag_id="a", run_id="b__r", task_id="t")}
-    assert SubmissionRecord.for_context(mine).get("fp") is None, "read another task instance's record"
+    readers = [
+        _VariableTI(dag_id="a__b", run_id="r", task_id="t"),
+        _VariableTI(dag_id="a", run_id="b__r", task_id="t"),
+        _VariableTI(dag_id="a", run_id="b", task_id="r__t"),
+    ]
+    found = [SubmissionRecord.for_context({"ti": ti}).get("fp") is not None for ti in readers]
+    assert found.count(True) <= 1
+    # A record under the hashed name is never shared, and wins over a legacy one.
+    for ti in readers:
+        assert SubmissionRecord.for_context({"ti": ti}).where not in {f"Variable {legacy!r}"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,12 +282,6 @@ class _FlakyStore(Store):
         super().set(key, value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: when the write of the returned task id fails (an ordinary Exception from the "
-    "store), progress.last is still None, so result_on_error records outcome 'not_sent' "
-    "(nothing spent) for a POST that created a generation; its id is in no XCom or record.",
-)
 def test_record_write_failure_after_post_is_not_reported_as_nothing_sent(emulator) -> None:
     store = _FlakyStore(fail_at_write=2)  # write 1: 'submitting'; write 2: the returned id
     ctx = context(store)
@@ -311,12 +292,6 @@ def test_record_write_failure_after_post_is_not_reported_as_nothing_sent(emulato
     assert result["outcome"] != "not_sent", "a generation was created, the record says nothing was sent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: recording_failures catches only Exception; Airflow's execution_timeout "
-    "raises AirflowTaskTimeout (a BaseException), so a task timed out while delivering a PAID "
-    "video pushes no seedance_result: the card cannot say 'paid, not delivered'.",
-)
 def test_execution_timeout_during_delivery_records_paid_not_delivered(emulator, tmp_path) -> None:
     from airflow.sdk.exceptions import AirflowTaskTimeout
     from airflow.sdk.execution_time.timeout import TimeoutPosix
@@ -330,12 +305,6 @@ def test_execution_timeout_during_delivery_records_paid_not_delivered(emulator, 
     assert result is not None and result["outcome"] == "paid_not_delivered"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: the blocking batch raises 'still running at the deadline' from _drive without "
-    "pushing seedance_batch_results (nor does execute_complete on a TIMEOUT/ERROR event): the "
-    "generations it paid for are recorded in no XCom.",
-)
 def test_batch_deadline_still_records_its_results(emulator) -> None:
     items = [{"prompt": f"sku {n}", "resolution": "480p", "duration": 4} for n in range(2)]
     ctx = context(Store())
@@ -348,13 +317,6 @@ def test_batch_deadline_still_records_its_results(emulator) -> None:
 # ---------------------------------------------------------------------------------------------
 # Batch keys: identical requests are keyed by position among equals, not by the item.
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: identical requests are keyed 'fingerprint-N' by order among equals, so when "
-    "the list comes back reordered (an upstream XCom re-rendered on clear), item 'b' re-attaches "
-    "to the generation submitted for 'a' and vice versa; if one was already delivered (reused), "
-    "the other's paid generation is orphaned and both files hold the same video.",
-)
 def test_batch_identical_requests_reattach_by_item_not_by_position(emulator, tmp_path) -> None:
     store = Store()
     same = {"prompt": "white sneaker on white", "resolution": "480p", "duration": 4}
