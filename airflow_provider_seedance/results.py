@@ -77,7 +77,7 @@ def _credits(value: Any, *, where: str = "consumed_credits") -> int:
         number = value
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
         raise ResultFormatError(f"{where} is not a whole number of credits: {str(value)[:40]!r}")
