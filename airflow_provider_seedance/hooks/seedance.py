@@ -450,16 +450,23 @@ class SeedanceHook(HttpHook):
         status, content, retry_after = self._exchange(method, path, params=params, body=body)
         return status_answer(status, content, endpoint=f"{method} {path}", retry_after=retry_after)
 
-    def _log_retry(self, what: str, retry_state: tenacity.RetryCallState, *, attempts_done: int = 0) -> None:
+    def _log_retry(
+        self,
+        what: str,
+        retry_state: tenacity.RetryCallState,
+        *,
+        attempts_done: int = 0,
+        limit: int | None = None,
+    ) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self.log.warning(
-            "%s failed (attempt %d): %s; retrying in %.1fs",
-            what,
-            attempts_done + retry_state.attempt_number,
-            exc,
-            wait,
-        )
+        self._warn_retry(what, attempts_done + retry_state.attempt_number, limit, exc, wait)
+
+    def _warn_retry(
+        self, what: str, attempt: int, limit: int | None, exc: BaseException | None, wait: float
+    ) -> None:
+        of = f" of {limit}" if limit is not None else ""
+        self.log.warning("%s failed (attempt %d%s): %s; retrying in %.1fs", what, attempt, of, exc, wait)
 
     # ------------------------------------------------------------------ public API
     def submit(
@@ -503,7 +510,9 @@ class SeedanceHook(HttpHook):
         retrying = self.retry_policy.retrying(
             _not_sent,
             attempts=GENERATE_SEND_ATTEMPTS,
-            before_sleep=functools.partial(self._log_retry, "Reaching Seedance (nothing sent yet)"),
+            before_sleep=functools.partial(
+                self._log_retry, "Reaching Seedance (nothing sent yet)", limit=GENERATE_SEND_ATTEMPTS
+            ),
         )
         for attempt in retrying:
             with attempt:
@@ -524,7 +533,11 @@ class SeedanceHook(HttpHook):
             is_transient,
             outage=outage,
             deadline=deadline,
-            before_sleep=functools.partial(self._log_retry, "Seedance status read"),
+            before_sleep=functools.partial(
+                self._log_retry,
+                "Seedance status read",
+                limit=None if outage is not None else self.status_retries,
+            ),
         )
         for attempt in retrying:
             with attempt:
@@ -721,14 +734,16 @@ class SeedanceHook(HttpHook):
         pause = self.retry_policy.backoff(1, first)
         if deadline is not None and time.time() + pause >= deadline:
             raise first
-        self.log.warning("Seedance status read failed (attempt 1): %s; retrying in %.1fs", first, pause)
+        self._warn_retry("Seedance status read", 1, limit, first, pause)
         await asyncio.sleep(pause)
         retrying = self.retry_policy.retrying(
             is_transient,
             attempts=None if limit is None else limit - 1,
             outage=None if outage is None else max(0.0, outage - pause),
             deadline=deadline,
-            before_sleep=functools.partial(self._log_retry, "Seedance status read", attempts_done=1),
+            before_sleep=functools.partial(
+                self._log_retry, "Seedance status read", attempts_done=1, limit=limit
+            ),
             asynchronous=True,
         )
         async for attempt in retrying:

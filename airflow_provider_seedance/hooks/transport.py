@@ -126,7 +126,9 @@ class _Answer:
 
 def _read_answer(http_status: int, body: bytes | None) -> _Answer:
     if body is None:
-        return _Answer(http_status, http_status, unreadable=f"an answer larger than {MAX_BODY_BYTES} bytes")
+        return _Answer(
+            http_status, http_status, unreadable=f"an answer too large (over {MAX_BODY_BYTES} bytes)"
+        )
     if http_status >= 400:
         code, message = parse_error_body(http_status, body)
         return _Answer(http_status, http_status, error_code=code, message=message)
@@ -150,7 +152,7 @@ def _read_answer(http_status: int, body: bytes | None) -> _Answer:
         return _Answer(http_status, envelope_code, error_code=error_code, message=message)
     data = payload.get("data")
     if not isinstance(data, Mapping):
-        return _Answer(http_status, http_status, unreadable="an answer without a 'data' object")
+        return _Answer(http_status, http_status, unreadable="answer has no 'data' object")
     return _Answer(http_status, http_status, data=data)
 
 

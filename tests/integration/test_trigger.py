@@ -44,7 +44,8 @@ def test_serialize_round_trip_is_json_primitives_without_secrets() -> None:
         "seedance_conn_id": "my_conn",
         "poll_interval": 3.0,
         "end_time": 1_800_000_000.5,
-        "max_poll_failures": 8,
+        "max_poll_failures": None,
+        "max_outage": 180.0,
     }
     assert fresh(trigger).serialize() == (path, kwargs)
     dumped = json.dumps(kwargs).lower()
