@@ -61,16 +61,12 @@ def test_each_documented_code_from_the_message_token(status: int, code: str, cls
 
 @pytest.mark.parametrize("field", ["code", "error", "error_code"])
 def test_code_read_from_a_string_field(field: str) -> None:
-    err = from_response(
-        402, json.dumps({field: "INSUFFICIENT_CREDITS", "message": "top up"})
-    )
+    err = from_response(402, json.dumps({field: "INSUFFICIENT_CREDITS", "message": "top up"}))
     assert isinstance(err, SeedanceInsufficientCreditsError) and err.error_code == "INSUFFICIENT_CREDITS"
 
 
 def test_nested_error_object() -> None:
-    err = from_response(
-        401, json.dumps({"error": {"code": "INVALID_API_KEY", "message": "no"}})
-    )
+    err = from_response(401, json.dumps({"error": {"code": "INVALID_API_KEY", "message": "no"}}))
     assert isinstance(err, SeedanceAuthError) and err.server_message == "no"
 
 
