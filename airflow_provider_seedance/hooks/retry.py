@@ -57,6 +57,14 @@ async def asleep_until_deadline(seconds: float, deadline: float | None) -> None:
     await asyncio.sleep(until_deadline(seconds, deadline))
 
 
+def deadline_within_outage(started: float, outage: float | None, deadline: float | None) -> bool:
+    """Whether retries that began at ``started`` end at ``deadline`` before the outage limit
+    would end them: then a wait that failed is out of time (a timeout), not given up."""
+    if deadline is None:
+        return False
+    return outage is None or deadline <= started + outage
+
+
 class RetryAfterWait(tenacity.wait.wait_base):
     """Exponential backoff with jitter, never shorter than the server's ``Retry-After``."""
 

@@ -55,6 +55,7 @@ from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
     RETRY_AFTER_CAP,
     RetryPolicy,
+    deadline_within_outage,
     is_transient,
     retry_after_floor,
     sleep_until_deadline,
@@ -581,7 +582,7 @@ class SeedanceHook(HttpHook):
                 task = self._read_status(task_id, outage=outage, deadline=end)
             except SeedanceError as exc:
                 # Retries stop at the outage limit or at the deadline; the latter is a timeout.
-                if exc.retryable and end is not None and time.time() - read_started < outage:
+                if exc.retryable and deadline_within_outage(read_started, outage, end):
                     raise SeedanceTimeoutError(task_id, time.time() - started, last_status) from exc
                 raise
             last_status = task.status

@@ -15,7 +15,11 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, asleep_until_deadline
+from airflow_provider_seedance.hooks.retry import (
+    DEFAULT_MAX_OUTAGE,
+    asleep_until_deadline,
+    deadline_within_outage,
+)
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask, TaskStatus
 
@@ -94,6 +98,7 @@ class SeedanceStatusTrigger(BaseTrigger):
         last = SeedanceTask(task_id=task_id, status="UNKNOWN")
         unknown_reported: set[str] = set()
         attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
+        read_started = time.time()
         try:
             async with self._hook() as hook:
                 while True:
@@ -102,6 +107,7 @@ class SeedanceStatusTrigger(BaseTrigger):
                     if self._past_deadline():
                         yield self._event("timeout", last, self._timeout_message(last))
                         return
+                    read_started = time.time()
                     last = await hook.aget_status(
                         task_id, deadline=self.end_time, outage=self.max_outage, attempts=attempts
                     )
@@ -117,9 +123,9 @@ class SeedanceStatusTrigger(BaseTrigger):
                         self.log.warning("Seedance task %s reports unknown status %r", task_id, last.status)
                     self.log.debug("Seedance task %s is %s", task_id, last.status)
         except SeedanceError as exc:
-            # Retries of a transient failure stop early rather than sleep past the deadline.
-            out_of_time = self.end_time is not None and self.end_time - time.time() < self.poll_interval
-            if out_of_time and exc.retryable:
+            # Retries of a transient failure stop early rather than sleep past the deadline:
+            # when the deadline, not the outage limit, ended them, the wait ran out of time.
+            if exc.retryable and deadline_within_outage(read_started, self.max_outage, self.end_time):
                 yield self._event("timeout", last, self._timeout_message(last))
             else:
                 event = self._event("error", last, f"Polling Seedance task {task_id} failed: {exc}")
