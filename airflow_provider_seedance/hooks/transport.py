@@ -211,6 +211,14 @@ def generate_answer(
     return task_id.strip()
 
 
+def error_from_answer(
+    status: int, body: str | bytes | None, *, endpoint: str = "", retry_after: str | float | None = None
+) -> SeedanceAPIError:
+    """The typed error a status read raises for an error answer (status first, code refines a 4xx)."""
+    code, message = parse_error_body(status, body)
+    return api_error(status, code, message, endpoint=endpoint, retry_after=parse_retry_after(retry_after))
+
+
 def api_error(
     status: int,
     error_code: str,
