@@ -360,7 +360,7 @@ def requests_failure(
 ) -> SeedanceError:
     """The typed error for a ``requests`` failure without an answer."""
     import requests
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
     if isinstance(exc, requests.exceptions.ProxyError):
         return no_answer(endpoint, base_url, "the proxy could not be reached", CreationState.NOT_SENT)
@@ -370,7 +370,8 @@ def requests_failure(
         return no_answer(endpoint, base_url, "timed out waiting for the answer", CreationState.MAY_EXIST)
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason: Any = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+        if isinstance(reason, MaxRetryError):  # urllib3 wraps the cause
+            reason = reason.reason
         if isinstance(reason, NameResolutionError):
             return no_answer(endpoint, base_url, "the host name did not resolve", CreationState.NOT_SENT)
         if isinstance(reason, ConnectTimeoutError):
