@@ -374,7 +374,7 @@ class SeedanceHook(HttpHook):
         except Exception as exc:  # not found, or no secrets backend reachable from here
             raise SeedanceConfigurationError(
                 f"Connection {self.seedance_conn_id!r} could not be loaded ({type(exc).__name__}): define it "
-                f"in the UI, or as AIRFLOW_CONN_{self.seedance_conn_id.upper()}. Nothing was sent."
+                f"in the UI, or as AIRFLOW_CONN_{self.seedance_conn_id.upper()}."
             ) from exc
         return ConnectionSettings.from_connection(conn)
 
