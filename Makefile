@@ -42,6 +42,7 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-cache
 
 # Benchmarks at CI sizes (ratios within one run); full sizes: see BENCHMARKS.md.
 bench: $(STAMP)

@@ -11,34 +11,54 @@ twice.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 
 from airflow_provider_seedance._compat import AirflowException, AirflowFailException
+from airflow_provider_seedance.money import format_usd
 
-#: Longest server message excerpt kept in an exception (bodies may be HTML pages, or huge).
-_MAX_SERVER_MESSAGE = 300
-_CODE_TOKEN = re.compile(r"^\s*([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{3,})\b")
 
-#: Error code derived from the HTTP status when the body names none.
-_CODE_BY_STATUS: dict[int, str] = {
-    400: "INVALID_REQUEST",
-    401: "INVALID_API_KEY",
-    402: "INSUFFICIENT_CREDITS",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    429: "RATE_LIMITED",
-}
+class CreationState(str, Enum):
+    """What a failed ``POST /v1/generate`` left behind on the server (decided by transport facts).
+
+    * ``NOT_SENT``: the request provably never reached the server (connection refused, DNS,
+      connect timeout, bad input or configuration found before sending). Nothing exists,
+      nothing was spent, it may be sent again.
+    * ``REFUSED``: the server answered with a 4xx (HTTP status, or the envelope ``code`` of
+      an HTTP 2xx answer). Nothing exists, nothing was spent.
+    * ``MAY_EXIST``: the request may have reached the server and no usable answer came back
+      (any 5xx whatever its body says, a 1xx/3xx, a dropped or timed-out connection after
+      sending, an unreadable or oversized body, an envelope ``code`` >= 500 in an HTTP 200,
+      an answer without a task id). A generation may exist and be billed.
+    """
+
+    NOT_SENT = "not_sent"
+    REFUSED = "refused"
+    MAY_EXIST = "may_exist"
 
 
 class SeedanceError(AirflowException):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider.
+
+    Typed state, declared here so that no caller probes with ``getattr``:
+
+    * ``retryable``: a transient failure that a status read may simply try again.
+    * ``creation``: for a failed generate request, what it left behind (see
+      :class:`CreationState`); ``None`` for errors that do not come from a generate request.
+    * ``error_code``: the API's code token (``INVALID_API_KEY``…) when the server named one.
+    * ``retry_after``: the server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    retryable: bool = False
+    creation: CreationState | None = None
+    error_code: str | None = None
+    retry_after: float | None = None
 
 
 class SeedanceValidationError(AirflowFailException, SeedanceError, ValueError):
     """A request field is invalid; raised before any HTTP call. Never retried."""
+
+    creation = CreationState.NOT_SENT
 
     def __init__(self, field: str, value: Any, allowed: str, *, prefix: str = "") -> None:
         self.field = field
@@ -48,18 +68,28 @@ class SeedanceValidationError(AirflowFailException, SeedanceError, ValueError):
 
 
 class SeedanceConfigurationError(AirflowFailException, SeedanceError):
-    """The Airflow connection is unusable (no API key, a base URL without a scheme, …)."""
+    """The Airflow connection is unusable (no API key, a base URL without a scheme, …).
+
+    Found before anything is sent, so a generate request that fails with it created nothing.
+    """
+
+    creation = CreationState.NOT_SENT
 
 
 class SeedanceAPIError(SeedanceError):
     """The Seedance API answered with an error.
 
-    :param status_code: HTTP status of the answer (0 when there was none).
+    Built by the transport layer (``hooks/transport.py``), which classifies by HTTP status
+    first and uses the body's code only to refine a 4xx.
+
+    :param status_code: HTTP status of the answer (or the envelope's code in an HTTP 200).
     :param error_code: the API's code token, e.g. ``INVALID_API_KEY``.
     :param server_message: a short, sanitised excerpt of the server's message.
+    :param note: one sentence on what happened to the money / what to do next.
+    :param creation: for a generate request, what it left behind (always ``REFUSED`` for an
+        API error: 5xx answers to the generate request become
+        :class:`SeedanceSubmissionUncertainError` instead).
     """
-
-    retryable: bool = False
 
     def __init__(
         self,
@@ -69,39 +99,23 @@ class SeedanceAPIError(SeedanceError):
         *,
         endpoint: str = "",
         retry_after: float | None = None,
+        note: str = "",
+        creation: CreationState | None = None,
     ) -> None:
         self.status_code = status_code  # type: ignore[assignment]  # the HTTP status, may be 0
         self.error_code = error_code
         self.server_message = server_message
         self.endpoint = endpoint
         self.retry_after = retry_after
+        self.creation = creation
         where = f" from {endpoint}" if endpoint else ""
         detail = f": {server_message}" if server_message else ""
-        super().__init__(f"Seedance API error {status_code} {error_code}{where}{detail}")
-
-    @classmethod
-    def from_response(
-        cls,
-        status_code: int,
-        body: str | bytes | None,
-        *,
-        endpoint: str = "",
-        retry_after: str | float | None = None,
-    ) -> SeedanceAPIError:
-        """Build the typed error for an HTTP error answer, whatever its body looks like."""
-        error_code, server_message = parse_error_body(status_code, body)
-        error_class = _class_for(status_code, error_code)
-        return error_class(
-            status_code,
-            error_code,
-            server_message,
-            endpoint=endpoint,
-            retry_after=parse_retry_after(retry_after),
-        )
+        tail = f". {note}" if note else ""
+        super().__init__(f"Seedance API error {status_code} {error_code}{where}{detail}{tail}")
 
 
 class SeedanceBadRequestError(AirflowFailException, SeedanceAPIError):
-    """400: the server rejected the request's content (INVALID_PROMPT, TOO_MANY_IMAGES, …)."""
+    """4xx: the server rejected the request's content (INVALID_PROMPT, TOO_MANY_IMAGES, …)."""
 
 
 class SeedanceAuthError(AirflowFailException, SeedanceAPIError):
@@ -123,7 +137,7 @@ class SeedanceRateLimitError(SeedanceAPIError):
 
 
 class SeedanceServerError(SeedanceAPIError):
-    """5xx INTERNAL_ERROR (or a gateway error in front of the API)."""
+    """5xx (INTERNAL_ERROR, a gateway error, whatever code the body names) to a status read."""
 
     retryable = True
 
@@ -135,37 +149,54 @@ class SeedanceResponseError(SeedanceAPIError):
 
 
 class SeedanceConnectionError(SeedanceError):
-    """The request did not get an answer (connection refused, reset, DNS, timeout)."""
+    """The request did not get an answer (connection refused, reset, DNS, timeout).
+
+    ``creation`` is ``NOT_SENT`` when the request provably never reached the server, else
+    ``MAY_EXIST`` (for a read, that only means "it may have been received").
+    """
 
     retryable = True
 
     def __init__(self, message: str, *, endpoint: str = "", sent: bool = True) -> None:
         self.endpoint = endpoint
-        #: False only when the request provably never reached the server.
-        self.sent = sent
+        self.creation = CreationState.MAY_EXIST if sent else CreationState.NOT_SENT
         super().__init__(message)
+
+    @property
+    def sent(self) -> bool:
+        """False only when the request provably never reached the server."""
+        return self.creation is not CreationState.NOT_SENT
 
 
 def never_created(exc: BaseException) -> bool:
-    """Whether a failed generate request provably created no generation (so nothing is owed
-    and it may be sent again): the API refused it, or it never reached the server."""
-    return isinstance(exc, SeedanceAPIError) or (isinstance(exc, SeedanceConnectionError) and not exc.sent)
+    """THE predicate: whether a failed generate request provably created no generation (so
+    nothing is owed and it may be sent again). Reads only the typed ``creation`` state."""
+    return isinstance(exc, SeedanceError) and exc.creation in (CreationState.NOT_SENT, CreationState.REFUSED)
 
 
 class SeedanceSubmissionUncertainError(AirflowFailException, SeedanceError):
-    """The generate request may have reached the server, and its answer was lost.
+    """The generate request may have reached the server, and no usable answer came back.
 
     A generation may exist (and be billed). It is never re-sent automatically: that could
-    pay for the same video twice.
+    pay for the same video twice. ``creation`` is always ``MAY_EXIST``.
+
+    :param reason: what went wrong, in plain words (no transport-library text).
+    :param status_code: HTTP status of the answer, 0 when there was none.
+    :param error_code: the code the body named, if any (informative only: it decides nothing).
     """
 
-    def __init__(self, reason: str, *, status_code: int = 0) -> None:
+    creation = CreationState.MAY_EXIST
+
+    def __init__(self, reason: str, *, status_code: int = 0, error_code: str | None = None) -> None:
         self.status_code = status_code  # type: ignore[assignment]  # the HTTP status, may be 0
         self.reason = reason
+        self.error_code = error_code
         super().__init__(
             f"The generate request may have reached Seedance, but no usable answer came back "
-            f"({reason}). A generation may exist and be billed: it was NOT resubmitted. Check the "
-            f"account's dashboard before running this again."
+            f"({reason}). A generation may exist and may be billed: it was NOT sent again. "
+            f"If the task has `retries` set, a task retry re-attaches to it instead of paying "
+            f"again; `force_new=True` only releases this uncertain submission (the next try then "
+            f"sends a new, separately billed request), so check the account's dashboard first."
         )
 
 
@@ -210,11 +241,11 @@ class SeedanceBatchFailedError(SeedanceError):
 class SeedanceBudgetExceededError(AirflowFailException, SeedanceError):
     """The estimated cost is above ``max_credits``; raised before any HTTP call."""
 
+    creation = CreationState.NOT_SENT
+
     def __init__(self, estimated_credits: int, max_credits: int, what: str = "this generation") -> None:
         self.estimated_credits = estimated_credits
         self.max_credits = max_credits
-        from airflow_provider_seedance.models import format_usd
-
         super().__init__(
             f"Estimated cost of {what} is {estimated_credits} credits ({format_usd(estimated_credits)}), "
             f"above max_credits={max_credits} ({format_usd(max_credits)}). Nothing was submitted."
@@ -225,8 +256,36 @@ class SeedanceDownloadError(SeedanceError):
     """Delivering a video failed; nothing partial was left at the destination."""
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
-        self.retryable = retryable
+        self.retryable = retryable  # per instance: a dropped transfer is retryable, a 404 is not
         super().__init__(message)
+
+
+class SeedanceNotAVideoError(AirflowFailException, SeedanceDownloadError):
+    """The video URL served something that is not an MP4 (an error page, JSON, ...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class SeedanceVideoURLRefusedError(AirflowFailException, SeedanceDownloadError):
+    """The video URL, or a redirect from it, leads where a download may not go (or loops)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class SeedanceVideoTooLargeError(AirflowFailException, SeedanceDownloadError):
+    """The video is larger than the configured cap (``max_video_bytes``)."""
+
+    def __init__(self, url: str, cap: int, size: int | None) -> None:
+        self.cap = cap
+        seen = f"announced {size} bytes" if size is not None else f"passed {cap} bytes while streaming"
+        super().__init__(
+            f"The video at {url} is larger than the delivery cap of {_human(cap)} ({cap} bytes; it "
+            f"{seen}); nothing was written. Raise the cap with SeedanceHook(max_video_bytes=...) or "
+            f"the connection extra 'max_video_bytes' if videos this large are expected.",
+            retryable=False,
+        )
 
 
 class SeedanceVideoExpiredError(AirflowFailException, SeedanceDownloadError):
@@ -237,92 +296,12 @@ class SeedanceVideoExpiredError(AirflowFailException, SeedanceDownloadError):
         self.status_code = status_code  # type: ignore[assignment]
         super().__init__(
             f"The video URL {url} has expired (HTTP {status_code}): the video must be fetched again. "
-            f"Generated videos are only served for a limited time (often 24-48 h); generate it again "
-            f"(force_new=True) and deliver it with output_path so it is stored right away.",
+            f"Generated videos are only served for a limited time (often 24-48 h). The generation was "
+            f"paid for; a retry or clear of this run re-attaches to it and cannot fetch it either. To "
+            f"get the video, generate it again in a new DAG run, delivered with output_path so it is "
+            f"stored right away.",
             retryable=False,
         )
-
-
-def parse_error_body(status_code: int, body: str | bytes | None) -> tuple[str, str]:
-    """Return ``(error_code, short_message)`` from any error body: JSON or not, any shape.
-
-    The code is read leniently, in this order: a ``code``/``error``/``error_code`` string
-    field, the leading UPPER_SNAKE token of ``message``, else one derived from the status.
-    """
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    message = ""
-    code: str | None = None
-    try:
-        payload = json.loads(text) if text.strip() else None
-    except ValueError:
-        payload = None
-    if isinstance(payload, Mapping):
-        code = _first_code_field(payload, ("error_code", "code", "error"))
-        nested = payload.get("error")
-        if code is None and isinstance(nested, Mapping):
-            code = _first_code_field(nested, ("code", "error_code", "type"))
-        raw_message = payload.get("message") or payload.get("detail") or payload.get("msg")
-        if raw_message is None and isinstance(nested, Mapping):
-            raw_message = nested.get("message")
-        message = raw_message if isinstance(raw_message, str) else ""
-    elif payload is None and text.strip() and not _looks_like_markup(text):
-        message = text
-    if code is None and message:
-        match = _CODE_TOKEN.match(message)
-        if match:
-            code = match.group(1)
-    if code is None:
-        code = _CODE_BY_STATUS.get(status_code) or ("INTERNAL_ERROR" if status_code >= 500 else "HTTP_ERROR")
-    if not message and text.strip():
-        message = "non-JSON body" if payload is None else ""
-    return code, _sanitise(message)
-
-
-def parse_retry_after(value: str | float | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form); ``None`` if absent or odd."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def _class_for(status_code: int, error_code: str) -> type[SeedanceAPIError]:
-    if status_code == 401 or error_code == "INVALID_API_KEY":
-        return SeedanceAuthError
-    if status_code == 402 or error_code == "INSUFFICIENT_CREDITS":
-        return SeedanceInsufficientCreditsError
-    if error_code == "TASK_NOT_FOUND":
-        return SeedanceTaskNotFoundError
-    if status_code == 429 or error_code == "RATE_LIMITED":
-        return SeedanceRateLimitError
-    if status_code >= 500:
-        return SeedanceServerError
-    if 400 <= status_code < 500:
-        return SeedanceBadRequestError
-    return SeedanceResponseError
-
-
-def _first_code_field(payload: Mapping[str, Any], names: Iterable[str]) -> str | None:
-    for name in names:
-        value = payload.get(name)
-        if isinstance(value, str) and _CODE_TOKEN.match(value):
-            return _CODE_TOKEN.match(value).group(1)  # type: ignore[union-attr]
-    return None
-
-
-def _looks_like_markup(text: str) -> bool:
-    head = text.lstrip()[:20].lower()
-    return head.startswith("<")
-
-
-def _sanitise(message: str) -> str:
-    one_line = " ".join(message.split())
-    if len(one_line) > _MAX_SERVER_MESSAGE:
-        one_line = one_line[: _MAX_SERVER_MESSAGE - 1] + "…"
-    return one_line
 
 
 def describe_value(value: Any) -> str:
@@ -334,3 +313,10 @@ def describe_value(value: Any) -> str:
         return text
     shown = text if len(text) <= 80 else f"{text[:60]}…"
     return f"{shown} (type {type(value).__name__})"
+
+
+def _human(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} bytes"

@@ -21,6 +21,7 @@ from airflow_provider_seedance.exceptions import (
 )
 from airflow_provider_seedance.hosts import is_public_host as is_public_host  # re-export (compat)
 from airflow_provider_seedance.hosts import is_public_url
+from airflow_provider_seedance.money import USD_PER_CREDIT, credits_to_usd, format_usd  # noqa: F401
 
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
@@ -31,9 +32,6 @@ MAX_IMAGE_URLS = 1
 #: What the API uses when a field is omitted (the guide's defaults).
 DEFAULT_RESOLUTION = "720p"
 DEFAULT_DURATION = "8"
-
-#: Dollar value of one credit (the guide: 28 credits = $0.14).
-USD_PER_CREDIT = Decimal("0.005")
 
 #: Credits by (resolution, duration, generate_audio), from the guide's price table.
 PRICE_TABLE: dict[tuple[str, str, bool], int] = {
@@ -188,18 +186,6 @@ def estimate_credits(
         bool(generate_audio),
     )
     return PRICE_TABLE[key]
-
-
-def credits_to_usd(credits: int | None) -> Decimal:
-    """Dollar value of a credit amount (exact, as a Decimal)."""
-    return USD_PER_CREDIT * (credits or 0)
-
-
-def format_usd(credits: int | None) -> str:
-    """``"$0.14"`` for 28 credits; three decimals only where the price has them ($0.095)."""
-    amount = credits_to_usd(credits)
-    text = f"{amount:.3f}"
-    return "$" + (text[:-1] if text.endswith("0") else text)
 
 
 @dataclass(frozen=True)
@@ -377,11 +363,28 @@ class SeedanceTask:
 
 
 def _as_int(value: Any) -> int | None:
+    """A credit count from an API answer, or ``None`` when it is not a sane one.
+
+    ``None`` (shown as "unknown") rather than an error: a generation whose credit count is
+    garbled still succeeded and must still be delivered. Non-finite, fractional, negative
+    and absurdly large values (``1e400``, ``"lots"``, NaN, ``-5``, ``10**400``) are all ``None``;
+    nothing here can raise ``OverflowError``.
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
+        number = Decimal(value)
+    elif isinstance(value, (float, str)):
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else value)
+        except ArithmeticError:  # decimal.InvalidOperation: not a number at all
+            return None
+    else:
         return None
+    if not number.is_finite() or number < 0 or number > _MAX_CREDITS or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
+#: Larger credit counts are not credit counts (about $5 billion).
+_MAX_CREDITS = 10**12

@@ -27,12 +27,15 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import tenacity
 
-from airflow_provider_seedance._compat import AirflowFailException
 from airflow_provider_seedance.exceptions import (
     SeedanceConfigurationError,
     SeedanceDownloadError,
+    SeedanceNotAVideoError,
     SeedanceVideoExpiredError,
+    SeedanceVideoTooLargeError,
+    SeedanceVideoURLRefusedError,
 )
+from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.hosts import is_public_host, is_public_url, split_url
 
 if TYPE_CHECKING:
@@ -52,34 +55,6 @@ DEFAULT_MAX_VIDEO_BYTES = 2 * 1024**3
 #: Redirect hops followed from the video URL before giving up.
 MAX_REDIRECTS = 5
 _PRINTABLE = re.compile(rb"[^\x20-\x7e]")
-
-
-class SeedanceNotAVideoError(AirflowFailException, SeedanceDownloadError):
-    """The video URL served something that is not an MP4 (an error page, JSON, ...)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
-
-
-class SeedanceVideoURLRefusedError(AirflowFailException, SeedanceDownloadError):
-    """The video URL, or a redirect from it, leads where a download may not go (or loops)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
-
-
-class SeedanceVideoTooLargeError(AirflowFailException, SeedanceDownloadError):
-    """The video is larger than the configured cap (``max_video_bytes``)."""
-
-    def __init__(self, url: str, cap: int, size: int | None) -> None:
-        self.cap = cap
-        seen = f"announced {size} bytes" if size is not None else f"passed {cap} bytes while streaming"
-        super().__init__(
-            f"The video at {url} is larger than the delivery cap of {_human(cap)} ({cap} bytes; it "
-            f"{seen}); nothing was written. Raise the cap with SeedanceHook(max_video_bytes=...) or "
-            f"the connection extra 'max_video_bytes' if videos this large are expected.",
-            retryable=False,
-        )
 
 
 @dataclass(frozen=True)
@@ -198,9 +173,7 @@ def download_video(
     *,
     user_agent: str,
     timeout: tuple[float, float] = (10.0, 60.0),
-    attempts: int = 4,
-    min_wait: float = 1.0,
-    max_wait: float = 20.0,
+    retry_policy: RetryPolicy | None = None,
     log: Any = None,
     allowed_host: str | None = None,
     max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
@@ -208,6 +181,8 @@ def download_video(
 ) -> DownloadResult:
     """Stream ``url`` into ``destination``; retry dropped transfers; never leave a partial file.
 
+    :param retry_policy: the hook's :class:`RetryPolicy` (dropped transfers, 5xx and 429 are
+        retried with its backoff; default: 4 attempts).
     :param allowed_host: ``host:port`` (see :func:`allowed_host_of`) that may be fetched
         although it is not public: the connection's own host. Every other URL, the first
         and each redirect, must be http(s) on a public host.
@@ -229,14 +204,11 @@ def download_video(
                 state.outcome.exception(),
             )
 
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential(multiplier=min_wait, max=max_wait) + tenacity.wait_random(0, min_wait),
-        retry=tenacity.retry_if_exception(
-            lambda exc: isinstance(exc, SeedanceDownloadError) and exc.retryable
-        ),
-        before_sleep=_before_sleep,
-        reraise=True,
+    policy = (
+        retry_policy if retry_policy is not None else RetryPolicy(attempts=4, min_wait=1.0, max_wait=20.0)
+    )
+    retrying = policy.retrying(
+        lambda exc: isinstance(exc, SeedanceDownloadError) and exc.retryable, before_sleep=_before_sleep
     )
     with requests.Session() as session:
         session.headers["User-Agent"] = user_agent
@@ -405,10 +377,3 @@ def _remove_quietly(path: ObjectStoragePath) -> None:
 def _safe(url: str | None) -> str:
     """A URL for messages: without its query string (signed URLs carry tokens there)."""
     return (url or "").split("?", 1)[0]
-
-
-def _human(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor:
-            return f"{size / factor:g} {unit}"
-    return f"{size} bytes"

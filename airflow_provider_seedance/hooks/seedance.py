@@ -4,30 +4,34 @@ Two rules shape this module (see the API contract's money rules):
 
 * ``POST /v1/generate`` costs money and is not idempotent. It is sent at most once, and
   repeated only when the request provably never reached the server (connection refused,
-  DNS failure). After a read timeout, a dropped connection, a 5xx or an unreadable answer
-  the generation may exist, so the error says so instead of paying twice.
+  DNS failure, connect timeout). How an answer (or its absence) maps to "nothing was
+  created" or "a generation may exist" is decided by transport facts in
+  :mod:`airflow_provider_seedance.hooks.transport`.
 * ``GET /v1/status`` is safe: it is retried with exponential backoff and jitter on 5xx,
-  429 (honouring ``Retry-After``), unreadable answers and network errors.
+  429 (honouring ``Retry-After``), unreadable answers and network errors, by the one
+  :class:`~airflow_provider_seedance.hooks.retry.RetryPolicy` the hook owns.
 
 The sync path (workers) is built on ``HttpHook``'s session machinery; the async path
 (triggers) resolves the connection without blocking and keeps one aiohttp session for as
-long as the caller holds the hook open (``async with hook: ...``).
+long as the caller holds the hook open (``async with hook: ...``). Both honour the
+connection's ``proxy`` extra, and otherwise the standard proxy environment variables
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``): requests with ``trust_env``, aiohttp with
+``trust_env=True``. A connection's proxy wins over the environment in both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import platform
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import requests
@@ -36,15 +40,12 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_provider_seedance import __version__
 from airflow_provider_seedance.exceptions import (
-    SeedanceAPIError,
+    CreationState,
     SeedanceAuthError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
     SeedanceDownloadError,
     SeedanceError,
-    SeedanceResponseError,
-    SeedanceServerError,
-    SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
     SeedanceValidationError,
@@ -55,6 +56,25 @@ from airflow_provider_seedance.hooks.delivery import (
     as_storage_path,
     download_video,
     video_size_cap,
+)
+from airflow_provider_seedance.hooks.retry import (
+    DEFAULT_MAX_OUTAGE,
+    RETRY_AFTER_CAP,
+    RetryPolicy,
+    deadline_within_outage,
+    is_transient,
+    retry_after_floor,
+    sleep_until_deadline,
+)
+from airflow_provider_seedance.hooks.transport import (
+    MAX_BODY_BYTES,
+    aiohttp_failure,
+    aread_capped,
+    generate_answer,
+    mask_url,
+    read_capped,
+    requests_failure,
+    status_answer,
 )
 from airflow_provider_seedance.models import (
     GenerationRequest,
@@ -67,14 +87,24 @@ from airflow_provider_seedance.models import (
 if TYPE_CHECKING:
     from airflow.sdk import Connection, ObjectStoragePath
 
+__all__ = [
+    "DEFAULT_MAX_OUTAGE",
+    "MAX_BODY_BYTES",
+    "RETRY_AFTER_CAP",
+    "ConnectionSettings",
+    "SeedanceHook",
+    "is_retryable_status_error",
+    "retry_after_floor",
+]
+
 DEFAULT_BASE_URL = "https://seedanceapi.org"
 GENERATE_PATH = "/v1/generate"
 STATUS_PATH = "/v1/status"
 #: Seconds to wait for a TCP connection and for an answer, unless the connection's extra says.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
-#: A status answer this large is not a status answer (a proxy error page, a runaway body).
-MAX_BODY_BYTES = 2 * 1024 * 1024
+#: Connect-level attempts of one generate request; only ones that provably never left are repeated.
+GENERATE_SEND_ATTEMPTS = 3
 #: Task id used by the credit-free connection test; it never exists.
 PROBE_TASK_ID = "airflow-provider-seedance-connection-test"
 
@@ -95,7 +125,8 @@ USER_AGENT = _user_agent()
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """What a ``seedance`` connection resolves to. ``repr`` never shows the key."""
+    """What a ``seedance`` connection resolves to. ``repr``/``str`` never show the key or a
+    proxy's password."""
 
     base_url: str
     api_key: str
@@ -104,7 +135,12 @@ class ConnectionSettings:
     proxy: str | None
 
     def __repr__(self) -> str:
-        return f"ConnectionSettings(base_url={self.base_url!r}, api_key=***, proxy={self.proxy!r})"
+        return (
+            f"ConnectionSettings(base_url={mask_url(self.base_url)!r}, api_key=***, "
+            f"proxy={mask_url(self.proxy)!r})"
+        )
+
+    __str__ = __repr__
 
     def headers(self) -> dict[str, str]:
         return {
@@ -116,20 +152,30 @@ class ConnectionSettings:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def requests_proxies(self) -> dict[str, str] | None:
+        """Per-request ``proxies`` for requests: per request, so the connection's proxy wins
+        over the environment's (a session-level one would lose to ``HTTPS_PROXY``)."""
+        return {"http": self.proxy, "https": self.proxy} if self.proxy else None
+
     def client_session(self) -> aiohttp.ClientSession:
-        """A new aiohttp session for these settings: auth headers, connect and total timeouts."""
+        """A new aiohttp session for these settings: auth headers, connect and total timeouts,
+        and the environment's proxy settings (as requests reads them)."""
         return aiohttp.ClientSession(
             headers=self.headers(),
             timeout=aiohttp.ClientTimeout(
                 sock_connect=self.connect_timeout, total=self.connect_timeout + self.read_timeout
             ),
+            trust_env=True,
         )
 
     @classmethod
     def from_connection(cls, conn: Connection, extra: Mapping[str, Any] | None = None) -> ConnectionSettings:
         """Read a connection: ``host`` = base URL, ``password`` = API key, extras = settings.
 
-        ``extra`` is the already decoded extra (async callers decode it off the event loop).
+        ``host`` may carry a path (``http://h/v1``) and ``port`` may be given apart: the port
+        goes into the authority (``http://h:8765``) and a trailing ``/v1`` is dropped, since
+        the endpoints carry it. ``extra`` is the already decoded extra (async callers decode
+        it off the event loop).
         """
         conn_id = conn.conn_id
         host = (conn.host or "").strip() or DEFAULT_BASE_URL
@@ -141,16 +187,22 @@ class ConnectionSettings:
                     f"Connection {conn_id!r}: base URL {host!r} has no scheme. Use e.g. {DEFAULT_BASE_URL!r}."
                 )
         parts = urlsplit(host)
+        try:
+            has_port = parts.port is not None
+        except ValueError:  # "http://h:abc"
+            has_port, parts = False, parts._replace(netloc="")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SeedanceConfigurationError(
-                f"Connection {conn_id!r}: base URL {host!r} is not an http(s) URL. "
+                f"Connection {conn_id!r}: base URL {mask_url(host)!r} is not an http(s) URL. "
                 f"Use e.g. {DEFAULT_BASE_URL!r}."
             )
-        base_url = host.rstrip("/")
-        if conn.port and not parts.port:
-            base_url = f"{base_url}:{conn.port}"
-        if base_url.endswith("/v1"):  # the guide writes the base URL with /v1
-            base_url = base_url[: -len("/v1")]
+        netloc = parts.netloc
+        if conn.port and not has_port:
+            netloc = f"{netloc}:{conn.port}"
+        path = parts.path.rstrip("/")
+        if path.endswith("/v1"):  # the guide writes the base URL with /v1
+            path = path[: -len("/v1")]
+        base_url = urlunsplit((parts.scheme, netloc, path, "", ""))
         api_key = (conn.password or "").strip()
         if not api_key:
             raise SeedanceConfigurationError(
@@ -183,68 +235,18 @@ def _parse_timeout(conn_id: str | None, value: Any) -> tuple[float, float]:
     return min(DEFAULT_CONNECT_TIMEOUT, seconds), seconds
 
 
-def parse_envelope(status_code: int, body: bytes, *, endpoint: str, retry_after: str | None = None) -> Any:
-    """Return the ``data`` of a successful answer, or raise the typed error for it.
-
-    Shared by the sync and async transports so both read answers the same way.
-    """
-    if status_code >= 400:
-        raise SeedanceAPIError.from_response(status_code, body, endpoint=endpoint, retry_after=retry_after)
-    if len(body) > MAX_BODY_BYTES:
-        raise SeedanceResponseError(
-            status_code, "MALFORMED_RESPONSE", f"answer of {len(body)} bytes is too large", endpoint=endpoint
-        )
-    try:
-        payload = json.loads(body) if body.strip() else None
-    except ValueError:
-        payload = None
-        if body.lstrip()[:1] == b"<":
-            reason = "an HTML page instead of JSON (a proxy or wrong base URL?)"
-        else:
-            reason = "a body that is not JSON"
-        raise SeedanceResponseError(status_code, "MALFORMED_RESPONSE", reason, endpoint=endpoint) from None
-    if not isinstance(payload, Mapping):
-        reason = "an empty body" if payload is None else "JSON that is not an object"
-        raise SeedanceResponseError(status_code, "MALFORMED_RESPONSE", reason, endpoint=endpoint)
-    code = payload.get("code")
-    if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
-        # Some gateways answer HTTP 200 with the error in the envelope.
-        raise SeedanceAPIError.from_response(code, body, endpoint=endpoint, retry_after=retry_after)
-    data = payload.get("data")
-    if not isinstance(data, Mapping):
-        raise SeedanceResponseError(
-            status_code, "MALFORMED_RESPONSE", "answer has no 'data' object", endpoint=endpoint
-        )
-    return data
+#: Kept for callers of earlier versions: the transport's status reader.
+parse_envelope = status_answer
 
 
 def is_retryable_status_error(exc: BaseException) -> bool:
-    """The one retry classifier for status polls, sync and async alike."""
-    return isinstance(exc, SeedanceError) and bool(getattr(exc, "retryable", False))
+    """Alias of :func:`~airflow_provider_seedance.hooks.retry.is_transient`."""
+    return is_transient(exc)
 
 
-#: A server's ``Retry-After`` is honoured up to this many seconds.
-RETRY_AFTER_CAP = 120.0
-
-
-def retry_after_floor(exc: BaseException | None) -> float:
-    """The shortest wait the server asked for after ``exc`` (its ``Retry-After``, capped), or 0."""
-    retry_after = getattr(exc, "retry_after", None)
-    return min(float(retry_after), RETRY_AFTER_CAP) if retry_after is not None else 0.0
-
-
-class _WaitWithRetryAfter(tenacity.wait.wait_base):
-    """Exponential backoff with jitter; a 429's ``Retry-After`` is a floor, not a suggestion."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._backoff = tenacity.wait_exponential(multiplier=initial, max=maximum) + tenacity.wait_random(
-            0, initial
-        )
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        return max(self._backoff(retry_state), retry_after_floor(exc))
+def _not_sent(exc: BaseException) -> bool:
+    """The only generate failures that may be sent again: they provably never left."""
+    return isinstance(exc, SeedanceConnectionError) and exc.creation is CreationState.NOT_SENT
 
 
 class _SharedSessions:
@@ -290,11 +292,18 @@ class SeedanceHook(HttpHook):
     (seconds) and ``proxy``.
 
     :param seedance_conn_id: the Airflow connection to use.
-    :param status_retries: attempts for one status read before giving up.
-    :param retry_min_wait: first backoff between status attempts, in seconds.
-    :param retry_max_wait: longest backoff between status attempts, in seconds.
+    :param status_retries: attempts for one standalone status read (:meth:`get_status`)
+        before giving up.
+    :param retry_min_wait: first backoff between attempts, in seconds.
+    :param retry_max_wait: longest backoff between attempts, in seconds (a server's
+        ``Retry-After`` may ask for more, up to two minutes).
+    :param max_outage: a wait (:meth:`wait_for_completion`, the triggers) tolerates
+        consecutive transient status failures for this many seconds before giving up.
     :param max_video_bytes: largest video :meth:`download` accepts (default: the connection
         extra ``max_video_bytes``, else 2 GiB).
+
+    ``retry_policy`` (a :class:`~airflow_provider_seedance.hooks.retry.RetryPolicy`) holds
+    these numbers; everything in the hook that tries again uses it.
     """
 
     conn_name_attr = "seedance_conn_id"
@@ -311,11 +320,15 @@ class SeedanceHook(HttpHook):
         retry_min_wait: float = 1.0,
         retry_max_wait: float = 30.0,
         max_video_bytes: int | None = None,
+        max_outage: float = DEFAULT_MAX_OUTAGE,
     ) -> None:
         super().__init__(method="GET", http_conn_id=seedance_conn_id)
         self.seedance_conn_id = seedance_conn_id
         if status_retries < 1:
             raise ValueError("status_retries must be >= 1")
+        self.retry_policy = RetryPolicy(
+            attempts=status_retries, min_wait=retry_min_wait, max_wait=retry_max_wait, max_outage=max_outage
+        )
         self.status_retries = status_retries
         self.retry_min_wait = retry_min_wait
         self.retry_max_wait = retry_max_wait
@@ -363,6 +376,9 @@ class SeedanceHook(HttpHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The resolved connection (sync: for workers, never inside a trigger's loop)."""
+        return self._resolve_settings()
+
+    def _resolve_settings(self) -> ConnectionSettings:
         try:
             conn = self.get_connection(self.seedance_conn_id)
         except Exception as exc:  # not found, or no secrets backend reachable from here
@@ -378,8 +394,6 @@ class SeedanceHook(HttpHook):
         session = self.get_conn()  # HttpHook: keep-alive adapters, verify, cert, trust_env
         session.auth = None
         session.headers.update(settings.headers())
-        if settings.proxy:
-            session.proxies = {"http": settings.proxy, "https": settings.proxy}
         return session
 
     def _configure_session_from_auth(self, session: requests.Session, connection: Any) -> requests.Session:
@@ -403,6 +417,38 @@ class SeedanceHook(HttpHook):
         self._base_url_initialized = True
 
     # ------------------------------------------------------------------ sync transport
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[int, bytes | None, str | None]:
+        """One HTTP exchange: ``(status, body or None if oversized, Retry-After)``.
+
+        The body is streamed and read only up to ``MAX_BODY_BYTES``. No answer at all raises
+        the transport's typed error (``SeedanceConnectionError`` or, for a generate request
+        that may have arrived, ``SeedanceSubmissionUncertainError``).
+        """
+        settings = self.settings
+        endpoint = f"{method} {path}"
+        try:
+            with self._session.request(
+                method,
+                settings.url(path),
+                params=params,
+                json=body,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,
+                proxies=settings.requests_proxies(),
+                stream=True,
+            ) as response:
+                content = read_capped(response)
+                return response.status_code, content, response.headers.get("Retry-After")
+        except requests.exceptions.RequestException as exc:
+            raise requests_failure(endpoint, settings.base_url, exc) from None
+
     def _send(
         self,
         method: str,
@@ -411,63 +457,27 @@ class SeedanceHook(HttpHook):
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> Any:
-        settings = self.settings
-        endpoint = f"{method} {path}"
-        try:
-            response = self._session.request(
-                method,
-                settings.url(path),
-                params=params,
-                json=body,
-                timeout=(settings.connect_timeout, settings.read_timeout),
-                allow_redirects=False,
-            )
-            content = response.content
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError) as exc:
-            raise SeedanceConnectionError(
-                _net_message(endpoint, exc), endpoint=endpoint, sent=False
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            sent = not _never_connected(exc)
-            raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=sent) from None
-        except requests.exceptions.RequestException as exc:
-            raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=True) from None
-        return parse_envelope(
-            response.status_code, content, endpoint=endpoint, retry_after=response.headers.get("Retry-After")
-        )
+        """One status-style exchange, answer read with the status rule (no retries)."""
+        status, content, retry_after = self._exchange(method, path, params=params, body=body)
+        return status_answer(status, content, endpoint=f"{method} {path}", retry_after=retry_after)
 
-    def _status_retrying(
+    def _log_retry(
         self,
-        retrying_class: Callable[..., Any] = tenacity.Retrying,
+        what: str,
+        retry_state: tenacity.RetryCallState,
         *,
-        deadline: float | None = None,
         attempts_done: int = 0,
-    ) -> Any:
-        """Tenacity's retry loop for status reads; ``attempts_done`` failed before it started."""
-        stop: tenacity.stop.stop_base = tenacity.stop_after_attempt(self.status_retries - attempts_done)
-        if deadline is not None:
-            stop = stop | tenacity.stop_before_delay(max(0.0, deadline - time.time()))
-        return retrying_class(
-            stop=stop,
-            wait=_WaitWithRetryAfter(self.retry_min_wait, self.retry_max_wait),
-            retry=tenacity.retry_if_exception(is_retryable_status_error),
-            before_sleep=functools.partial(self._log_status_retry, attempts_done),
-            reraise=True,
-        )
-
-    def _log_status_retry(self, attempts_done: int, retry_state: tenacity.RetryCallState) -> None:
+        limit: int | None = None,
+    ) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self._warn_status_retry(attempts_done + retry_state.attempt_number, exc, wait)
+        self._warn_retry(what, attempts_done + retry_state.attempt_number, limit, exc, wait)
 
-    def _warn_status_retry(self, attempt: int, exc: BaseException | None, wait: float) -> None:
-        self.log.warning(
-            "Seedance status read failed (attempt %d of %d): %s; retrying in %.1fs",
-            attempt,
-            self.status_retries,
-            exc,
-            wait,
-        )
+    def _warn_retry(
+        self, what: str, attempt: int, limit: int | None, exc: BaseException | None, wait: float
+    ) -> None:
+        of = f" of {limit}" if limit is not None else ""
+        self.log.warning("%s failed (attempt %d%s): %s; retrying in %.1fs", what, attempt, of, exc, wait)
 
     # ------------------------------------------------------------------ public API
     def submit(
@@ -499,36 +509,48 @@ class SeedanceHook(HttpHook):
         return self.submit_request(request)
 
     def submit_request(self, request: GenerationRequest) -> str:
-        """Start the generation described by an already validated request."""
-        payload = request.to_payload()
-        for attempt in range(1, 4):
-            try:
-                data = self._send("POST", GENERATE_PATH, body=payload)
-                break
-            except (SeedanceServerError, SeedanceResponseError) as exc:
-                # The server got the request; whether it created a generation is unknown.
-                raise SeedanceSubmissionUncertainError(str(exc), status_code=exc.status_code) from None
-            except SeedanceConnectionError as exc:
-                if exc.sent:
-                    raise SeedanceSubmissionUncertainError(str(exc)) from None
-                if attempt == 3:
-                    raise
-                # Provably never reached the server: safe to try again.
-                self.log.warning("Seedance unreachable (%s); trying again", exc)
-                time.sleep(attempt)
-        return self._task_id_from_submit(data)
+        """Start the generation described by an already validated request; return its task id.
 
-    def _task_id_from_submit(self, data: Any) -> str:
-        task_id = data.get("task_id") if isinstance(data, Mapping) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise SeedanceSubmissionUncertainError("the answer carried no task_id", status_code=200)
+        ``POST /v1/generate`` is repeated (with the retry policy's backoff) only after a
+        failure that provably never left this machine (``CreationState.NOT_SENT``). Every
+        error raised here carries ``creation`` (see
+        :func:`~airflow_provider_seedance.exceptions.never_created`).
+        """
+        payload = request.to_payload()
+        endpoint = f"POST {GENERATE_PATH}"
+        retrying = self.retry_policy.retrying(
+            _not_sent,
+            attempts=GENERATE_SEND_ATTEMPTS,
+            before_sleep=functools.partial(
+                self._log_retry, "Reaching Seedance (nothing sent yet)", limit=GENERATE_SEND_ATTEMPTS
+            ),
+        )
+        for attempt in retrying:
+            with attempt:
+                status, content, retry_after = self._exchange("POST", GENERATE_PATH, body=payload)
+        task_id = generate_answer(status, content, endpoint=endpoint, retry_after=retry_after)
         self.log.info("Seedance generation submitted: task_id=%s", task_id)
         return task_id
 
     def get_status(self, task_id: str) -> SeedanceTask:
-        """Read a generation's status, retrying transient failures."""
-        params = {"task_id": _checked_task_id(task_id)}
-        for attempt in self._status_retrying():
+        """Read a generation's status, retrying transient failures (``status_retries`` attempts)."""
+        return self._read_status(_checked_task_id(task_id))
+
+    def _read_status(
+        self, task_id: str, *, outage: float | None = None, deadline: float | None = None
+    ) -> SeedanceTask:
+        params = {"task_id": task_id}
+        retrying = self.retry_policy.retrying(
+            is_transient,
+            outage=outage,
+            deadline=deadline,
+            before_sleep=functools.partial(
+                self._log_retry,
+                "Seedance status read",
+                limit=None if outage is not None else self.status_retries,
+            ),
+        )
+        for attempt in retrying:
             with attempt:
                 data = self._send("GET", STATUS_PATH, params=params)
         return SeedanceTask.from_api(data)
@@ -543,19 +565,37 @@ class SeedanceHook(HttpHook):
     ) -> SeedanceTask:
         """Poll until SUCCESS or FAILED and return that task.
 
+        The wait policy, the same as the deferrable wait's (``SeedanceStatusTrigger``):
+        transient status failures (5xx, 429 with its ``Retry-After``, network errors,
+        unreadable answers) are retried with backoff for as long as they last less than
+        ``max_outage`` seconds in a row (the hook's, default 180 s), and never past the
+        deadline. A longer outage raises the last failure; a deadline reached during an
+        outage raises :class:`SeedanceTimeoutError`.
+
         :param timeout: seconds from now; :param deadline: an absolute epoch time. The
             earlier of the two wins. Both are wall-clock, so a retried task can keep the
             deadline its first try computed.
         :raises SeedanceTimeoutError: the deadline passed (carries ``task_id``).
         """
+        task_id = _checked_task_id(task_id)
         started = time.time()
         end = deadline
         if timeout is not None:
             end = min(end, started + timeout) if end is not None else started + timeout
         reported_unknown: set[str] = set()
         last_logged = 0.0
+        last_status = "UNKNOWN"
+        outage = self.retry_policy.max_outage
         while True:
-            task = self.get_status(task_id)
+            read_started = time.time()
+            try:
+                task = self._read_status(task_id, outage=outage, deadline=end)
+            except SeedanceError as exc:
+                # Retries stop at the outage limit or at the deadline; the latter is a timeout.
+                if exc.retryable and deadline_within_outage(read_started, outage, end):
+                    raise SeedanceTimeoutError(task_id, time.time() - started, last_status) from exc
+                raise
+            last_status = task.status
             if task.is_terminal:
                 self.log.info(
                     "Seedance task %s %s after %.0fs: video %s, %s",
@@ -588,13 +628,9 @@ class SeedanceHook(HttpHook):
                     now - started,
                     self.describe_cost(price) if price is not None else "unknown",
                 )
-            if end is not None and now + poll_interval > end:
-                remaining = end - now
-                if remaining <= 0:
-                    raise SeedanceTimeoutError(task_id, now - started, task.status)
-                time.sleep(remaining)
-                continue
-            time.sleep(poll_interval)
+            if end is not None and now >= end:
+                raise SeedanceTimeoutError(task_id, now - started, task.status)
+            sleep_until_deadline(poll_interval, end)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the base URL and key without spending credits (a status read, never a POST)."""
@@ -614,17 +650,34 @@ class SeedanceHook(HttpHook):
     # ------------------------------------------------------------------ async transport
     async def __aenter__(self) -> SeedanceHook:
         if self._aio_depth == 0:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
-
-            conn = await get_async_connection(self.seedance_conn_id, hook=self)
-            extra = await get_async_extra_dejson(conn)
-            self._aio_settings = ConnectionSettings.from_connection(conn, extra)
+            self._aio_settings = await self._aresolve_settings()
             self._aio_session = _SHARED_SESSIONS.acquire(self._aio_settings)
         self._aio_depth += 1
         return self
+
+    async def _aresolve_settings(self) -> ConnectionSettings:
+        """The connection, resolved without blocking the event loop.
+
+        The async lookup first; where it has no backend for the connection (the in-process
+        trigger of ``airflow dags test`` / ``dag.test()`` with the connection stored in the
+        metadata database), the synchronous lookup, run in a worker thread.
+        """
+        from airflow.providers.common.compat.connection import (
+            get_async_connection,
+            get_async_extra_dejson,
+        )
+
+        try:
+            conn = await get_async_connection(self.seedance_conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+        except Exception as exc:  # not found by the async backends, or none available here
+            self.log.debug(
+                "Async lookup of connection %r failed (%s); trying the synchronous lookup off the loop",
+                self.seedance_conn_id,
+                type(exc).__name__,
+            )
+            return await asyncio.to_thread(self._resolve_settings)
+        return ConnectionSettings.from_connection(conn, extra)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._aio_depth -= 1
@@ -643,23 +696,27 @@ class SeedanceHook(HttpHook):
                 proxy=settings.proxy,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
-                return parse_envelope(
-                    response.status, body, endpoint=endpoint, retry_after=response.headers.get("Retry-After")
-                )
-        except aiohttp.ClientConnectorError as exc:
-            raise SeedanceConnectionError(
-                _net_message(endpoint, exc), endpoint=endpoint, sent=False
-            ) from None
+                body = await aread_capped(response)
+                status, retry_after = response.status, response.headers.get("Retry-After")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise SeedanceConnectionError(_net_message(endpoint, exc), endpoint=endpoint, sent=True) from None
+            raise aiohttp_failure(endpoint, settings.base_url, exc) from None
+        return status_answer(status, body, endpoint=endpoint, retry_after=retry_after)
 
-    async def aget_status(self, task_id: str, *, deadline: float | None = None) -> SeedanceTask:
+    async def aget_status(
+        self,
+        task_id: str,
+        *,
+        deadline: float | None = None,
+        outage: float | None = None,
+        attempts: int | None = None,
+    ) -> SeedanceTask:
         """Async :meth:`get_status` for triggers: never blocks the event loop.
 
         Inside ``async with hook:`` every call reuses one aiohttp session; outside, a
-        session is opened for the call. Retries stop early rather than sleep past
-        ``deadline`` (an epoch time).
+        session is opened for the call. Transient failures are retried by the hook's
+        retry policy: ``status_retries`` attempts by default; with ``outage`` (seconds),
+        for as long as they last less than that (``attempts``, if given, also caps them);
+        never sleeping past ``deadline`` (an epoch time).
         """
         task_id = _checked_task_id(task_id)
         async with self:
@@ -668,19 +725,38 @@ class SeedanceHook(HttpHook):
                 # of them; the retry machinery is only built when a read actually fails.
                 data = await self._asend_status(task_id)
             except SeedanceError as first:
-                if not is_retryable_status_error(first) or self.status_retries <= 1:
+                limit = attempts
+                if limit is None and outage is None:
+                    limit = self.status_retries
+                if not first.retryable or limit == 1:
                     raise
-                data = await self._aretry_status(task_id, first, deadline)
+                data = await self._aretry_status(task_id, first, deadline, outage, limit)
         return SeedanceTask.from_api(data)
 
-    async def _aretry_status(self, task_id: str, first: SeedanceError, deadline: float | None) -> Any:
-        """The status read after a transient failure: backoff (``Retry-After`` as a floor), retries."""
-        pause = max(self.retry_min_wait, retry_after_floor(first))
+    async def _aretry_status(
+        self,
+        task_id: str,
+        first: SeedanceError,
+        deadline: float | None,
+        outage: float | None,
+        limit: int | None,
+    ) -> Any:
+        """The status read after a transient failure, by the retry policy (one backoff rule)."""
+        pause = self.retry_policy.backoff(1, first)
         if deadline is not None and time.time() + pause >= deadline:
             raise first
-        self._warn_status_retry(1, first, pause)
+        self._warn_retry("Seedance status read", 1, limit, first, pause)
         await asyncio.sleep(pause)
-        retrying = self._status_retrying(tenacity.AsyncRetrying, deadline=deadline, attempts_done=1)
+        retrying = self.retry_policy.retrying(
+            is_transient,
+            attempts=None if limit is None else limit - 1,
+            outage=None if outage is None else max(0.0, outage - pause),
+            deadline=deadline,
+            before_sleep=functools.partial(
+                self._log_retry, "Seedance status read", attempts_done=1, limit=limit
+            ),
+            asynchronous=True,
+        )
         async for attempt in retrying:
             with attempt:
                 return await self._asend_status(task_id)
@@ -713,9 +789,7 @@ class SeedanceHook(HttpHook):
             url,
             target,
             user_agent=USER_AGENT,
-            attempts=self.status_retries,
-            min_wait=self.retry_min_wait,
-            max_wait=self.retry_max_wait,
+            retry_policy=self.retry_policy,
             log=self.log,
             allowed_host=allowed_host,
             max_bytes=max_bytes,
@@ -733,18 +807,3 @@ def _checked_task_id(task_id: Any) -> str:
     if not isinstance(task_id, str) or not task_id.strip():
         raise SeedanceValidationError("seedance_task_id", task_id, "a non-empty task id string")
     return task_id.strip()
-
-
-def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
-    """True when requests failed before any byte was sent (refused, DNS, connect timeout)."""
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-
-    reason: Any = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(reason, (NewConnectionError, NameResolutionError, ConnectTimeoutError))
-
-
-def _net_message(endpoint: str, exc: BaseException) -> str:
-    kind = type(exc).__name__
-    detail = str(exc).split(" (Caused by")[0][:200] if str(exc) else ""
-    return f"Seedance {endpoint} got no answer: {kind}" + (f" ({detail})" if detail else "")

@@ -9,7 +9,6 @@ a single event once every generation has ended (or the deadline passed).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +16,13 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.hooks.seedance import SeedanceHook, retry_after_floor
+from airflow_provider_seedance.hooks.retry import (
+    DEFAULT_MAX_OUTAGE,
+    RetryPolicy,
+    asleep_until_deadline,
+    retry_after_floor,
+)
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 
 BATCH_EVENT_STATUSES = frozenset({"done", "timeout", "error"})
@@ -47,8 +52,17 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
 
     :param seedance_task_ids: the generations to watch.
     :param max_concurrency: status reads in flight at once.
-    :param max_poll_failures: failed reads in a row tolerated per generation.
+    :param max_outage: the wait policy, the same as the single trigger's and the blocking
+        wait's: a generation whose status reads keep failing transiently (5xx, 429, network,
+        unreadable answers) for this many seconds in a row is reported in ``errors``; rounds
+        with failures back off exponentially (never below a 429's ``Retry-After``), never
+        past ``end_time``.
+    :param max_poll_failures: optional extra cap on failed reads in a row per generation
+        (``None``: only ``max_outage``; kept for triggers serialized by earlier versions).
     """
+
+    #: The hook the trigger polls with (a subclass may swap in its own).
+    hook_class: type[SeedanceHook] = SeedanceHook
 
     def __init__(
         self,
@@ -57,7 +71,8 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         end_time: float | None = None,
         max_concurrency: int = 32,
-        max_poll_failures: int = 8,
+        max_poll_failures: int | None = None,
+        max_outage: float = DEFAULT_MAX_OUTAGE,
     ) -> None:
         super().__init__()
         self.seedance_task_ids = list(seedance_task_ids)
@@ -65,7 +80,8 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.max_concurrency = int(max_concurrency)
-        self.max_poll_failures = int(max_poll_failures)
+        self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
+        self.max_outage = float(max_outage)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -77,6 +93,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "max_concurrency": self.max_concurrency,
                 "max_poll_failures": self.max_poll_failures,
+                "max_outage": self.max_outage,
             },
         )
 
@@ -85,10 +102,11 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         finished: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
         failures: dict[str, int] = {}
+        failing_since: dict[str, float] = {}
         bad_rounds = 0
         retry_floor = 0.0
         semaphore = asyncio.Semaphore(self.max_concurrency)
-        hook = SeedanceHook(self.seedance_conn_id, status_retries=1)
+        hook = self.hook_class(self.seedance_conn_id, status_retries=1)
 
         async def read(task_id: str) -> SeedanceTask | SeedanceError:
             async with semaphore:
@@ -100,7 +118,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         try:
             async with hook:
                 while pending:
-                    await asyncio.sleep(self._pause(bad_rounds, retry_floor))
+                    await asleep_until_deadline(self._pause(bad_rounds, retry_floor), self.end_time)
                     if self.end_time is not None and time.time() >= self.end_time:
                         break
                     outcomes = await asyncio.gather(*(read(task_id) for task_id in pending))
@@ -110,17 +128,20 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                     for task_id, outcome in zip(pending, outcomes, strict=False):
                         if isinstance(outcome, SeedanceTask):
                             failures.pop(task_id, None)
+                            failing_since.pop(task_id, None)
                             if outcome.is_terminal:
                                 finished[task_id] = slim(outcome)
                             else:
                                 still.append(task_id)
-                        elif getattr(outcome, "retryable", False):
+                        elif outcome.retryable:
                             transient += 1
                             retry_floor = max(retry_floor, retry_after_floor(outcome))
                             failures[task_id] = failures.get(task_id, 0) + 1
-                            if failures[task_id] > self.max_poll_failures:
+                            since = failing_since.setdefault(task_id, time.time())
+                            if self._outage_over(failures[task_id], since):
                                 errors[task_id] = (
-                                    f"status unreadable {failures[task_id]} times in a row: {outcome}"
+                                    f"status unreadable {failures[task_id]} times in a row "
+                                    f"for {time.time() - since:.0f}s: {outcome}"
                                 )
                             else:
                                 still.append(task_id)
@@ -143,17 +164,20 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         status = "timeout" if pending else "done"
         yield TriggerEvent({"status": status, "tasks": finished, "errors": errors, "pending": pending})
 
+    def _outage_over(self, failures: int, since: float) -> bool:
+        """Whether a generation's consecutive read failures exceed the wait policy."""
+        if self.max_poll_failures is not None and failures > self.max_poll_failures:
+            return True
+        return time.time() - since >= self.max_outage
+
     def _pause(self, bad_rounds: int, retry_floor: float = 0.0) -> float:
-        """The poll interval; after failing rounds, exponential backoff with jitter (and
-        never less than a 429's ``Retry-After``)."""
-        pause = self.poll_interval
-        if bad_rounds:
-            backoff = min(self.poll_interval * (2**bad_rounds), MAX_BACKOFF)
-            pause = backoff + random.uniform(0, self.poll_interval)  # noqa: S311 - jitter, not crypto
-        pause = max(pause, retry_floor)
-        if self.end_time is not None:
-            pause = max(0.0, min(pause, self.end_time - time.time()))
-        return pause
+        """The poll interval; after failing rounds, the retry policy's backoff (never less
+        than a 429's ``Retry-After``, given as ``retry_floor``). The caller clamps it to
+        the deadline."""
+        if not bad_rounds:
+            return max(self.poll_interval, retry_floor)
+        policy = RetryPolicy(min_wait=self.poll_interval, max_wait=MAX_BACKOFF)
+        return max(policy.backoff(bad_rounds + 1), retry_floor)
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: called when a user kills the deferred task. Nothing can be cancelled."""

@@ -8,7 +8,6 @@ time computed once on the worker.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,13 +15,18 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.hooks.retry import (
+    DEFAULT_MAX_OUTAGE,
+    asleep_until_deadline,
+    deadline_within_outage,
+)
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask, TaskStatus
 
 #: Event statuses the operator and the sensor accept.
 EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
-#: Transient poll failures tolerated in a row (each retried with backoff) before giving up.
-DEFAULT_MAX_POLL_FAILURES = 8
+#: No count cap by default: the wait policy bounds an outage by its duration (``max_outage``).
+DEFAULT_MAX_POLL_FAILURES: int | None = None
 
 
 class SeedanceStatusTrigger(BaseTrigger):
@@ -37,8 +41,15 @@ class SeedanceStatusTrigger(BaseTrigger):
         triggerer, never carried in the trigger's kwargs.
     :param poll_interval: seconds between status reads.
     :param end_time: absolute epoch deadline (``time.time()`` based), or ``None``.
-    :param max_poll_failures: transient failures in a row (5xx, 429, network, unreadable
-        answers) tolerated, with exponential backoff and jitter, before an ``error`` event.
+    :param max_outage: the wait policy, the same as the blocking wait's
+        (``SeedanceHook.wait_for_completion``): transient status failures (5xx, 429 with its
+        ``Retry-After``, network errors, unreadable answers) are retried with exponential
+        backoff and jitter for as long as they last less than this many seconds in a row
+        (default 180), never past ``end_time``; then an ``error`` event (or ``timeout`` if
+        the deadline came first).
+    :param max_poll_failures: optional extra cap on the number of failures in a row
+        (``None``: only ``max_outage`` bounds them; kept for triggers serialized by
+        earlier versions, which carry ``8``).
     """
 
     def __init__(
@@ -47,14 +58,16 @@ class SeedanceStatusTrigger(BaseTrigger):
         seedance_conn_id: str = SeedanceHook.default_conn_name,
         poll_interval: float = 10.0,
         end_time: float | None = None,
-        max_poll_failures: int = DEFAULT_MAX_POLL_FAILURES,
+        max_poll_failures: int | None = DEFAULT_MAX_POLL_FAILURES,
+        max_outage: float = DEFAULT_MAX_OUTAGE,
     ) -> None:
         super().__init__()
         self.seedance_task_id = seedance_task_id
         self.seedance_conn_id = seedance_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
-        self.max_poll_failures = int(max_poll_failures)
+        self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
+        self.max_outage = float(max_outage)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -65,6 +78,7 @@ class SeedanceStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "max_poll_failures": self.max_poll_failures,
+                "max_outage": self.max_outage,
             },
         )
 
@@ -74,24 +88,29 @@ class SeedanceStatusTrigger(BaseTrigger):
     def _hook(self) -> SeedanceHook:
         return self.hook_class(
             self.seedance_conn_id,
-            status_retries=self.max_poll_failures + 1,
             retry_min_wait=min(self.poll_interval, 2.0),
             retry_max_wait=max(self.poll_interval * 6, 60.0),
+            max_outage=self.max_outage,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         task_id = self.seedance_task_id
         last = SeedanceTask(task_id=task_id, status="UNKNOWN")
         unknown_reported: set[str] = set()
+        attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
+        read_started = time.time()
         try:
             async with self._hook() as hook:
                 while True:
                     # The deferring task has just read the status: wait before the first poll.
-                    await asyncio.sleep(self._next_sleep())
+                    await asleep_until_deadline(self.poll_interval, self.end_time)
                     if self._past_deadline():
                         yield self._event("timeout", last, self._timeout_message(last))
                         return
-                    last = await hook.aget_status(task_id, deadline=self.end_time)
+                    read_started = time.time()
+                    last = await hook.aget_status(
+                        task_id, deadline=self.end_time, outage=self.max_outage, attempts=attempts
+                    )
                     if last.is_success:
                         yield self._event("success", last, f"Seedance task {task_id} succeeded")
                         return
@@ -104,13 +123,13 @@ class SeedanceStatusTrigger(BaseTrigger):
                         self.log.warning("Seedance task %s reports unknown status %r", task_id, last.status)
                     self.log.debug("Seedance task %s is %s", task_id, last.status)
         except SeedanceError as exc:
-            # Retries of a transient failure stop early rather than sleep past the deadline.
-            out_of_time = self.end_time is not None and self.end_time - time.time() < self.poll_interval
-            if out_of_time and getattr(exc, "retryable", False):
+            # Retries of a transient failure stop early rather than sleep past the deadline:
+            # when the deadline, not the outage limit, ended them, the wait ran out of time.
+            if exc.retryable and deadline_within_outage(read_started, self.max_outage, self.end_time):
                 yield self._event("timeout", last, self._timeout_message(last))
             else:
                 event = self._event("error", last, f"Polling Seedance task {task_id} failed: {exc}")
-                event.payload["error_code"] = getattr(exc, "error_code", None)
+                event.payload["error_code"] = exc.error_code
                 yield event
 
     async def on_kill(self) -> None:
@@ -125,11 +144,6 @@ class SeedanceStatusTrigger(BaseTrigger):
 
     def _past_deadline(self) -> bool:
         return self.end_time is not None and time.time() >= self.end_time
-
-    def _next_sleep(self) -> float:
-        if self.end_time is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, self.end_time - time.time()))
 
     def _timeout_message(self, last: SeedanceTask) -> str:
         return (

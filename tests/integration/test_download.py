@@ -17,15 +17,13 @@ from airflow.sdk.io import attach
 from airflow_provider_seedance.exceptions import (
     SeedanceConfigurationError,
     SeedanceDownloadError,
-    SeedanceVideoExpiredError,
-)
-from airflow_provider_seedance.hooks.delivery import (
     SeedanceNotAVideoError,
+    SeedanceVideoExpiredError,
     SeedanceVideoTooLargeError,
     SeedanceVideoURLRefusedError,
-    download_video,
-    existing_video,
 )
+from airflow_provider_seedance.hooks.delivery import download_video, existing_video
+from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from tests.conftest import connection_json
 
@@ -213,7 +211,10 @@ def redirect(location: str) -> Callable[[_Handler], None]:
 
 
 def fetch(cdn: _CDN, path: str, destination: ObjectStoragePath, **kwargs: Any) -> Any:
-    options: dict[str, Any] = {"attempts": 2, "min_wait": 0.01, "max_wait": 0.02, "allowed_host": cdn.host}
+    options: dict[str, Any] = {
+        "retry_policy": RetryPolicy(attempts=2, min_wait=0.01, max_wait=0.02),
+        "allowed_host": cdn.host,
+    }
     options.update(kwargs)
     return download_video(cdn.origin + path, destination, user_agent="test", **options)
 

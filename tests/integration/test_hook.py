@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import re
+import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
 from airflow_provider_seedance.exceptions import (
+    CreationState,
     SeedanceAuthError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
@@ -19,6 +24,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
     SeedanceValidationError,
+    never_created,
 )
 from airflow_provider_seedance.hooks.seedance import USER_AGENT, SeedanceHook
 from airflow_provider_seedance.models import estimate_credits
@@ -300,3 +306,226 @@ def test_api_key_is_in_no_error_or_repr(emulator, monkeypatch) -> None:
     with pytest.raises(Exception) as info:
         hook.submit("p")
     assert API_KEY not in str(info.value) and API_KEY not in repr(info.value)
+
+
+# ----------------------------------------------------------------------------- local HTTP helpers
+class _Relay(http.server.ThreadingHTTPServer):
+    """A loopback HTTP server in front of the emulator, acting as a forward proxy (absolute
+    request URIs) or as a gateway (relative ones). It records what it was asked, forwards to
+    the emulator, and can replace the answer (a gateway that got overloaded after the
+    back end had already acted)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.upstream = upstream
+        #: (method, absolute URL asked for, Proxy-Authorization header)
+        self.seen: list[tuple[str, str, str | None]] = []
+        #: (status, body) to answer instead of the emulator's answer, per method
+        self.replace: dict[str, tuple[int, bytes]] = {}
+        #: bytes of an endless status body written before the client hung up
+        self.endless_written: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> _Relay:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _RelayHandler(http.server.BaseHTTPRequestHandler):
+    server: _Relay
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _relay(self) -> None:
+        relay = self.server
+        target = self.path if "://" in self.path else relay.upstream + self.path
+        relay.seen.append((self.command, target, self.headers.get("Proxy-Authorization")))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if relay.endless_written is not None and self.command == "GET":
+            self._endless()
+            return
+        skip = {"host", "proxy-authorization", "proxy-connection", "connection", "content-length"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+        request = urllib.request.Request(target, data=body, method=self.command, headers=headers)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=10) as answer:
+                status, data = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            status, data = exc.code, exc.read()
+        status, data = relay.replace.get(self.command, (status, data))
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _endless(self) -> None:
+        """A 200 MiB status body without a length: the client must stop reading on its own."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        chunk = b'{"code": 200, "data": {"pad": "' + b"x" * (1024 * 1024)
+        try:
+            for _ in range(200):
+                self.wfile.write(chunk)
+                self.server.endless_written = (self.server.endless_written or 0) + len(chunk)
+        except OSError:  # the client hung up: what we want
+            pass
+
+    do_GET = do_POST = _relay
+
+
+def _envelope(status: int, message: str) -> bytes:
+    return json.dumps({"code": status, "message": message, "data": None}).encode()
+
+
+NOISE = ("HTTPConnectionPool", "Max retries exceeded", "urllib3", "NewConnectionError", "Errno")
+
+
+# ----------------------------------------------------------------------------- POST rule, end to end
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize(
+    "code", ["RATE_LIMITED", "INVALID_API_KEY", "INSUFFICIENT_CREDITS", "TASK_NOT_FOUND"]
+)
+def test_a_5xx_naming_a_4xx_code_after_the_back_end_charged_is_uncertain_and_sent_once(
+    emulator, monkeypatch, status: int, code: str
+) -> None:
+    """Issue 12 item 1: a gateway answers 5xx with a body naming RATE_LIMITED (etc.) after the
+    emulator behind it created and charged a generation. The client must not treat it as a
+    refusal: one POST, one charge, an uncertain submission."""
+    with _Relay(emulator.base_url) as gateway:
+        gateway.replace["POST"] = (status, _envelope(status, f"{code}: back end overloaded"))
+        monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_GW", connection_json(gateway.url))
+        with pytest.raises(SeedanceSubmissionUncertainError) as info:
+            SeedanceHook("seedance_gw").submit("p", resolution="480p", duration=4)
+    assert not never_created(info.value) and info.value.creation is CreationState.MAY_EXIST
+    assert [method for method, _, _ in gateway.seen] == ["POST"]
+    ledger = emulator.ledger()
+    assert ledger["generate_requests"] == 1 and ledger["accounts"][API_KEY]["charged"] == 8
+
+
+@pytest.mark.parametrize("fault", ["http_500", "drop", "malformed"])
+def test_each_emulator_post_fault_is_uncertain_after_exactly_one_post(emulator, fault: str) -> None:
+    emulator.add_faults({"endpoint": "generate", "fault": fault, "times": 1})
+    with pytest.raises(SeedanceSubmissionUncertainError) as info:
+        fast_hook().submit("p")
+    assert not never_created(info.value)
+    assert emulator.ledger()["generate_requests"] == 1
+    text = str(info.value)
+    assert "may be billed" in text and "re-attaches" in text and not any(n in text for n in NOISE)
+
+
+def test_a_refused_post_says_nothing_was_spent_and_may_be_sent_again(emulator, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_BAD", connection_json(emulator.base_url, api_key="sk-wrong"))
+    with pytest.raises(SeedanceAuthError) as info:
+        SeedanceHook("seedance_bad").submit("p")
+    assert never_created(info.value) and info.value.creation is CreationState.REFUSED
+    assert "nothing was spent" in str(info.value)
+    assert emulator.ledger()["generate_requests"] == 1
+
+
+def test_unreachable_service_says_nothing_was_sent_and_where_to_look(monkeypatch) -> None:
+    """Issue 18 item 4: no transport-library noise, the base URL and the next step."""
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEAD", connection_json("http://127.0.0.1:9"))
+    hook = SeedanceHook("seedance_dead", retry_min_wait=0.0, retry_max_wait=0.0)
+    with pytest.raises(SeedanceConnectionError) as info:
+        hook.submit("p")
+    text = str(info.value)
+    assert never_created(info.value) and info.value.creation is CreationState.NOT_SENT
+    assert "nothing was sent and nothing was spent" in text
+    assert "check the connection's base URL http://127.0.0.1:9 and that the service is running" in text
+    assert not any(noise in text for noise in NOISE), text
+    with pytest.raises(SeedanceConnectionError) as read:
+        hook.get_status("seed-1")
+    assert "Reading a status spends nothing" in str(read.value)
+
+
+# ----------------------------------------------------------------------------- URLs and proxies
+def test_host_with_a_path_and_a_separate_port_reaches_the_right_url(emulator, monkeypatch) -> None:
+    """Issue 12: host=http://h/v1 with port=P must send to http://h:P/v1/..., as the
+    server in front of the emulator sees it."""
+    with _Relay(emulator.base_url) as gateway:
+        port = gateway.server_address[1]
+        conn = {"conn_type": "seedance", "host": "http://127.0.0.1/v1", "port": port, "password": API_KEY}
+        monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_PORT", json.dumps(conn))
+        hook = SeedanceHook("seedance_port")
+        task_id = hook.submit("p")
+        assert hook.get_status(task_id).task_id == task_id
+        assert asyncio.run(hook.aget_status(task_id)).task_id == task_id
+    assert [(m, url.split("?")[0]) for m, url, _ in gateway.seen] == [
+        ("POST", f"{gateway.upstream}/v1/generate"),
+        ("GET", f"{gateway.upstream}/v1/status"),
+        ("GET", f"{gateway.upstream}/v1/status"),
+    ]
+    assert emulator.ledger()["generate_requests"] == 1
+
+
+def _proxied_urls(proxy: _Relay) -> list[str]:
+    return [url.split("?")[0] for _, url, _ in proxy.seen]
+
+
+def test_connection_proxy_is_used_by_the_sync_and_the_async_path(emulator, monkeypatch) -> None:
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with _Relay(emulator.base_url) as proxy:
+        proxy_url = proxy.url.replace("http://", "http://user:pr0xy-pass@")
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDANCE_PROXIED", connection_json(emulator.base_url, proxy=proxy_url)
+        )
+        hook = SeedanceHook("seedance_proxied")
+        task_id = hook.submit("p")
+        hook.get_status(task_id)
+        asyncio.run(hook.aget_status(task_id))
+        assert "pr0xy-pass" not in repr(hook.settings) and "pr0xy-pass" not in str(hook.settings)
+    base = emulator.base_url
+    assert _proxied_urls(proxy) == [f"{base}/v1/generate", f"{base}/v1/status", f"{base}/v1/status"]
+    # Both paths send the proxy's credentials from the URL.
+    assert all(auth and auth.startswith("Basic ") for _, _, auth in proxy.seen)
+
+
+def test_environment_proxy_is_honoured_by_both_paths_and_the_connection_proxy_wins(
+    emulator, monkeypatch
+) -> None:
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with _Relay(emulator.base_url) as env_proxy, _Relay(emulator.base_url) as conn_proxy:
+        monkeypatch.setenv("HTTP_PROXY", env_proxy.url)
+        monkeypatch.setenv("http_proxy", env_proxy.url)
+        hook = SeedanceHook()  # no proxy in the connection: the environment's
+        task_id = hook.submit("p")
+        asyncio.run(hook.aget_status(task_id))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SEEDANCE_PROXIED", connection_json(emulator.base_url, proxy=conn_proxy.url)
+        )
+        explicit = SeedanceHook("seedance_proxied")
+        explicit.get_status(task_id)
+        asyncio.run(explicit.aget_status(task_id))
+    assert [m for m, _, _ in env_proxy.seen] == ["POST", "GET"]
+    assert [m for m, _, _ in conn_proxy.seen] == ["GET", "GET"]
+
+
+# ----------------------------------------------------------------------------- bounded status bodies
+def test_a_200_mib_status_body_is_not_read_whole_sync_or_async(emulator, monkeypatch) -> None:
+    task_id = fast_hook().submit("p")
+    with _Relay(emulator.base_url) as gateway:
+        monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_HUGE", connection_json(gateway.url))
+        hook = SeedanceHook("seedance_huge", status_retries=1)
+        for read in (lambda: hook.get_status(task_id), lambda: asyncio.run(hook.aget_status(task_id))):
+            gateway.endless_written = 0
+            with pytest.raises(SeedanceResponseError, match="too large"):
+                read()
+            # The client hung up after about MAX_BODY_BYTES; the rest was never sent.
+            assert gateway.endless_written < 64 * 1024 * 1024

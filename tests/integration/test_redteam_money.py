@@ -111,12 +111,6 @@ def _once(predicate: Callable[[str, str], bool], status: int, body: dict[str, An
 # ---------------------------------------------------------------------------------------------
 # Promise 1: a recorded id is never paid twice; a POST that may have created one is never resent.
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a status read answered 503 with a body naming TASK_NOT_FOUND (a gateway's "
-    "error page) is classified by the body code (exceptions._class_for) as SeedanceTaskNotFoundError, "
-    "so _attach_or_submit releases the RECORDED id and POSTs again: a SUCCESS generation paid twice.",
-)
 def test_5xx_naming_task_not_found_on_reattach_never_releases_a_recorded_id(emulator, gateway) -> None:
     store = Store()
     first = single(wait_for_completion=False).execute(context(store))
@@ -134,11 +128,6 @@ def test_5xx_naming_task_not_found_on_reattach_never_releases_a_recorded_id(emul
     assert posts(emulator) == 1, f"recorded Seedance task {first['task_id']} was paid twice"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (same class, batch): _needs_submission frees a recorded id on "
-    "SeedanceTaskNotFoundError, which a 503 naming TASK_NOT_FOUND produces.",
-)
 def test_batch_5xx_naming_task_not_found_never_releases_a_recorded_id(emulator, gateway) -> None:
     store = Store()
     items = [{"prompt": "one sku", "resolution": "480p", "duration": 4}]
@@ -156,12 +145,6 @@ def test_batch_5xx_naming_task_not_found_never_releases_a_recorded_id(emulator, 
     assert posts(emulator) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (issue 12 item 1, still open): a 503 to POST /v1/generate whose body names "
-    "RATE_LIMITED is a SeedanceRateLimitError, never_created() says nothing was created, the "
-    "'submitting' mark is dropped and the next try POSTs again: two generations, two charges.",
-)
 def test_generate_503_naming_rate_limited_is_uncertain_not_resent(emulator, gateway) -> None:
     store = Store()
     gateway(
@@ -334,13 +317,6 @@ def test_batch_identical_requests_reattach_by_item_not_by_position(emulator, tmp
 # ---------------------------------------------------------------------------------------------
 # Issue 18: errors say what to do next; force_new is only for an uncertain submission.
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: SeedanceVideoExpiredError still advises 'generate it again (force_new=True)', "
-    "but force_new no longer releases a recorded id: with the record kept (task state store) "
-    "every retry/clear re-attaches to the expired generation and fails the same way; the advice "
-    "is a dead end and the task instance can never produce its video.",
-)
 def test_expired_video_advice_leads_somewhere(emulator, tmp_path) -> None:
     from airflow_provider_seedance.exceptions import SeedanceVideoExpiredError
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.exceptions import SeedanceError, SeedanceTimeoutError
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, connection_json
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,8 @@ def test_serialize_round_trip_is_json_primitives_without_secrets() -> None:
         "seedance_conn_id": "my_conn",
         "poll_interval": 3.0,
         "end_time": 1_800_000_000.5,
-        "max_poll_failures": 8,
+        "max_poll_failures": None,
+        "max_outage": 180.0,
     }
     assert fresh(trigger).serialize() == (path, kwargs)
     dumped = json.dumps(kwargs).lower()
@@ -206,3 +207,206 @@ def test_batch_trigger_reports_an_unusable_connection_as_one_error_event(monkeyp
     operator = SeedanceBatchGenerateOperator(task_id="b", requests=[{"prompt": "p"}])
     with pytest.raises(SeedanceError, match=r"has no API key.*a retry re-attaches"):
         operator.execute_complete({}, event)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- one wait policy
+class _QuickBackoffHook(SeedanceHook):
+    """The trigger's hook with a short backoff ceiling, so a long streak of failures is quick."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["retry_min_wait"] = 0.01
+        kwargs["retry_max_wait"] = 0.02
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+OUTAGE_FAULTS = 14  # more than the old limits: 5 in a row (blocking), 9 (deferrable)
+
+
+def test_blocking_wait_rides_out_more_failures_than_an_attempt_count(emulator) -> None:
+    hook = SeedanceHook(status_retries=2, retry_min_wait=0.01, retry_max_wait=0.02)
+    task_id = hook.submit("p")
+    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": OUTAGE_FAULTS})
+    task = hook.wait_for_completion(task_id, poll_interval=0.1, timeout=120)
+    assert task.is_success
+    assert not emulator.ledger().get("pending_faults")
+
+
+def test_deferrable_wait_rides_out_the_same_outage(emulator) -> None:
+    task_id = submit()
+    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": OUTAGE_FAULTS})
+    trigger = SeedanceStatusTrigger(task_id, poll_interval=0.05)
+    trigger.hook_class = _QuickBackoffHook
+    [event] = asyncio.run(collect(trigger))
+    assert event["status"] == "success"
+
+
+def test_both_waits_give_up_once_the_outage_outlasts_max_outage(emulator) -> None:
+    task_id = submit()
+    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": 10_000})
+    hook = SeedanceHook(retry_min_wait=0.01, retry_max_wait=0.02, max_outage=0.3)
+    with pytest.raises(SeedanceError) as blocking:
+        hook.wait_for_completion(task_id, poll_interval=0.1, timeout=120)
+    assert blocking.value.retryable and "spends nothing" in str(blocking.value)
+    trigger = SeedanceStatusTrigger(task_id, poll_interval=0.05, max_outage=0.3)
+    trigger.hook_class = _QuickBackoffHook
+    [event] = asyncio.run(collect(trigger))
+    assert event["status"] == "error" and event["error_code"] == "INTERNAL_ERROR"
+
+
+def test_batch_trigger_reports_an_item_once_its_outage_outlasts_max_outage(emulator) -> None:
+    ids = [submit("a"), submit("b")]
+    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": 10_000})
+    trigger = SeedanceBatchStatusTrigger(ids, poll_interval=0.02, max_outage=0.2)
+    [event] = [e.payload for e in asyncio.run(_events(trigger))]
+    assert event["status"] == "done" and sorted(event["errors"]) == sorted(ids)
+    assert all("in a row" in message for message in event["errors"].values())
+
+
+async def _events(trigger: SeedanceBatchStatusTrigger) -> list:
+    return [event async for event in trigger.run()]
+
+
+def test_a_deadline_during_an_outage_is_a_timeout_not_an_error(emulator) -> None:
+    task_id = submit()
+    emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": 10_000})
+    hook = SeedanceHook(retry_min_wait=0.05, retry_max_wait=0.1)
+    with pytest.raises(SeedanceTimeoutError) as info:
+        hook.wait_for_completion(task_id, poll_interval=0.1, timeout=0.5)
+    assert info.value.task_id == task_id
+
+
+# ----------------------------------------------------------------------------- where the connection lives
+def test_async_lookup_falls_back_to_the_sync_lookup_off_the_loop(emulator, monkeypatch) -> None:
+    """Where the async lookup has no backend (the in-process trigger of dag.test()), the
+    hook resolves the connection with the sync lookup in a worker thread."""
+    import threading
+
+    def no_async_backend(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("The conn_id `seedance_default` isn't defined")
+
+    monkeypatch.setattr("airflow.providers.common.compat.connection.get_async_connection", no_async_backend)
+    loop_threads: list[bool] = []
+    original = SeedanceHook._resolve_settings
+
+    def spy(self: SeedanceHook):  # type: ignore[no-untyped-def]
+        loop_threads.append(threading.current_thread() is threading.main_thread())
+        return original(self)
+
+    task_id = submit()
+    monkeypatch.setattr(SeedanceHook, "_resolve_settings", spy)
+    task = asyncio.run(SeedanceHook().aget_status(task_id))
+    assert task.task_id == task_id
+    assert loop_threads == [False]  # resolved once, and not on the event loop's thread
+
+
+@pytest.fixture
+def connection_in_metadata_db(emulator, airflow_db, monkeypatch):
+    """``seedance_default`` stored only in Airflow's metadata database (no env var)."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    monkeypatch.delenv("AIRFLOW_CONN_SEEDANCE_DEFAULT")
+    monkeypatch.setenv("SEEDANCE_POLL_INTERVAL", "0.3")
+    with create_session() as session:
+        session.query(Connection).filter_by(conn_id="seedance_default").delete()
+        session.add(
+            Connection(
+                conn_id="seedance_default", conn_type="seedance", host=emulator.base_url, password=API_KEY
+            )
+        )
+    yield emulator
+    with create_session() as session:
+        session.query(Connection).filter_by(conn_id="seedance_default").delete()
+
+
+@pytest.mark.parametrize("where", ["metadata_db", "env"])
+def test_dag_test_deferrable_run_resolves_the_connection(request, emulator, airflow_db, where: str) -> None:
+    """Issue 18 item 1, in process: dag.test() runs the trigger in line; the connection may be
+    stored in the metadata DB (no async backend there) or in an environment variable."""
+    from tests.dag_support import TEST_DAGS, run_dag
+
+    if where == "metadata_db":
+        request.getfixturevalue("connection_in_metadata_db")
+    run = run_dag(TEST_DAGS, "op_deferrable")
+    assert run.state == "success"
+    [result] = run.results("generate")
+    assert result["status"] == "SUCCESS" and result["video_url"]
+    assert emulator.ledger()["generate_requests"] == 1
+
+
+CLI_DAG = """
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import DAG
+
+from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+with DAG("seedance_cli_deferrable", schedule=None, catchup=False):
+    SeedanceGenerateOperator(
+        task_id="generate",
+        prompt="A lighthouse at dusk",
+        resolution="480p",
+        duration=4,
+        deferrable=True,
+        poll_interval=0.5,
+        output_path=os.environ["SEEDANCE_TEST_OUTPUT"],
+    )
+"""
+
+
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory):
+    """A separate Airflow home for the CLI, with its own migrated DB and the DAG above."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home = tmp_path_factory.mktemp("cli-airflow-home")
+    (home / "dags").mkdir()
+    (home / "dags" / "cli_dag.py").write_text(CLI_DAG)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("AIRFLOW", "SEEDANCE"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        AIRFLOW__CORE__FERNET_KEY="Mh1eNBDrLbOy1aD3sXvLzJ8wqoyA6wq6Le0qg0s4lU0=",
+        PYTHONPATH=str(Path(__file__).resolve().parent),
+    )
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    return airflow, env, home
+
+
+@pytest.mark.parametrize("where", ["metadata_db", "env", "secrets_backend"])
+def test_airflow_dags_test_cli_delivers_with_the_connection_wherever_it_lives(
+    emulator, cli_home, tmp_path, where: str
+) -> None:
+    """Issue 18 item 1 as a user meets it: `airflow connections add` (or an env var, or a
+    secrets backend), then `airflow dags test` of a deferrable DAG: one charge, one video."""
+    import subprocess
+
+    airflow, base_env, _ = cli_home
+    env = dict(base_env, SEEDANCE_TEST_OUTPUT=str(tmp_path / "video.mp4"))
+    conn = connection_json(emulator.base_url)
+    subprocess.run([airflow, "connections", "delete", "seedance_default"], env=env, capture_output=True)
+    if where == "metadata_db":
+        add = [airflow, "connections", "add", "seedance_default", "--conn-type", "seedance"]
+        add += ["--conn-host", emulator.base_url, "--conn-password", API_KEY]
+        subprocess.run(add, env=env, check=True, capture_output=True)
+    elif where == "env":
+        env["AIRFLOW_CONN_SEEDANCE_DEFAULT"] = conn
+    else:
+        env["AIRFLOW__SECRETS__BACKEND"] = "secrets_stub.StubSecretsBackend"
+        env["SEEDANCE_STUB_CONNECTION"] = conn
+    done = subprocess.run(
+        [airflow, "dags", "test", "seedance_cli_deferrable"], env=env, capture_output=True, text=True
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "isn't defined" not in output
+    assert (tmp_path / "video.mp4").stat().st_size > 0
+    assert emulator.ledger()["generate_requests"] == 1
+    assert API_KEY not in output

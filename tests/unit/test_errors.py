@@ -1,4 +1,8 @@
-"""Error parsing: every documented code, any body shape, always a typed error."""
+"""Error parsing: every documented code, any body shape, always a typed error.
+
+The HTTP-answer → error mapping lives in ``hooks/transport.py``; the POST-specific rule
+(what may exist) is tested in ``tests/unit/hooks/test_transport.py``.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,15 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTaskNotFoundError,
     SeedanceValidationError,
 )
-from airflow_provider_seedance.hooks.seedance import parse_envelope
+from airflow_provider_seedance.hooks.transport import status_answer as parse_envelope
+
+
+def from_response(status: int, raw: str | bytes, *, retry_after: str | None = None) -> SeedanceAPIError:
+    """The error a status read raises for this answer."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    with pytest.raises(SeedanceAPIError) as info:
+        parse_envelope(status, data, endpoint="GET /v1/status", retry_after=retry_after)
+    return info.value
 
 
 def body(status: int, message: str) -> bytes:
@@ -41,7 +53,7 @@ DOCUMENTED = [
 
 @pytest.mark.parametrize(("status", "code", "cls"), DOCUMENTED)
 def test_each_documented_code_from_the_message_token(status: int, code: str, cls: type) -> None:
-    err = SeedanceAPIError.from_response(status, body(status, f"{code}: something went wrong"))
+    err = from_response(status, body(status, f"{code}: something went wrong"))
     assert type(err) is cls
     assert err.status_code == status and err.error_code == code
     assert code in str(err)
@@ -49,16 +61,12 @@ def test_each_documented_code_from_the_message_token(status: int, code: str, cls
 
 @pytest.mark.parametrize("field", ["code", "error", "error_code"])
 def test_code_read_from_a_string_field(field: str) -> None:
-    err = SeedanceAPIError.from_response(
-        402, json.dumps({field: "INSUFFICIENT_CREDITS", "message": "top up"})
-    )
+    err = from_response(402, json.dumps({field: "INSUFFICIENT_CREDITS", "message": "top up"}))
     assert isinstance(err, SeedanceInsufficientCreditsError) and err.error_code == "INSUFFICIENT_CREDITS"
 
 
 def test_nested_error_object() -> None:
-    err = SeedanceAPIError.from_response(
-        401, json.dumps({"error": {"code": "INVALID_API_KEY", "message": "no"}})
-    )
+    err = from_response(401, json.dumps({"error": {"code": "INVALID_API_KEY", "message": "no"}}))
     assert isinstance(err, SeedanceAuthError) and err.server_message == "no"
 
 
@@ -74,7 +82,7 @@ def test_nested_error_object() -> None:
     ],
 )
 def test_code_derived_from_status_when_body_is_not_json(status: int, code: str, cls: type) -> None:
-    err = SeedanceAPIError.from_response(status, b"<html><body><h1>Bad Gateway</h1></body></html>")
+    err = from_response(status, b"<html><body><h1>Bad Gateway</h1></body></html>")
     assert type(err) is cls and err.error_code == code
     assert "<html>" not in str(err)
 
@@ -82,17 +90,17 @@ def test_code_derived_from_status_when_body_is_not_json(status: int, code: str, 
 def test_plain_404_from_a_proxy_is_not_task_not_found() -> None:
     # test_connection relies on TASK_NOT_FOUND meaning "the API knows this key": a wrong base
     # URL answering a bare 404 must not pass for it.
-    err = SeedanceAPIError.from_response(404, b"Not Found")
+    err = from_response(404, b"Not Found")
     assert not isinstance(err, SeedanceTaskNotFoundError)
 
 
 def test_retry_after_is_kept() -> None:
-    err = SeedanceAPIError.from_response(429, b"", retry_after="7")
+    err = from_response(429, b"", retry_after="7")
     assert isinstance(err, SeedanceRateLimitError) and err.retry_after == 7.0 and err.retryable
 
 
 def test_huge_server_message_is_truncated() -> None:
-    err = SeedanceAPIError.from_response(500, body(500, "INTERNAL_ERROR: " + "x" * 100_000))
+    err = from_response(500, body(500, "INTERNAL_ERROR: " + "x" * 100_000))
     assert len(str(err)) < 500
 
 
@@ -120,8 +128,8 @@ def test_envelope_success_returns_data() -> None:
         (b"", "an empty body"),
         (b"not json at all", "not JSON"),
         (b"<!DOCTYPE html><html>proxy</html>", "HTML page"),
-        (b'{"code": 200, "message": "success"}', "no 'data'"),
-        (b'{"code": 200, "data": null}', "no 'data'"),
+        (b'{"code": 200, "message": "success"}', "no 'data' object"),
+        (b'{"code": 200, "data": null}', "no 'data' object"),
         (b"[1, 2]", "not an object"),
         (b'{"code": 200, "data": {"task_id": "t"', "not JSON"),
         (b" " * 10 + b"{" + b'"a":' * 1, "not JSON"),
@@ -133,10 +141,11 @@ def test_envelope_malformed_bodies_give_typed_errors(raw: bytes, reason: str) ->
     assert info.value.error_code == "MALFORMED_RESPONSE"
 
 
-def test_envelope_huge_body_rejected() -> None:
-    raw = json.dumps({"code": 200, "data": {"task_id": "t", "status": "x" * 3_000_000}}).encode()
-    with pytest.raises(SeedanceResponseError, match="too large"):
-        parse_envelope(200, raw, endpoint="GET /v1/status")
+def test_envelope_oversized_body_is_a_typed_retryable_error() -> None:
+    # The transport hands over None once a body passes MAX_BODY_BYTES (it stops reading there).
+    with pytest.raises(SeedanceResponseError, match="too large") as info:
+        parse_envelope(200, None, endpoint="GET /v1/status")
+    assert info.value.retryable
 
 
 def test_envelope_http_200_with_error_code_in_body() -> None:

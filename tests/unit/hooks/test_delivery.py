@@ -22,8 +22,12 @@ from airflow_provider_seedance.hooks.delivery import (
     existing_video,
     video_size_cap,
 )
+from airflow_provider_seedance.hooks.retry import RetryPolicy
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+ONCE = RetryPolicy(attempts=1, min_wait=0, max_wait=0)
 
 
 def test_an_mp4_head_is_a_video() -> None:
@@ -127,7 +131,13 @@ def test_a_refused_video_url_fails_before_any_connection(
     # Port 1 has no server: reaching the network would show up as a retryable connection error.
     target = ObjectStoragePath(f"file://{tmp_path}/v.mp4")
     with pytest.raises(SeedanceVideoURLRefusedError, match="Refused to download from") as info:
-        download_video(url, target, user_agent="t", attempts=1, allowed_host=allowed_host)
+        download_video(
+            url,
+            target,
+            user_agent="t",
+            retry_policy=ONCE,
+            allowed_host=allowed_host,
+        )
     assert info.value.retryable is False
     assert list(tmp_path.iterdir()) == []
 
@@ -138,7 +148,7 @@ def test_refusal_message_hides_the_signed_query() -> None:
             "http://10.0.0.1/v.mp4?X-Signature=s3cr3t",
             ObjectStoragePath("file:///nonexistent/v.mp4"),
             user_agent="t",
-            attempts=1,
+            retry_policy=ONCE,
         )
     assert "s3cr3t" not in str(info.value) and "http://10.0.0.1/v.mp4" in str(info.value)
 

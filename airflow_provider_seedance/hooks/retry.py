@@ -1,0 +1,151 @@
+"""The one retry policy of the provider (tenacity underneath) and the one deadline helper.
+
+Everything that tries again uses :class:`RetryPolicy`: the generate request's pre-send
+connection retries (only requests that provably never left), status reads sync and async,
+the waits (blocking and deferrable, bounded by *outage time*), the batch trigger's rounds,
+and (through :meth:`RetryPolicy.retrying`) deliveries. A server's ``Retry-After`` is
+honoured in one place, :func:`retry_after_floor`, and nothing sleeps past a deadline
+(:func:`until_deadline`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+
+from airflow_provider_seedance.exceptions import SeedanceError
+
+#: A server's ``Retry-After`` is honoured up to this many seconds.
+RETRY_AFTER_CAP = 120.0
+#: A wait (blocking or deferrable) gives up on the service after this many seconds of
+#: consecutive failed status reads (5xx, 429, network errors, unreadable answers).
+DEFAULT_MAX_OUTAGE = 180.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure that trying again may cure (its declared ``retryable``)."""
+    return isinstance(exc, SeedanceError) and exc.retryable
+
+
+def retry_after_floor(exc: BaseException | None) -> float:
+    """The shortest wait the server asked for after ``exc`` (its ``Retry-After``, capped), or 0."""
+    if not isinstance(exc, SeedanceError) or exc.retry_after is None:
+        return 0.0
+    return min(float(exc.retry_after), RETRY_AFTER_CAP)
+
+
+def until_deadline(seconds: float, deadline: float | None) -> float:
+    """``seconds``, shortened so that sleeping it does not pass ``deadline`` (epoch), never < 0."""
+    if deadline is not None:
+        seconds = min(seconds, deadline - time.time())
+    return max(0.0, seconds)
+
+
+def sleep_until_deadline(seconds: float, deadline: float | None) -> None:
+    """Sleep ``seconds`` but not past ``deadline`` (sync side: workers only)."""
+    time.sleep(until_deadline(seconds, deadline))
+
+
+async def asleep_until_deadline(seconds: float, deadline: float | None) -> None:
+    """Sleep ``seconds`` but not past ``deadline``, without blocking the event loop."""
+    await asyncio.sleep(until_deadline(seconds, deadline))
+
+
+def deadline_within_outage(started: float, outage: float | None, deadline: float | None) -> bool:
+    """Whether retries that began at ``started`` end at ``deadline`` before the outage limit
+    would end them: then a wait that failed is out of time (a timeout), not given up."""
+    if deadline is None:
+        return False
+    return outage is None or deadline <= started + outage
+
+
+class RetryAfterWait(tenacity.wait.wait_base):
+    """Exponential backoff with jitter, never shorter than the server's ``Retry-After``."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return self._policy.backoff(retry_state.attempt_number, exc)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the provider tries again.
+
+    :param attempts: attempts of one standalone operation (a status read, a download).
+    :param min_wait: first backoff, in seconds.
+    :param max_wait: longest backoff, in seconds (a ``Retry-After`` may ask for more).
+    :param max_outage: a *wait* tolerates consecutive failures for this many seconds.
+    """
+
+    attempts: int = 5
+    min_wait: float = 1.0
+    max_wait: float = 30.0
+    max_outage: float = DEFAULT_MAX_OUTAGE
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts (status_retries) must be >= 1")
+        if self.min_wait < 0 or self.max_wait < 0 or self.max_outage < 0:
+            raise ValueError("retry waits and max_outage must be >= 0")
+
+    def backoff(self, failures: int, exc: BaseException | None = None) -> float:
+        """Pause after the ``failures``-th consecutive failure: exponential, capped at
+        ``max_wait``, plus jitter up to ``min_wait``; never below the server's ``Retry-After``."""
+        exponential = min(self.min_wait * 2 ** max(0, failures - 1), self.max_wait)
+        jitter = random.uniform(0, self.min_wait)  # noqa: S311 - jitter, not crypto
+        return max(exponential + jitter, retry_after_floor(exc))
+
+    def retrying(
+        self,
+        predicate: Callable[[BaseException], bool] = is_transient,
+        *,
+        attempts: int | None = None,
+        outage: float | None = None,
+        deadline: float | None = None,
+        before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+        asynchronous: bool = False,
+    ) -> Any:
+        """A tenacity ``Retrying`` (or ``AsyncRetrying``) that retries exceptions matching
+        ``predicate`` with this policy's backoff and re-raises the last one.
+
+        It stops at whichever comes first: ``attempts`` (default: this policy's, ``None``
+        for none when ``outage`` is given), ``outage`` seconds since the first attempt, and
+        the absolute ``deadline`` (it never sleeps past it).
+        """
+        limit = attempts if attempts is not None else (None if outage is not None else self.attempts)
+        stop: tenacity.stop.stop_base = tenacity.stop_never
+        if limit is not None:
+            stop = tenacity.stop_after_attempt(max(1, limit))
+        if outage is not None:
+            stop = stop | tenacity.stop_before_delay(outage)
+        if deadline is not None:
+            stop = stop | _StopBeforeDeadline(deadline)
+        retrying_class = tenacity.AsyncRetrying if asynchronous else tenacity.Retrying
+        return retrying_class(
+            stop=stop,
+            wait=RetryAfterWait(self),
+            retry=tenacity.retry_if_exception(predicate),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+
+class _StopBeforeDeadline(tenacity.stop.stop_base):
+    """Stop when the next sleep would end past an absolute epoch deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        upcoming = retry_state.upcoming_sleep or 0.0
+        return time.time() + upcoming >= self._deadline

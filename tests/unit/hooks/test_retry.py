@@ -1,0 +1,104 @@
+"""The one retry policy: backoff, Retry-After in one place, never past a deadline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from airflow_provider_seedance.exceptions import (
+    SeedanceAuthError,
+    SeedanceConnectionError,
+    SeedanceRateLimitError,
+    SeedanceServerError,
+)
+from airflow_provider_seedance.hooks.retry import (
+    RETRY_AFTER_CAP,
+    RetryPolicy,
+    is_transient,
+    retry_after_floor,
+    until_deadline,
+)
+
+
+def test_backoff_grows_exponentially_to_the_cap_with_bounded_jitter() -> None:
+    policy = RetryPolicy(min_wait=1.0, max_wait=8.0)
+    for failures, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)]:
+        for _ in range(20):
+            assert base <= policy.backoff(failures) <= base + 1.0
+
+
+def test_retry_after_is_a_floor_capped_at_two_minutes() -> None:
+    policy = RetryPolicy(min_wait=0.0, max_wait=0.0)
+    assert policy.backoff(1, SeedanceRateLimitError(429, "RATE_LIMITED", retry_after=7)) == 7.0
+    assert (
+        retry_after_floor(SeedanceRateLimitError(429, "RATE_LIMITED", retry_after=10_000)) == RETRY_AFTER_CAP
+    )
+    assert retry_after_floor(ValueError("x")) == 0.0 and retry_after_floor(None) == 0.0
+
+
+def test_transient_is_the_declared_attribute() -> None:
+    assert is_transient(SeedanceServerError(500, "INTERNAL_ERROR"))
+    assert is_transient(SeedanceConnectionError("x"))
+    assert not is_transient(SeedanceAuthError(401, "INVALID_API_KEY"))
+    assert not is_transient(RuntimeError("x"))
+
+
+def test_until_deadline_never_passes_it() -> None:
+    assert until_deadline(5.0, None) == 5.0
+    assert until_deadline(5.0, time.time() - 10) == 0.0
+    assert 0.0 < until_deadline(5.0, time.time() + 1.0) <= 1.0
+
+
+def _failing(times: int, exc: Exception):
+    calls = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) <= times:
+            raise exc
+        return "ok"
+
+    return call, calls
+
+
+def test_retrying_stops_after_the_attempts_and_reraises_the_error() -> None:
+    call, calls = _failing(10, SeedanceServerError(500, "INTERNAL_ERROR"))
+    with pytest.raises(SeedanceServerError):
+        for attempt in RetryPolicy(attempts=3, min_wait=0.0, max_wait=0.0).retrying():
+            with attempt:
+                call()
+    assert len(calls) == 3
+
+
+def test_retrying_only_retries_what_the_predicate_accepts() -> None:
+    call, calls = _failing(10, SeedanceAuthError(401, "INVALID_API_KEY"))
+    with pytest.raises(SeedanceAuthError):
+        for attempt in RetryPolicy(attempts=5, min_wait=0.0, max_wait=0.0).retrying():
+            with attempt:
+                call()
+    assert len(calls) == 1
+
+
+def test_retrying_by_outage_is_not_bounded_by_the_attempt_count() -> None:
+    call, calls = _failing(8, SeedanceServerError(500, "INTERNAL_ERROR"))
+    for attempt in RetryPolicy(attempts=2, min_wait=0.0, max_wait=0.0).retrying(outage=60.0):
+        with attempt:
+            result = call()
+    assert result == "ok" and len(calls) == 9
+
+
+def test_retrying_does_not_sleep_past_the_deadline() -> None:
+    # Backoff of 30 s against a deadline 1 s away: the error comes back at once.
+    call, calls = _failing(10, SeedanceServerError(500, "INTERNAL_ERROR"))
+    policy = RetryPolicy(attempts=5, min_wait=30.0, max_wait=30.0)
+    with pytest.raises(SeedanceServerError):
+        for attempt in policy.retrying(deadline=time.time() + 1.0):
+            with attempt:
+                call()
+    assert len(calls) == 1
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="attempts"):
+        RetryPolicy(attempts=0)

@@ -1,0 +1,48 @@
+"""Connection settings: URLs built right, nothing secret in a repr."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk import Connection
+
+from airflow_provider_seedance.exceptions import SeedanceConfigurationError
+from airflow_provider_seedance.hooks.seedance import STATUS_PATH, ConnectionSettings
+
+
+def settings(host: str, port: int | None = None, **extra: object) -> ConnectionSettings:
+    conn = Connection(conn_id="c", conn_type="seedance", host=host, port=port, password="sk-key-123")
+    return ConnectionSettings.from_connection(conn, extra)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("http://h/v1", 8765, "http://h:8765/v1/status"),
+        ("http://h/v1/", 8765, "http://h:8765/v1/status"),
+        ("http://h", 8765, "http://h:8765/v1/status"),
+        ("http://h:9000/v1", 8765, "http://h:9000/v1/status"),  # the URL's own port wins
+        ("https://h/api/v1", None, "https://h/api/v1/status"),
+        ("http://[::1]/v1", 8765, "http://[::1]:8765/v1/status"),
+        ("https://seedanceapi.org", None, "https://seedanceapi.org/v1/status"),
+    ],
+)
+def test_port_goes_into_the_authority_and_v1_is_not_doubled(host: str, port: int | None, url: str) -> None:
+    assert settings(host, port).url(STATUS_PATH) == url
+
+
+def test_a_bad_port_is_a_configuration_error() -> None:
+    with pytest.raises(SeedanceConfigurationError, match="not an http"):
+        settings("http://h:abc/v1")
+
+
+def test_repr_and_str_hide_the_key_and_the_proxy_password() -> None:
+    s = settings("http://h", proxy="http://user:pr0xy-pass@proxy:3128")
+    for text in (repr(s), str(s), f"{s}"):
+        assert "pr0xy-pass" not in text and "sk-key-123" not in text
+        assert "***@proxy:3128" in text
+
+
+def test_connection_proxy_is_sent_per_request_so_it_wins_over_the_environment() -> None:
+    s = settings("https://h", proxies={"https": "http://p:1", "http": "http://q:2"})
+    assert s.proxy == "http://p:1" and s.requests_proxies() == {"http": "http://p:1", "https": "http://p:1"}
+    assert settings("https://h").requests_proxies() is None
