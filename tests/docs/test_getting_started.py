@@ -40,7 +40,6 @@ def _fresh_airflow_env(home: Path) -> dict[str, str]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="awaiting hook fallback to sync connection lookup")
 def test_getting_started_dag_with_cli_connection_delivers_and_charges_once(emulator, tmp_path: Path) -> None:
     dag_code = _page_block("python", "my_first_seedance_dag")
     commands = _page_block("bash", "airflow dags test")
