@@ -23,9 +23,9 @@ from airflow_provider_seedance.hooks.retry import (
     retry_after_floor,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import SeedanceTask
+from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
 
-BATCH_EVENT_STATUSES = frozenset({"done", "timeout", "error"})
+BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
 MAX_BACKOFF = 300.0
 
@@ -155,13 +155,13 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
             # single trigger does, instead of failing the task with a bare traceback.
             yield TriggerEvent(
                 {
-                    "status": "error",
+                    "status": BatchEventStatus.ERROR.value,
                     "message": f"Polling the Seedance batch failed: {exc}",
                     "pending": pending,
                 }
             )
             return
-        status = "timeout" if pending else "done"
+        status = (BatchEventStatus.TIMEOUT if pending else BatchEventStatus.DONE).value
         yield TriggerEvent({"status": status, "tasks": finished, "errors": errors, "pending": pending})
 
     def _outage_over(self, failures: int, since: float) -> bool:

@@ -21,10 +21,11 @@ from airflow_provider_seedance.hooks.retry import (
     deadline_within_outage,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import SeedanceTask, TaskStatus
+from airflow_provider_seedance.models import SeedanceTask, TaskStatus, TriggerEventStatus
+from airflow_provider_seedance.results import GenerationResult
 
 #: Event statuses the operator and the sensor accept.
-EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
+EVENT_STATUSES = frozenset(s.value for s in TriggerEventStatus)
 #: No count cap by default: the wait policy bounds an outage by its duration (``max_outage``).
 DEFAULT_MAX_POLL_FAILURES: int | None = None
 
@@ -33,6 +34,7 @@ class SeedanceStatusTrigger(BaseTrigger):
     """Poll one Seedance generation until it ends, then fire exactly one event.
 
     The event is ``{"status": "success"|"failed"|"timeout"|"error", "task": <task dict>,
+    "result": <GenerationResult.to_xcom()>,
     "message": str}``.
 
     :param seedance_task_id: the generation to wait for (named so because the triggerer
@@ -105,18 +107,20 @@ class SeedanceStatusTrigger(BaseTrigger):
                     # The deferring task has just read the status: wait before the first poll.
                     await asleep_until_deadline(self.poll_interval, self.end_time)
                     if self._past_deadline():
-                        yield self._event("timeout", last, self._timeout_message(last))
+                        yield self._event(TriggerEventStatus.TIMEOUT, last, self._timeout_message(last))
                         return
                     read_started = time.time()
                     last = await hook.aget_status(
                         task_id, deadline=self.end_time, outage=self.max_outage, attempts=attempts
                     )
                     if last.is_success:
-                        yield self._event("success", last, f"Seedance task {task_id} succeeded")
+                        yield self._event(
+                            TriggerEventStatus.SUCCESS, last, f"Seedance task {task_id} succeeded"
+                        )
                         return
                     if last.is_failed:
                         message = f"Seedance task {task_id} FAILED: {last.error_message or 'no message'}"
-                        yield self._event("failed", last, message)
+                        yield self._event(TriggerEventStatus.FAILED, last, message)
                         return
                     if last.status not in TaskStatus.KNOWN and last.status not in unknown_reported:
                         unknown_reported.add(last.status)
@@ -126,9 +130,11 @@ class SeedanceStatusTrigger(BaseTrigger):
             # Retries of a transient failure stop early rather than sleep past the deadline:
             # when the deadline, not the outage limit, ended them, the wait ran out of time.
             if exc.retryable and deadline_within_outage(read_started, self.max_outage, self.end_time):
-                yield self._event("timeout", last, self._timeout_message(last))
+                yield self._event(TriggerEventStatus.TIMEOUT, last, self._timeout_message(last))
             else:
-                event = self._event("error", last, f"Polling Seedance task {task_id} failed: {exc}")
+                event = self._event(
+                    TriggerEventStatus.ERROR, last, f"Polling Seedance task {task_id} failed: {exc}"
+                )
                 event.payload["error_code"] = exc.error_code
                 yield event
 
@@ -153,5 +159,13 @@ class SeedanceStatusTrigger(BaseTrigger):
         )
 
     @staticmethod
-    def _event(status: str, task: SeedanceTask, message: str) -> TriggerEvent:
-        return TriggerEvent({"status": status, "task": task.to_dict(), "message": message})
+    def _event(status: TriggerEventStatus, task: SeedanceTask, message: str) -> TriggerEvent:
+        """``task``: the generation as last read; ``result``: the same as a :class:`GenerationResult`."""
+        return TriggerEvent(
+            {
+                "status": status.value,
+                "task": task.to_dict(),
+                "result": GenerationResult.from_task(task).to_xcom(),
+                "message": message,
+            }
+        )
