@@ -480,33 +480,21 @@ class SeedanceHook(HttpHook):
         self.log.warning("%s failed (attempt %d%s): %s; retrying in %.1fs", what, attempt, of, exc, wait)
 
     # ------------------------------------------------------------------ public API
-    def submit(
-        self,
-        prompt: str,
-        *,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        duration: str | int | None = None,
-        generate_audio: bool | None = None,
-        fixed_lens: bool | None = None,
-        image_urls: list[str] | None = None,
-        callback_url: str | None = None,
-    ) -> str:
+    def submit(self, request: GenerationRequest | str | None = None, /, **fields: Any) -> str:
         """Validate, then start one generation and return its task id.
 
-        Sends ``POST /v1/generate`` at most once (see the module docstring).
+        Pass a :class:`GenerationRequest`, or its fields as a keyword convenience:
+        ``hook.submit("a red fox in snow", resolution="480p", duration=4)``. Bad or unknown
+        fields raise :class:`SeedanceValidationError` before anything is sent. Sends
+        ``POST /v1/generate`` at most once (see the module docstring).
         """
-        request = GenerationRequest(
-            prompt=prompt,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            duration=duration,  # type: ignore[arg-type]
-            generate_audio=generate_audio,
-            fixed_lens=fixed_lens,
-            image_urls=image_urls,  # type: ignore[arg-type]
-            callback_url=callback_url,
-        )
-        return self.submit_request(request)
+        if isinstance(request, GenerationRequest):
+            if fields:
+                raise TypeError("submit() takes a GenerationRequest or its fields, not both")
+            return self.submit_request(request)
+        if request is not None:
+            fields = {"prompt": request, **fields}
+        return self.submit_request(GenerationRequest.from_mapping(fields))
 
     def submit_request(self, request: GenerationRequest) -> str:
         """Start the generation described by an already validated request; return its task id.

@@ -263,8 +263,8 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         with self._recording_failures(context, run):
             if status == BatchEventStatus.ERROR:
                 raise SeedanceError(
-                    f"{event.get('message')} Nothing more was spent by waiting; a task retry re-attaches "
-                    "to the batch's generations (set retries to let it)."
+                    f"{event.get('message')} Nothing more was spent by waiting; a retry re-attaches to "
+                    "the batch's generations (set retries to let it)."
                 )
             if status == BatchEventStatus.TIMEOUT:
                 pending = event.get("pending") or []

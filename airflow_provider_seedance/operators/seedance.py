@@ -61,9 +61,21 @@ if TYPE_CHECKING:
 class _Progress:
     """What this try knows of its generation, so a failure can say what it cost."""
 
+    #: The request's payload (what was, or would be, sent).
     request: dict[str, Any] = field(default_factory=dict)
     last: SeedanceTask | None = None
     history: tuple[str, ...] = ()
+    spec: GenerationRequest | None = None
+    record: SubmissionRecord | None = None
+
+    def use(self, spec: GenerationRequest, record: SubmissionRecord) -> _Progress:
+        self.spec, self.record, self.request = spec, record, spec.to_payload()
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        assert self.spec is not None
+        return self.spec.fingerprint()
 
 
 class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
@@ -199,9 +211,9 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
             # Resolve the connection before anything is sent: an unusable one must fail here,
             # not after the POST was paid for.
             self.hook.settings  # noqa: B018
-            record = SubmissionRecord.for_context(context)
-            task = self._attach_or_submit(record, request, progress)
-            return self._drive(context, record, request, task, progress)
+            progress.use(request, SubmissionRecord.for_context(context))
+            task = self._attach_or_submit(progress)
+            return self._drive(context, progress, task)
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     def execute_complete(
@@ -214,20 +226,19 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
         """Resume after the trigger fired (templates are rendered again, so the request is rebuilt)."""
         progress = _Progress()
         with recording_failures(context, self.log, progress):
-            request = self.build_request()
-            progress.request = request.to_payload()
-            record = SubmissionRecord.for_context(context)
-            progress.history = record.history(request.fingerprint())
+            progress.use(self.build_request(), SubmissionRecord.for_context(context))
+            assert progress.record is not None
+            progress.history = progress.record.history(progress.fingerprint)
             status, task, message = task_from_event(event, expected_task_id=seedance_task_id)
             progress.last = task
             if status is TriggerEventStatus.TIMEOUT:
                 raise SeedanceTimeoutError(task.task_id, self.timeout or 0.0, task.status)
             if status is TriggerEventStatus.ERROR:
                 raise SeedanceError(
-                    f"{message} Nothing more was spent by waiting; a task retry re-attaches to "
+                    f"{message} Nothing more was spent by waiting; a retry re-attaches to "
                     f"Seedance task {task.task_id} (set retries to let it)."
                 )
-            return self._drive(context, record, request, task, progress)
+            return self._drive(context, progress, task)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ steps
@@ -259,10 +270,10 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
         context["ti"].xcom_push(key=XCOM_LINK, value={"output_path": existing.output_path})
         return self._succeed(context, result)
 
-    def _attach_or_submit(
-        self, record: SubmissionRecord, request: GenerationRequest, progress: _Progress
-    ) -> SeedanceTask:
-        fingerprint = request.fingerprint()
+    def _attach_or_submit(self, progress: _Progress) -> SeedanceTask:
+        record = progress.record
+        assert record is not None
+        fingerprint = progress.fingerprint
         previous = record.get(fingerprint)
         progress.history = previous.history if previous is not None else ()
         if previous is not None and previous.uncertain:
@@ -277,7 +288,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
                 "If it did reach Seedance, that generation may be billed too.",
                 record.where,
             )
-            return self._submit(record, request, progress)
+            return self._submit(progress)
         if previous is not None and previous.seedance_task_id:
             if self.force_new:
                 self.log.info(
@@ -306,12 +317,12 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
                     task.task_id,
                     task.error_message,
                 )
-        return self._submit(record, request, progress)
+        return self._submit(progress)
 
-    def _submit(
-        self, record: SubmissionRecord, request: GenerationRequest, progress: _Progress
-    ) -> SeedanceTask:
-        fingerprint = request.fingerprint()
+    def _submit(self, progress: _Progress) -> SeedanceTask:
+        record, request = progress.record, progress.spec
+        assert record is not None and request is not None
+        fingerprint = progress.fingerprint
         record.mark_submitting(fingerprint)
         try:
             seedance_task_id = self.hook.submit_request(request)
@@ -326,16 +337,11 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
         record.mark_submitted((fingerprint, seedance_task_id))
         return task
 
-    def _drive(
-        self,
-        context: Context,
-        record: SubmissionRecord,
-        request: GenerationRequest,
-        task: SeedanceTask,
-        progress: _Progress,
-    ) -> dict[str, Any]:
+    def _drive(self, context: Context, progress: _Progress, task: SeedanceTask) -> dict[str, Any]:
         """Take ``task`` to its end: wait (or defer), resubmit FAILED ones while allowed, deliver."""
-        fingerprint = request.fingerprint()
+        record = progress.record
+        assert record is not None
+        fingerprint = progress.fingerprint
         while True:
             progress.last = task
             self._remember(context, task)
@@ -352,10 +358,10 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
                         len(tried),
                         self.resubmit_on_failure,
                     )
-                    task = self._submit(record, request, progress)
+                    task = self._submit(progress)
                     continue
             if task.is_terminal or not self.wait_for_completion:
-                return self._finish(context, record, request, task, progress)
+                return self._finish(context, progress, task)
             end_time = time.time() + self.timeout if self.timeout is not None else None
             if self.deferrable:
                 self.defer(
@@ -376,23 +382,18 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
     def _remember(self, context: Context, task: SeedanceTask) -> None:
         push_progress(context, task, self.hook.settings.base_url)
 
-    def _finish(
-        self,
-        context: Context,
-        record: SubmissionRecord,
-        request: GenerationRequest,
-        task: SeedanceTask,
-        progress: _Progress,
-    ) -> dict[str, Any]:
+    def _finish(self, context: Context, progress: _Progress, task: SeedanceTask) -> dict[str, Any]:
+        record = progress.record
+        assert record is not None
         self._remember(context, task)
-        tried = record.history(request.fingerprint()) or (task.task_id,)
+        tried = record.history(progress.fingerprint) or (task.task_id,)
         progress.history = tried
         if task.is_failed:
             attempts = f" after {len(tried)} attempts ({', '.join(tried)})" if len(tried) > 1 else ""
             raise SeedanceGenerationFailedError(
                 task.task_id, f"{task.error_message or 'no message'}{attempts}"
             )
-        result = GenerationResult.from_task(task, request.to_payload(), seedance_task_ids=tried)
+        result = GenerationResult.from_task(task, progress.request, seedance_task_ids=tried)
         if not task.is_success:
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)
             push_result(context, result, self.log)

@@ -16,6 +16,7 @@ from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOpera
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from tests.conftest import API_KEY, connection_json
+from tests.integration.test_money_rules import Store, context
 
 pytestmark = pytest.mark.integration
 
@@ -205,8 +206,11 @@ def test_batch_trigger_reports_an_unusable_connection_as_one_error_event(monkeyp
     assert event["status"] == "error" and event["pending"] == ["seed-a", "seed-b"]
     assert "has no API key" in event["message"]
     operator = SeedanceBatchGenerateOperator(task_id="b", requests=[{"prompt": "p"}])
+    ctx = context(Store())
     with pytest.raises(SeedanceError, match=r"has no API key.*a retry re-attaches"):
-        operator.execute_complete({}, event)  # type: ignore[arg-type]
+        operator.execute_complete(ctx, event)  # type: ignore[arg-type]
+    # What the batch's items cost is recorded even so (nothing was submitted by this try).
+    assert ctx["ti"].xcoms["seedance_batch_results"]["totals"]["requests"] == 1
 
 
 # ----------------------------------------------------------------------------- one wait policy
