@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: Debian's Chromium and ChromeDriver (browser tests,
-# no browser download at test time) and Node.js (runs the API guide's JavaScript example).
+# no browser download at test time), Node.js (runs the API guide's JavaScript example), and
+# PostgreSQL and Redis (the production-shape stack of `make cluster-up`).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
