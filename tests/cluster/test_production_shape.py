@@ -32,7 +32,8 @@ import requests
 from tests.airflow_processes import AirflowCluster
 from tests.cluster.stack import AIRFLOW_PARTS, TRIGGERER_HEALTH_THRESHOLD, TRIGGERERS, WORKERS, Stack
 
-pytestmark = pytest.mark.cluster
+# The whole scenario runs in the first test's set-up: more than the suite's 600 s per test.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1500)]
 
 SIZES = {
     "batch": int(os.environ.get("SEEDANCE_CLUSTER_BATCH", "300")),
@@ -287,6 +288,7 @@ class Chaos:
         for dag_id in (CATALOG, VICTIM):
             self.airflow.wait_for_dag(dag_id, timeout=180)
             self.airflow.unpause(dag_id)
+        requests.delete(f"{self.emulator.base_url}/_emulator/faults", timeout=30).raise_for_status()
         outcome.ledger_before = self.emulator.ledger()
         posts_before = outcome.ledger_before["generate_requests"]
         conf = {"catalog_date": self.date}

@@ -23,7 +23,8 @@ from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperato
 from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
 
 CONN = "seedance_cluster"
-BUCKET = "s3://seedance-cluster"
+#: ``conn_id@bucket``: ObjectStoragePath takes the connection (with its endpoint_url) from it.
+BUCKET = "s3://aws_cluster@seedance-cluster"
 POLL = 10.0
 #: Status reads retried quickly: the emulator and the API server are restarted under load.
 HOOK = {"retry_min_wait": 0.5, "retry_max_wait": 4.0, "status_retries": 8}
