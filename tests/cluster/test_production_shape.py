@@ -185,8 +185,11 @@ class Chaos:
         self.stack.start(name)  # the replacement joins (a new job row)
         return Fault("SIGKILL triggerer", in_flight, recovery, f"{name} held {held}; moved to the other")
 
-    def kill_worker_after_post(self, victim_run: str, posts_before_victim: int) -> tuple[Fault, float]:
-        """SIGKILL the worker whose task is waiting right after paying for its resubmission."""
+    def kill_worker_after_post(
+        self, victim_run: str, posts_before_victim: int, start_load: Callable[[], None]
+    ) -> tuple[Fault, float]:
+        """SIGKILL the worker whose task is waiting right after paying for its resubmission,
+        as the load (``start_load``) begins."""
 
         def victim_running_after_second_post() -> dict[str, Any] | None:
             if self.emulator.ledger()["generate_requests"] < posts_before_victim + 2:
@@ -195,6 +198,8 @@ class Chaos:
             return ti if ti["state"] == "running" else None
 
         ti = self.wait(victim_running_after_second_post, "the victim's second POST", timeout=300)
+        start_load()
+        time.sleep(5)  # the scheduler queues the load's first tasks on both workers
         # Not while another task is between recording "submitting" and the POST's answer: a
         # kill there leaves a generation nobody knows, which the provider rightly refuses to
         # pay again for without a human (force_new).
@@ -299,11 +304,17 @@ class Chaos:
         self.wait(
             lambda: self.emulator.ledger()["generate_requests"] > posts_before, "the victim's first POST"
         )
-        first_run = self.airflow.trigger(CATALOG, {**conf, **SIZES})
+        # The catalog starts as the victim waits after its second POST; its worker is killed
+        # then, before any catalog task is half-way through a POST (see kill_worker_after_post).
+        first_run = ""
 
-        outcome.faults.append(self.kill_triggerer())
-        worker_fault, killed_at = self.kill_worker_after_post(victim_run, posts_before)
+        def start_catalog() -> None:
+            nonlocal first_run
+            first_run = self.airflow.trigger(CATALOG, {**conf, **SIZES})
+
+        worker_fault, killed_at = self.kill_worker_after_post(victim_run, posts_before, start_catalog)
         outcome.faults.append(worker_fault)
+        outcome.faults.append(self.kill_triggerer())
         outcome.faults.append(self.stop_postgres())
         outcome.faults.append(self.restart_api_server())
         outcome.faults.append(self.restart_emulator())
@@ -449,8 +460,8 @@ def test_every_success_is_in_the_bucket_with_the_emulators_bytes(outcome: Outcom
 
 def test_every_fault_hit_work_in_flight(outcome: Outcome) -> None:
     assert [f.name for f in outcome.faults] == [
-        "SIGKILL triggerer",
         "SIGKILL Celery worker after POST",
+        "SIGKILL triggerer",
         "PostgreSQL stopped 10 s",
         "restart api-server",
         "restart emulator (state file)",
