@@ -28,9 +28,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import tenacity
+
 from airflow_provider_seedance.exceptions import SeedanceError
 
 RECORD_KEY = "seedance_generation"
+#: How long a write of the record is retried while Airflow's API server or database is away
+#: (a restart, a failover): once a POST has paid, losing its task id means a human must decide.
+SAVE_RETRY_SECONDS = 180.0
 SUBMITTING = "submitting"
 SUBMITTED = "submitted"
 #: The API refused the request (e.g. 400): nothing exists, nothing to wait for.
@@ -147,11 +152,14 @@ class SubmissionRecord:
     only one try of a task instance runs at a time, so nobody else writes this record.
     """
 
-    def __init__(self, backend: _Backend, *, where: str) -> None:
+    def __init__(
+        self, backend: _Backend, *, where: str, save_retry_seconds: float = SAVE_RETRY_SECONDS
+    ) -> None:
         self._backend = backend
         self._entries: dict[str, Any] | None = None
         #: Human description of the storage, for log lines.
         self.where = where
+        self.save_retry_seconds = save_retry_seconds
 
     @classmethod
     def for_context(cls, context: Mapping[str, Any], *, key: str = RECORD_KEY) -> SubmissionRecord:
@@ -173,7 +181,13 @@ class SubmissionRecord:
         return self._entries
 
     def _save(self) -> None:
-        self._backend.save(self.entries)
+        """Write the record, retrying while the store is unreachable (it is idempotent)."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(self.save_retry_seconds),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+            reraise=True,
+        )
+        retrying(self._backend.save, self.entries)
 
     def get(self, fingerprint: str) -> Submission | None:
         return Submission.from_json(self.entries.get(fingerprint))

@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk import Variable
 
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.reattach import _VariableBackend
+from airflow_provider_seedance.reattach import SubmissionRecord, _VariableBackend
 
 
 def fake_get(value: Any = None, error: Exception | None = None) -> Any:
@@ -42,3 +42,37 @@ def test_a_corrupt_record_is_a_clear_error(monkeypatch, raw: str) -> None:
     monkeypatch.setattr(Variable, "get", fake_get(raw))
     with pytest.raises(SeedanceError, match=r"'seedance_record_x'.*not a JSON object"):
         _VariableBackend("seedance_record_x").load()
+
+
+class FlakyBackend:
+    """A store that is unreachable for its first ``failures`` writes (an API server restart)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.saved: list[dict[str, Any]] = []
+
+    def load(self) -> dict[str, Any]:
+        return {}
+
+    def save(self, value: dict[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("api-server unreachable")
+        self.saved.append(dict(value))
+
+
+def test_a_paid_submission_is_recorded_once_the_store_is_back() -> None:
+    """Seen on the production-shape stack: the POST paid, the API server was restarting, the
+    try failed with the record still 'submitting', and the retry refused to go on (a human)."""
+    backend = FlakyBackend(failures=2)
+    record = SubmissionRecord(backend, where="test", save_retry_seconds=30)
+    record.mark_submitted(("fp", "seed15abcpro"))
+    assert backend.saved[-1]["fp"]["state"] == "submitted"
+    assert backend.saved[-1]["fp"]["seedance_task_id"] == "seed15abcpro"
+
+
+def test_a_store_that_stays_away_still_fails_the_write() -> None:
+    backend = FlakyBackend(failures=1_000)
+    record = SubmissionRecord(backend, where="test", save_retry_seconds=0)
+    with pytest.raises(ConnectionError):
+        record.mark_submitted(("fp", "seed15abcpro"))
