@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -505,11 +506,19 @@ class Stack:
 
     def down(self) -> list[str]:
         """Stop everything (Airflow first, PostgreSQL last); returns what still runs (nothing)."""
-        for name in reversed(ORDER):
+
+        def stop(name: str) -> None:
             try:
                 self.stop(name)
             except Exception as exc:  # keep going: the others must stop too
                 print(f"could not stop {name}: {exc}", file=sys.stderr)
+
+        # Airflow's parts together (each may take its SIGTERM grace), then what they used.
+        with ThreadPoolExecutor(len(AIRFLOW_PARTS)) as pool:
+            list(pool.map(stop, AIRFLOW_PARTS))
+        for name in reversed(ORDER):
+            if name not in AIRFLOW_PARTS:
+                stop(name)
         leftovers = self.leftovers()
         for proc in leftovers:
             with contextlib.suppress(psutil.Error):
