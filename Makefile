@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
 BENCH_N ?= 100
 
-.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps
+.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps cluster-up cluster-down cluster-status test-cluster
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -37,6 +37,20 @@ test-fast: $(STAMP)
 
 test-min:
 	@$(MAKE) --no-print-directory test VENV=.venv-min AIRFLOW_VERSION=$(AIRFLOW_MIN_VERSION)
+
+# The production-shape stack (Celery, PostgreSQL, Redis, S3, two triggerers) and its chaos
+# scenarios; see docs/running-at-scale.md. `cluster-down` leaves no process behind.
+cluster-up: $(STAMP)
+	@VENV=$(VENV) AIRFLOW_VERSION=$(AIRFLOW_VERSION) bash scripts/cluster.sh up
+
+cluster-status:
+	@VENV=$(VENV) bash scripts/cluster.sh status
+
+cluster-down:
+	@VENV=$(VENV) bash scripts/cluster.sh down
+
+test-cluster: $(STAMP)
+	@$(VENV)/bin/python -m pytest tests/cluster -m cluster -p no:cacheprovider -s $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

@@ -35,12 +35,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import tenacity
+
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.models import StrEnum
 
 RECORD_KEY = "seedance_generation"
 #: Airflow's limit on a Variable's key length.
 MAX_VARIABLE_KEY = 250
+#: How long a write of the record is retried while Airflow's API server or database is away
+#: (a restart, a failover): once a POST has paid, losing its task id means a human must decide.
+SAVE_RETRY_SECONDS = 180.0
 
 
 class SubmissionState(StrEnum):
@@ -216,11 +221,12 @@ class SubmissionRecord:
     so nobody else writes this record.
     """
 
-    def __init__(self, backend: _Backend, *, where: str) -> None:
+    def __init__(self, backend: _Backend, *, where: str, save_retry_seconds: float | None = None) -> None:
         self._backend = backend
         self._entries: dict[str, Any] | None = None
         #: Human description of the storage, for log lines.
         self.where = where
+        self.save_retry_seconds = save_retry_seconds
 
     @classmethod
     def for_context(cls, context: Mapping[str, Any], *, key: str = RECORD_KEY) -> SubmissionRecord:
@@ -249,8 +255,14 @@ class SubmissionRecord:
         return self._entries
 
     def flush(self) -> None:
-        """Write the record as it stands (after changes made with ``save=False``)."""
-        self._backend.save(self.entries)
+        """Write the record as it stands, retrying while the store is unreachable (idempotent)."""
+        seconds = SAVE_RETRY_SECONDS if self.save_retry_seconds is None else self.save_retry_seconds
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(seconds),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+            reraise=True,
+        )
+        retrying(self._backend.save, self.entries)
 
     def get(self, fingerprint: str) -> Submission | None:
         raw = self.entries.get(fingerprint)

@@ -259,14 +259,16 @@ class _FlakyStore(Store):
         self.fail_at_write = fail_at_write
 
     def set(self, key: str, value: Any) -> None:
-        if self.writes + 1 == self.fail_at_write:
+        if self.writes + 1 >= self.fail_at_write:
             self.writes += 1
             raise RuntimeError("task state store unavailable (503 from the API server)")
         super().set(key, value)
 
 
-def test_record_write_failure_after_post_is_not_reported_as_nothing_sent(emulator) -> None:
-    store = _FlakyStore(fail_at_write=2)  # write 1: 'submitting'; write 2: the returned id
+def test_record_write_failure_after_post_is_not_reported_as_nothing_sent(emulator, monkeypatch) -> None:
+    # The write is retried while the store is away; here it stays away past the retry budget.
+    monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 0.3)
+    store = _FlakyStore(fail_at_write=2)  # write 1: 'submitting'; write 2 on: the returned id
     ctx = context(store)
     with pytest.raises(RuntimeError):
         single().execute(ctx)

@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk import Variable
 
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.reattach import _VariableBackend
+from airflow_provider_seedance.reattach import SubmissionRecord, _VariableBackend
 
 
 def fake_get(value: Any = None, error: Exception | None = None) -> Any:
@@ -101,3 +101,37 @@ def test_force_new_release_is_recorded_and_the_history_kept() -> None:
     assert len(entry.released) == 1 and entry.history == ("seed-1",)
     record.mark_submitted(("fp", "seed-2"))
     assert record.get("fp").history == ("seed-1", "seed-2")  # type: ignore[union-attr]
+
+
+class FlakyBackend:
+    """A store that is unreachable for its first ``failures`` writes (an API server restart)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.saved: list[dict[str, Any]] = []
+
+    def load(self) -> dict[str, Any]:
+        return {}
+
+    def save(self, value: dict[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("api-server unreachable")
+        self.saved.append(dict(value))
+
+
+def test_a_paid_submission_is_recorded_once_the_store_is_back() -> None:
+    """Seen on the production-shape stack: the POST paid, the API server was restarting, the
+    try failed with the record still 'submitting', and the retry refused to go on (a human)."""
+    backend = FlakyBackend(failures=2)
+    record = SubmissionRecord(backend, where="test", save_retry_seconds=30)
+    record.mark_submitted(("fp", "seed15abcpro"))
+    assert backend.saved[-1]["fp"]["state"] == "submitted"
+    assert backend.saved[-1]["fp"]["seedance_task_id"] == "seed15abcpro"
+
+
+def test_a_store_that_stays_away_still_fails_the_write() -> None:
+    backend = FlakyBackend(failures=1_000)
+    record = SubmissionRecord(backend, where="test", save_retry_seconds=0)
+    with pytest.raises(ConnectionError):
+        record.mark_submitted(("fp", "seed15abcpro"))
