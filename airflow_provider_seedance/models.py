@@ -33,20 +33,17 @@ MAX_IMAGE_URLS = 1
 DEFAULT_RESOLUTION = "720p"
 DEFAULT_DURATION = "8"
 
-#: Credits by (resolution, duration, generate_audio), from the guide's price table.
+#: The guide's price table as printed: credits by resolution and audio, for 4, 8 and 12 seconds.
+_GUIDE_PRICES: dict[str, dict[bool, tuple[int, int, int]]] = {
+    "480p": {False: (8, 14, 19), True: (14, 28, 38)},
+    "720p": {False: (14, 28, 42), True: (28, 56, 84)},
+}
+#: Credits by (resolution, duration, generate_audio).
 PRICE_TABLE: dict[tuple[str, str, bool], int] = {
-    ("480p", "4", False): 8,
-    ("480p", "8", False): 14,
-    ("480p", "12", False): 19,
-    ("480p", "4", True): 14,
-    ("480p", "8", True): 28,
-    ("480p", "12", True): 38,
-    ("720p", "4", False): 14,
-    ("720p", "8", False): 28,
-    ("720p", "12", False): 42,
-    ("720p", "4", True): 28,
-    ("720p", "8", True): 56,
-    ("720p", "12", True): 84,
+    (resolution, duration, audio): credits
+    for resolution, by_audio in _GUIDE_PRICES.items()
+    for audio, row in by_audio.items()
+    for duration, credits in zip(DURATIONS, row, strict=True)
 }
 
 

@@ -7,6 +7,8 @@ price or a missing aspect ratio would go unnoticed by every test.
 
 from __future__ import annotations
 
+# The deliberate copy of the server's tables (see above): the duplicate-code check lists these
+# lines beside models.py, and that is intended.
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
 DURATIONS: tuple[str, ...] = ("4", "8", "12")

@@ -449,17 +449,10 @@ class SeedanceHook(HttpHook):
         except requests.exceptions.RequestException as exc:
             raise requests_failure(endpoint, settings.base_url, exc) from None
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> Any:
-        """One status-style exchange, answer read with the status rule (no retries)."""
-        status, content, retry_after = self._exchange(method, path, params=params, body=body)
-        return status_answer(status, content, endpoint=f"{method} {path}", retry_after=retry_after)
+    def _status_once(self, task_id: str) -> Any:
+        """One status read, its answer read with the status rule (no retries)."""
+        status, content, retry_after = self._exchange("GET", STATUS_PATH, params={"task_id": task_id})
+        return status_answer(status, content, endpoint=f"GET {STATUS_PATH}", retry_after=retry_after)
 
     def _log_retry(
         self,
@@ -527,7 +520,6 @@ class SeedanceHook(HttpHook):
     def _read_status(
         self, task_id: str, *, outage: float | None = None, deadline: float | None = None
     ) -> SeedanceTask:
-        params = {"task_id": task_id}
         retrying = self.retry_policy.retrying(
             is_transient,
             outage=outage,
@@ -540,7 +532,7 @@ class SeedanceHook(HttpHook):
         )
         for attempt in retrying:
             with attempt:
-                data = self._send("GET", STATUS_PATH, params=params)
+                data = self._status_once(task_id)
         return SeedanceTask.from_api(data)
 
     def wait_for_completion(
@@ -624,7 +616,7 @@ class SeedanceHook(HttpHook):
         """Check the base URL and key without spending credits (a status read, never a POST)."""
         try:
             # One attempt: a person is waiting on the answer, and a probe is not worth retrying.
-            self._send("GET", STATUS_PATH, params={"task_id": PROBE_TASK_ID})
+            self._status_once(PROBE_TASK_ID)
         except SeedanceTaskNotFoundError:
             return True, f"Connected to {self.settings.base_url}: API key accepted."
         except SeedanceAuthError as exc:

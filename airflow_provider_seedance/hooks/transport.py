@@ -166,15 +166,23 @@ def status_answer(
             http_status, "MALFORMED_RESPONSE", answer.unreadable, endpoint=endpoint, note=READ_SPENDS_NOTHING
         )
     if answer.data is None:
-        raise api_error(
-            answer.status,
-            answer.error_code,
-            answer.message,
-            endpoint=endpoint,
-            retry_after=parse_retry_after(retry_after),
-            note=READ_SPENDS_NOTHING,
-        )
+        raise _error_of(answer, endpoint, retry_after, READ_SPENDS_NOTHING)
     return answer.data
+
+
+def _error_of(
+    answer: Any, endpoint: str, retry_after: str | None, note: str, creation: CreationState | None = None
+) -> SeedanceAPIError:
+    """The typed error for an answer that carries an error code (see :func:`api_error`)."""
+    return api_error(
+        answer.status,
+        answer.error_code,
+        answer.message,
+        endpoint=endpoint,
+        retry_after=parse_retry_after(retry_after),
+        note=note,
+        creation=creation,
+    )
 
 
 def generate_answer(
@@ -188,15 +196,7 @@ def generate_answer(
         )
     if answer.data is None:
         if 400 <= answer.status < 500:
-            raise api_error(
-                answer.status,
-                answer.error_code,
-                answer.message,
-                endpoint=endpoint,
-                retry_after=parse_retry_after(retry_after),
-                note=REFUSED_SPENT_NOTHING,
-                creation=CreationState.REFUSED,
-            )
+            raise _error_of(answer, endpoint, retry_after, REFUSED_SPENT_NOTHING, CreationState.REFUSED)
         shown = f"HTTP {http_status}"
         if answer.status != http_status:
             shown += f", code {answer.status}"

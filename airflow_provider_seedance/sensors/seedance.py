@@ -10,21 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_seedance import task_support as steps
 from airflow_provider_seedance._compat import AirflowSensorTimeout, AirflowSkipException, default_deferrable
 from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerationFailedError
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
-from airflow_provider_seedance.task_support import (
-    asset_extra,
-    attach_to_asset_events,
-    deliver,
-    push_progress,
-    push_result,
-    recording_failures,
-    task_from_event,
-)
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
 if TYPE_CHECKING:
@@ -89,7 +81,7 @@ class SeedanceStatusSensor(BaseSensorOperator):
         return task
 
     def _push_link(self, context: Context, task: SeedanceTask) -> None:
-        push_progress(context, task, self.hook.settings.base_url)
+        steps.push_progress(context, task, self.hook.settings.base_url)
 
     def _result(self, context: Context, task: SeedanceTask) -> dict[str, Any]:
         if task.is_failed:
@@ -98,14 +90,14 @@ class SeedanceStatusSensor(BaseSensorOperator):
                 raise AirflowSkipException(f"{failure} (soft_fail)") from failure
             raise failure
         destination = self.output_path if self.output_path not in (None, "") else None
-        result = deliver(self.hook, self.log, task, GenerationResult.from_task(task), destination)
-        push_result(context, result, self.log)
-        attach_to_asset_events(context, self.outlets, asset_extra(result))
+        result = steps.deliver(self.hook, self.log, task, GenerationResult.from_task(task), destination)
+        steps.push_result(context, result, self.log)
+        steps.attach_to_asset_events(context, self.outlets, steps.asset_extra(result))
         return result.to_xcom()
 
     def poke(self, context: Context) -> PokeReturnValue:
         progress = _Watch()
-        with recording_failures(context, self.log, progress):
+        with steps.recording_failures(context, self.log, progress):
             task = self._check(context, progress)
             if not task.is_terminal:
                 self.log.info("Seedance task %s is %s", task.task_id, task.status)
@@ -117,7 +109,7 @@ class SeedanceStatusSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         progress = _Watch()
-        with recording_failures(context, self.log, progress):
+        with steps.recording_failures(context, self.log, progress):
             task = self._check(context, progress)
             if task.is_terminal:
                 return self._result(context, task)
@@ -134,8 +126,8 @@ class SeedanceStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         progress = _Watch()
-        with recording_failures(context, self.log, progress):
-            status, task, message = task_from_event(event, expected_task_id=self._watched_id)
+        with steps.recording_failures(context, self.log, progress):
+            status, task, message = steps.task_from_event(event, expected_task_id=self._watched_id)
             progress.last = task
             progress.request = dict(task.request)
             if status is TriggerEventStatus.TIMEOUT:
