@@ -311,7 +311,10 @@ def list_generations(session: Session, flt: GenerationFilter, *, limit: int = 24
             total += count
     keys = [_key(r) for r, _ in windows]
     xcoms = _load_xcoms(session, keys)
-    need_rendered = [k for k in keys if records.stored_value(xcoms.get(k, {}))[0] is None]
+    # The prompt of a single generation that recorded none (nothing sent, released records).
+    need_rendered = [
+        k for (r, _), k in zip(windows, keys, strict=True) if r["operator"] not in BATCH_OPERATORS
+    ]
     rendered = _load_rendered(session, need_rendered)
     items: list[dict[str, Any]] = []
     for (record, window), key in zip(windows, keys, strict=True):

@@ -218,6 +218,7 @@ def test_mixed_cards_tell_each_ending_apart(api_server: ApiServer) -> None:
     assert watch["seedance_task_id"] == clip["seedance_task_id"] and clip["media_url"]
     [sent] = by_task["nothing_sent"]
     assert sent["outcome"] == "not_sent" and sent["consumed_credits"] == 0 and "7:5" in sent["error_message"]
+    assert sent["request"]["prompt"] == "Never sent"  # from the rendered fields
     [paid] = by_task["undelivered"]
     assert paid["outcome"] == "paid_not_delivered" and paid["consumed_credits"] > 0
     assert paid["error_message"] and paid["video_url"] and paid["video_url_expires"] is True

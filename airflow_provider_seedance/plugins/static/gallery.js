@@ -120,7 +120,7 @@
         el("p", { class: "prompt" }, r.prompt || "(prompt not recorded)"),
         el("div", { class: "chips" }, chips.map((c) => el("span", { class: "chip" }, c))),
         el("div", { class: "outcome " + outcome.cls }, outcome.label),
-        el("div", { class: "status" }, "Service status " + (item.status || "—") + (item.ti_state ? " · task " + item.ti_state : "")),
+        el("div", { class: "status" }, (item.outcome === "not_sent" || item.outcome === "reused" ? "Not sent to the service" : "Service status " + (item.status || "—")) + (item.ti_state ? " · task " + item.ti_state : "")),
         item.error_message ? el("p", { class: "error" }, item.error_message) : null,
         el("div", { class: "cost" }, cost),
         el("div", { class: "meta" }, item.dag_id + " · " + item.task_id + " · " + (item.end_date || item.start_date || "not started").replace("T", " ").slice(0, 19) + (item.end_date || item.start_date ? " UTC" : "")),
