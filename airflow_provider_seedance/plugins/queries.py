@@ -270,10 +270,10 @@ def _batch_sizes(session: Session, keys: list[TiKey]) -> dict[TiKey, int]:
 def list_generations(session: Session, flt: GenerationFilter, *, limit: int = 24, offset: int = 0) -> Page:
     """Newest first; one page of cards (a batch has one per item), with the total for the pager.
 
-    Without batch task instances in the filter this pages in SQL as before. With some, the
-    ordered task-instance keys of the filter are read (light columns only) and each batch's
-    item count is taken from its stored JSON; then only the task instances that overlap the
-    page are loaded, and of a batch only the items on the page become results.
+    Without batch task instances in the filter this pages in SQL as before. With some, each
+    batch's item count is taken from its stored JSON (decoded, no result built), the ordered
+    task instances are streamed (light columns) only up to the page's end, and of a batch
+    only the items on the page become results.
     """
     limit = max(1, min(int(limit), MAX_PAGE))
     offset = max(0, int(offset))
@@ -298,17 +298,35 @@ def list_generations(session: Session, flt: GenerationFilter, *, limit: int = 24
         rows = session.execute(ordered.limit(limit).offset(offset)).all()
         windows = [(dict(zip(names, row, strict=True)), None) for row in rows]
     else:
-        everything = [dict(zip(names, row, strict=True)) for row in session.execute(ordered).all()]
-        batch_keys = [_key(r) for r in everything if r["operator"] in BATCH_OPERATORS]
+        batch_keys: list[TiKey] = [
+            (r[0], r[1], r[2], r[3])
+            for r in session.execute(
+                select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index).where(
+                    *conditions, ti.operator.in_(batch_ops)
+                )
+            )
+        ]
         sizes = _batch_sizes(session, batch_keys)
-        total, end = 0, offset + limit
-        for record in everything:
-            count = sizes.get(_key(record), 1)
-            if total + count > offset and total < end:
-                first = max(0, offset - total)
-                window = slice(first, min(count, end - total)) if _key(record) in sizes else None
-                windows.append((record, window))
-            total += count
+        plain = session.scalar(
+            select(func.count()).select_from(ti).where(*conditions, ti.operator.not_in(batch_ops))
+        )
+        total = int(plain or 0) + sum(sizes.get(k, 1) for k in batch_keys)
+        position, end = 0, offset + limit
+        # Walk the ordered rows only up to the page's end (streamed, light columns).
+        result = session.execute(ordered.execution_options(yield_per=500))
+        try:
+            for row in result:
+                record = dict(zip(names, row, strict=True))
+                count = sizes.get(_key(record), 1)
+                if position + count > offset:
+                    first = max(0, offset - position)
+                    window = slice(first, min(count, end - position)) if _key(record) in sizes else None
+                    windows.append((record, window))
+                position += count
+                if position >= end:
+                    break
+        finally:
+            result.close()
     keys = [_key(r) for r, _ in windows]
     xcoms = _load_xcoms(session, keys)
     # The prompt of a single generation that recorded none (nothing sent, released records).

@@ -356,3 +356,20 @@ def test_truncated_batch_fields_allow_only_the_templates_pattern() -> None:
     assert not media.rendered_names("file:///out/run1-../../etc/x.mp4", rendered, 900)
     assert not media.rendered_names("file:///elsewhere/run1-x.mp4", rendered, 900)
     assert not media.rendered_names("file:///out/run1-x.mp4", {"requests": "Truncated..."}, 0)
+
+
+def test_a_page_of_a_big_batch_parses_only_the_items_it_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    item = GenerationResult(outcome=Outcome.SUCCEEDED, task_id="s", status="SUCCESS", consumed_credits=8)
+    value = {"results": [{**item.to_xcom(), "id": f"v{i}"} for i in range(5000)], "totals": {}}
+    parsed: list[object] = []
+    real = GenerationResult.from_xcom.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[GenerationResult], raw: object) -> GenerationResult:
+        parsed.append(raw)
+        return real(cls, raw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(GenerationResult, "from_xcom", classmethod(counting))
+    ti = {**TI, "operator": "SeedanceBatchGenerateOperator", "state": "success"}
+    cards = queries.build_cards(ti, {"return_value": value}, window=slice(4990, 5014))
+    assert [c["item_id"] for c in cards] == [f"v{i}" for i in range(4990, 5000)]
+    assert len(parsed) == 10
