@@ -34,6 +34,7 @@ from airflow_provider_seedance.exceptions import (
 )
 from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
@@ -118,6 +119,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("requests", "output_path_template", "seedance_conn_id")
     ui_color = "#e6d9ff"
+    operator_extra_links = (SeedanceVideoLink(),)
 
     def __init__(
         self,

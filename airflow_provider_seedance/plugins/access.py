@@ -11,9 +11,10 @@ narrowed to those whose XComs the user may read (``is_authorized_dag`` with
 
 A ``<video>`` element cannot send a ``Bearer`` header, so delivered files are fetched through
 *media tokens*: the gallery endpoint, after the checks above, signs the identity of the task
-instance (never a path) with the API server's ``[api] secret_key``; the media endpoint takes
-the ``output_path`` from that task instance's ``return_value`` in the DB. A request can name
-no path at all, and a token expires (``MEDIA_TOKEN_MAX_AGE``).
+instance and batch item (never a path) with the API server's ``[api] secret_key``; the media
+endpoint takes the ``output_path`` from that task instance's recorded result and serves it
+only if the task's *rendered* fields name it (:func:`.media.rendered_names`). A request can
+name no path at all, and a token expires (``MEDIA_TOKEN_MAX_AGE``).
 """
 
 from __future__ import annotations
@@ -69,15 +70,18 @@ def _serializer(secret_key: str | None = None) -> Any:
     return URLSafeTimedSerializer(secret_key, salt=_MEDIA_SALT)
 
 
-def sign_media(key: tuple[str, str, str, int], secret_key: str | None = None) -> str:
-    """A token naming one task instance (dag_id, run_id, task_id, map_index)."""
-    return str(_serializer(secret_key).dumps(list(key)))
+MediaKey = tuple[str, str, str, int, int]
+
+
+def sign_media(key: tuple[str, str, str, int], secret_key: str | None = None, item: int | None = None) -> str:
+    """A token naming one task instance (dag_id, run_id, task_id, map_index) and batch item."""
+    return str(_serializer(secret_key).dumps([*key, -1 if item is None else item]))
 
 
 def read_media_token(
     token: str, secret_key: str | None = None, max_age: int = MEDIA_TOKEN_MAX_AGE
-) -> tuple[str, str, str, int] | None:
-    """The task instance a valid, unexpired token names; None for anything else."""
+) -> MediaKey | None:
+    """The task instance and item (-1: not a batch item) a valid, unexpired token names."""
     from itsdangerous import BadSignature
 
     try:
@@ -86,12 +90,12 @@ def read_media_token(
         return None
     if (
         not isinstance(raw, list)
-        or len(raw) != 4
+        or len(raw) != 5
         or not all(isinstance(part, str) for part in raw[:3])
-        or not isinstance(raw[3], int)
+        or not all(isinstance(part, int) and not isinstance(part, bool) for part in raw[3:])
     ):
         return None
-    return raw[0], raw[1], raw[2], raw[3]
+    return raw[0], raw[1], raw[2], raw[3], raw[4]
 
 
 def allowed_roots() -> list[str]:
@@ -105,6 +109,7 @@ def allowed_roots() -> list[str]:
 __all__ = [
     "MEDIA_TOKEN_MAX_AGE",
     "DagAuthManager",
+    "MediaKey",
     "read_media_token",
     "readable_dag_ids",
     "sign_media",

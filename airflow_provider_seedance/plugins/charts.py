@@ -6,6 +6,8 @@ import math
 from html import escape
 from typing import Any
 
+from airflow_provider_seedance.models import format_usd
+
 PALETTE = ("#7c3aed", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#6366f1", "#ec4899", "#84cc16")
 OTHER_COLOR = "#9ca3af"
 MAX_SERIES = len(PALETTE)
@@ -19,6 +21,11 @@ def _nice_max(value: float) -> float:
         if value <= step * magnitude:
             return step * magnitude
     return 10 * magnitude
+
+
+def _usd(figures: dict[str, Any]) -> str:
+    """Dollars as the logs write them ($0.095), from the report's integer credits."""
+    return format_usd(int(figures.get("credits") or 0))
 
 
 def spend_svg(report: dict[str, Any], width: int = 960, height: int = 300) -> str:
@@ -35,7 +42,7 @@ def spend_svg(report: dict[str, Any], width: int = 960, height: int = 300) -> st
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
         f'role="img" aria-label="Seedance credits per day" class="spend-chart">',
         f'<text x="{left}" y="18" font-size="13" fill="currentColor">'
-        f"Credits per day — total {int(total['credits'])} credits (${float(total['usd']):.2f})</text>",
+        f"Credits per day — total {int(total['credits'])} credits ({escape(_usd(total))})</text>",
     ]
     for i in range(5):
         value = peak * i / 4
@@ -57,7 +64,7 @@ def spend_svg(report: dict[str, Any], width: int = 960, height: int = 300) -> st
                 if h <= 0:
                     continue
                 y -= h
-                title = f"{day['date']} · {dag}: {figures['credits']} credits (${figures['usd']:.2f})"
+                title = f"{day['date']} · {dag}: {figures['credits']} credits ({_usd(figures)})"
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
                     f'fill="{colors.get(dag, OTHER_COLOR)}"><title>{escape(title)}</title></rect>'

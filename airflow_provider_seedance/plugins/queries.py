@@ -1,20 +1,18 @@
 """What the Seedance view reads from Airflow's metadata DB: generations and their spend.
 
-A *generation* is one task instance of a Seedance operator or sensor (``task_instance.operator``
-names the class), with what the task recorded in XCom:
-
-* ``return_value`` — the result dict (status, URLs, credits, request, and ``output_path``
-  when the video was delivered);
-* ``seedance_link`` / ``seedance_task_id`` — written before any wait, so they exist for
-  failed and in-flight generations too (a failed generation raises: no ``return_value``);
-* the rendered template fields (``rendered_task_instance_fields``) — the prompt and format of
-  a generation that failed before returning anything (kept for the last N runs of a task).
+A *generation* is a task instance of a Seedance operator or sensor (``task_instance.operator``
+names the class) — or one item of a :class:`SeedanceBatchGenerateOperator` task instance —
+with what the task recorded in XCom, read only through
+:class:`~airflow_provider_seedance.results.GenerationResult` (see :mod:`.records` for the
+keys and their order). The rendered template fields (``rendered_task_instance_fields``) give
+the prompt of a generation that recorded no request, and decide which file may be served
+(:mod:`.media`).
 
 No second database: every query here is a plain SELECT on ``task_instance``, ``xcom`` and
-``rendered_task_instance_fields``, filtered to the DAG ids the caller may read. The gallery
-pages on ``task_instance`` (one row per generation; no JSON parsing in SQL, so it runs the
-same on SQLite, PostgreSQL and MySQL) and loads the XComs of one page only. Spend parses the
-``return_value`` of the generations in the chosen range once, in Python.
+``rendered_task_instance_fields``, filtered to the DAG ids the caller may read, with no JSON
+parsing in SQL (so it runs the same on SQLite, PostgreSQL and MySQL). The gallery pages on
+cards (see :func:`list_generations` for how batches are paged cheaply); spend reads every
+record of the range once, in Python.
 """
 
 from __future__ import annotations
@@ -26,18 +24,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
+
+from airflow_provider_seedance.models import credits_to_usd, format_usd
+from airflow_provider_seedance.plugins import records
+from airflow_provider_seedance.results import Outcome
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 #: Operator classes whose task instances are generations (``task_instance.operator``).
-SEEDANCE_OPERATORS: frozenset[str] = frozenset({"SeedanceGenerateOperator", "SeedanceStatusSensor"})
-#: XCom keys the view reads (see the module docstring).
-KEY_RESULT = "return_value"
-KEY_LINK = "seedance_link"
-KEY_TASK_ID = "seedance_task_id"
-XCOM_KEYS = (KEY_RESULT, KEY_LINK, KEY_TASK_ID)
+BATCH_OPERATORS: frozenset[str] = frozenset({"SeedanceBatchGenerateOperator"})
+SEEDANCE_OPERATORS: frozenset[str] = frozenset(
+    {"SeedanceGenerateOperator", "SeedanceStatusSensor", *BATCH_OPERATORS}
+)
 
 #: Status filter values -> the Airflow task-instance states they cover.
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
@@ -48,7 +48,6 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 #: States of task instances that never ran a generation (left out of the gallery).
 NOT_RUN_STATES = ("skipped", "removed", "upstream_failed")
 MAX_PAGE = 100
-FAILED_WITHOUT_MESSAGE = "The Airflow task failed; the reason is in its log."
 
 
 def operator_names() -> frozenset[str]:
@@ -69,6 +68,14 @@ class GenerationFilter:
     until: date | None = None
     status: str | None = None
     operators: frozenset[str] = SEEDANCE_OPERATORS
+    #: One task instance (the extra link's card route): run, task and map index.
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+
+    @property
+    def one_task(self) -> bool:
+        return self.run_id is not None and self.task_id is not None
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in STATUS_FILTERS:
@@ -83,6 +90,8 @@ class Page:
     limit: int
     offset: int
     items: list[dict[str, Any]] = field(default_factory=list)
+    #: Cards on this page whose recorded result could not be read (shown as such).
+    skipped_records: int = 0
 
 
 def _ti_model() -> Any:
@@ -107,12 +116,14 @@ def _conditions(ti: Any, flt: GenerationFilter) -> list[Any]:
     readable = set(flt.dag_ids)
     if flt.dag_id is not None:
         readable &= {flt.dag_id}
-    conditions: list[Any] = [
-        ti.dag_id.in_(sorted(readable)),
-        ti.operator.in_(sorted(flt.operators)),
-        ti.start_date.is_not(None),
-        or_(ti.state.is_(None), ti.state.not_in(NOT_RUN_STATES)),
-    ]
+    conditions: list[Any] = [ti.dag_id.in_(sorted(readable)), ti.operator.in_(sorted(flt.operators))]
+    if flt.one_task:
+        # The extra link's card route: that task instance whatever its state (never an empty page).
+        conditions += [ti.run_id == flt.run_id, ti.task_id == flt.task_id]
+        if flt.map_index is not None:
+            conditions.append(ti.map_index == flt.map_index)
+    else:
+        conditions += [ti.start_date.is_not(None), or_(ti.state.is_(None), ti.state.not_in(NOT_RUN_STATES))]
     if flt.status is not None:
         conditions.append(ti.state.in_(STATUS_FILTERS[flt.status]))
     start, end = day_bounds(flt.since, flt.until)
@@ -158,7 +169,7 @@ def _load_xcoms(session: Session, keys: list[TiKey]) -> dict[TiKey, dict[str, An
         return found
     rows = session.execute(
         select(X.dag_id, X.run_id, X.task_id, X.map_index, X.key, X.value).where(
-            tuple_(X.dag_id, X.run_id, X.task_id, X.map_index).in_(keys), X.key.in_(XCOM_KEYS)
+            tuple_(X.dag_id, X.run_id, X.task_id, X.map_index).in_(keys), X.key.in_(records.XCOM_KEYS)
         )
     )
     for dag_id, run_id, task_id, map_index, key, value in rows:
@@ -195,87 +206,143 @@ def _iso(value: datetime | None) -> str | None:
 REQUEST_FIELDS = ("prompt", "aspect_ratio", "resolution", "duration", "generate_audio", "fixed_lens")
 
 
+def _rendered_request(rendered: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The prompt and format of a single generation that recorded no request (rendered fields)."""
+    if not rendered:
+        return {}
+    return {k: rendered[k] for k in REQUEST_FIELDS if isinstance(rendered.get(k), (str, int, float, bool))}
+
+
+def build_cards(
+    ti: Mapping[str, Any],
+    xcoms: Mapping[str, Any],
+    rendered: Mapping[str, Any] | None = None,
+    window: slice | None = None,
+) -> list[dict[str, Any]]:
+    """The cards of one task instance: one per batch item (``window`` of them), else one."""
+    row = {**ti, "start_date": _iso(ti.get("start_date")), "end_date": _iso(ti.get("end_date"))}
+    found = records.read_results(xcoms, ti.get("state"), window)
+    cards = [records.card(row, index, result, xcoms) for index, result in found] or [
+        records.card(row, None, None, xcoms)
+    ]
+    for item in cards:
+        if not item["request"] and item["item"] is None:
+            item["request"] = _rendered_request(rendered)
+    return cards
+
+
 def build_generation(
     ti: Mapping[str, Any], xcoms: Mapping[str, Any], rendered: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """One gallery record from a task instance row, its XComs and its rendered fields."""
-    result = xcoms.get(KEY_RESULT)
-    result = result if isinstance(result, dict) else {}
-    link = xcoms.get(KEY_LINK)
-    link = link if isinstance(link, dict) else {}
-    request = result.get("request") if isinstance(result.get("request"), dict) else None
-    if request is None:
-        request = link.get("request") if isinstance(link.get("request"), dict) else None
-    if request is None and rendered:
-        request = {k: rendered[k] for k in REQUEST_FIELDS if rendered.get(k) not in (None, "")}
-    request = {k: request.get(k) for k in REQUEST_FIELDS if k in request} if request else {}
-
-    ti_state = ti.get("state")
-    status = result.get("status") or link.get("status")
-    error = result.get("error_message") or link.get("error_message")
-    if ti_state == "failed":
-        # The operator raised: a FAILED generation, a timeout, or an error around it.
-        status = "FAILED"
-        error = error or FAILED_WITHOUT_MESSAGE
-    elif status is None:
-        running = ti_state in STATUS_FILTERS["running"]
-        status = "IN_PROGRESS" if running else str(ti_state or "UNKNOWN").upper()
-
-    seedance_task_id = result.get("task_id") or link.get("task_id") or xcoms.get(KEY_TASK_ID)
-    output_path = result.get("output_path")
-    return {
-        "dag_id": ti["dag_id"],
-        "run_id": ti["run_id"],
-        "task_id": ti["task_id"],
-        "map_index": ti["map_index"],
-        "operator": ti.get("operator"),
-        "ti_state": ti_state,
-        "try_number": ti.get("try_number"),
-        "start_date": _iso(ti.get("start_date")),
-        "end_date": _iso(ti.get("end_date")),
-        "seedance_task_id": seedance_task_id if isinstance(seedance_task_id, str) else None,
-        "status": status,
-        "error_message": error if status != "SUCCESS" else None,
-        "request": request,
-        "video_url": result.get("video_url") or link.get("video_url"),
-        "output_path": output_path if isinstance(output_path, str) else None,
-        "bytes": result.get("bytes"),
-        "sha256": result.get("sha256"),
-        "reused_existing": bool(result.get("reused_existing")),
-        "consumed_credits": int(result.get("consumed_credits") or 0),
-        "consumed_usd": float(result.get("consumed_usd") or 0.0),
-    }
+    """The first card of a task instance (a single generation's only card)."""
+    return build_cards(ti, xcoms, rendered, slice(0, 1))[0]
 
 
 _TI_COLUMNS = ("dag_id", "run_id", "task_id", "map_index", "state", "operator", "try_number")
 
 
+def _batch_sizes(session: Session, keys: list[TiKey]) -> dict[TiKey, int]:
+    """How many cards each batch task instance has (its recorded item count).
+
+    Decodes each batch's stored JSON to count its items but builds no result from it: only
+    the items on the requested page are parsed into results (see :func:`list_generations`).
+    """
+    from airflow.models.xcom import XComModel as X
+
+    stored: dict[TiKey, dict[str, Any]] = defaultdict(dict)
+    for chunk in range(0, len(keys), 500):
+        rows = session.execute(
+            select(X.dag_id, X.run_id, X.task_id, X.map_index, X.key, X.value).where(
+                tuple_(X.dag_id, X.run_id, X.task_id, X.map_index).in_(keys[chunk : chunk + 500]),
+                X.key.in_(records.RESULT_KEYS),
+            )
+        )
+        for dag_id, run_id, task_id, map_index, key, value in rows:
+            stored[(dag_id, run_id, task_id, map_index)][key] = decode_xcom(value)
+    sizes = {}
+    for key, values in stored.items():
+        items = records.batch_items(records.stored_value(values)[1])
+        if items:
+            sizes[key] = len(items)
+    return sizes
+
+
 def list_generations(session: Session, flt: GenerationFilter, *, limit: int = 24, offset: int = 0) -> Page:
-    """Newest first; one page of records, with the total for the pager."""
+    """Newest first; one page of cards (a batch has one per item), with the total for the pager.
+
+    Without batch task instances in the filter this pages in SQL as before. With some, each
+    batch's item count is taken from its stored JSON (decoded, no result built), the ordered
+    task instances are streamed (light columns) only up to the page's end, and of a batch
+    only the items on the page become results.
+    """
     limit = max(1, min(int(limit), MAX_PAGE))
     offset = max(0, int(offset))
     if not flt.dag_ids:
         return Page(total=0, limit=limit, offset=offset)
     ti = _ti_model()
     conditions = _conditions(ti, flt)
-    total = session.scalar(select(func.count()).select_from(ti).where(*conditions)) or 0
     columns = [getattr(ti, name) for name in _TI_COLUMNS]
-    rows = session.execute(
+    ordered = (
         select(*columns, ti.start_date, ti.end_date)
         .where(*conditions)
         .order_by(_when(ti).desc(), ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    records = [dict(zip((*_TI_COLUMNS, "start_date", "end_date"), row, strict=True)) for row in rows]
-    keys: list[TiKey] = [(r["dag_id"], r["run_id"], r["task_id"], r["map_index"]) for r in records]
+    )
+    names = (*_TI_COLUMNS, "start_date", "end_date")
+    batch_ops = sorted(flt.operators & BATCH_OPERATORS)
+    has_batches = bool(batch_ops) and bool(
+        session.scalar(select(func.count()).select_from(ti).where(*conditions, ti.operator.in_(batch_ops)))
+    )
+    windows: list[tuple[dict[str, Any], slice | None]] = []
+    if not has_batches:
+        total = session.scalar(select(func.count()).select_from(ti).where(*conditions)) or 0
+        rows = session.execute(ordered.limit(limit).offset(offset)).all()
+        windows = [(dict(zip(names, row, strict=True)), None) for row in rows]
+    else:
+        batch_keys: list[TiKey] = [
+            (r[0], r[1], r[2], r[3])
+            for r in session.execute(
+                select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index).where(
+                    *conditions, ti.operator.in_(batch_ops)
+                )
+            )
+        ]
+        sizes = _batch_sizes(session, batch_keys)
+        plain = session.scalar(
+            select(func.count()).select_from(ti).where(*conditions, ti.operator.not_in(batch_ops))
+        )
+        total = int(plain or 0) + sum(sizes.get(k, 1) for k in batch_keys)
+        position, end = 0, offset + limit
+        # Walk the ordered rows only up to the page's end (streamed, light columns).
+        result = session.execute(ordered.execution_options(yield_per=500))
+        try:
+            for row in result:
+                record = dict(zip(names, row, strict=True))
+                count = sizes.get(_key(record), 1)
+                if position + count > offset:
+                    first = max(0, offset - position)
+                    window = slice(first, min(count, end - position)) if _key(record) in sizes else None
+                    windows.append((record, window))
+                position += count
+                if position >= end:
+                    break
+        finally:
+            result.close()
+    keys = [_key(r) for r, _ in windows]
     xcoms = _load_xcoms(session, keys)
-    need_rendered = [k for k in keys if not isinstance(xcoms.get(k, {}).get(KEY_RESULT), dict)]
-    rendered = _load_rendered(session, need_rendered)
-    items = [
-        build_generation(r, xcoms.get(k, {}), rendered.get(k)) for r, k in zip(records, keys, strict=True)
+    # The prompt of a single generation that recorded none (nothing sent, released records).
+    need_rendered = [
+        k for (r, _), k in zip(windows, keys, strict=True) if r["operator"] not in BATCH_OPERATORS
     ]
-    return Page(total=int(total), limit=limit, offset=offset, items=items)
+    rendered = _load_rendered(session, need_rendered)
+    items: list[dict[str, Any]] = []
+    for (record, window), key in zip(windows, keys, strict=True):
+        items.extend(build_cards(record, xcoms.get(key, {}), rendered.get(key), window))
+    skipped = sum(1 for item in items if item["unreadable"])
+    return Page(total=int(total), limit=limit, offset=offset, items=items, skipped_records=skipped)
+
+
+def _key(record: Mapping[str, Any]) -> TiKey:
+    return (record["dag_id"], record["run_id"], record["task_id"], record["map_index"])
 
 
 def dags_with_generations(session: Session, dag_ids: Collection[str], operators: Iterable[str]) -> list[str]:
@@ -292,34 +359,37 @@ def dags_with_generations(session: Session, dag_ids: Collection[str], operators:
     return list(rows)
 
 
-def find_result(session: Session, key: TiKey, operators: Iterable[str]) -> dict[str, Any] | None:
-    """The ``return_value`` of one Seedance task instance (None if it is not one, or has none)."""
-    from airflow.models.xcom import XComModel as X
+@dataclass
+class TaskRecord:
+    """What the media route needs of one Seedance task instance."""
 
+    operator: str
+    state: str | None
+    xcoms: dict[str, Any]
+    rendered: dict[str, Any] | None
+
+
+def find_record(session: Session, key: TiKey, operators: Iterable[str]) -> TaskRecord | None:
+    """The XComs and rendered fields of one Seedance task instance (None if it is not one)."""
     ti = _ti_model()
     dag_id, run_id, task_id, map_index = key
-    value = session.scalar(
-        select(X.value)
-        .join(
-            ti,
-            and_(
-                ti.dag_id == X.dag_id,
-                ti.run_id == X.run_id,
-                ti.task_id == X.task_id,
-                ti.map_index == X.map_index,
-            ),
-        )
-        .where(
-            X.dag_id == dag_id,
-            X.run_id == run_id,
-            X.task_id == task_id,
-            X.map_index == map_index,
-            X.key == KEY_RESULT,
+    row = session.execute(
+        select(ti.operator, ti.state).where(
+            ti.dag_id == dag_id,
+            ti.run_id == run_id,
+            ti.task_id == task_id,
+            ti.map_index == map_index,
             ti.operator.in_(sorted(operators)),
         )
+    ).first()
+    if row is None:
+        return None
+    return TaskRecord(
+        operator=row[0],
+        state=row[1],
+        xcoms=dict(_load_xcoms(session, [key]).get(key, {})),
+        rendered=_load_rendered(session, [key]).get(key),
     )
-    value = decode_xcom(value)
-    return value if isinstance(value, dict) else None
 
 
 # ---------------------------------------------------------------------------------- spend
@@ -328,59 +398,68 @@ def find_result(session: Session, key: TiKey, operators: Iterable[str]) -> dict[
 def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
     """Credits and dollars per UTC day and per DAG over ``flt``'s range (both ends inclusive).
 
-    Billed figures come from ``return_value`` (failed generations are not billed). A generation
-    watched by several tasks (an operator and a sensor) counts once, by its Seedance task id.
+    Each Seedance task id counts once (an operator and a sensor may both name it; a
+    resubmission's earlier ids count as generations with 0 credits): its credits are the
+    most any record of it says was billed (a FAILED one is 0), attributed to the day and DAG
+    of the first task instance (newest first) that names it. Reuse is not a generation and
+    costs nothing. Credits are summed as integers; dollars are converted once per figure with
+    :func:`airflow_provider_seedance.models.credits_to_usd` (``usd_text`` as the logs write it).
+    A record that cannot be read is skipped and counted (``skipped_records``).
     """
-    from airflow.models.xcom import XComModel as X
-
     ti = _ti_model()
+    places: dict[str, tuple[str, str]] = {}  # seedance id -> (day, dag_id)
+    billed: dict[str, int] = {}
+    reused: dict[tuple[str, str], int] = defaultdict(int)
+    skipped = 0
+    if flt.dag_ids:
+        rows = session.execute(
+            select(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, _when(ti))
+            .where(*_conditions(ti, flt))
+            .order_by(_when(ti).desc(), ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        ).all()
+        keys: list[TiKey] = [(r[0], r[1], r[2], r[3]) for r in rows]
+        xcoms: dict[TiKey, dict[str, Any]] = {}
+        for chunk in range(0, len(keys), 500):
+            xcoms.update(_load_xcoms(session, keys[chunk : chunk + 500]))
+        for (dag_id, _run, _task, _map, state, when), key in zip(rows, keys, strict=True):
+            day = _day(when)
+            for _index, result in records.read_results(xcoms.get(key, {}), state):
+                if result is None:
+                    skipped += 1
+                    continue
+                if result.outcome is Outcome.REUSED:
+                    reused[(day, dag_id)] += 1
+                    continue
+                ids = list(result.seedance_task_ids)
+                if result.task_id and result.task_id not in ids:
+                    ids.append(result.task_id)
+                for seedance_id in ids:
+                    places.setdefault(seedance_id, (day, dag_id))
+                    billed.setdefault(seedance_id, 0)
+                if result.task_id:
+                    billed[result.task_id] = max(billed[result.task_id], result.consumed_credits)
+    figures: dict[tuple[str, str], dict[str, int]] = defaultdict(
+        lambda: {"credits": 0, "generations": 0, "reused": 0}
+    )
+    for seedance_id, place in places.items():
+        figures[place]["credits"] += billed[seedance_id]
+        figures[place]["generations"] += 1
+    for place, count in reused.items():
+        figures[place]["reused"] += count
     by_day: dict[str, dict[str, Any]] = {}
     by_dag: dict[str, dict[str, Any]] = {}
-    seen: set[str] = set()
-    total: dict[str, Any] = _bucket()
-    if flt.dag_ids:
-        conditions = _conditions(ti, flt)
-        rows = session.execute(
-            select(ti.dag_id, _when(ti), X.value)
-            .join(
-                X,
-                and_(
-                    X.dag_id == ti.dag_id,
-                    X.run_id == ti.run_id,
-                    X.task_id == ti.task_id,
-                    X.map_index == ti.map_index,
-                    X.key == KEY_RESULT,
-                ),
-            )
-            .where(*conditions)
-        )
-        for dag_id, when, value in rows:
-            result = decode_xcom(value)
-            if not isinstance(result, dict):
-                continue
-            seedance_id = result.get("task_id")
-            if isinstance(seedance_id, str):
-                if seedance_id in seen:
-                    continue
-                seen.add(seedance_id)
-            credits = int(result.get("consumed_credits") or 0)
-            usd = float(result.get("consumed_usd") or 0.0)
-            if isinstance(when, str):
-                when = datetime.fromisoformat(when)
-            day = (when.astimezone(timezone.utc) if when.tzinfo else when).date().isoformat()
-            day_bucket = by_day.setdefault(day, _bucket(date=day, by_dag={}))
-            for bucket in (day_bucket, by_dag.setdefault(dag_id, _bucket(dag_id=dag_id)), total):
-                bucket["credits"] += credits
-                bucket["usd"] += usd
-                bucket["generations"] += 1
-            per_dag = day_bucket["by_dag"].setdefault(dag_id, {"credits": 0, "usd": 0.0})
-            per_dag["credits"] += credits
-            per_dag["usd"] += usd
+    total = _bucket()
+    for (day, dag_id), counts in sorted(figures.items()):
+        day_bucket = by_day.setdefault(day, _bucket(date=day, by_dag={}))
+        for bucket in (day_bucket, by_dag.setdefault(dag_id, _bucket(dag_id=dag_id)), total):
+            for name, value in counts.items():
+                bucket[name] += value
+        day_bucket["by_dag"][dag_id] = {"credits": counts["credits"]}
     days = _all_days(flt.since, flt.until, by_day)
     for bucket in [*days, *by_dag.values(), total]:
-        bucket["usd"] = round(bucket["usd"], 4)
+        _dollars(bucket)
         for per_dag in bucket.get("by_dag", {}).values():
-            per_dag["usd"] = round(per_dag["usd"], 4)
+            _dollars(per_dag)
     return {
         "since": flt.since.isoformat() if flt.since else None,
         "until": flt.until.isoformat() if flt.until else None,
@@ -388,11 +467,26 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
         "total": total,
         "by_day": days,
         "by_dag": sorted(by_dag.values(), key=lambda b: (-b["credits"], b["dag_id"])),
+        "skipped_records": skipped,
     }
 
 
+def _day(when: Any) -> str:
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when)
+    if when is None:
+        return datetime.now(timezone.utc).date().isoformat()
+    return (when.astimezone(timezone.utc) if when.tzinfo else when).date().isoformat()
+
+
+def _dollars(bucket: dict[str, Any]) -> None:
+    """Dollars from the bucket's integer credits, converted once (never a float sum)."""
+    bucket["usd"] = float(credits_to_usd(bucket["credits"]))
+    bucket["usd_text"] = format_usd(bucket["credits"])
+
+
 def _bucket(**labels: Any) -> dict[str, Any]:
-    return {**labels, "credits": 0, "usd": 0.0, "generations": 0}
+    return {**labels, "credits": 0, "usd": 0.0, "generations": 0, "reused": 0}
 
 
 def _all_days(
@@ -407,20 +501,28 @@ def _all_days(
     day = first
     while day <= last:
         key = day.isoformat()
-        days.append(found.get(key) or _bucket(date=key, by_dag={}))
+        days.append(found.get(key) or _dollars_of(_bucket(date=key, by_dag={})))
         day += timedelta(days=1)
     return days
 
 
+def _dollars_of(bucket: dict[str, Any]) -> dict[str, Any]:
+    _dollars(bucket)
+    return bucket
+
+
 __all__ = [
+    "BATCH_OPERATORS",
     "SEEDANCE_OPERATORS",
     "STATUS_FILTERS",
     "GenerationFilter",
     "Page",
+    "TaskRecord",
+    "build_cards",
     "build_generation",
     "dags_with_generations",
     "decode_xcom",
-    "find_result",
+    "find_record",
     "list_generations",
     "operator_names",
     "spend",

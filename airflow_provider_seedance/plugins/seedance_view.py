@@ -34,7 +34,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from airflow_provider_seedance.plugins import access, media, queries
+from airflow_provider_seedance.plugins import access, media, queries, records
 from airflow_provider_seedance.plugins.charts import spend_svg
 
 if TYPE_CHECKING:
@@ -101,6 +101,9 @@ def _filter(
     since: date | None,
     until: date | None,
     state: str | None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    map_index: int | None = None,
 ) -> queries.GenerationFilter:
     try:
         return queries.GenerationFilter(
@@ -110,6 +113,9 @@ def _filter(
             until=until,
             status=state or None,
             operators=queries.operator_names(),
+            run_id=run_id or None,
+            task_id=task_id or None,
+            map_index=map_index,
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
@@ -166,9 +172,16 @@ def generations(
     state: Annotated[str | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 24,
     offset: Annotated[int, Query(ge=0)] = 0,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    map_index: int | None = None,
 ) -> JSONResponse:
-    """Newest first; each item also has ``links`` into the UI and ``media_url`` when delivered."""
-    flt = _filter(readable, dag_id, since, until, state)
+    """Newest first, a card per generation (per batch item); ``links`` into the UI, ``media_url``.
+
+    ``dag_id`` + ``run_id`` + ``task_id`` (+ ``map_index``) is the extra link's card route: that
+    task instance's card(s) whatever its state, so a valid task instance is never an empty page.
+    """
+    flt = _filter(readable, dag_id, since, until, state, run_id, task_id, map_index)
     page = queries.list_generations(session, flt, limit=limit, offset=offset)
     root = ui_root(request)
     items = []
@@ -177,9 +190,15 @@ def generations(
         item["media_url"] = None
         if item["output_path"] and media.local_path(item["output_path"]) is not None:
             key = (item["dag_id"], item["run_id"], item["task_id"], int(item["map_index"]))
-            item["media_url"] = f"{root}{MOUNT}/media/{access.sign_media(key)}"
+            item["media_url"] = f"{root}{MOUNT}/media/{access.sign_media(key, item=item['item'])}"
         items.append(item)
-    body = {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+    body = {
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "skipped_records": page.skipped_records,
+        "items": items,
+    }
     return JSONResponse(body, headers=NO_STORE)
 
 
@@ -232,14 +251,26 @@ def spend_chart(
 @app.get("/media/{token}")
 def delivered_video(token: str, session: DbSession) -> Response:
     """A delivered file named by a signed task-instance token (see :mod:`.access`)."""
-    key = access.read_media_token(token)
-    if key is None:
+    named = access.read_media_token(token)
+    if named is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid or expired media token")
-    result = queries.find_result(session, key, queries.operator_names())
-    output_path = result.get("output_path") if result else None
-    if not isinstance(output_path, str):
+    dag_id, run_id, task_id, map_index, position = named
+    key = (dag_id, run_id, task_id, map_index)
+    item = None if position < 0 else position
+    record = queries.find_record(session, key, queries.operator_names())
+    result = None
+    if record is not None:
+        for index, found_result in records.read_results(
+            record.xcoms, record.state, None if item is None else slice(item, item + 1)
+        ):
+            if index == item and found_result is not None:
+                result = found_result
+    if result is None or result.output_path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No delivered video recorded for this task")
-    found = media.servable_video(output_path, result.get("bytes") if result else None, access.allowed_roots())
+    if record is None or not media.rendered_names(result.output_path, record.rendered, item):
+        # The recorded path is not the one the task rendered: an edited XCom, never served.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "The recorded video is not the one this task rendered")
+    found = media.servable_video(result.output_path, result.bytes, access.allowed_roots())
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "The recorded video is not available here")
     path, content_type = found

@@ -49,7 +49,16 @@ class GalleryRuns:
     generations: dict[str, int] = field(default_factory=dict)
 
 
-GALLERY_DAG_IDS = ("gallery_hostile", "gallery_private", "gallery_moderated", "gallery_launch")
+GALLERY_DAG_IDS = (
+    "gallery_mixed",
+    "gallery_hostile",
+    "gallery_private",
+    "gallery_moderated",
+    "gallery_launch",
+)
+#: Cards of gallery_mixed: retried, clip, clip_again (reuse), watch_clip, watch_elsewhere,
+#: batch (2 items), undelivered (paid, not delivered), nothing_sent.
+MIXED_CARDS = 9
 
 
 def _forget_other_runs() -> None:
@@ -83,12 +92,13 @@ def gallery_runs(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             gallery = GalleryRuns(emulator=emulator, output_dir=output_dir)
             conf = {"out": str(output_dir)}
             for dag_id, count, kwargs in (
+                ("gallery_mixed", MIXED_CARDS, {"run_conf": conf}),
                 ("gallery_hostile", 1, {}),
                 ("gallery_private", 1, {"run_conf": conf}),
                 ("gallery_moderated", 1, {}),
                 ("gallery_launch", 3, {"run_conf": conf}),
             ):
-                if dag_id == "gallery_moderated":
+                if dag_id in ("gallery_moderated", "gallery_mixed"):
                     emulator.add_faults(
                         {
                             "endpoint": "outcome",
@@ -99,7 +109,7 @@ def gallery_runs(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                     )
                 result = run_dag(DAGS_FOLDER, dag_id, **kwargs)
                 emulator.clear_faults()
-                expected = "failed" if dag_id == "gallery_moderated" else "success"
+                expected = "failed" if dag_id in ("gallery_moderated", "gallery_mixed") else "success"
                 assert result.state == expected, (dag_id, result.tasks)
                 gallery.runs[dag_id] = result.run_id
                 gallery.generations[dag_id] = count
@@ -136,6 +146,10 @@ class ApiServer:
         if user is not None:
             headers["Authorization"] = f"Bearer {self.tokens[user]}"
         return requests.get(f"{self.base_url}{path}", headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def patch(self, path: str, body: object, user: str = "alice") -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        return requests.patch(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from urllib.parse import quote
 
 import pytest
 
-from tests.ui.conftest import ApiServer, GalleryRuns
+from airflow_provider_seedance.models import format_usd
+from tests.ui.conftest import MIXED_CARDS, ApiServer, GalleryRuns
 
 pytestmark = pytest.mark.dag
 
@@ -43,8 +45,12 @@ def test_gallery_lists_recorded_generations_newest_first(
 ) -> None:
     items = _items(api_server, user="alice")
     dags = [item["dag_id"] for item in items]
-    # gallery_launch ran last (3 generations), then moderated, then private; hostile is hidden.
-    assert dags == ["gallery_launch"] * 3 + ["gallery_moderated", "gallery_private"]
+    # gallery_launch ran last (3 generations), then moderated, then private; hostile is hidden;
+    # gallery_mixed ran first (a card per batch item).
+    assert (
+        dags
+        == ["gallery_launch"] * 3 + ["gallery_moderated", "gallery_private"] + ["gallery_mixed"] * MIXED_CARDS
+    )
     ends = [item["end_date"] for item in items]
     assert ends == sorted(ends, reverse=True)
 
@@ -67,13 +73,14 @@ def test_gallery_lists_recorded_generations_newest_first(
 
 
 def test_failed_generation_shows_status_prompt_and_zero_cost(api_server: ApiServer) -> None:
-    [failed] = _items(api_server, status="failed")
+    [failed] = _items(api_server, status="failed", dag_id="gallery_moderated")
     assert failed["dag_id"] == "gallery_moderated" and failed["status"] == "FAILED"
     assert failed["ti_state"] == "failed" and failed["consumed_credits"] == 0
     assert failed["seedance_task_id"]  # from the seedance_link XCom written before the wait
     # No return_value: the prompt comes from the rendered template fields.
     assert failed["request"]["prompt"] == "A prompt the moderation will reject"
-    assert failed["error_message"]
+    assert failed["outcome"] == "generation_failed"
+    assert "CONTENT_POLICY_VIOLATION: gallery test rejection" in failed["error_message"]
 
 
 def test_filters_by_dag_status_and_date(api_server: ApiServer) -> None:
@@ -82,7 +89,7 @@ def test_filters_by_dag_status_and_date(api_server: ApiServer) -> None:
     assert _items(api_server, status="running") == []
     assert _items(api_server, since="2001-01-01", until="2001-01-31") == []
     page = api_server.get("/seedance/api/generations", params={"limit": 2, "offset": 2}).json()
-    assert page["total"] == 5 and len(page["items"]) == 2
+    assert page["total"] == 5 + MIXED_CARDS and len(page["items"]) == 2
     assert api_server.get("/seedance/api/generations", params={"status": "bogus"}).status_code == 400
 
 
@@ -91,9 +98,9 @@ def test_user_without_access_to_a_dag_sees_none_of_its_generations(api_server: A
     assert bob_items and "gallery_private" not in {i["dag_id"] for i in bob_items}
     assert _items(api_server, user="bob", dag_id="gallery_private") == []
     dags = api_server.get("/seedance/api/dags", user="bob").json()["dag_ids"]
-    assert dags == ["gallery_launch", "gallery_moderated"]
+    assert dags == ["gallery_launch", "gallery_mixed", "gallery_moderated"]
     alice_dags = api_server.get("/seedance/api/dags", user="alice").json()["dag_ids"]
-    assert alice_dags == ["gallery_launch", "gallery_moderated", "gallery_private"]
+    assert alice_dags == ["gallery_launch", "gallery_mixed", "gallery_moderated", "gallery_private"]
 
     def spend_by_dag(user: str) -> dict[str, int]:
         report = api_server.get("/seedance/api/spend", user=user).json()
@@ -122,8 +129,10 @@ def test_session_cookie_authenticates_like_the_ui(api_server: ApiServer) -> None
 def test_spend_per_day_and_dag_matches_the_recorded_results(api_server: ApiServer) -> None:
     items = _items(api_server, user="alice")
     report = api_server.get("/seedance/api/spend", user="alice").json()
-    assert report["total"]["credits"] == sum(i["consumed_credits"] for i in items)
-    assert report["total"]["usd"] == pytest.approx(sum(i["consumed_usd"] for i in items))
+    # Cards of one generation (an operator and its sensor) carry its credits twice.
+    billed = {i["seedance_task_id"]: i["consumed_credits"] for i in items if i["seedance_task_id"]}
+    assert report["total"]["credits"] == sum(billed.values())
+    assert report["total"]["usd_text"] == format_usd(report["total"]["credits"])
     assert len(report["by_day"]) == 30 and report["until"] >= items[0]["end_date"][:10]
     launch = next(b for b in report["by_dag"] if b["dag_id"] == "gallery_launch")
     assert launch["generations"] == 3
@@ -172,3 +181,159 @@ def test_a_task_posing_as_seedance_cannot_make_the_server_serve_other_files(api_
     response = api_server.get(impostor["media_url"], user=None)
     assert response.status_code == 404  # ...but the file is not a video: refused
     assert b"_hostile_execute" not in response.content
+
+
+# ------------------------------------------------------------------ spend equals the ledger
+
+
+def _ledger_credits(gallery_runs: GalleryRuns) -> int:
+    [account] = gallery_runs.emulator.ledger()["accounts"].values()
+    return int(account["charged"]) - int(account["refunded"])
+
+
+def test_spend_equals_what_the_emulator_charged_minus_refunded(
+    api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    # carol may read every gallery DAG (the impostor's record claims 0 credits).
+    report = api_server.get("/seedance/api/spend", user="carol").json()
+    assert report["skipped_records"] == 0
+    assert report["total"]["credits"] == _ledger_credits(gallery_runs)
+    assert report["total"]["usd_text"] == format_usd(report["total"]["credits"])
+    mixed = next(b for b in report["by_dag"] if b["dag_id"] == "gallery_mixed")
+    # retried (FAILED then resubmitted: 2), clip (its sensor names the same id), the one
+    # submitted elsewhere (its sensor), 2 batch items, undelivered; the reuse is no generation.
+    assert (mixed["generations"], mixed["reused"]) == (7, 1)
+
+
+def test_mixed_cards_tell_each_ending_apart(api_server: ApiServer) -> None:
+    cards = _items(api_server, dag_id="gallery_mixed")
+    by_task: dict[str, list[dict]] = {}
+    for card in cards:
+        by_task.setdefault(card["task_id"], []).append(card)
+    [retried] = by_task["retried"]
+    assert retried["outcome"] == "succeeded" and len(retried["seedance_task_ids"]) == 2
+    [again] = by_task["clip_again"]
+    assert again["outcome"] == "reused" and again["consumed_credits"] == 0
+    [clip], [watch] = by_task["clip"], by_task["watch_clip"]
+    assert watch["seedance_task_id"] == clip["seedance_task_id"] and clip["media_url"]
+    [sent] = by_task["nothing_sent"]
+    assert sent["outcome"] == "not_sent" and sent["consumed_credits"] == 0 and "7:5" in sent["error_message"]
+    assert sent["request"]["prompt"] == "Never sent"  # from the rendered fields
+    [paid] = by_task["undelivered"]
+    assert paid["outcome"] == "paid_not_delivered" and paid["consumed_credits"] > 0
+    assert paid["error_message"] and paid["video_url"] and paid["video_url_expires"] is True
+    batch = sorted(by_task["batch"], key=lambda c: c["item"])
+    assert [(c["item"], c["item_id"], c["outcome"]) for c in batch] == [
+        (0, "tea", "succeeded"),
+        (1, "fern", "succeeded"),
+    ]
+    for item in batch:
+        video = api_server.get(item["media_url"], user=None)
+        assert video.status_code == 200 and hashlib.sha256(video.content).hexdigest() == item["sha256"]
+
+
+def test_pages_over_batch_items_cover_every_card_once(api_server: ApiServer) -> None:
+    everything = _items(api_server, dag_id="gallery_mixed")
+    seen = []
+    for offset in range(0, MIXED_CARDS, 2):
+        page = api_server.get(
+            "/seedance/api/generations", params={"dag_id": "gallery_mixed", "limit": 2, "offset": offset}
+        ).json()
+        assert page["total"] == MIXED_CARDS
+        seen += [(c["task_id"], c["item"]) for c in page["items"]]
+    assert seen == [(c["task_id"], c["item"]) for c in everything]
+
+
+def test_card_route_of_the_extra_link_shows_that_task_instance(
+    api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    run_id = gallery_runs.runs["gallery_mixed"]
+    base = {"dag_id": "gallery_mixed", "run_id": run_id, "map_index": -1}
+    cards = _items(api_server, **base, task_id="batch")
+    assert sorted(c["item"] for c in cards) == [0, 1] and {c["task_id"] for c in cards} == {"batch"}
+    [card] = _items(api_server, **base, task_id="undelivered")
+    assert card["outcome"] == "paid_not_delivered"
+    # Filters and access still apply: bob may not read gallery_private.
+    private = {"dag_id": "gallery_private", "run_id": gallery_runs.runs["gallery_private"], "map_index": -1}
+    assert _items(api_server, user="bob", **private, task_id="secret_cut") == []
+    assert len(_items(api_server, user="alice", **private, task_id="secret_cut")) == 1
+
+
+def _xcom_path(dag_id: str, run_id: str, task_id: str, key: str) -> str:
+    run = quote(run_id, safe="")
+    return f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}/xcomEntries/{key}"
+
+
+def _xcom(api_server: ApiServer, dag_id: str, run_id: str, task_id: str, key: str) -> dict:
+    response = api_server.get(_xcom_path(dag_id, run_id, task_id, key), params={"deserialize": "true"})
+    assert response.status_code == 200, response.text
+    value = response.json()["value"]
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+def test_edited_xcom_cannot_point_the_gallery_at_another_dags_file(
+    api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    # alice may edit gallery_mixed's XComs; bob may read gallery_mixed but not gallery_private.
+    run_b = gallery_runs.runs["gallery_private"]
+    secret = _xcom(api_server, "gallery_private", run_b, "secret_cut", "seedance_result")
+    secret_bytes = api_server.get(
+        next(i for i in _items(api_server, dag_id="gallery_private"))["media_url"], user=None
+    ).content
+    assert secret_bytes[4:8] == b"ftyp"
+    run_a = gallery_runs.runs["gallery_mixed"]
+    originals = {
+        (task, key): _xcom(api_server, "gallery_mixed", run_a, task, key)
+        for task, key in (("clip", "return_value"), ("clip", "seedance_result"), ("batch", "return_value"))
+    }
+    try:
+        for (task, key), value in originals.items():
+            edited = json.loads(json.dumps(value))
+            target = edited["results"][0] if task == "batch" else edited
+            target.update(output_path=secret["output_path"], bytes=secret["bytes"], sha256=secret["sha256"])
+            response = api_server.patch(
+                _xcom_path("gallery_mixed", run_a, task, key), {"value": edited, "map_index": -1}
+            )
+            assert response.status_code == 200, response.text
+        cards = _items(api_server, user="bob", dag_id="gallery_mixed")
+        hijacked = [c for c in cards if c["output_path"] == secret["output_path"]]
+        assert {(c["task_id"], c["item"]) for c in hijacked} == {("clip", None), ("batch", 0)}
+        for card in hijacked:
+            response = api_server.get(card["media_url"], user=None)
+            assert response.status_code == 404 and response.content != secret_bytes
+    finally:
+        for (task, key), value in originals.items():
+            api_server.patch(_xcom_path("gallery_mixed", run_a, task, key), {"value": value, "map_index": -1})
+
+
+def test_unreadable_record_is_skipped_and_counted_never_a_500(
+    api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    run_a = gallery_runs.runs["gallery_mixed"]
+    original = _xcom(api_server, "gallery_mixed", run_a, "watch_elsewhere", "return_value")
+    paths = [
+        _xcom_path("gallery_mixed", run_a, "watch_elsewhere", k) for k in ("return_value", "seedance_result")
+    ]
+    others = {
+        p: _xcom(api_server, "gallery_mixed", run_a, "watch_elsewhere", p.rsplit("/", 1)[1]) for p in paths
+    }
+    try:
+        for bad in (
+            {**original, "consumed_credits": "lots"},
+            [1, 2, 3],
+            {**original, "consumed_credits": -5},
+        ):
+            for target in paths:
+                assert api_server.patch(target, {"value": bad, "map_index": -1}).status_code == 200
+            page = api_server.get(
+                "/seedance/api/generations", params={"dag_id": "gallery_mixed", "limit": 100}
+            )
+            assert page.status_code == 200 and page.json()["skipped_records"] == 1
+            [card] = [c for c in page.json()["items"] if c["task_id"] == "watch_elsewhere"]
+            assert card["unreadable"] is True
+            report = api_server.get("/seedance/api/spend", params={"dag_id": "gallery_mixed"})
+            assert report.status_code == 200 and report.json()["skipped_records"] == 1
+            assert api_server.get("/seedance/api/spend.svg").status_code == 200
+    finally:
+        for target, value in others.items():
+            api_server.patch(target, {"value": value, "map_index": -1})

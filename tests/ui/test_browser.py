@@ -14,21 +14,26 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from typing import Any
+from urllib.parse import urlencode, urlparse
 
 import pytest
+from packaging.version import Version
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from tests.conftest import REPO
-from tests.ui.conftest import ARTIFACTS, ApiServer
+from tests.ui.conftest import ARTIFACTS, MIXED_CARDS, ApiServer, GalleryRuns
 
 pytestmark = pytest.mark.dag
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
 README_IMAGE = REPO / "docs" / "images" / "seedance-gallery.png"
+#: Airflow 3.3's UI keeps a framed nav view's path in its own address (deep links).
+MIRRORS_FRAME_PATH = Version(metadata.version("apache-airflow")) >= Version("3.3")
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +111,10 @@ def test_gallery_page_in_the_airflow_ui_shows_cards_and_plays_a_video(
     enter_gallery_frame(browser)
 
     cards = browser.find_elements(By.CSS_SELECTOR, "article.card")
-    assert len(cards) == 5
+    assert len(cards) == 5 + MIXED_CARDS
     videos = browser.find_elements(By.CSS_SELECTOR, "article.card video")
-    assert len(videos) == 4  # the failed generation has no video
-    failed = browser.find_element(By.CSS_SELECTOR, "article.card[data-status='FAILED']")
+    assert len(videos) == len(cards) - 2  # the failed generation and the one never sent have none
+    failed = browser.find_element(By.CSS_SELECTOR, "article.card[data-outcome='generation_failed']")
     assert "the generation failed" in failed.text.lower() and failed.find_element(By.CSS_SELECTOR, ".error")
 
     loaded = wait_for(
@@ -145,6 +150,81 @@ def test_gallery_page_in_the_airflow_ui_shows_cards_and_plays_a_video(
     )
 
 
+def test_failed_cards_tell_nothing_sent_failed_and_paid_not_delivered_apart(
+    browser: webdriver.Chrome, api_server: ApiServer
+) -> None:
+    sign_in(browser, api_server, "alice")
+    browser.get(f"{api_server.base_url}/seedance/?status=failed")
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.galleryLoaded") == "true", 30, "load"
+    )
+    cards = {
+        card.get_attribute("data-outcome"): card.text
+        for card in browser.find_elements(By.CSS_SELECTOR, "article.card")
+    }
+    assert set(cards) == {"not_sent", "generation_failed", "paid_not_delivered"}, cards
+    assert "Nothing was sent" in cards["not_sent"] and "0 credits" in cards["not_sent"]
+    assert "7:5" in cards["not_sent"]  # the error's own text, not "see the log"
+    assert "Never sent" in cards["not_sent"]  # the prompt, from the rendered fields
+    assert "generation failed" in cards["generation_failed"] and "0 credits" in cards["generation_failed"]
+    assert "CONTENT_POLICY_VIOLATION" in cards["generation_failed"]
+    paid = browser.find_element(By.CSS_SELECTOR, "article.card[data-outcome='paid_not_delivered']")
+    assert "Paid, not delivered" in paid.text and " 0 credits" not in paid.text
+    assert paid.find_element(By.CSS_SELECTOR, ".error").text  # why the task failed
+    assert paid.find_element(By.CSS_SELECTOR, ".service-link").text == "Service URL (expires)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "seedance-outcomes.png"))
+
+
+def test_extra_link_card_route_shows_the_batch_items_inside_the_ui(
+    browser: webdriver.Chrome, api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    sign_in(browser, api_server, "alice")
+    query = urlencode(
+        {
+            "dag_id": "gallery_mixed",
+            "run_id": gallery_runs.runs["gallery_mixed"],
+            "task_id": "batch",
+            "map_index": -1,
+        }
+    )
+    # What the "Seedance video" link opens, framed by the UI through its deep-link route.
+    browser.get(f"{api_server.base_url}/plugin/seedance/seedance/?{query}")
+    enter_gallery_frame(browser)
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.card")
+    assert [c.get_attribute("data-outcome") for c in cards] == ["succeeded", "succeeded"]
+    assert {"item tea", "item fern"} <= {
+        chip.text for chip in browser.find_elements(By.CSS_SELECTOR, ".chip")
+    }
+    assert "One task instance: batch" in browser.find_element(By.ID, "gallery-summary").text
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(ARTIFACTS / "seedance-card-route.png"))
+
+
+def test_nav_entry_url_settles_once_and_reloads_to_the_same_view(
+    browser: webdriver.Chrome, api_server: ApiServer
+) -> None:
+    # Airflow 3.3's UI mirrors the framed page's path after /plugin/<url_route> (deep links),
+    # so the nav entry's /plugin/seedance shows /plugin/seedance/seedance/: see docs/ui.md.
+    sign_in(browser, api_server, "alice")
+    browser.get(f"{api_server.base_url}/plugin/seedance")
+    enter_gallery_frame(browser)
+    browser.switch_to.default_content()
+    if MIRRORS_FRAME_PATH:
+        settled = wait_for(
+            lambda: urlparse(browser.current_url).path if "/seedance/" in browser.current_url else None,
+            20,
+            "the UI to mirror the framed page's path",
+        )
+        assert settled == "/plugin/seedance/seedance/", settled
+    else:
+        settled = urlparse(browser.current_url).path
+    browser.get(f"{api_server.base_url}{settled}")
+    enter_gallery_frame(browser)
+    browser.switch_to.default_content()
+    assert urlparse(browser.current_url).path == settled  # stable: no /seedance/seedance/seedance/
+
+
 def test_spend_tab_draws_the_chart_and_tables(browser: webdriver.Chrome, api_server: ApiServer) -> None:
     sign_in(browser, api_server, "alice")
     browser.get(f"{api_server.base_url}/seedance/#spend")
@@ -154,6 +234,10 @@ def test_spend_tab_draws_the_chart_and_tables(browser: webdriver.Chrome, api_ser
     assert browser.find_elements(By.CSS_SELECTOR, "#spend-chart svg rect")
     dag_rows = browser.find_elements(By.CSS_SELECTOR, "#spend-by-dag tbody tr")
     assert any("gallery_launch" in row.text for row in dag_rows)
+    total = browser.find_element(By.CSS_SELECTOR, "#spend-by-dag tr.total").text
+    assert "$" in total, total
+    skipped = browser.find_element(By.ID, "spend-skipped")
+    assert skipped.get_attribute("hidden"), skipped.text  # every record could be read
     browser.save_screenshot(str(ARTIFACTS / "seedance-spend.png"))
 
 

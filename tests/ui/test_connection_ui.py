@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Iterator
 from importlib import metadata
+from urllib.parse import urlencode, urljoin
 
 import pytest
 import requests
@@ -155,7 +156,10 @@ def test_finished_generation_offers_the_seedance_video_link(
     links = api_server.get(f"/api/v2/dags/gallery_launch/dagRuns/{run_id}/taskInstances/hero/links")
     assert links.status_code == 200, links.text
     video_url = links.json()["extra_links"]["Seedance video"]
-    assert video_url.startswith(gallery_runs.emulator.base_url + "/videos/") and video_url.endswith(".mp4")
+    # The link lasts: it opens this task instance's card, not the service URL that expires.
+    query = urlencode({"dag_id": "gallery_launch", "run_id": run_id, "task_id": "hero", "map_index": -1})
+    # Absolute when the worker knows [api] base_url; dag.test() here does not (then relative).
+    assert video_url in (f"{api_server.base_url}/seedance/?{query}", f"/seedance/?{query}")
 
     sign_in(browser, api_server, "alice")
     browser.get(f"{api_server.base_url}/dags/gallery_launch/runs/{run_id}/tasks/hero")
@@ -170,6 +174,15 @@ def test_finished_generation_offers_the_seedance_video_link(
         return found[0] if found else None
 
     anchor = wait_for(link, 60, "the Seedance video extra link")
-    assert anchor.get_attribute("href") == video_url
+    assert anchor.get_attribute("href") == urljoin(api_server.base_url, video_url)
     browser.execute_script("arguments[0].scrollIntoView()", anchor)
     browser.save_screenshot(str(ARTIFACTS / f"seedance-extra-link-{AIRFLOW_VERSION}.png"))
+
+    # Following it shows that task instance's card (and only it), with the delivered video.
+    browser.get(urljoin(api_server.base_url, video_url))
+    wait_for(
+        lambda: browser.execute_script("return document.body.dataset.galleryLoaded") == "true", 30, "card"
+    )
+    [card] = browser.find_elements(By.CSS_SELECTOR, "article.card")
+    assert "gallery_launch · hero" in card.text and card.get_attribute("data-outcome") == "succeeded"
+    assert "/seedance/media/" in card.find_element(By.TAG_NAME, "video").get_attribute("src")

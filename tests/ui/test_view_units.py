@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_seedance.plugins import access, media, queries
+from airflow_provider_seedance.plugins import access, media, queries, records
 from airflow_provider_seedance.plugins.charts import spend_svg
 from airflow_provider_seedance.plugins.seedance_view import SeedancePlugin, ui_links
+from airflow_provider_seedance.results import GenerationResult, Outcome
 
 CLIP = (
     Path(__file__).resolve().parents[2] / "airflow_provider_seedance" / "emulator" / "clips" / "480p_16x9.mp4"
@@ -93,48 +94,128 @@ def test_successful_record_carries_request_cost_and_file() -> None:
     assert record["output_path"] == "file:///data/v.mp4" and record["seedance_task_id"] == "seed1"
 
 
-def test_failed_record_today_falls_back_to_rendered_fields_and_the_link() -> None:
-    xcoms = {
-        "seedance_link": {"task_id": "seed2", "video_url": None, "base_url": "x"},
-        "seedance_task_id": "seed2",
-    }
-    rendered = {
-        "prompt": "rejected",
-        "aspect_ratio": "1:1",
-        "resolution": "480p",
-        "duration": 4,
-        "output_path": None,
-    }
-    record = queries.build_generation({**TI, "state": "failed"}, xcoms, rendered)
-    assert record["status"] == "FAILED" and record["error_message"] == queries.FAILED_WITHOUT_MESSAGE
-    assert record["request"] == {
-        "prompt": "rejected",
-        "aspect_ratio": "1:1",
-        "resolution": "480p",
-        "duration": 4,
-    }
+def test_released_failed_record_with_only_the_link_reads_as_a_failed_generation() -> None:
+    # Released versions wrote only seedance_link for a failed task; the prompt then comes from
+    # the rendered fields when the link has no request.
+    link = {"task_id": "seed2", "video_url": None, "base_url": "x", "status": "FAILED"}
+    rendered = {"prompt": "rejected", "aspect_ratio": "1:1", "resolution": "480p", "duration": 4}
+    record = queries.build_generation(
+        {**TI, "state": "failed"}, {"seedance_link": link, "seedance_task_id": "seed2"}, rendered
+    )
+    assert record["outcome"] == "generation_failed" and record["status"] == "FAILED"
+    assert record["request"] == rendered
     assert record["seedance_task_id"] == "seed2" and record["consumed_credits"] == 0
 
 
-def test_failed_record_uses_the_proposed_failure_fields_of_the_link() -> None:
-    link = {
-        "task_id": "seed3",
-        "video_url": None,
-        "base_url": "x",
-        "status": "FAILED",
-        "error_message": "CONTENT_POLICY_VIOLATION: nope",
-        "request": {"prompt": "from the link"},
-    }
+def test_released_failed_record_whose_link_saw_success_was_paid_not_delivered() -> None:
+    link = {"task_id": "seed3", "video_url": "https://cdn/v.mp4", "status": "SUCCESS"}
+    record = queries.build_generation({**TI, "state": "failed"}, {"seedance_link": link})
+    assert record["outcome"] == "paid_not_delivered" and record["video_url_expires"] is True
+
+
+def test_final_result_wins_over_the_progress_link() -> None:
+    link = {"task_id": "seed3", "status": "RUNNING", "request": {"prompt": "from the link"}}
+    final = GenerationResult(
+        outcome=Outcome.GENERATION_FAILED,
+        task_id="seed3",
+        status="FAILED",
+        request={"prompt": "final"},
+        error_message="CONTENT_POLICY_VIOLATION: nope",
+    ).to_xcom()
     record = queries.build_generation(
-        {**TI, "state": "failed"}, {"seedance_link": link}, {"prompt": "rendered"}
+        {**TI, "state": "failed"}, {"seedance_link": link, "seedance_result": final}, {"prompt": "rendered"}
     )
     assert record["error_message"] == "CONTENT_POLICY_VIOLATION: nope"
-    assert record["request"] == {"prompt": "from the link"}
+    assert record["request"] == {"prompt": "final"} and record["outcome"] == "generation_failed"
+
+
+def test_three_failed_outcomes_are_told_apart_on_cards() -> None:
+    ti = {**TI, "state": "failed"}
+    not_sent = GenerationResult.not_sent("aspect_ratio '7:5' is not one of 16:9, 9:16", {"prompt": "p"})
+    failed = GenerationResult(
+        outcome=Outcome.GENERATION_FAILED, task_id="s1", status="FAILED", error_message="MODERATION"
+    )
+    paid = GenerationResult(
+        outcome=Outcome.PAID_NOT_DELIVERED,
+        task_id="s2",
+        status="SUCCESS",
+        video_urls=("https://cdn/v.mp4",),
+        consumed_credits=19,
+        error_message="delivery failed: Permission denied",
+    )
+    cards = [queries.build_generation(ti, {"seedance_result": r.to_xcom()}) for r in (not_sent, failed, paid)]
+    assert [c["outcome"] for c in cards] == ["not_sent", "generation_failed", "paid_not_delivered"]
+    assert [c["consumed_credits"] for c in cards] == [0, 0, 19]
+    assert cards[0]["error_message"].startswith("aspect_ratio") and cards[1]["error_message"] == "MODERATION"
+    assert cards[2]["consumed_usd_text"] == "$0.095" and cards[2]["video_url_expires"] is True
+    assert cards[2]["error_message"] == "delivery failed: Permission denied"
+
+
+def test_card_errors_are_one_line_capped_and_hide_keys() -> None:
+    text = "POST failed\n  Authorization: Bearer sk-live-abcdef123456 at https://user:pw@host/v1 " + "x" * 500
+    cleaned = records.clean_error(text)
+    assert cleaned is not None and "\n" not in cleaned and len(cleaned) == records.MAX_ERROR_CHARS
+    assert "sk-live" not in cleaned and "pw@" not in cleaned and "abcdef" not in cleaned
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": "lots"},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": float("inf")},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": 1e400},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": [8]},
+        {"task_id": "s", "status": "SUCCESS", "consumed_credits": -8},
+        {"schema": 99, "outcome": "succeeded"},
+        {"outcome": "exploded"},
+        ["not", "a", "result"],
+        "a string",
+    ],
+)
+def test_unreadable_record_is_a_marked_card_never_an_error(value: Any) -> None:
+    record = queries.build_generation({**TI, "state": "success"}, {"return_value": value})
+    assert record["unreadable"] is True and record["consumed_credits"] == 0
+
+
+def test_batch_record_gives_a_card_per_item_and_skips_only_the_bad_one() -> None:
+    items = [
+        GenerationResult(
+            outcome=Outcome.SUCCEEDED, task_id=f"s{i}", status="SUCCESS", consumed_credits=8, item_id=f"v{i}"
+        ).to_xcom()
+        for i in range(4)
+    ]
+    items[2]["consumed_credits"] = "lots"
+    value = {"results": items, "totals": {}}
+    ti = {**TI, "operator": "SeedanceBatchGenerateOperator", "state": "success"}
+    cards = queries.build_cards(ti, {"return_value": value})
+    assert [c["item"] for c in cards] == [0, 1, 2, 3] and [c["unreadable"] for c in cards] == [
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert [c["item_id"] for c in cards] == ["v0", "v1", None, "v3"]
+    window = queries.build_cards(ti, {"return_value": value}, window=slice(1, 2))
+    assert [c["item"] for c in window] == [1]
+
+
+def test_batch_failure_record_is_read_when_there_is_no_return_value() -> None:
+    value = {"results": [GenerationResult.not_sent("budget").to_xcom()], "totals": {}}
+    [card] = queries.build_cards({**TI, "state": "failed"}, {"seedance_batch_results": value})
+    assert card["outcome"] == "not_sent" and card["error_message"] == "budget" and card["item"] == 0
 
 
 def test_deferred_generation_is_in_progress() -> None:
     record = queries.build_generation({**TI, "state": "deferred"}, {"seedance_task_id": "seed4"})
     assert record["status"] == "IN_PROGRESS" and record["seedance_task_id"] == "seed4"
+    assert record["unreadable"] is False and record["outcome"] is None
+
+
+def test_reuse_marker_pushed_before_return_is_not_a_result() -> None:
+    record = queries.build_generation(
+        {**TI, "state": "running"}, {"seedance_link": {"output_path": "/x.mp4"}}
+    )
+    assert record["unreadable"] is False and record["status"] == "IN_PROGRESS"
 
 
 def test_xcom_values_decode_whatever_way_they_were_stored() -> None:
@@ -200,7 +281,8 @@ def test_media_roots_confine_served_files(video: Path, tmp_path: Path) -> None:
 def test_media_token_names_a_task_instance_and_cannot_be_forged() -> None:
     key = ("d", "manual__x", "t", 2)
     token = access.sign_media(key, secret_key="k1")
-    assert access.read_media_token(token, secret_key="k1") == key
+    assert access.read_media_token(token, secret_key="k1") == (*key, -1)
+    assert access.read_media_token(access.sign_media(key, "k1", item=7), secret_key="k1") == (*key, 7)
     assert access.read_media_token(token, secret_key="k2") is None
     assert access.read_media_token(token[:-2] + "xx", secret_key="k1") is None
     assert access.read_media_token(token, secret_key="k1", max_age=-1) is None  # expired
@@ -227,6 +309,8 @@ def test_spend_chart_escapes_dag_names_and_stacks_days() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert svg.count("<rect") == 1 + 2  # one bar segment, two legend swatches
     assert "total 36 credits ($0.18)" in svg
+    # Dollars as the logs write them, from integer credits: 19 credits is $0.095, not $0.10.
+    assert "total 19 credits ($0.095)" in spend_svg({"total": {"credits": 19}, "by_day": [], "by_dag": []})
 
 
 def test_plugin_declares_the_app_and_views() -> None:
@@ -236,3 +320,56 @@ def test_plugin_declares_the_app_and_views() -> None:
     [app] = SeedancePlugin.fastapi_apps
     assert app["url_prefix"] == "/seedance"
     assert {v["destination"] for v in SeedancePlugin.external_views} == {"nav", "dag"}
+
+
+# ------------------------------------------------------------------------------ rendered paths
+
+
+def test_single_task_serves_only_its_rendered_output_path() -> None:
+    rendered = {"output_path": "file:///videos/a/clip.mp4"}
+    assert media.rendered_names("file:///videos/a/clip.mp4", rendered)
+    assert media.rendered_names("/videos/a/./clip.mp4", rendered)
+    assert not media.rendered_names("file:///videos/b/clip.mp4", rendered)  # another DAG's file
+    assert not media.rendered_names("file:///videos/a/clip.mp4", {"output_path": None})
+    assert not media.rendered_names("file:///videos/a/clip.mp4", None)
+
+
+def test_batch_item_serves_its_request_path_or_the_template_formatted_for_it() -> None:
+    rendered = {
+        "output_path_template": "file:///out/run1-{id}.mp4",
+        "requests": [{"id": "tea", "prompt": "p"}, {"prompt": "q", "output_path": "/own/q.mp4"}],
+    }
+    assert media.rendered_names("file:///out/run1-tea.mp4", rendered, 0)
+    assert not media.rendered_names("file:///out/run1-fern.mp4", rendered, 0)  # another item's name
+    assert media.rendered_names("/own/q.mp4", rendered, 1)
+    assert not media.rendered_names("file:///out/run1-1.mp4", rendered, 1)
+    assert not media.rendered_names("file:///out/run1-tea.mp4", rendered, 5)
+
+
+def test_truncated_batch_fields_allow_only_the_templates_pattern() -> None:
+    rendered = {
+        "output_path_template": "file:///out/run1-{id}.mp4",
+        "requests": "Truncated. You can change this behaviour in [core]max_templated_field_length. [{",
+    }
+    assert media.rendered_names("file:///out/run1-anything.mp4", rendered, 900)
+    assert not media.rendered_names("file:///out/sub/run1-x.mp4", rendered, 900)
+    assert not media.rendered_names("file:///out/run1-../../etc/x.mp4", rendered, 900)
+    assert not media.rendered_names("file:///elsewhere/run1-x.mp4", rendered, 900)
+    assert not media.rendered_names("file:///out/run1-x.mp4", {"requests": "Truncated..."}, 0)
+
+
+def test_a_page_of_a_big_batch_parses_only_the_items_it_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    item = GenerationResult(outcome=Outcome.SUCCEEDED, task_id="s", status="SUCCESS", consumed_credits=8)
+    value = {"results": [{**item.to_xcom(), "id": f"v{i}"} for i in range(5000)], "totals": {}}
+    parsed: list[object] = []
+    real = GenerationResult.from_xcom.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[GenerationResult], raw: object) -> GenerationResult:
+        parsed.append(raw)
+        return real(cls, raw)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(GenerationResult, "from_xcom", classmethod(counting))
+    ti = {**TI, "operator": "SeedanceBatchGenerateOperator", "state": "success"}
+    cards = queries.build_cards(ti, {"return_value": value}, window=slice(4990, 5014))
+    assert [c["item_id"] for c in cards] == [f"v{i}" for i in range(4990, 5000)]
+    assert len(parsed) == 10

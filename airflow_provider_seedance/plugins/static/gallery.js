@@ -4,7 +4,19 @@
 
 (function () {
   const PAGE_SIZE = 24;
-  const state = { offset: 0, total: 0, uiRoot: "" };
+  const state = { offset: 0, total: 0, uiRoot: "", one: null };
+
+  // What each recorded outcome means for the user (and for the money).
+  const OUTCOMES = {
+    succeeded: { label: "Generated", cls: "ok" },
+    reused: { label: "Reused from storage — not a generation, 0 credits", cls: "ok" },
+    in_progress: { label: "In progress", cls: "busy" },
+    generation_failed: { label: "The generation failed — not billed", cls: "bad" },
+    not_sent: { label: "Nothing was sent — nothing spent", cls: "bad" },
+    paid_not_delivered: { label: "Paid, not delivered", cls: "bad" },
+    uncertain: { label: "Submission uncertain — a generation may exist", cls: "bad" },
+    unknown: { label: "Ended without a known result", cls: "bad" },
+  };
 
   function authHeaders() {
     // Airflow 3.1's UI keeps the JWT in localStorage ("token"); 3.2+ use an httpOnly cookie,
@@ -61,7 +73,12 @@
     const sources = [item.media_url, item.video_url].filter(Boolean);
     const box = el("div", { class: "media" });
     if (!sources.length) {
-      box.append(el("div", { class: "placeholder" }, item.status === "FAILED" ? "No video: the generation failed" : "No video yet"));
+      const why = {
+        generation_failed: "No video: the generation failed",
+        not_sent: "No video: nothing was sent",
+        in_progress: "No video yet",
+      }[item.outcome] || (item.unreadable ? "No video: the record could not be read" : "No video");
+      box.append(el("div", { class: "placeholder" }, item.outcome || item.unreadable ? why : "No video yet"));
       return box;
     }
     const player = el("video", { controls: true, muted: true, playsinline: true, preload: "metadata", src: sources[0] });
@@ -78,26 +95,35 @@
 
   function card(item) {
     const r = item.request || {};
-    const chips = [
-      r.aspect_ratio || "1:1", r.resolution || "720p", (r.duration || 8) + " s",
-      r.generate_audio ? "audio" : "no audio",
-    ];
+    const chips = [];
+    if (r.aspect_ratio) chips.push(r.aspect_ratio);
+    if (r.resolution) chips.push(r.resolution);
+    if (r.duration) chips.push(r.duration + " s");
+    if (r.generate_audio != null) chips.push(r.generate_audio ? "audio" : "no audio");
     if (item.reused_existing) chips.push("reused file");
     if (item.map_index >= 0) chips.push("map " + item.map_index);
+    if (item.item != null) chips.push("item " + (item.item_id != null ? item.item_id : item.item));
     const links = el("div", { class: "links" },
       el("a", { href: item.links.dag_run, class: "dag-run-link" }, "DAG run"),
       el("a", { href: item.links.task_instance, class: "ti-link" }, "Task instance"));
     links.querySelectorAll("a").forEach((a) => a.addEventListener("click", openInAirflow));
-    const usd = Number(item.consumed_usd || 0).toFixed(2);
-    return el("article", { class: "card " + (item.status === "FAILED" ? "failed" : ""), "data-status": item.status },
+    if (item.video_url && !item.media_url) {
+      // No delivered copy: the service's URL is all there is, and it expires.
+      links.append(el("a", { href: item.video_url, class: "service-link", target: "_blank", rel: "noopener noreferrer" },
+        "Service URL (expires)"));
+    }
+    const outcome = OUTCOMES[item.outcome] || { label: item.unreadable ? "Record could not be read" : item.status, cls: "busy" };
+    const cost = item.outcome === "reused" ? "0 credits (reused)" : item.consumed_credits + " credits · " + (item.consumed_usd_text || "$0");
+    return el("article", { class: "card " + outcome.cls, "data-status": item.status, "data-outcome": item.outcome || "none" },
       video(item),
       el("div", { class: "body" },
         el("p", { class: "prompt" }, r.prompt || "(prompt not recorded)"),
         el("div", { class: "chips" }, chips.map((c) => el("span", { class: "chip" }, c))),
-        el("div", { class: "status " + item.status }, item.status + (item.ti_state ? " · task " + item.ti_state : "")),
+        el("div", { class: "outcome " + outcome.cls }, outcome.label),
+        el("div", { class: "status" }, (item.outcome === "not_sent" || item.outcome === "reused" ? "Not sent to the service" : "Service status " + (item.status || "—")) + (item.ti_state ? " · task " + item.ti_state : "")),
         item.error_message ? el("p", { class: "error" }, item.error_message) : null,
-        el("div", { class: "cost" }, item.consumed_credits + " credits · $" + usd),
-        el("div", { class: "meta" }, item.dag_id + " · " + item.task_id + " · " + (item.end_date || item.start_date || "").replace("T", " ").slice(0, 19) + " UTC"),
+        el("div", { class: "cost" }, cost),
+        el("div", { class: "meta" }, item.dag_id + " · " + item.task_id + " · " + (item.end_date || item.start_date || "not started").replace("T", " ").slice(0, 19) + (item.end_date || item.start_date ? " UTC" : "")),
         item.seedance_task_id ? el("div", { class: "meta" }, "Seedance task " + item.seedance_task_id) : null,
         links));
   }
@@ -108,7 +134,7 @@
 
   async function loadGallery() {
     const form = document.getElementById("gallery-filters");
-    const params = Object.assign(formValues(form), { limit: PAGE_SIZE, offset: state.offset });
+    const params = Object.assign(formValues(form), state.one || {}, { limit: PAGE_SIZE, offset: state.offset });
     try {
       const page = await getJSON("api/generations", params);
       notice("");
@@ -116,10 +142,17 @@
       const cards = document.getElementById("cards");
       cards.replaceChildren(...page.items.map(card));
       const first = page.total ? page.offset + 1 : 0;
-      document.getElementById("page-info").textContent = first + "–" + (page.offset + page.items.length) + " of " + page.total;
-      document.getElementById("gallery-summary").textContent = page.total + " generation" + (page.total === 1 ? "" : "s");
+      const last = Math.min(page.total, page.offset + page.limit);
+      document.getElementById("page-info").textContent = first + "–" + last + " of " + page.total;
+      let summary = page.total + " card" + (page.total === 1 ? "" : "s");
+      if (state.one) summary = "One task instance: " + state.one.task_id + " · " + summary;
+      document.getElementById("gallery-summary").textContent = summary;
+      document.getElementById("show-all").hidden = !state.one;
+      const skipped = document.getElementById("gallery-skipped");
+      skipped.textContent = page.skipped_records ? page.skipped_records + " record(s) on this page could not be read and are shown without their result." : "";
+      skipped.hidden = !page.skipped_records;
       document.getElementById("prev").disabled = page.offset === 0;
-      document.getElementById("next").disabled = page.offset + page.items.length >= page.total;
+      document.getElementById("next").disabled = page.offset + page.limit >= page.total;
       document.body.dataset.galleryLoaded = "true";
     } catch (e) { notice(e.message); document.body.dataset.galleryLoaded = "error"; }
   }
@@ -134,12 +167,15 @@
       notice("");
       const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
       document.getElementById("spend-chart").replaceChildren(document.importNode(doc.documentElement, true));
-      document.querySelector("#spend-by-day tbody").replaceChildren(...report.by_day.filter((d) => d.generations).reverse().map(
-        (d) => row([d.date, d.generations, d.credits, "$" + d.usd.toFixed(2)])));
+      document.querySelector("#spend-by-day tbody").replaceChildren(...report.by_day.filter((d) => d.generations || d.reused).reverse().map(
+        (d) => row([d.date, d.generations, d.reused, d.credits, d.usd_text])));
       document.querySelector("#spend-by-dag tbody").replaceChildren(...report.by_dag.map(
-        (d) => row([d.dag_id, d.generations, d.credits, "$" + d.usd.toFixed(2)])),
+        (d) => row([d.dag_id, d.generations, d.reused, d.credits, d.usd_text])),
         el("tr", { class: "total" }, el("th", {}, "Total"), el("th", {}, report.total.generations),
-          el("th", {}, report.total.credits), el("th", {}, "$" + report.total.usd.toFixed(2))));
+          el("th", {}, report.total.reused), el("th", {}, report.total.credits), el("th", {}, report.total.usd_text)));
+      const skipped = document.getElementById("spend-skipped");
+      skipped.textContent = report.skipped_records ? report.skipped_records + " record(s) could not be read and are not counted." : "";
+      skipped.hidden = !report.skipped_records;
       const link = new URL("api/spend", document.baseURI);
       Object.entries(params).forEach(([k, v]) => { if (v) link.searchParams.set(k, v); });
       document.getElementById("spend-json").href = link.toString();
@@ -172,6 +208,15 @@
   async function start() {
     // Initial filters from the query string (the DAG tab opens ?dag_id=...).
     const query = new URLSearchParams(window.location.search);
+    // The "Seedance video" extra link: ?dag_id=…&run_id=…&task_id=…&map_index=… shows that
+    // task instance's card(s) only.
+    if (query.get("run_id") && query.get("task_id")) {
+      state.one = { run_id: query.get("run_id"), task_id: query.get("task_id") };
+      if (query.get("map_index") != null && query.get("map_index") !== "") state.one.map_index = query.get("map_index");
+    }
+    document.getElementById("show-all").addEventListener("click", (e) => {
+      e.preventDefault(); state.one = null; state.offset = 0; loadGallery();
+    });
     ["gallery-filters", "spend-filters"].forEach((id) => {
       const form = document.getElementById(id);
       query.forEach((value, key) => { if (form.elements[key]) form.elements[key].value = value; });

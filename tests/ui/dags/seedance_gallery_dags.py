@@ -102,3 +102,92 @@ _Impostor = type("SeedanceGenerateOperator", (BaseOperator,), {"execute": _hosti
 
 with DAG("gallery_hostile", schedule=None, start_date=START, catchup=False):
     _Impostor(task_id="impostor")
+
+
+# ---------------------------------------------------------------------------------------------
+# gallery_mixed: every way a generation can end, for "the Spend view equals the ledger".
+# Run with a fault that makes the first generation's outcome FAILED, so ``retried`` is
+# FAILED (refunded) and then resubmitted once (charged). ``undelivered`` is paid and then
+# cannot be written (a path under /proc): the task fails, the credits were spent.
+def _submit_elsewhere() -> str:
+    """A generation started outside any Seedance operator (a sensor watches it)."""
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+    return SeedanceHook(**FAST).submit("A paper boat on a pond, top view", resolution="480p", duration=4)
+
+
+with DAG(
+    "gallery_mixed",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 0},
+    params={"out": Param("/tmp/seedance-gallery", type="string")},
+):
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+    from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
+
+    _common = {"deferrable": False, "poll_interval": 0.2, "hook_params": FAST}
+    retried = SeedanceGenerateOperator(
+        task_id="retried",
+        prompt="A lighthouse in a storm, resubmitted after a FAILED outcome",
+        resolution="480p",
+        duration=4,
+        resubmit_on_failure=1,
+        **_common,
+    )
+    clip = SeedanceGenerateOperator(
+        task_id="clip",
+        prompt="A hummingbird at a feeder, slow motion",
+        resolution="480p",
+        duration=4,
+        output_path="file://{{ params.out }}/mixed-" + RUN + "-clip.mp4",
+        skip_if_exists=False,
+        **_common,
+    )
+    clip_again = SeedanceGenerateOperator(
+        task_id="clip_again",
+        prompt="A hummingbird at a feeder, slow motion",
+        resolution="480p",
+        duration=4,
+        output_path="file://{{ params.out }}/mixed-" + RUN + "-clip.mp4",
+        skip_if_exists=True,
+        **_common,
+    )
+    watch_clip = SeedanceStatusSensor(
+        task_id="watch_clip",
+        seedance_task_id="{{ ti.xcom_pull(task_ids='clip', key='seedance_task_id') }}",
+        **_common,
+    )
+    elsewhere = PythonOperator(task_id="submit_elsewhere", python_callable=_submit_elsewhere)
+    watch_elsewhere = SeedanceStatusSensor(
+        task_id="watch_elsewhere",
+        seedance_task_id="{{ ti.xcom_pull(task_ids='submit_elsewhere') }}",
+        **_common,
+    )
+    batch = SeedanceBatchGenerateOperator(
+        task_id="batch",
+        requests=[
+            {"id": "tea", "prompt": "Steam rising from a cup of tea", "resolution": "480p", "duration": 4},
+            {"id": "fern", "prompt": "A fern unfurling, time-lapse", "resolution": "480p", "duration": 4},
+        ],
+        output_path_template="file://{{ params.out }}/mixed-" + RUN + "-batch-{id}.mp4",
+        skip_if_exists=False,
+        **_common,
+    )
+    undelivered = SeedanceGenerateOperator(
+        task_id="undelivered",
+        prompt="A video paid for and never written",
+        resolution="480p",
+        duration=4,
+        output_path="file:///proc/seedance-cannot-write/x.mp4",
+        skip_if_exists=False,
+        **_common,
+    )
+    # Fails before sending anything: the aspect ratio is only known (and refused) at run time.
+    SeedanceGenerateOperator(
+        task_id="nothing_sent", prompt="Never sent", aspect_ratio="{{ '7:5' }}", **_common
+    )
+    retried >> clip >> clip_again >> watch_clip >> elsewhere >> watch_elsewhere >> batch >> undelivered
