@@ -476,24 +476,9 @@ def test_every_fault_hit_work_in_flight(outcome: Outcome) -> None:
         assert triggers + running > 0, fault
 
 
-def _non_batch_credits(tasks: list[dict[str, Any]]) -> int:
-    return sum(
-        int(t["price"]) for t in tasks if t["status"] == "SUCCESS" and " batch-" not in t["request"]["prompt"]
-    )
-
-
-def test_spend_api_counts_every_single_and_sensor_generation(outcome: Outcome) -> None:
-    """The part of 'Spend API = ledger' that holds today: generations of the single operator
-    and the sensor (mapped, pairs, victim), over every run the stack has seen."""
-    assert outcome.spend["total"]["credits"] == _non_batch_credits(outcome.all_tasks)
-
-
-@pytest.mark.xfail(
-    reason="PENDING: the Spend API does not count SeedanceBatchGenerateOperator generations yet "
-    "(known bug, fixed elsewhere); remove this mark when it does",
-    strict=False,
-)
 def test_spend_api_equals_the_ledger(outcome: Outcome) -> None:
+    """Every generation (batch items, mapped, sensor pairs, the victim) over every run the stack
+    has seen, each Seedance task id once, in integer credits."""
     ledger = account(outcome.ledger_total)
     assert outcome.spend["total"]["credits"] == ledger["charged"] - ledger["refunded"]
 
