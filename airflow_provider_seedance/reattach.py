@@ -366,6 +366,19 @@ class SubmissionRecord:
                     released=previous.released,
                 )
             )
+        elif previous.released:
+            # Nothing was created, but the releases of earlier uncertain marks stay on record.
+            self._set(
+                Submission(
+                    fingerprint,
+                    REJECTED,
+                    None,
+                    previous.submitted_at,
+                    (),
+                    "not sent",
+                    released=previous.released,
+                )
+            )
         else:
             self.entries.pop(fingerprint, None)
         self._save(save)
