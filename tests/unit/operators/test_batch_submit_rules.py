@@ -35,7 +35,9 @@ ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in r
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 
 
-def batch(hook: FakeHook, items: list[dict[str, Any]] = ITEMS, **kwargs: Any) -> SeedanceBatchGenerateOperator:
+def batch(
+    hook: FakeHook, items: list[dict[str, Any]] = ITEMS, **kwargs: Any
+) -> SeedanceBatchGenerateOperator:
     kwargs.setdefault("deferrable", False)
     kwargs.setdefault("poll_interval", 0)
     kwargs.setdefault("max_in_flight", 1)
