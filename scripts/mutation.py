@@ -117,11 +117,11 @@ def in_targets(name: str, targets: dict[str, tuple[str, ...]]) -> bool:
     return "*" in wanted or function_of(name) in wanted
 
 
-def patterns(numbers: list[int] | None) -> list[str]:
+def patterns(numbers: list[int] | None, targets: dict[str, tuple[str, ...]] = TARGETS) -> list[str]:
     """mutmut name patterns (fnmatch) for the targets: all mutants, or the sampled numbers."""
     suffixes = ["*"] if numbers is None else [str(n) for n in numbers]
     found = []
-    for module, functions in TARGETS.items():
+    for module, functions in targets.items():
         for function in functions:
             # "*" stands for "any function": mutmut's names start with "x" either way
             stem = "x*" if function == "*" else function
@@ -137,7 +137,9 @@ def read_allowlist() -> dict[str, str]:
             continue
         name, _, reason = line.partition(" ")
         if not reason.strip().lstrip("#").strip():
-            sys.exit(f"{ALLOWLIST.name}: {name} has no reason (one line: '<mutant> # <why it is equivalent>')")
+            sys.exit(
+                f"{ALLOWLIST.name}: {name} has no reason (one line: '<mutant> # <why it is equivalent>')"
+            )
         allowed[name] = reason.strip().lstrip("#").strip()
     return allowed
 
@@ -161,28 +163,43 @@ def read_durations() -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sample", type=int, default=0, help="mutant numbers per function (0: all)")
     parser.add_argument("--seed", type=int, default=19, help="seed of the sample")
     parser.add_argument("--max-number", type=int, default=40, help="draw the sample from 1..N")
     parser.add_argument("--threshold", type=float, default=90.0, help="minimum score per module, in %%")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once")
-    parser.add_argument("--keep", action="store_true", help="reuse mutants/ (mutmut's cache) from a run before")
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse mutants/ (mutmut's cache) from a run before"
+    )
+    parser.add_argument("--money-only", action="store_true", help="run only the money lines' mutants")
     parser.add_argument("--report-only", action="store_true", help="score the last run, run nothing")
     args = parser.parse_args()
 
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     numbers = None
     if args.sample:
-        numbers = sorted(random.Random(args.seed).sample(range(1, args.max_number + 1), args.sample))
+        numbers = sorted(
+            random.Random(args.seed).sample(  # noqa: S311 - a reproducible sample, not a secret
+                range(1, args.max_number + 1), args.sample
+            )
+        )
     started = time.monotonic()
     if not args.report_only:
         if not args.keep:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)
         what = "every mutant" if numbers is None else f"mutants numbered {numbers} of every function"
-        print(f">> mutmut: {what} of the money paths (unit tests; see [tool.mutmut])", flush=True)
+        what += " of the money lines" if args.money_only else " of the money paths"
         run = subprocess.run(
-            [mutmut, "run", "--max-children", str(args.max_children), *patterns(numbers)],
+            [
+                mutmut,
+                "run",
+                "--max-children",
+                str(args.max_children),
+                *patterns(numbers, MONEY if args.money_only else TARGETS),
+            ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,  # a spinner; the results are read below
             stderr=subprocess.PIPE,

@@ -23,6 +23,8 @@ class Store:
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.lock = threading.Lock()
+        #: The record's states after each write, in order.
+        self.writes: list[list[str]] = []
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
@@ -30,6 +32,7 @@ class Store:
     def set(self, key: str, value: Any) -> None:
         with self.lock:
             self.data[key] = {k: dict(v) for k, v in value.items()}
+            self.writes.append(sorted(entry["state"] for entry in value.values()))
 
     def saved(self) -> dict[str, dict[str, Any]]:
         """The record as written to the store (not as the operator holds it in memory)."""
@@ -43,9 +46,11 @@ class Store:
 class TI:
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
+        self.pushes: list[tuple[str, Any]] = []
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+        self.pushes.append((key, value))
 
 
 def context(store: Store) -> dict[str, Any]:
@@ -58,7 +63,7 @@ class FakeHook:
     :param submits: what each successive ``submit_request`` does: an exception instance is
         raised, anything else is ignored and a fresh task id returned (default: all succeed).
     :param statuses: per task id (in submission order: ``gen-1``, ``gen-2``, ...), the statuses
-        successive reads return; the last one repeats. Default ``SUCCESS``.
+        successive reads return (an exception is raised); the last one repeats. Default ``SUCCESS``.
     :param status_errors: per task id, an exception every status read raises.
     :param on_post: called with the request at the moment a POST "is sent".
     """
@@ -67,7 +72,7 @@ class FakeHook:
         self,
         *,
         submits: Iterable[Any] = (),
-        statuses: dict[str, list[str]] | None = None,
+        statuses: dict[str, list[Any]] | None = None,
         status_errors: dict[str, BaseException] | None = None,
         on_post: Callable[[GenerationRequest], None] | None = None,
     ) -> None:
@@ -101,6 +106,8 @@ class FakeHook:
                 raise self.status_errors[task_id]
             script = self.statuses.get(task_id)
             status = (script.popleft() if len(script) > 1 else script[0]) if script else "SUCCESS"
+        if isinstance(status, BaseException):
+            raise status
         return SeedanceTask(
             task_id=task_id,
             status=status,

@@ -10,6 +10,8 @@ The same promises against the real emulator: ``tests/integration/test_money_rule
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +239,61 @@ def test_the_batch_budget_counts_only_the_items_to_generate(tmp_path: Path) -> N
         batch(FakeHook(), output_path_template=str(tmp_path / "{index}.mp4"), max_credits=7).execute(
             context(Store())
         )
+
+
+# ---------------------------------------------------------------- one write per answer
+def test_each_answer_is_written_together_with_the_mark_of_the_item_taking_its_place() -> None:
+    """After a kill at any write, at most ``max_in_flight`` items are uncertain and every id
+    that came back is on record: one write per answer, holding the next item's mark."""
+    store = Store()
+    batch(FakeHook(), wait_for_completion=False).execute(context(store))
+    assert store.writes == [
+        ["submitting"],
+        ["submitted", "submitting"],
+        ["submitted", "submitted", "submitting"],
+        ["submitted", "submitted", "submitted"],
+    ]
+
+
+def test_a_refusal_is_written_together_with_the_next_mark() -> None:
+    store = Store()
+    hook = FakeHook(submits=[SeedanceBadRequestError(400, "INVALID_PROMPT", "refused"), None])
+    batch(hook, ITEMS[:2], wait_for_completion=False, fail_on_any_failure=False).execute(context(store))
+    assert store.writes == [["submitting"], ["rejected", "submitting"], ["rejected", "submitted"]]
+
+
+def test_a_refused_items_result_says_why() -> None:
+    hook = FakeHook(submits=[SeedanceBadRequestError(400, "INVALID_PROMPT", "prompt refused")])
+    outcome = batch(hook, ITEMS[:1], fail_on_any_failure=False).execute(context(Store()))
+    [result] = outcome["results"]
+    assert result["outcome"] == "not_sent" and "INVALID_PROMPT" in result["error_message"]
+
+
+def test_an_answer_is_recorded_while_another_post_still_hangs() -> None:
+    store = Store()
+    recorded = threading.Event()
+
+    def on_post(request: Any) -> None:
+        if request.prompt == "item 0":  # hangs until the other item's id is on record
+            for _ in range(500):
+                if "submitted" in store.states():
+                    recorded.set()
+                    return
+                time.sleep(0.01)
+
+    batch(FakeHook(on_post=on_post), ITEMS[:2], max_in_flight=2, wait_for_completion=False).execute(
+        context(store)
+    )
+    assert recorded.is_set()
+
+
+def test_the_budget_error_says_how_many_generations_it_priced() -> None:
+    with pytest.raises(SeedanceBudgetExceededError, match="3 generations"):
+        batch(FakeHook(), max_credits=1).execute(context(Store()))
+
+
+def test_a_blocking_batch_gives_up_at_its_deadline_without_paying_again() -> None:
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    with pytest.raises(SeedanceError, match="still running at the deadline"):
+        batch(hook, ITEMS[:1], timeout=0).execute(context(Store()))
+    assert len(hook.posts) == 1

@@ -243,3 +243,64 @@ def test_budget_is_checked_before_any_http_call(max_credits: int | None, allowed
             op.execute(context(Store()))
         assert raised.value.estimated_credits == 8 and raised.value.max_credits == max_credits
         assert hook.posts == [] and hook.reads == []
+
+
+# ---------------------------------------------------------------- what a failure says it cost
+def test_a_status_read_failing_after_the_post_records_the_generation_that_was_paid_for() -> None:
+    ctx = context(Store())
+    hook = FakeHook(status_errors={"gen-1": SeedanceServerError(500, "INTERNAL_ERROR", "down")})
+    with pytest.raises(SeedanceServerError):
+        single(hook).execute(ctx)
+    failure = ctx["ti"].xcoms["seedance_result"]
+    assert failure["outcome"] == "unknown" and failure["task_id"] == "gen-1"
+    assert failure["status"] == "IN_PROGRESS" and failure["seedance_task_ids"] == ["gen-1"]
+    assert failure["request"] == GenerationRequest(prompt=PROMPT).to_payload()
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (SeedanceBadRequestError(400, "INVALID_PROMPT", "refused"), "not_sent"),
+        (SeedanceSubmissionUncertainError("lost"), "uncertain"),
+    ],
+)
+def test_a_failed_resubmission_is_recorded_as_itself_not_as_the_earlier_failed_generation(
+    error: SeedanceError, outcome: str
+) -> None:
+    ctx = context(Store())
+    hook = FakeHook(submits=[None, error], statuses={"gen-1": ["FAILED"]})
+    with pytest.raises(type(error)):
+        single(hook, resubmit_on_failure=1).execute(ctx)
+    failure = ctx["ti"].xcoms["seedance_result"]
+    assert failure["outcome"] == outcome and failure["task_id"] is None
+
+
+def test_the_link_pushed_before_waiting_names_the_new_generation_and_its_request() -> None:
+    ctx = context(Store())
+    single(FakeHook(statuses={"gen-1": ["IN_PROGRESS", "SUCCESS"]})).execute(ctx)
+    first_link = next(value for key, value in ctx["ti"].pushes if key == "seedance_link")
+    assert first_link["task_id"] == "gen-1" and first_link["status"] == "IN_PROGRESS"
+    assert first_link["request"] == GenerationRequest(prompt=PROMPT).to_payload()
+
+
+def test_a_failure_after_a_resubmission_records_every_generation_tried() -> None:
+    ctx = context(Store())
+    down = SeedanceServerError(500, "INTERNAL_ERROR", "down")
+    hook = FakeHook(statuses={"gen-1": ["FAILED"], "gen-2": [down]})
+    with pytest.raises(SeedanceServerError):
+        single(hook, resubmit_on_failure=1).execute(ctx)
+    failure = ctx["ti"].xcoms["seedance_result"]
+    assert failure["task_id"] == "gen-2" and failure["seedance_task_ids"] == ["gen-1", "gen-2"]
+
+
+def test_a_failure_while_waiting_on_a_reattached_generation_records_its_history() -> None:
+    store = Store()
+    down = SeedanceServerError(500, "INTERNAL_ERROR", "down")
+    hook = FakeHook(statuses={"gen-1": ["FAILED"], "gen-2": ["IN_PROGRESS"] * 3 + [down]})
+    single(hook, resubmit_on_failure=1, wait_for_completion=False).execute(context(store))
+    ctx = context(store)
+    with pytest.raises(SeedanceServerError):
+        single(hook, resubmit_on_failure=1).execute(ctx)
+    failure = ctx["ti"].xcoms["seedance_result"]
+    assert failure["outcome"] == "unknown" and failure["seedance_task_ids"] == ["gen-1", "gen-2"]
+    assert len(hook.posts) == 2

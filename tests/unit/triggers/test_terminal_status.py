@@ -164,3 +164,29 @@ async def test_batch_trigger_reports_unreadable_generations_as_errors_not_result
     assert set(event["errors"]) == {"gone", "down"}
     assert "TASK_NOT_FOUND" in event["errors"]["gone"]
     assert "3 times in a row" in event["errors"]["down"]
+
+
+# ---------------------------------------------------------------- rebuilt from serialize
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        SeedanceStatusTrigger("gen-1", "my_conn", poll_interval=3, end_time=1234.5, max_poll_failures=4),
+        SeedanceBatchStatusTrigger(
+            ["a", "b"], "my_conn", poll_interval=3, end_time=1234.5, max_concurrency=5, max_poll_failures=4
+        ),
+    ],
+    ids=["single", "batch"],
+)
+def test_a_trigger_rebuilt_from_serialize_watches_the_same_generations_the_same_way(trigger: Any) -> None:
+    """The triggerer may rebuild a trigger from its row at any moment (HA, restarts)."""
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    assert module == type(trigger).__module__ and name == type(trigger).__name__
+    rebuilt = type(trigger)(**kwargs)
+    assert rebuilt.serialize() == (path, kwargs)
+    assert kwargs["seedance_conn_id"] == "my_conn" and kwargs["end_time"] == 1234.5
+    assert kwargs["poll_interval"] == 3.0 and kwargs["max_poll_failures"] == 4
+    if isinstance(trigger, SeedanceBatchStatusTrigger):
+        assert kwargs["seedance_task_ids"] == ["a", "b"] and kwargs["max_concurrency"] == 5
+    else:
+        assert kwargs["seedance_task_id"] == "gen-1"
