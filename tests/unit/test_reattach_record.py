@@ -95,3 +95,33 @@ def test_an_unreadable_entry_is_an_error_not_an_empty_record() -> None:
     store.data[RECORD_KEY] = {FP: {"fingerprint": FP, "state": "lost-in-a-refactor"}}
     with pytest.raises(SeedanceError, match=r"unreadable entry.*fix or delete it"):
         record(store).get(FP)
+
+
+def test_the_unreadable_entry_error_ends_with_what_to_do() -> None:
+    store = Store()
+    store.data[RECORD_KEY] = {FP: "not an entry"}
+    with pytest.raises(SeedanceError) as raised:
+        record(store).get(FP)
+    assert str(raised.value).endswith("fix or delete it, then clear the task.")
+
+
+def test_every_release_is_kept_with_the_time_of_the_mark_it_released() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitting(FP)
+    first_mark = saved(store)["submitted_at"]
+    rec.mark_submitting(FP)  # force_new releases the first mark
+    second_mark = saved(store)["submitted_at"]
+    rec.mark_submitting(FP)  # and, on a later try, the second one
+    assert saved(store)["released"] == [first_mark, second_mark]
+
+
+def test_an_answer_or_a_refusal_can_be_recorded_without_an_earlier_mark() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitted((FP, "gen-1"))
+    rec.mark_rejected("other", "refused")
+    entry = saved(store)
+    assert entry["state"] == "submitted" and entry["history"] == ["gen-1"] and entry["released"] == []
+    other = store.saved()["other"]
+    assert other["state"] == "rejected" and other["history"] == [] and other["released"] == []
