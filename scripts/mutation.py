@@ -13,7 +13,7 @@ mutant of a money line (submit, re-attach, budget) survives and is not allow-lis
 
 The sample is mutant numbers drawn once from a seeded generator, taken from *every* target
 function (mutmut numbers each function's mutants from 1): the same mutants on every run and
-machine, spread over every module and every money line.
+machine, spread over every module; a sample always adds every mutant of the money lines.
 """
 
 from __future__ import annotations
@@ -192,13 +192,18 @@ def main() -> int:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)
         what = "every mutant" if numbers is None else f"mutants numbered {numbers} of every function"
         what += " of the money lines" if args.money_only else " of the money paths"
+        selection = patterns(numbers, MONEY if args.money_only else TARGETS)
+        if numbers is not None:
+            selection += patterns(None, MONEY)  # a sample still runs every money-line mutant
+            what += ", and every mutant of the money lines"
+        print(f">> mutmut: {what} (unit tests; see [tool.mutmut])", flush=True)
         run = subprocess.run(
             [
                 mutmut,
                 "run",
                 "--max-children",
                 str(args.max_children),
-                *patterns(numbers, MONEY if args.money_only else TARGETS),
+                *selection,
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,  # a spinner; the results are read below
