@@ -47,13 +47,16 @@ bench: $(STAMP)
 	@$(VENV)/bin/python -m benchmarks.charts
 
 # Mutation testing of the money paths (issue 19; config: [tool.mutmut] in pyproject.toml).
-# `mutation`: every mutant (long: see README's Guarantees); `mutation-ci`: a fixed, seeded sample.
+# `mutation`: every mutant (~8 min on 2 cores), fails below 90 % killed per module (issue 19's
+# target, not met yet). `mutation-ci` (~1-3 min): a fixed, seeded sample plus every mutant of the
+# submit/re-attach/budget lines; it fails on any surviving money-line mutant and below 75 % in all
+# (a floor to raise as tests land; per-module thresholds follow once every module reaches 90 %).
 MUTATION_ARGS ?=
 mutation: $(STAMP)
 	@$(VENV)/bin/python scripts/mutation.py $(MUTATION_ARGS)
 
 mutation-ci: $(STAMP)
-	@$(VENV)/bin/python scripts/mutation.py --sample 3 --seed 19 $(MUTATION_ARGS)
+	@$(VENV)/bin/python scripts/mutation.py --sample 3 --seed 19 --threshold 0 --min-total 75 $(MUTATION_ARGS)
 
 docs: $(STAMP)
 	@$(VENV)/bin/python -m mkdocs build --strict

@@ -170,6 +170,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=19, help="seed of the sample")
     parser.add_argument("--max-number", type=int, default=40, help="draw the sample from 1..N")
     parser.add_argument("--threshold", type=float, default=90.0, help="minimum score per module, in %%")
+    parser.add_argument("--min-total", type=float, default=0.0, help="minimum score over all modules, in %%")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once")
     parser.add_argument(
         "--keep", action="store_true", help="reuse mutants/ (mutmut's cache) from a run before"
@@ -275,7 +276,10 @@ def main() -> int:
         print(f"\nFAIL: below {args.threshold:.0f}% killed: {', '.join(failing)}")
     if money_survivors:
         print(f"\nFAIL: {len(money_survivors)} mutants of the submit/re-attach/budget lines survived")
-    return 1 if failing or money_survivors else 0
+    low_total = total.checked > 0 and total.percent < args.min_total
+    if low_total:
+        print(f"\nFAIL: {total.percent:.1f}% killed over all modules, below {args.min_total:.0f}%")
+    return 1 if failing or money_survivors or low_total else 0
 
 
 if __name__ == "__main__":
