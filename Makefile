@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
 BENCH_N ?= 100
 
-.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps cluster-up cluster-down cluster-status test-cluster
+.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps cluster-up cluster-down cluster-status test-cluster mutation mutation-ci
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -65,8 +65,20 @@ bench: $(STAMP)
 	@$(VENV)/bin/python -m benchmarks.catalog_throughput --n $(BENCH_N)
 	@$(VENV)/bin/python -m benchmarks.charts
 
+# Mutation testing of the money paths (issue 19; config: [tool.mutmut] in pyproject.toml).
+# `mutation`: every mutant (~8 min on 2 cores), fails below 90 % killed per module (issue 19's
+# target, not met yet). `mutation-ci` (~1-3 min): a fixed, seeded sample plus every mutant of the
+# submit/re-attach/budget lines; it fails on any surviving money-line mutant and below 75 % in all
+# (a floor to raise as tests land; per-module thresholds follow once every module reaches 90 %).
+MUTATION_ARGS ?=
+mutation: $(STAMP)
+	@$(VENV)/bin/python scripts/mutation.py $(MUTATION_ARGS)
+
+mutation-ci: $(STAMP)
+	@$(VENV)/bin/python scripts/mutation.py --sample 3 --seed 19 --threshold 0 --min-total 75 $(MUTATION_ARGS)
+
 docs: $(STAMP)
 	@$(VENV)/bin/python -m mkdocs build --strict
 
 clean:
-	rm -rf .venv .venv-min .pytest_cache .mypy_cache .ruff_cache demo-output test-artifacts site dist
+	rm -rf mutants .venv .venv-min .pytest_cache .mypy_cache .ruff_cache demo-output test-artifacts site dist

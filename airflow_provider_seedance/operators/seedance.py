@@ -296,6 +296,8 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
                     "(force_new only releases an uncertain submission; a recorded one is never paid twice)",
                     previous.seedance_task_id,
                 )
+            # Known before the read: if it fails, the failure still names the recorded generation.
+            progress.last = SeedanceTask(previous.seedance_task_id, "UNKNOWN", request=progress.request)
             try:
                 task = self.hook.get_status(previous.seedance_task_id)
             except SeedanceTaskNotFoundError:
@@ -303,6 +305,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
                     "Earlier Seedance task %s is unknown to the API; submitting anew",
                     previous.seedance_task_id,
                 )
+                progress.last = None
             else:
                 progress.last = task
                 if not task.is_failed:

@@ -1,0 +1,129 @@
+"""Narrow fakes for driving an operator's ``execute`` without HTTP: a hook and a task state store.
+
+The fake hook answers ``submit_request`` and ``get_status`` from a script and counts the
+generate POSTs it received; the store is Airflow's per-task-instance state store as far as the
+re-attach record uses it, and survives between "tries" (calls to ``execute``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from types import SimpleNamespace
+from typing import Any
+
+from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
+from airflow_provider_seedance.reattach import RECORD_KEY
+
+
+class Store:
+    """A task state store that survives between tries; ``saved`` is what a crash would leave."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.lock = threading.Lock()
+        #: The record's states after each write, in order.
+        self.writes: list[list[str]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        with self.lock:
+            self.data[key] = {k: dict(v) for k, v in value.items()}
+            self.writes.append(sorted(entry["state"] for entry in value.values()))
+
+    def saved(self) -> dict[str, dict[str, Any]]:
+        """The record as written to the store (not as the operator holds it in memory)."""
+        with self.lock:
+            return {k: dict(v) for k, v in self.data.get(RECORD_KEY, {}).items()}
+
+    def states(self) -> list[str]:
+        return sorted(entry["state"] for entry in self.saved().values())
+
+
+class TI:
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+        self.pushes: list[tuple[str, Any]] = []
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+        self.pushes.append((key, value))
+
+
+def context(store: Store) -> dict[str, Any]:
+    return {"task_state_store": store, "ti": TI(), "outlet_events": defaultdict(lambda: None)}
+
+
+class FakeHook:
+    """The part of ``SeedanceHook`` the operators call, scripted.
+
+    :param submits: what each successive ``submit_request`` does: an exception instance is
+        raised, anything else is ignored and a fresh task id returned (default: all succeed).
+    :param statuses: per task id (in submission order: ``gen-1``, ``gen-2``, ...), the statuses
+        successive reads return (an exception is raised); the last one repeats. Default ``SUCCESS``.
+    :param status_errors: per task id, an exception every status read raises.
+    :param on_post: called with the request at the moment a POST "is sent".
+    """
+
+    def __init__(
+        self,
+        *,
+        submits: Iterable[Any] = (),
+        statuses: dict[str, list[Any]] | None = None,
+        status_errors: dict[str, BaseException] | None = None,
+        on_post: Callable[[GenerationRequest], None] | None = None,
+    ) -> None:
+        self.submits = deque(submits)
+        self.statuses = {k: deque(v) for k, v in (statuses or {}).items()}
+        self.status_errors = dict(status_errors or {})
+        self.on_post = on_post
+        self.posts: list[GenerationRequest] = []
+        self.reads: list[str] = []
+        self.lock = threading.Lock()
+        self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
+
+    def describe_cost(self, credits: int | None) -> str:
+        return f"{credits or 0} credits"
+
+    def submit_request(self, request: GenerationRequest) -> str:
+        with self.lock:
+            self.posts.append(request)
+            number = len(self.posts)
+            outcome = self.submits.popleft() if self.submits else None
+        if self.on_post is not None:
+            self.on_post(request)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return f"gen-{number}"
+
+    def get_status(self, task_id: str) -> SeedanceTask:
+        with self.lock:
+            self.reads.append(task_id)
+            if task_id in self.status_errors:
+                raise self.status_errors[task_id]
+            script = self.statuses.get(task_id)
+            status = (script.popleft() if len(script) > 1 else script[0]) if script else "SUCCESS"
+        if isinstance(status, BaseException):
+            raise status
+        return SeedanceTask(
+            task_id=task_id,
+            status=status,
+            video_urls=["https://cdn.fake.seedance.test/v.mp4"] if status == "SUCCESS" else [],
+            consumed_credits=8 if status == "SUCCESS" else 0,
+            error_message="moderation" if status == "FAILED" else None,
+        )
+
+    def wait_for_completion(self, task_id: str, **_: Any) -> SeedanceTask:
+        while True:
+            task = self.get_status(task_id)
+            if task.is_terminal:
+                return task
+
+
+def use(operator: Any, hook: FakeHook) -> Any:
+    """Give ``operator`` the fake hook (its ``hook`` is a cached property)."""
+    operator.__dict__["hook"] = hook
+    return operator

@@ -1,0 +1,127 @@
+"""SubmissionRecord keeps what a retry needs to decide "re-attach, wait or pay": each state
+change keeps the request's history, its ``force_new`` releases and what it learned, and an
+unreadable entry is an error, never "nothing submitted"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.reattach import RECORD_KEY, SubmissionRecord
+from tests.unit.operators.fakes import Store
+
+FP = "f" * 32
+
+
+def record(store: Store) -> SubmissionRecord:
+    return SubmissionRecord.for_context({"task_state_store": store})
+
+
+def saved(store: Store) -> dict[str, Any]:
+    return store.saved()[FP]
+
+
+def submitted_then_released(store: Store) -> SubmissionRecord:
+    """gen-1 recorded and finished FAILED; then an uncertain mark released by force_new."""
+    rec = record(store)
+    rec.mark_submitting(FP)
+    rec.mark_submitted((FP, "gen-1"))
+    rec.mark_finished((FP, {"task_id": "gen-1", "status": "FAILED"}))
+    rec.mark_submitting(FP)  # a resubmission whose answer is lost
+    rec.mark_submitting(FP)  # force_new releases it
+    return rec
+
+
+def test_a_release_is_dated_and_keeps_the_history() -> None:
+    store = Store()
+    submitted_then_released(store)
+    entry = saved(store)
+    assert entry["state"] == "submitting" and entry["history"] == ["gen-1"]
+    assert len(entry["released"]) == 1 and entry["released"][0] > 0
+
+
+def test_a_refusal_keeps_history_releases_and_the_reason() -> None:
+    store = Store()
+    rec = submitted_then_released(store)
+    rec.mark_rejected(FP, "INVALID_PROMPT: refused")
+    entry = saved(store)
+    assert entry["state"] == "rejected" and entry["error"] == "INVALID_PROMPT: refused"
+    assert entry["seedance_task_id"] == "gen-1" and entry["history"] == ["gen-1"]
+    assert len(entry["released"]) == 1 and entry["submitted_at"] is not None
+
+
+def test_a_refusal_of_a_first_submission_names_no_generation() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitting(FP)
+    rec.mark_rejected(FP, "refused")
+    entry = saved(store)
+    assert entry["state"] == "rejected" and entry["seedance_task_id"] is None and entry["history"] == []
+
+
+def test_forgetting_a_submission_that_created_nothing_restores_the_one_before() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitting(FP)
+    rec.mark_submitted((FP, "gen-1"))
+    before = saved(store)
+    rec.mark_finished((FP, {"task_id": "gen-1", "status": "FAILED"}))
+    rec.mark_submitting(FP)
+    rec.mark_submitting(FP)  # released by force_new
+    rec.forget_attempt(FP)
+    entry = saved(store)
+    assert entry["state"] == "submitted" and entry["seedance_task_id"] == "gen-1"
+    assert entry["history"] == ["gen-1"]
+    assert entry["submitted_at"] is not None and len(entry["released"]) == 1
+    assert before["submitted_at"] <= entry["submitted_at"]
+
+
+def test_forgetting_a_first_submission_leaves_no_entry_and_saves_it() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitting(FP)
+    rec.mark_submitting("other")
+    rec.forget_attempt(FP)
+    assert list(store.saved()) == ["other"]
+    assert record(store).get(FP) is None
+    rec.forget_attempt("never-marked")  # nothing to forget: nothing changes
+    assert list(store.saved()) == ["other"]
+
+
+def test_an_unreadable_entry_is_an_error_not_an_empty_record() -> None:
+    store = Store()
+    store.data[RECORD_KEY] = {FP: {"fingerprint": FP, "state": "lost-in-a-refactor"}}
+    with pytest.raises(SeedanceError, match=r"unreadable entry.*fix or delete it"):
+        record(store).get(FP)
+
+
+def test_the_unreadable_entry_error_ends_with_what_to_do() -> None:
+    store = Store()
+    store.data[RECORD_KEY] = {FP: "not an entry"}
+    with pytest.raises(SeedanceError) as raised:
+        record(store).get(FP)
+    assert str(raised.value).endswith("fix or delete it, then clear the task.")
+
+
+def test_every_release_is_kept_with_the_time_of_the_mark_it_released() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitting(FP)
+    first_mark = saved(store)["submitted_at"]
+    rec.mark_submitting(FP)  # force_new releases the first mark
+    second_mark = saved(store)["submitted_at"]
+    rec.mark_submitting(FP)  # and, on a later try, the second one
+    assert saved(store)["released"] == [first_mark, second_mark]
+
+
+def test_an_answer_or_a_refusal_can_be_recorded_without_an_earlier_mark() -> None:
+    store = Store()
+    rec = record(store)
+    rec.mark_submitted((FP, "gen-1"))
+    rec.mark_rejected("other", "refused")
+    entry = saved(store)
+    assert entry["state"] == "submitted" and entry["history"] == ["gen-1"] and entry["released"] == []
+    other = store.saved()["other"]
+    assert other["state"] == "rejected" and other["history"] == [] and other["released"] == []
