@@ -113,14 +113,20 @@ def test_a_partial_batch_failure_records_the_results() -> None:
 
 
 def test_a_batch_success_gives_each_asset_event_its_videos() -> None:
-    from collections import defaultdict
     from types import SimpleNamespace
 
     from airflow.sdk import Asset
 
+    class OutletEvents:  # keyed by identity: Airflow 3.1's Asset is not hashable
+        def __init__(self) -> None:
+            self.events: dict[int, SimpleNamespace] = {}
+
+        def __getitem__(self, outlet: Any) -> SimpleNamespace:
+            return self.events.setdefault(id(outlet), SimpleNamespace(extra={}))
+
     asset = Asset("seedance://catalog")
     ctx = context(Store())
-    ctx["outlet_events"] = defaultdict(lambda: SimpleNamespace(extra={}))
+    ctx["outlet_events"] = OutletEvents()
     batch(FakeHook(), ITEMS, outlets=[asset]).execute(ctx)
     extra = ctx["outlet_events"][asset].extra
     assert extra["totals"]["succeeded"] == 2 and [v["seedance_task_id"] for v in extra["videos"]] == [
