@@ -22,7 +22,7 @@ _HOME = Path(tempfile.mkdtemp(prefix="seedance-airflow-home-"))
 #: DAGs and the test DAGs side by side, as links to the real files.
 DAGS_FOLDER = _HOME / "dags"
 DAGS_FOLDER.mkdir()
-for _source in (REPO / "dags_examples", REPO / "tests" / "dags"):
+for _source in (REPO / "dags_examples", REPO / "tests" / "dag_fixtures"):
     for _entry in _source.iterdir():
         if _entry.name != "__pycache__":
             (DAGS_FOLDER / _entry.name).symlink_to(_entry)

@@ -14,7 +14,7 @@ from airflow_provider_seedance.plugins.seedance_view import SeedancePlugin, ui_l
 from airflow_provider_seedance.results import GenerationResult, Outcome
 
 CLIP = (
-    Path(__file__).resolve().parents[2] / "airflow_provider_seedance" / "emulator" / "clips" / "480p_16x9.mp4"
+    Path(__file__).resolve().parents[3] / "airflow_provider_seedance" / "emulator" / "clips" / "480p_16x9.mp4"
 )
 
 
