@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -90,7 +91,7 @@ class Harness:
     #: Whether a 5xx naming a 4xx code after creation is still taken for "nothing created".
     known_5xx_bug: bool = False
     summary: Counter[str] = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
     def pending_faults(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(f"{self.emulator.base_url}/_emulator/faults", timeout=10) as answer:
@@ -112,8 +113,7 @@ _HARNESS: Harness | None = None
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
     global _HARNESS
-    task_log = logging.getLogger("airflow.task")
-    level = task_log.level
+    log_config = structlog.get_config()
     with EmulatorProcess(api_keys={KEY: 10**9}, generation_seconds=GENERATION_SECONDS) as emulator:
         proxy = FaultProxy(emulator.base_url)
         connection = json.dumps(
@@ -131,10 +131,10 @@ def harness() -> Iterator[Harness]:
                 emulator.reset()
                 proxy.injected.clear()
                 # Thousands of tries: their INFO lines would cost more than the tries.
-                task_log.setLevel(logging.WARNING)
+                structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
                 yield _HARNESS
         finally:
-            task_log.setLevel(level)
+            structlog.configure(**log_config)
             _HARNESS = None
             proxy.close()
 
@@ -497,6 +497,8 @@ class MoneyMachine(RuleBasedStateMachine):
         self.h.proxy.injected.clear()
         self.h.summary.update(self.stats)
         self.stats = Counter()
+        if self.h.summary["sequences"] % 250 == 0:  # a long run can be stopped and still report
+            write_summary(self.h, quiet=True)
         assert not problems, "money rules broken:\n" + "\n".join(problems)
 
     @staticmethod
@@ -513,10 +515,11 @@ class MoneyMachine(RuleBasedStateMachine):
             raise AssertionError(f"{ti.name}: the last try pushed an unreadable result: {exc}") from None
 
 
-def write_summary(harness: Harness, seconds: float, examples: int) -> dict[str, Any]:
-    summary = dict(sorted(harness.summary.items()))
+def write_summary(harness: Harness, *, quiet: bool = False) -> dict[str, Any]:
+    seconds = time.monotonic() - harness.started
+    summary: dict[str, Any] = dict(sorted(harness.summary.items()))
     summary.update(
-        settings={"max_examples": examples, "stateful_step_count": STEPS, "seed": SEED},
+        settings={"max_examples": EXAMPLES, "stateful_step_count": STEPS, "seed": SEED},
         seconds=round(seconds, 1),
         sequences_per_minute=round(60 * harness.summary["sequences"] / seconds, 1) if seconds else None,
         known_5xx_bug_present=harness.known_5xx_bug,
@@ -524,12 +527,14 @@ def write_summary(harness: Harness, seconds: float, examples: int) -> dict[str, 
     )
     SUMMARY_PATH.parent.mkdir(parents=True, exist_ok=True)
     SUMMARY_PATH.write_text(json.dumps(summary, indent=2) + "\n")
-    print("\nexploration summary:", json.dumps(summary, indent=2))
+    if not quiet:
+        print("\nexploration summary:", json.dumps(summary, indent=2))
     return summary
 
 
 def test_random_fault_sequences_keep_the_money_rules(harness: Harness) -> None:
-    started = time.monotonic()
+    harness.summary.clear()
+    harness.started = time.monotonic()
     try:
         run_state_machine_as_test(
             seed(SEED)(MoneyMachine),
@@ -542,7 +547,7 @@ def test_random_fault_sequences_keep_the_money_rules(harness: Harness) -> None:
             ),
         )
     finally:
-        summary = write_summary(harness, time.monotonic() - started, EXAMPLES)
+        summary = write_summary(harness)
     assert summary["sequences"] >= 1
     assert summary["lost"] == 0 and summary["duplicate_charges"] == 0
 
