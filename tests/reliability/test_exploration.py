@@ -24,6 +24,12 @@ emulator's ledger and task list (per logical request: a single task instance, or
    A last try that *reused* the delivered video reports 0 credits, not what the earlier try paid:
    those credits are counted apart (``spend_hidden_by_reuse``), see the report.
 
+Two known bugs are written down as strict-xfail regressions below; while a probe at start-up
+sees them present, the exploration replaces the faults that trigger them (a 5xx naming a 4xx
+code becomes ``INTERNAL_ERROR``, a 429 on the POST becomes a 500) and counts each replacement,
+so that it keeps looking for *other* breaks; the fix makes the probe pass and the full fault set
+comes back by itself (``SEEDANCE_EXPLORE_ALL_5XX_CODES=1`` forces it now).
+
 CI runs a seeded budget (``SEEDANCE_EXPLORE_EXAMPLES``, default 40; ``SEEDANCE_EXPLORE_SEED``);
 ``make explore`` runs 10,000 sequences. The summary goes to stdout (``-s``) and to
 ``test-artifacts/exploration-summary.json``.
