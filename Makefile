@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
 BENCH_N ?= 100
 
-.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps cluster-up cluster-down cluster-status test-cluster mutation mutation-ci
+.PHONY: demo ui test test-fast test-min lint docs bench venv clean system-deps cluster-up cluster-down cluster-status test-cluster mutation mutation-ci explore
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh $(wildcard constraints/*.txt)
 	@bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" "$(AIRFLOW_VERSION)"
@@ -57,6 +57,15 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 	@$(VENV)/bin/lint-imports --no-cache
+
+# The money-rule exploration at full size (CI runs a small seeded budget of the same test):
+# EXPLORE_N random fault sequences; summary in test-artifacts/exploration-summary.json.
+EXPLORE_N ?= 10000
+EXPLORE_SEED ?= 20260212
+explore: $(STAMP)
+	@SEEDANCE_EXPLORE_EXAMPLES=$(EXPLORE_N) SEEDANCE_EXPLORE_SEED=$(EXPLORE_SEED) \
+		$(VENV)/bin/python -m pytest tests/reliability/test_exploration.py::test_random_fault_sequences_keep_the_money_rules \
+		-s -q -p no:cacheprovider --timeout=0 $(PYTEST_ARGS)
 
 # Benchmarks at CI sizes (ratios within one run); full sizes: see BENCHMARKS.md.
 bench: $(STAMP)
