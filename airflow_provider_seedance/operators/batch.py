@@ -91,6 +91,28 @@ class _BatchRun:
             legacy = item.legacy_key
             if item.key not in entries and legacy in entries and legacy not in claimed:
                 entries[item.key] = {**entries.pop(legacy), "fingerprint": item.key}
+        for item in self.items:
+            reused = self.reused.get(item.index)
+            if reused is not None:
+                self.reused[item.index] = self._own_generation(item, reused)
+
+    def _own_generation(self, item: _Item, reused: GenerationResult) -> GenerationResult:
+        """A video found at an item's destination that an earlier try of this task instance
+        generated (a clear after delivery) keeps that generation and its credits."""
+        sub = self.record.get(item.key)
+        if sub is None or not sub.outcome or sub.outcome.get("task_id") != sub.seedance_task_id:
+            return reused
+        task = SeedanceTask.from_dict(sub.outcome)
+        if not task.is_success:
+            return reused
+        own = GenerationResult.from_task(
+            task,
+            item.request.to_payload(),
+            seedance_task_ids=sub.history,
+            item_id=item.label,
+            index=item.index,
+        )
+        return own.with_(output_path=reused.output_path, bytes=reused.bytes, sha256=reused.sha256)
 
     @property
     def todo(self) -> list[_Item]:

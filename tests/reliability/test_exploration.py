@@ -21,8 +21,10 @@ emulator's ledger and task list (per logical request: a single task instance, or
 4. the results the last try pushed (``seedance_result`` / the batch's results, read with
    ``GenerationResult.from_xcom`` / ``results_from_xcom``, each Seedance task id once) add up to
    the ledger's charged - refunded for that request, exactly when nothing is uncertain.
-   A last try that *reused* the delivered video reports 0 credits, not what the earlier try paid:
-   those credits are counted apart (``spend_hidden_by_reuse``), see the report.
+   A last try that finds its own earlier generation's video at the destination reports that
+   generation and its credits; a video reused from elsewhere reports 0 and its request's charge is
+   counted apart (``spend_hidden_by_reuse``, expected 0 here: each task instance delivers only
+   where it alone writes).
 
 Two breaks the exploration found (a 5xx naming a 4xx code taken for a refusal; a refused
 ``force_new`` try forgetting the release) are written down below as plain regression tests; both
@@ -535,6 +537,8 @@ def test_random_fault_sequences_keep_the_money_rules(harness: Harness) -> None:
         summary = write_summary(harness)
     assert summary["sequences"] >= 1
     assert summary["lost"] == 0 and summary["duplicate_charges"] == 0
+    # A cleared task that finds its own video reports its own generation: no charge hidden.
+    assert summary.get("spend_hidden_by_reuse", 0) == 0
 
 
 # ------------------------------------------------------------------ shrunk counter-examples
