@@ -278,7 +278,10 @@ def test_record_write_failure_after_post_is_not_reported_as_nothing_sent(emulato
 
 
 def test_execution_timeout_during_delivery_records_paid_not_delivered(emulator, tmp_path) -> None:
-    from airflow.sdk.exceptions import AirflowTaskTimeout
+    try:
+        from airflow.sdk.exceptions import AirflowTaskTimeout
+    except ImportError:  # Airflow 3.1
+        from airflow.exceptions import AirflowTaskTimeout  # type: ignore[no-redef]
     from airflow.sdk.execution_time.timeout import TimeoutPosix
 
     emulator.add_faults({"endpoint": "video", "fault": "slow", "delay": 20, "times": 1})
