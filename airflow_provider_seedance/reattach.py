@@ -21,7 +21,7 @@ Where the record lives:
   keeps names unique and short, the description names the task instance). Records written
   by the released code under ``seedance_attach__<dag>__<run>__<task>__<map>`` are still read
   where that name is unambiguous. A record is kept after success, so that a clear re-attaches
-  instead of paying again; remove old ones with ``airflow variables delete``.
+  instead of paying again; ``seedance-records prune --older-than-days N`` removes old ones.
 
 The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
 """
