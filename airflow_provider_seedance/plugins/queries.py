@@ -143,6 +143,15 @@ def decode_xcom(value: Any) -> Any:
             value = json.loads(value)
         except ValueError:
             return value
+    # The stored JSON may itself be a JSON document held as a string (Airflow 3.1's REST API
+    # stores an edited XCom that way): decode again while a string holds an object or a list.
+    for _ in range(2):
+        if not (isinstance(value, str) and value.lstrip()[:1] in ("{", "[")):
+            break
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
     if isinstance(value, dict) and "__classname__" in value:
         try:
             from airflow.models.xcom import XComModel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,9 @@ def test_xcom_values_decode_whatever_way_they_were_stored() -> None:
     assert queries.decode_xcom({"a": 1}) == {"a": 1}
     assert queries.decode_xcom(b'"text"') == "text"
     assert queries.decode_xcom("not json") == "not json"
+    # A JSON document held as a JSON string (an XCom edited through Airflow 3.1's REST API).
+    assert queries.decode_xcom(json.dumps(json.dumps({"a": 1}))) == {"a": 1}
+    assert queries.decode_xcom(json.dumps('"quoted"')) == '"quoted"'
 
 
 def test_links_point_into_the_airflow_ui_with_escaped_ids() -> None:
