@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedance._compat import TaskDeferred
@@ -16,13 +17,12 @@ from airflow_provider_seedance.exceptions import (
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
 )
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult, Outcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
-
-    from airflow_provider_seedance.hooks.seedance import SeedanceHook
 
 #: XCom keys written while the task runs (before any wait).
 XCOM_TASK_ID = "seedance_task_id"
@@ -30,6 +30,64 @@ XCOM_LINK = "seedance_link"
 #: The final :class:`GenerationResult` of a single generation, pushed on every ending (also
 #: when the task fails, which then has no ``return_value``), for the gallery and Spend view.
 XCOM_RESULT = "seedance_result"
+
+
+class SeedanceConnected:
+    """What every Seedance task keeps of its connection: the conn id, hook tuning, the wait.
+
+    A mixin for the operators and the sensor. The hook is built on first use, never in
+    ``__init__`` (parsing a DAG file must not read a connection).
+    """
+
+    seedance_conn_id: str
+    hook_params: dict[str, Any]
+    poll_interval: float
+    deferrable: bool
+
+    def _connect(
+        self,
+        seedance_conn_id: str,
+        hook_params: Mapping[str, Any] | None,
+        poll_interval: float,
+        deferrable: bool,
+    ) -> None:
+        self.seedance_conn_id = seedance_conn_id
+        self.hook_params = dict(hook_params or {})
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> SeedanceHook:
+        return SeedanceHook(self.seedance_conn_id, **self.hook_params)
+
+
+class SeedanceGenerating(SeedanceConnected):
+    """What both generating operators share beyond the connection: the money and wait rules."""
+
+    skip_if_exists: bool | None
+    max_credits: int | None
+    resubmit_on_failure: int
+    wait_for_completion: bool
+    timeout: float | None
+    force_new: bool
+
+    def _keep_money_rules(
+        self,
+        skip_if_exists: bool | None,
+        max_credits: int | None,
+        resubmit_on_failure: int,
+        wait_for_completion: bool,
+        timeout: float | None,
+        force_new: bool,
+    ) -> None:
+        self.skip_if_exists = skip_if_exists
+        self.max_credits = max_credits
+        if resubmit_on_failure < 0:
+            raise ValueError("resubmit_on_failure must be >= 0")
+        self.resubmit_on_failure = resubmit_on_failure
+        self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
+        self.force_new = force_new
 
 
 def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:

@@ -16,7 +16,6 @@ from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -38,7 +37,7 @@ from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
-from airflow_provider_seedance.task_support import attach_to_asset_events
+from airflow_provider_seedance.task_support import SeedanceGenerating, attach_to_asset_events
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class _BatchRun:
         return [item for item in self.items if item.index not in self.reused]
 
 
-class SeedanceBatchGenerateOperator(BaseOperator):
+class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     """Generate many videos in one task: bounded submission, one deferral, parallel delivery.
 
     :param requests: list of dicts with the API fields (``prompt``, ``aspect_ratio``, ...),
@@ -165,30 +164,18 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._connect(seedance_conn_id, hook_params, poll_interval, deferrable)
+        self._keep_money_rules(
+            skip_if_exists, max_credits, resubmit_on_failure, wait_for_completion, timeout, force_new
+        )
+        self.requests = requests
+        self.output_path_template = output_path_template
+        self.fail_on_any_failure = fail_on_any_failure
         if max_in_flight < 1 or max_parallel_downloads < 1:
             raise ValueError("max_in_flight and max_parallel_downloads must be >= 1")
-        if resubmit_on_failure < 0:
-            raise ValueError("resubmit_on_failure must be >= 0")
-        self.requests = requests
-        self.seedance_conn_id = seedance_conn_id
         self.max_in_flight = max_in_flight
-        self.output_path_template = output_path_template
-        self.skip_if_exists = skip_if_exists
-        self.max_credits = max_credits
-        self.resubmit_on_failure = resubmit_on_failure
-        self.fail_on_any_failure = fail_on_any_failure
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
         self.max_parallel_downloads = max_parallel_downloads
         self.max_poll_concurrency = max_poll_concurrency
-        self.force_new = force_new
-        self.hook_params = dict(hook_params or {})
-
-    @cached_property
-    def hook(self) -> SeedanceHook:
-        return SeedanceHook(self.seedance_conn_id, **self.hook_params)
 
     # ------------------------------------------------------------------ requests
     def build_items(self) -> list[_Item]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
@@ -42,6 +41,7 @@ from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.task_support import (
     XCOM_LINK,
     XCOM_TASK_ID,
+    SeedanceGenerating,
     asset_extra,
     attach_to_asset_events,
     deliver,
@@ -78,7 +78,7 @@ class _Progress:
         return self.spec.fingerprint()
 
 
-class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
+class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOperator):
     """Generate one video with Seedance 2.0.
 
     :param prompt: text description (1..2000 characters); templated; may be a ``.txt``/``.j2`` file.
@@ -152,32 +152,17 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        arguments = locals()  # read before any other local is bound
         super().__init__(**kwargs)
-        self.hook_params = dict(hook_params or {})
+        self._connect(seedance_conn_id, hook_params, poll_interval, deferrable)
+        self._keep_money_rules(
+            skip_if_exists, max_credits, resubmit_on_failure, wait_for_completion, timeout, force_new
+        )
         self.output_path = output_path
-        self.skip_if_exists = skip_if_exists
-        self.max_credits = max_credits
-        if resubmit_on_failure < 0:
-            raise ValueError("resubmit_on_failure must be >= 0")
-        self.resubmit_on_failure = resubmit_on_failure
-        self.prompt = prompt
-        self.aspect_ratio = aspect_ratio
-        self.resolution = resolution
-        self.duration = duration
-        self.generate_audio = generate_audio
-        self.fixed_lens = fixed_lens
-        self.image_urls = image_urls
-        self.callback_url = callback_url
-        self.seedance_conn_id = seedance_conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.force_new = force_new
-
-    @cached_property
-    def hook(self) -> SeedanceHook:
-        return SeedanceHook(self.seedance_conn_id, **self.hook_params)
+        # The API parameters are kept under their own names, taken from the one list of API
+        # fields (a field added there without a parameter here fails every construction).
+        for name in API_FIELDS:
+            setattr(self, name, arguments[name])
 
     def build_request(self) -> GenerationRequest:
         """The validated request from the rendered fields (raises before any HTTP call).

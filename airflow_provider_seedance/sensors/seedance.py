@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
 
-class SeedanceStatusSensor(BaseSensorOperator):
+class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
     """Wait until a Seedance generation ends; return the same result dict as the operator.
 
     SUCCESS completes the sensor; FAILED fails it without retries (or skips it with
@@ -56,16 +55,9 @@ class SeedanceStatusSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
+        self._connect(seedance_conn_id, hook_params, poll_interval, deferrable)
         self.output_path = output_path
-        self.hook_params = dict(hook_params or {})
         self.seedance_task_id = seedance_task_id
-        self.seedance_conn_id = seedance_conn_id
-        self.poll_interval = poll_interval
-        self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> SeedanceHook:
-        return SeedanceHook(self.seedance_conn_id, **self.hook_params)
 
     @property
     def _watched_id(self) -> str:
