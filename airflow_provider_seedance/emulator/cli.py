@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from aiohttp import web
@@ -155,18 +156,23 @@ async def serve(config: EmulatorConfig, host: str, port: int) -> None:
         await runner.cleanup()
 
 
+def config_from_args(args: argparse.Namespace, accounts: dict[str, int]) -> EmulatorConfig:
+    """The config from the parsed options: an option's ``dest`` is the config field it sets.
+
+    So a new option named like a config field needs no wiring here; ``api_keys`` is the one
+    field built from two options (keys and their credits).
+    """
+    options = {f.name: getattr(args, f.name) for f in fields(EmulatorConfig) if hasattr(args, f.name)}
+    options["api_keys"] = accounts
+    return EmulatorConfig(**options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     accounts = accounts_from_args(args.api_keys, args.credits)
     _configure_logging(args.log_level, list(accounts))
     try:
-        config = EmulatorConfig(
-            api_keys=accounts,
-            generation_seconds=args.generation_seconds,
-            state_file=args.state_file,
-            allow_local_callbacks=args.allow_local_callbacks,
-            video_ttl_seconds=args.video_ttl_seconds,
-        )
+        config = config_from_args(args, accounts)
         asyncio.run(serve(config, args.host, args.port))
     except KeyboardInterrupt:  # platforms without loop signal handlers
         return 0

@@ -286,9 +286,21 @@ class Emulator:
         counters = self.state.counters
         setattr(counters, counter, getattr(counters, counter) + 1)
 
-    @staticmethod
-    def _log_fault(rule: FaultRule, request: web.Request) -> None:
+    def _take_fault(
+        self, endpoint: str, request: web.Request
+    ) -> tuple[FaultRule | None, web.Response | None]:
+        """The fault rule this request meets (logged), and the error it answers with instead.
+
+        Every endpoint answers an injected ``http_500``/``http_429`` before doing anything;
+        when the other faults strike differs by endpoint, so the caller applies them.
+        """
+        rule = self.faults.take(endpoint)
+        if rule is None:
+            return None, None
         log.info("fault %s injected on %s %s", rule.fault, request.method, request.path)
+        if rule.fault in ("http_500", "http_429"):
+            return rule, _fault_error(rule)
+        return rule, None
 
     # ---- API ------------------------------------------------------------------------------
 
@@ -299,19 +311,14 @@ class Emulator:
         counters.max_concurrent_generate = max(counters.max_concurrent_generate, self._in_flight_generate)
         try:
             self._count("generate_requests")
-            rule = self.faults.take("generate")
-            if rule is not None:
-                self._log_fault(rule, request)
-                if rule.fault in ("http_500", "http_429"):
-                    return _fault_error(rule)
+            rule, fault_error = self._take_fault("generate", request)
+            if fault_error is not None:
+                return fault_error
             try:
                 response: web.Response = self._accept_generation(request, await request.read())
             except ApiError as exc:
                 response = exc.response()
-            if rule is None:
-                return response
-            if rule.fault == "slow":
-                await asyncio.sleep(rule.delay)
+            if rule is None or await _slowed(rule):
                 return response
             if rule.fault == "drop":
                 return _drop(request)
@@ -389,15 +396,12 @@ class Emulator:
     async def status(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/status?task_id=…``; another account's task is indistinguishable from none."""
         self._count("status_requests")
-        rule = self.faults.take("status")
-        if rule is not None:
-            self._log_fault(rule, request)
-            if rule.fault in ("http_500", "http_429"):
-                return _fault_error(rule)
-            if rule.fault == "drop":
-                return _drop(request)
-            if rule.fault == "slow":
-                await asyncio.sleep(rule.delay)
+        rule, fault_error = self._take_fault("status", request)
+        if fault_error is not None:
+            return fault_error
+        if rule is not None and rule.fault == "drop":
+            return _drop(request)
+        await _slowed(rule)
         try:
             account_key = self._authenticate(request)
             task_id = request.query.get("task_id", "").strip()
@@ -417,13 +421,10 @@ class Emulator:
     async def video(self, request: web.Request) -> web.StreamResponse:
         """``GET|HEAD /videos/{task_id}.mp4``: no auth, like a signed CDN URL; supports Range."""
         self._count("video_requests")
-        rule = self.faults.take("video")
-        if rule is not None:
-            self._log_fault(rule, request)
-            if rule.fault in ("http_500", "http_429"):
-                return _fault_error(rule)
-            if rule.fault == "slow":
-                await asyncio.sleep(rule.delay)
+        rule, fault_error = self._take_fault("video", request)
+        if fault_error is not None:
+            return fault_error
+        await _slowed(rule)
         self._settle()
         task = self.state.tasks.get(request.match_info["task_id"])
         if task is None or task.status != SUCCESS:
@@ -505,6 +506,14 @@ def _requested_duration(request: Any) -> str:
     value = request.get("duration") if isinstance(request, dict) else None
     value = str(value) if value is not None else catalog.DEFAULT_DURATION
     return value if value in catalog.DURATIONS else catalog.DEFAULT_DURATION
+
+
+async def _slowed(rule: FaultRule | None) -> bool:
+    """Wait out a ``slow`` fault (the answer comes late); whether there was one."""
+    if rule is None or rule.fault != "slow":
+        return False
+    await asyncio.sleep(rule.delay)
+    return True
 
 
 def _fault_error(rule: FaultRule) -> web.Response:

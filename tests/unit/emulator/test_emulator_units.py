@@ -149,3 +149,24 @@ def test_reset_forgets_tasks_that_were_due() -> None:
     assert state.next_due() is None and state.settle_due(11.0) == []
     _task(state, "t", 10.0)  # the same id again after a reset settles once
     assert [t.task_id for t in state.settle_due(11.0)] == ["t"]
+
+
+def test_every_config_option_of_the_cli_reaches_the_emulator_config(tmp_path):
+    from airflow_provider_seedance.emulator.cli import build_parser, config_from_args
+
+    state = tmp_path / "state.json"
+    args = build_parser().parse_args(
+        [
+            "--api-key=k1",
+            "--generation-seconds=0.5",
+            f"--state-file={state}",
+            "--allow-local-callbacks",
+            "--video-ttl-seconds=7",
+        ]
+    )
+    config = config_from_args(args, {"k1": 3})
+    assert config.api_keys == {"k1": 3}
+    assert config.generation_seconds == 0.5
+    assert config.state_file == state
+    assert config.allow_local_callbacks is True
+    assert config.video_ttl_seconds == 7
