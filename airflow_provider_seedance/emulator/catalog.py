@@ -31,21 +31,18 @@ _PRICES: dict[tuple[str, str], tuple[int, int]] = {
 
 # Pixel size of the rendered clip for each (resolution, aspect ratio). The short side is the
 # resolution's height; the long side is rounded to an even number because H.264 4:2:0 needs it.
+_SHORT_SIDES: dict[str, int] = {"480p": 480, "720p": 720}
+
+
+def _frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
+    short = _SHORT_SIDES[resolution]
+    across, down = (int(part) for part in aspect_ratio.split(":"))
+    long = 2 * round(short * max(across, down) / min(across, down) / 2)
+    return (long, short) if across >= down else (short, long)
+
+
 FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
-    ("720p", "16:9"): (1280, 720),
-    ("720p", "9:16"): (720, 1280),
-    ("720p", "1:1"): (720, 720),
-    ("720p", "4:3"): (960, 720),
-    ("720p", "3:4"): (720, 960),
-    ("720p", "21:9"): (1680, 720),
-    ("720p", "9:21"): (720, 1680),
-    ("480p", "16:9"): (854, 480),
-    ("480p", "9:16"): (480, 854),
-    ("480p", "1:1"): (480, 480),
-    ("480p", "4:3"): (640, 480),
-    ("480p", "3:4"): (480, 640),
-    ("480p", "21:9"): (1120, 480),
-    ("480p", "9:21"): (480, 1120),
+    (res, ratio): _frame_size(res, ratio) for res in RESOLUTIONS for ratio in ASPECT_RATIOS
 }
 
 

@@ -170,3 +170,12 @@ def test_every_config_option_of_the_cli_reaches_the_emulator_config(tmp_path):
     assert config.state_file == state
     assert config.allow_local_callbacks is True
     assert config.video_ttl_seconds == 7
+
+
+@pytest.mark.parametrize(
+    ("key", "size"),
+    [(("480p", "16:9"), (854, 480)), (("720p", "9:21"), (720, 1680)), (("480p", "3:4"), (480, 640))],
+)
+def test_computed_frame_sizes_match_the_bundled_clips_sizes(key, size) -> None:
+    """The clips in emulator/clips were rendered at these sizes; the table must not drift."""
+    assert catalog.FRAME_SIZES[key] == size
