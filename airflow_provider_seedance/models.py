@@ -23,6 +23,8 @@ from airflow_provider_seedance.hosts import is_public_host as is_public_host  # 
 from airflow_provider_seedance.hosts import is_public_url
 from airflow_provider_seedance.money import USD_PER_CREDIT, credits_to_usd, format_usd  # noqa: F401
 
+# emulator/catalog.py keeps its own copy of these tables on purpose (the emulator models the
+# server and shares no code with the client); the duplicate-code check lists that pair.
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
 RESOLUTIONS: tuple[str, ...] = ("480p", "720p")
 DURATIONS: tuple[str, ...] = ("4", "8", "12")
@@ -275,8 +277,18 @@ API_FIELDS: tuple[str, ...] = (
 )
 
 
+class HasVideos:
+    """A generation's videos: the API answers with a list, and its first entry is *the* video."""
+
+    video_urls: Sequence[str]
+
+    @property
+    def video_url(self) -> str | None:
+        return self.video_urls[0] if self.video_urls else None
+
+
 @dataclass(frozen=True)
-class SeedanceTask:
+class SeedanceTask(HasVideos):
     """One generation as ``GET /v1/status`` reports it."""
 
     task_id: str
@@ -286,10 +298,6 @@ class SeedanceTask:
     created_at: str | None = None
     request: dict[str, Any] = field(default_factory=dict)
     error_message: str | None = None
-
-    @property
-    def video_url(self) -> str | None:
-        return self.video_urls[0] if self.video_urls else None
 
     @property
     def is_terminal(self) -> bool:

@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from airflow_provider_seedance.models import TaskStatus, credits_to_usd, format_usd
+from airflow_provider_seedance.models import HasVideos, TaskStatus, credits_to_usd, format_usd
 
 #: Version of the dict :meth:`GenerationResult.to_xcom` writes. Records without it are the
 #: released 0.x shape (read by :meth:`GenerationResult.from_xcom` all the same).
@@ -91,7 +91,7 @@ def _text(value: Any) -> str | None:
 
 
 @dataclass(frozen=True)
-class GenerationResult:
+class GenerationResult(HasVideos):
     """One generation's result (or the reason there is none).
 
     ``task_id`` is the Seedance task id (``None`` when nothing was created or it is unknown);
@@ -117,10 +117,6 @@ class GenerationResult:
     index: int | None = None
 
     # ------------------------------------------------------------------ views
-    @property
-    def video_url(self) -> str | None:
-        return self.video_urls[0] if self.video_urls else None
-
     @property
     def consumed_usd(self) -> Decimal:
         return credits_to_usd(self.consumed_credits)

@@ -173,8 +173,8 @@ def status_answer(
 def _error_of(
     answer: Any, endpoint: str, retry_after: str | None, note: str, creation: CreationState | None = None
 ) -> SeedanceAPIError:
-    """The typed error for an answer that carries an error code (see :func:`api_error`)."""
-    return api_error(
+    """The typed error for an answer that carries an error code (see :func:`api_error_class`)."""
+    return api_error_class(answer.status, answer.error_code)(
         answer.status,
         answer.error_code,
         answer.message,
@@ -216,30 +216,17 @@ def error_from_answer(
 ) -> SeedanceAPIError:
     """The typed error a status read raises for an error answer (status first, code refines a 4xx)."""
     code, message = parse_error_body(status, body)
-    return api_error(status, code, message, endpoint=endpoint, retry_after=parse_retry_after(retry_after))
+    error_class = api_error_class(status, code)
+    return error_class(status, code, message, endpoint=endpoint, retry_after=parse_retry_after(retry_after))
 
 
-def api_error(
-    status: int,
-    error_code: str,
-    message: str = "",
-    *,
-    endpoint: str = "",
-    retry_after: float | None = None,
-    note: str = "",
-    creation: CreationState | None = None,
-) -> SeedanceAPIError:
+def api_error_class(status: int, error_code: str) -> type[SeedanceAPIError]:
     """The typed error for an error status: the status decides, a body code refines a 4xx."""
-    error_class: type[SeedanceAPIError]
     if status >= 500:
-        error_class = SeedanceServerError
-    elif 400 <= status < 500:
-        error_class = _class_for_4xx(status, error_code)
-    else:
-        error_class = SeedanceResponseError
-    return error_class(
-        status, error_code, message, endpoint=endpoint, retry_after=retry_after, note=note, creation=creation
-    )
+        return SeedanceServerError
+    if 400 <= status < 500:
+        return _class_for_4xx(status, error_code)
+    return SeedanceResponseError
 
 
 def _class_for_4xx(status: int, error_code: str) -> type[SeedanceAPIError]:

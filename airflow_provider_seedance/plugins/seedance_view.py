@@ -217,34 +217,29 @@ def _spend_range(since: date | None, until: date | None) -> tuple[date, date]:
     return since, until
 
 
-def _spend_report(
-    readable: frozenset[str], session: Session, dag_id: str | None, since: date | None, until: date | None
+def spend_report(
+    readable: Readable,
+    session: DbSession,
+    dag_id: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
 ) -> dict[str, Any]:
+    """The spend of the readable DAGs; a dependency, so its query parameters are declared once."""
     since, until = _spend_range(since, until)
     return queries.spend(session, _filter(readable, dag_id, since, until, None))
 
 
+SpendReport = Annotated[dict[str, Any], Depends(spend_report)]
+
+
 @app.get("/api/spend")
-def spend_json(
-    readable: Readable,
-    session: DbSession,
-    dag_id: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
-) -> JSONResponse:
+def spend_json(report: SpendReport) -> JSONResponse:
     """Credits and dollars per day and per DAG (default: the last 30 days, UTC)."""
-    return JSONResponse(_spend_report(readable, session, dag_id, since, until), headers=NO_STORE)
+    return JSONResponse(report, headers=NO_STORE)
 
 
 @app.get("/api/spend.svg")
-def spend_chart(
-    readable: Readable,
-    session: DbSession,
-    dag_id: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
-) -> Response:
-    report = _spend_report(readable, session, dag_id, since, until)
+def spend_chart(report: SpendReport) -> Response:
     return Response(spend_svg(report), media_type="image/svg+xml", headers=NO_STORE)
 
 
