@@ -30,7 +30,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTaskNotFoundError,
 )
 from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS, SeedanceBatchGenerateOperator
-from tests.unit.operators.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, use
 
 #: 480p, 4 s, no audio: 8 credits each.
 ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(3)]

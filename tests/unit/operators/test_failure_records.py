@@ -15,7 +15,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceSubmissionUncertainError,
 )
 from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS, SeedanceBatchGenerateOperator
-from tests.unit.operators.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, use
 from tests.unit.operators.test_single_submit_rules import CHEAP, PROMPT, single
 
 ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(2)]

@@ -25,7 +25,7 @@ from airflow_provider_seedance.exceptions import (
 )
 from airflow_provider_seedance.models import GenerationRequest
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
-from tests.unit.operators.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, use
 
 PROMPT = "a red fox in snow"
 #: 480p, 4 s, no audio: 8 credits.

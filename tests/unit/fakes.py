@@ -1,4 +1,4 @@
-"""Narrow fakes for driving an operator's ``execute`` without HTTP: a hook and a task state store.
+"""Narrow fakes for driving an operator's or the sensor's methods without HTTP: a hook, a TI, a state store.
 
 The fake hook answers ``submit_request`` and ``get_status`` from a script and counts the
 generate POSTs it received; the store is Airflow's per-task-instance state store as far as the
