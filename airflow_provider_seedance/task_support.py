@@ -7,7 +7,7 @@ a helper that several task types need never makes one of them borrow from anothe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -200,32 +200,44 @@ def task_from_event(
 
 
 @contextlib.contextmanager
-def recording_failures(
-    context: Context,
-    log: Any,
-    state: Any,
-) -> Iterator[None]:
+def on_failed_try(record: Callable[[BaseException], None]) -> Iterator[None]:
+    """Call ``record`` with whatever ends the try, before it propagates.
+
+    A deferral is not an ending (the task resumes after the trigger fires); anything else is,
+    also Airflow's execution timeout and termination signals.
+    """
+    try:
+        yield
+    except TaskDeferred:
+        raise
+    except BaseException as exc:
+        record(exc)
+        raise
+
+
+def recording_failures(context: Context, log: Any, state: Any) -> contextlib.AbstractContextManager[None]:
     """Push what a failure means for the money (``seedance_result``) before it propagates.
 
     ``state`` is any object with ``last`` (the last :class:`SeedanceTask` seen, or ``None``),
     ``request`` (the payload) and ``history`` (Seedance task ids) attributes.
     """
-    try:
-        yield
-    except TaskDeferred:
-        raise  # not an ending: the task resumes after the trigger fires
-    except BaseException as exc:  # also Airflow's execution timeout and termination signals
+
+    def record(exc: BaseException) -> None:
         push_result(context, result_on_error(exc, state.last, state.request, state.history), log)
-        raise
+
+    return on_failed_try(record)
 
 
 __all__ = [
     "XCOM_LINK",
     "XCOM_RESULT",
     "XCOM_TASK_ID",
+    "SeedanceConnected",
+    "SeedanceGenerating",
     "asset_extra",
     "attach_to_asset_events",
     "deliver",
+    "on_failed_try",
     "push_progress",
     "push_result",
     "recording_failures",

@@ -10,17 +10,16 @@ delivers the videos with bounded parallel downloads.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_seedance._compat import TaskDeferred, default_deferrable
+from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
     SeedanceBatchFailedError,
@@ -37,7 +36,7 @@ from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
-from airflow_provider_seedance.task_support import SeedanceGenerating, attach_to_asset_events
+from airflow_provider_seedance.task_support import SeedanceGenerating, attach_to_asset_events, on_failed_try
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
 if TYPE_CHECKING:
@@ -239,7 +238,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
         run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
-        with self._recording_failures(context, run):
+        with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
             todo = run.todo
             estimate = sum(item.request.estimated_credits for item in todo)
             if self.max_credits is not None and estimate > self.max_credits:
@@ -271,7 +270,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             # Whatever the trigger could not read is never resubmitted from here; a retry
             # reads it again (typed) before deciding anything.
             run.known[task_id] = SeedanceError(str(message))
-        with self._recording_failures(context, run):
+        with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
             if status == BatchEventStatus.ERROR:
                 raise SeedanceError(
                     f"{event.get('message')} Nothing more was spent by waiting; a retry re-attaches to "
@@ -287,20 +286,11 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             return self._drive(context, run)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @contextlib.contextmanager
-    def _recording_failures(self, context: Context, run: _BatchRun) -> Iterator[None]:
+    def _record_failure(self, context: Context, run: _BatchRun, exc: BaseException) -> None:
         """Whatever ends the try, XCom ``seedance_batch_results`` says what each item cost."""
-        try:
-            yield
-        except TaskDeferred:
-            raise
-        except BaseException as exc:
-            if not run.recorded:
-                run.stopped = run.stopped or f"not submitted: {exc}"
-                self._push_results(
-                    context, run, self._outcome(run, [self._result_of(run, i) for i in run.todo])
-                )
-            raise
+        if not run.recorded:
+            run.stopped = run.stopped or f"not submitted: {exc}"
+            self._push_results(context, run, self._outcome(run, [self._result_of(run, i) for i in run.todo]))
 
     def _outcome(self, run: _BatchRun, todo_results: list[GenerationResult]) -> dict[str, Any]:
         results = {**run.reused, **{r.index: r for r in todo_results if r.index is not None}}

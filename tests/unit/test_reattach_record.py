@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.reattach import RECORD_KEY, SubmissionRecord
-from tests.unit.operators.fakes import Store
+from tests.unit.fakes import Store
 
 FP = "f" * 32
 
