@@ -22,40 +22,11 @@ from airflow_provider_seedance.exceptions import (
 )
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
-from airflow_provider_seedance.reattach import RECORD_KEY
+from tests.state_store import Killed, Store
 
 pytestmark = pytest.mark.integration
 
 FAST = {"retry_min_wait": 0.01, "retry_max_wait": 0.05, "status_retries": 2}
-
-
-class Killed(BaseException):
-    """Stands for the worker dying (not an ``Exception``: nothing may catch it)."""
-
-
-class Store:
-    """Airflow 3.3's task state store, as far as the record uses it; survives between tries."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.writes = 0
-        self.kill_at_write: int | None = None
-        self.snapshots: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        with self.lock:
-            self.writes += 1
-            if self.kill_at_write is not None and self.writes >= self.kill_at_write:
-                raise Killed(f"killed at write {self.writes}")
-            self.data[key] = {k: dict(v) for k, v in value.items()}
-            self.snapshots.append(self.data[key])
-
-    def entries(self) -> dict[str, Any]:
-        return self.data.get(RECORD_KEY, {})
 
 
 class TI:

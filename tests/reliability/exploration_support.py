@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import threading
@@ -23,34 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_seedance.reattach import RECORD_KEY
-
-
-class Killed(BaseException):
-    """Stands for the worker dying (not an ``Exception``: nothing may catch it)."""
-
-
-class Store:
-    """Airflow 3.3's task state store, as far as the record uses it; one per task instance."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.writes = 0
-        self.kill_at_write: int | None = None
-        self.lock = threading.Lock()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        with self.lock:
-            self.writes += 1
-            if self.kill_at_write is not None and self.writes >= self.kill_at_write:
-                raise Killed(f"killed at write {self.writes}")
-            self.data[key] = copy.deepcopy(value)
-
-    def entries(self) -> dict[str, Any]:
-        return copy.deepcopy(self.data.get(RECORD_KEY, {}))
+from tests.state_store import Killed as Killed  # re-export for the exploration test
+from tests.state_store import Store as Store
 
 
 class FakeTI:

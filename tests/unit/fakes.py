@@ -14,33 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
-from airflow_provider_seedance.reattach import RECORD_KEY
-
-
-class Store:
-    """A task state store that survives between tries; ``saved`` is what a crash would leave."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.lock = threading.Lock()
-        #: The record's states after each write, in order.
-        self.writes: list[list[str]] = []
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        with self.lock:
-            self.data[key] = {k: dict(v) for k, v in value.items()}
-            self.writes.append(sorted(entry["state"] for entry in value.values()))
-
-    def saved(self) -> dict[str, dict[str, Any]]:
-        """The record as written to the store (not as the operator holds it in memory)."""
-        with self.lock:
-            return {k: dict(v) for k, v in self.data.get(RECORD_KEY, {}).items()}
-
-    def states(self) -> list[str]:
-        return sorted(entry["state"] for entry in self.saved().values())
+from tests.state_store import Store as Store  # re-export: the one store of the tests
 
 
 class TI:

@@ -20,7 +20,7 @@ def record(store: Store) -> SubmissionRecord:
 
 
 def saved(store: Store) -> dict[str, Any]:
-    return store.saved()[FP]
+    return store.entries()[FP]
 
 
 def submitted_then_released(store: Store) -> SubmissionRecord:
@@ -84,10 +84,10 @@ def test_forgetting_a_first_submission_leaves_no_entry_and_saves_it() -> None:
     rec.mark_submitting(FP)
     rec.mark_submitting("other")
     rec.forget_attempt(FP)
-    assert list(store.saved()) == ["other"]
+    assert list(store.entries()) == ["other"]
     assert record(store).get(FP) is None
     rec.forget_attempt("never-marked")  # nothing to forget: nothing changes
-    assert list(store.saved()) == ["other"]
+    assert list(store.entries()) == ["other"]
 
 
 def test_an_unreadable_entry_is_an_error_not_an_empty_record() -> None:
@@ -123,5 +123,5 @@ def test_an_answer_or_a_refusal_can_be_recorded_without_an_earlier_mark() -> Non
     rec.mark_rejected("other", "refused")
     entry = saved(store)
     assert entry["state"] == "submitted" and entry["history"] == ["gen-1"] and entry["released"] == []
-    other = store.saved()["other"]
+    other = store.entries()["other"]
     assert other["state"] == "rejected" and other["history"] == [] and other["released"] == []

@@ -56,7 +56,7 @@ def prompts(hook: FakeHook) -> list[str]:
 def test_each_item_is_marked_submitting_in_the_store_before_its_post(max_in_flight: int) -> None:
     store = Store()
     seen: list[tuple[str, dict[str, Any]]] = []
-    hook = FakeHook(on_post=lambda request: seen.append((request.prompt, store.saved())))
+    hook = FakeHook(on_post=lambda request: seen.append((request.prompt, store.entries())))
     batch(hook, max_in_flight=max_in_flight, wait_for_completion=False).execute(context(store))
     assert len(seen) == 3
     for prompt, saved in seen:
@@ -64,7 +64,7 @@ def test_each_item_is_marked_submitting_in_the_store_before_its_post(max_in_flig
         assert "submitting" in states, prompt
         # never more uncertain items on record than POSTs allowed at once
         assert sum(entry["state"] == "submitting" for entry in saved.values()) <= max_in_flight
-    final = store.saved()
+    final = store.entries()
     assert sorted(e["seedance_task_id"] for e in final.values()) == ["gen-1", "gen-2", "gen-3"]
     assert {e["state"] for e in final.values()} == {"submitted"}
 
@@ -72,7 +72,7 @@ def test_each_item_is_marked_submitting_in_the_store_before_its_post(max_in_flig
 def test_an_answered_item_is_on_record_before_the_next_post() -> None:
     store = Store()
     seen: list[list[str]] = []
-    hook = FakeHook(on_post=lambda _r: seen.append(sorted(e["state"] for e in store.saved().values())))
+    hook = FakeHook(on_post=lambda _r: seen.append(sorted(e["state"] for e in store.entries().values())))
     batch(hook, wait_for_completion=False).execute(context(store))
     assert seen == [["submitting"], ["submitted", "submitting"], ["submitted", "submitted", "submitting"]]
 
@@ -179,7 +179,7 @@ def test_only_the_apis_no_such_task_frees_a_recorded_item_whose_status_cannot_be
     except SeedanceBatchFailedError:
         assert not resubmitted
     assert len(hook.posts) == (2 if resubmitted else 1)
-    [entry] = store.saved().values()
+    [entry] = store.entries().values()
     assert entry["seedance_task_id"] == ("gen-2" if resubmitted else "gen-1")
 
 
@@ -189,7 +189,7 @@ def test_a_recorded_item_that_failed_is_submitted_anew_by_the_next_try() -> None
     batch(hook, ITEMS[:1], wait_for_completion=False).execute(context(store))
     outcome = batch(hook, ITEMS[:1]).execute(context(store))
     assert outcome["totals"]["succeeded"] == 1 and len(hook.posts) == 2
-    [entry] = store.saved().values()
+    [entry] = store.entries().values()
     assert entry["history"] == ["gen-1", "gen-2"]
 
 
@@ -250,7 +250,7 @@ def test_each_answer_is_written_together_with_the_mark_of_the_item_taking_its_pl
     that came back is on record: one write per answer, holding the next item's mark."""
     store = Store()
     batch(FakeHook(), wait_for_completion=False).execute(context(store))
-    assert store.writes == [
+    assert store.states_after_each_write() == [
         ["submitting"],
         ["submitted", "submitting"],
         ["submitted", "submitted", "submitting"],
@@ -267,7 +267,11 @@ def test_a_refusal_is_written_together_with_the_next_mark() -> None:
         ]
     )
     batch(hook, ITEMS[:2], wait_for_completion=False, fail_on_any_failure=False).execute(context(store))
-    assert store.writes == [["submitting"], ["rejected", "submitting"], ["rejected", "submitted"]]
+    assert store.states_after_each_write() == [
+        ["submitting"],
+        ["rejected", "submitting"],
+        ["rejected", "submitted"],
+    ]
 
 
 def test_a_refused_items_result_says_why() -> None:

@@ -53,7 +53,7 @@ def test_a_record_write_failing_after_the_post_still_names_the_generation(monkey
 
     class FailingSecondWrite(Store):
         def set(self, key: str, value: Any) -> None:
-            if len(self.writes) >= 1:
+            if self.writes >= 1:
                 raise RuntimeError("state store unavailable")
             super().set(key, value)
 
@@ -72,7 +72,7 @@ def test_a_refused_post_after_a_release_keeps_the_release_on_record() -> None:
         single(FakeHook(submits=[lost]), **CHEAP).execute(context(store))
     with pytest.raises(SeedanceBadRequestError):
         single(FakeHook(submits=[refused]), force_new=True, **CHEAP).execute(context(store))
-    [entry] = store.saved().values()
+    [entry] = store.entries().values()
     assert entry["state"] == "rejected" and len(entry["released"]) == 1
     assert entry["history"] == [] and entry["seedance_task_id"] is None and entry["error"] == "not sent"
     assert isinstance(entry["submitted_at"], float)  # when the refused attempt was made
@@ -80,7 +80,7 @@ def test_a_refused_post_after_a_release_keeps_the_release_on_record() -> None:
     hook = FakeHook()
     single(hook, **CHEAP).execute(context(store))
     assert len(hook.posts) == 1
-    [entry] = store.saved().values()
+    [entry] = store.entries().values()
     assert entry["state"] == "submitted" and len(entry["released"]) == 1
 
 
@@ -89,7 +89,7 @@ def test_a_refused_post_without_a_release_leaves_no_entry() -> None:
     refused = SeedanceBadRequestError(400, "INVALID_PROMPT", "no", creation=CreationState.REFUSED)
     with pytest.raises(SeedanceBadRequestError):
         single(FakeHook(submits=[refused]), **CHEAP).execute(context(store))
-    assert store.saved() == {}
+    assert store.entries() == {}
 
 
 def test_a_batch_stopped_by_its_budget_records_every_item_as_not_sent() -> None:

@@ -47,7 +47,7 @@ def fingerprint(**fields: Any) -> str:
 def test_the_submitting_mark_is_saved_before_the_post_is_sent() -> None:
     store = Store()
     seen: list[dict[str, Any]] = []
-    hook = FakeHook(on_post=lambda _request: seen.append(store.saved()))
+    hook = FakeHook(on_post=lambda _request: seen.append(store.entries()))
     single(hook).execute(context(store))
     [at_post] = seen
     assert at_post[fingerprint()]["state"] == "submitting"
@@ -57,7 +57,7 @@ def test_the_returned_id_is_saved_before_any_status_read() -> None:
     store = Store()
     hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
     result = single(hook, wait_for_completion=False).execute(context(store))
-    entry = store.saved()[fingerprint()]
+    entry = store.entries()[fingerprint()]
     assert entry["state"] == "submitted" and entry["seedance_task_id"] == "gen-1"
     assert entry["history"] == ["gen-1"] and result["task_id"] == "gen-1"
 
@@ -95,7 +95,7 @@ def test_an_error_that_created_nothing_clears_the_mark_so_a_retry_may_send(refus
     hook = FakeHook(submits=[refused])
     with pytest.raises(type(refused)):
         single(hook).execute(context(store))
-    assert store.saved() == {}
+    assert store.entries() == {}
     result = single(hook).execute(context(store))
     assert result["task_id"] == "gen-2" and len(hook.posts) == 2
 
@@ -111,7 +111,7 @@ def test_a_refused_resubmission_keeps_the_earlier_generation_on_record() -> None
     )
     with pytest.raises(SeedanceBadRequestError):
         single(hook, resubmit_on_failure=1).execute(context(store))
-    entry = store.saved()[fingerprint()]
+    entry = store.entries()[fingerprint()]
     assert entry["state"] == "submitted" and entry["seedance_task_id"] == "gen-1"
     assert entry["history"] == ["gen-1"]
 
@@ -122,7 +122,7 @@ def test_force_new_releases_an_uncertain_mark_once_then_reattaches() -> None:
     with pytest.raises(SeedanceSubmissionUncertainError):
         single(hook).execute(context(store))
     first = single(hook, force_new=True).execute(context(store))
-    entry = store.saved()[fingerprint()]
+    entry = store.entries()[fingerprint()]
     assert entry["state"] == "submitted" and len(entry["released"]) == 1
     assert first["task_id"] == "gen-2" and len(hook.posts) == 2
     again = single(hook, force_new=True).execute(context(store))
@@ -157,7 +157,7 @@ def test_a_recorded_generation_that_failed_or_is_unknown_is_submitted_anew(
         hook.status_errors["gen-1"] = error
     result = single(hook).execute(context(store))
     assert result["task_id"] == "gen-2" and len(hook.posts) == 2
-    assert store.saved()[fingerprint()]["history"] == ["gen-1", "gen-2"]
+    assert store.entries()[fingerprint()]["history"] == ["gen-1", "gen-2"]
 
 
 def test_an_unreadable_status_of_a_recorded_generation_is_no_reason_to_pay_again() -> None:
@@ -168,7 +168,7 @@ def test_an_unreadable_status_of_a_recorded_generation_is_no_reason_to_pay_again
     with pytest.raises(SeedanceServerError):
         single(hook).execute(context(store))
     assert len(hook.posts) == 1
-    assert store.saved()[fingerprint()]["seedance_task_id"] == "gen-1"
+    assert store.entries()[fingerprint()]["seedance_task_id"] == "gen-1"
 
 
 @pytest.mark.parametrize(
