@@ -82,13 +82,16 @@ class _BatchRun:
     #: The results were pushed to XCom (a failure after that must not overwrite them).
     recorded: bool = False
 
+    @classmethod
+    def open(
+        cls, context: Context, items: list[_Item], reused: dict[int, GenerationResult], end_time: float | None
+    ) -> _BatchRun:
+        """This try's run, with the record read from the task state store (legacy keys adopted)."""
+        record = SubmissionRecord.for_context(context)
+        _adopt_legacy_keys(record, items)
+        return cls(items, record, reused, end_time)
+
     def __post_init__(self) -> None:
-        entries = self.record.entries
-        claimed = {item.key for item in self.items}
-        for item in self.items:
-            legacy = item.legacy_key
-            if item.key not in entries and legacy in entries and legacy not in claimed:
-                entries[item.key] = {**entries.pop(legacy), "fingerprint": item.key}
         for item in self.items:
             reused = self.reused.get(item.index)
             if reused is not None:
@@ -115,6 +118,19 @@ class _BatchRun:
     @property
     def todo(self) -> list[_Item]:
         return [item for item in self.items if item.index not in self.reused]
+
+
+def _adopt_legacy_keys(record: SubmissionRecord, items: list[_Item]) -> None:
+    """Move entries written by 0.1 (keyed by position among identical requests) to today's keys.
+
+    In memory only, as the record is read: the next write of the record stores them moved.
+    """
+    entries = record.entries
+    claimed = {item.key for item in items}
+    for item in items:
+        legacy = item.legacy_key
+        if item.key not in entries and legacy in entries and legacy not in claimed:
+            entries[item.key] = {**entries.pop(legacy), "fingerprint": item.key}
 
 
 class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
@@ -237,7 +253,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
-        run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
+        run = _BatchRun.open(context, items, self._reused(items), self._end_time())
         with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
             todo = run.todo
             estimate = sum(item.request.estimated_credits for item in todo)
@@ -263,7 +279,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         if not isinstance(event, dict) or status not in set(BatchEventStatus):
             raise SeedanceError(f"Seedance batch trigger returned an invalid event: {event!r}")
         items = self.build_items()
-        run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
+        run = _BatchRun.open(context, items, self._reused(items), self._end_time())
         for task_id, data in (event.get("tasks") or {}).items():
             run.known[task_id] = SeedanceTask.from_dict(data)
         for task_id, message in (event.get("errors") or {}).items():

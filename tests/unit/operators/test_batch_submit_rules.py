@@ -313,3 +313,16 @@ def test_a_blocking_batch_gives_up_at_its_deadline_without_paying_again() -> Non
     with pytest.raises(SeedanceError, match="still running at the deadline"):
         batch(hook, ITEMS[:1], timeout=0).execute(context(Store()))
     assert len(hook.posts) == 1
+
+
+def test_a_record_written_under_the_positional_key_of_0_1_is_adopted_not_paid_again() -> None:
+    """0.1 keyed an item by its position among identical requests; naming it later keeps it."""
+    store = Store()
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS", "SUCCESS"]})
+    batch(hook, ITEMS[:1], wait_for_completion=False).execute(context(store))
+    [legacy_key] = store.entries()
+    outcome = batch(hook, [{**ITEMS[0], "id": "a"}]).execute(context(store))
+    assert len(hook.posts) == 1
+    assert outcome["totals"]["succeeded"] == 1
+    [(key, entry)] = store.entries().items()
+    assert key != legacy_key and entry["fingerprint"] == key and entry["seedance_task_id"] == "gen-1"
