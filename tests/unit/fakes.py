@@ -17,6 +17,18 @@ from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
 from tests.state_store import Store as Store  # re-export: the one store of the tests
 
 
+def scripted_task(task_id: str, status: str) -> SeedanceTask:
+    """A status answer as the fakes script it: SUCCESS has a video and costs 8 credits,
+    FAILED says "moderation", anything else is still running."""
+    return SeedanceTask(
+        task_id=task_id,
+        status=status,
+        video_urls=["https://cdn.fake.seedance.test/v.mp4"] if status == "SUCCESS" else [],
+        consumed_credits=8 if status == "SUCCESS" else 0,
+        error_message="moderation" if status == "FAILED" else None,
+    )
+
+
 class TI:
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
@@ -82,13 +94,7 @@ class FakeHook:
             status = (script.popleft() if len(script) > 1 else script[0]) if script else "SUCCESS"
         if isinstance(status, BaseException):
             raise status
-        return SeedanceTask(
-            task_id=task_id,
-            status=status,
-            video_urls=["https://cdn.fake.seedance.test/v.mp4"] if status == "SUCCESS" else [],
-            consumed_credits=8 if status == "SUCCESS" else 0,
-            error_message="moderation" if status == "FAILED" else None,
-        )
+        return scripted_task(task_id, status)
 
     def wait_for_completion(self, task_id: str, **_: Any) -> SeedanceTask:
         while True:

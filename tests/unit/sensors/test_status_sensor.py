@@ -20,7 +20,7 @@ from airflow_provider_seedance.results import Outcome
 from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
 from airflow_provider_seedance.task_support import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
-from tests.unit.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, scripted_task, use
 
 
 class DeliveringHook(FakeHook):
@@ -41,13 +41,7 @@ def sensor(hook: FakeHook, **kwargs: Any) -> SeedanceStatusSensor:
 
 
 def event(status: str, task_status: str = "SUCCESS", task_id: str = "gen-1", message: str = "") -> dict:
-    task = SeedanceTask(
-        task_id=task_id,
-        status=task_status,
-        video_urls=["https://cdn.fake.seedance.test/v.mp4"] if task_status == "SUCCESS" else [],
-        consumed_credits=8 if task_status == "SUCCESS" else 0,
-    )
-    return {"status": status, "task": task.to_dict(), "message": message}
+    return {"status": status, "task": scripted_task(task_id, task_status).to_dict(), "message": message}
 
 
 # ------------------------------------------------------------------ construction

@@ -23,6 +23,7 @@ from airflow_provider_seedance.exceptions import (
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
+from tests.unit.fakes import scripted_task
 
 Script = dict[str, list["str | SeedanceError"]]
 
@@ -47,12 +48,7 @@ def scripted_hook(script: Script, reads: list[str]) -> type:
             answer = queue.popleft() if len(queue) > 1 else queue[0]
             if isinstance(answer, BaseException):
                 raise answer
-            return SeedanceTask(
-                task_id=task_id,
-                status=answer,
-                video_urls=["https://cdn.example.com/v.mp4"] if answer == "SUCCESS" else [],
-                error_message="moderation" if answer == "FAILED" else None,
-            )
+            return scripted_task(task_id, answer)
 
     return ScriptedHook
 
@@ -136,7 +132,7 @@ async def test_batch_trigger_waits_for_every_generation_and_keeps_each_terminal_
         "b": "FAILED",
         "c": "FAILED",
     }
-    assert event["tasks"]["a"]["video_urls"] == ["https://cdn.example.com/v.mp4"]
+    assert event["tasks"]["a"]["video_urls"] == ["https://cdn.fake.seedance.test/v.mp4"]
     assert sorted(reads) == ["a", "a", "a", "b", "c", "c"]
 
 
