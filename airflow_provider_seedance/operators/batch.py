@@ -251,7 +251,9 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
-        run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
+        run = _BatchRun(
+            items, SubmissionRecord.for_context(context), self.existing_videos(items), self._end_time()
+        )
         with self._recording_failures(context, run):
             todo = run.todo
             estimate = sum(item.request.estimated_credits for item in todo)
@@ -277,7 +279,9 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         if not isinstance(event, dict) or status not in set(BatchEventStatus):
             raise SeedanceError(f"Seedance batch trigger returned an invalid event: {event!r}")
         items = self.build_items()
-        run = _BatchRun(items, SubmissionRecord.for_context(context), self._reused(items), self._end_time())
+        run = _BatchRun(
+            items, SubmissionRecord.for_context(context), self.existing_videos(items), self._end_time()
+        )
         for task_id, data in (event.get("tasks") or {}).items():
             run.known[task_id] = SeedanceTask.from_dict(data)
         for task_id, message in (event.get("errors") or {}).items():
@@ -334,7 +338,9 @@ class SeedanceBatchGenerateOperator(BaseOperator):
     def _skip(self, item: _Item) -> bool:
         return item.destination is not None and (self.skip_if_exists is not False)
 
-    def _reused(self, items: list[_Item]) -> dict[int, GenerationResult]:
+    def existing_videos(self, items: list[_Item]) -> dict[int, GenerationResult]:
+        """Items whose destination already holds a complete video (``skip_if_exists``), as
+        reused results by index. It only reads the destinations (``seedance-plan`` uses it too)."""
         candidates = [item for item in items if self._skip(item)]
         found: dict[int, GenerationResult] = {}
         with ThreadPoolExecutor(max_workers=self.max_parallel_downloads) as pool:
