@@ -184,8 +184,8 @@ class Plan:
                 str(len(t.runs)),
                 str(len(t.to_create)),
                 str(t.reused),
-                str(t.credits),
-                format_usd(t.credits),
+                f"{t.credits}+?" if t.unknown else str(t.credits),
+                f"{format_usd(t.credits)}+?" if t.unknown else format_usd(t.credits),
             )
             for t in self.tasks.values()
         ]
@@ -197,8 +197,8 @@ class Plan:
                 str(len(self.logical_dates)),
                 str(total["generations_to_create"]),
                 str(total["reused"]),
-                str(total["credits"]),
-                total["usd"],
+                str(total["credits"]) + ("" if total["complete"] else "+?"),
+                total["usd"] + ("" if total["complete"] else "+?"),
             )
         )
         widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
@@ -222,6 +222,8 @@ class Plan:
                 + (f"  -> {i.output_path}" if i.output_path else "")
                 for i in largest
             ]
+        if not total["complete"]:
+            out.append("")
         for task in self.tasks.values():
             for why, runs in _grouped(task.unknown).items():
                 bound = (
@@ -233,6 +235,8 @@ class Plan:
                 out.append(f"Known only at run time: {task.task_id} in {_runs(runs)}: {why}.{bound}")
             for error, runs in _grouped(task.invalid).items():
                 out.append(f"Would fail before sending anything: {task.task_id} in {_runs(runs)}: {error}")
+        if not total["complete"]:
+            out.append("+? = the totals leave out what is only known at run time, or would fail (above).")
         out += ["", "Nothing was generated or written."]
         return "\n".join(out)
 
