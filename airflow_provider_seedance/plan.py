@@ -269,9 +269,9 @@ def load_dag(dag_id: str, dags_folder: str | None = None) -> DAG:
         from airflow.configuration import conf
 
         dags_folder = conf.get("core", "dags_folder")
-    options = (
-        {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
-    )
+    options: dict[str, Any] = {}
+    if "include_examples" in inspect.signature(DagBag).parameters:  # Airflow 3.1
+        options["include_examples"] = False
     bag = DagBag(dag_folder=dags_folder, **options)
     if dag_id not in bag.dags:
         errors = "".join(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import TaskDeferred, default_deferrable
 from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
@@ -367,6 +368,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
         ]
         if ids:
             self.log.info("Seedance batch: re-attaching to %d generations from earlier tries", len(ids))
+            metrics.incr("generations.reattached", len(ids), task_id=self.task_id, dag_id=self.dag_id)
         run.known.update(self._read_statuses(ids))
 
     def _needs_submission(self, run: _BatchRun, item: _Item) -> bool:
@@ -577,6 +579,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             self.hook.describe_cost(totals["credits"]),
         )
         outcome = {"results": [r.to_xcom() for r in ordered], "totals": totals}
+        metrics.count_results(context, ordered)
         self._emit_asset_events(context, ordered, totals)
         if self.fail_on_any_failure and totals["failed"]:
             self._push_results(context, run, outcome)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
     SeedanceBudgetExceededError,
@@ -318,6 +319,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, BaseOperator):
             )
             return self._submit(progress)
         if previous is not None and previous.seedance_task_id:
+            metrics.incr("generations.reattached", dag_id=self.dag_id, task_id=self.task_id)
             if self.force_new:
                 self.log.info(
                     "force_new=True is ignored: an earlier try recorded Seedance task %s for this request "
