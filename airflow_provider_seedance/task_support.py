@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import TaskDeferred
 from airflow_provider_seedance.exceptions import (
     SeedanceError,
@@ -112,7 +113,9 @@ def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:
 
 
 def push_result(context: Context, result: GenerationResult, log: Any = None) -> None:
-    """Push the final result under :data:`XCOM_RESULT`; never masks the error being raised."""
+    """Push the final result under :data:`XCOM_RESULT` and count it in the metrics; never masks
+    the error being raised."""
+    metrics.count_results(context, [result])
     try:
         context["ti"].xcom_push(key=XCOM_RESULT, value=result.to_xcom())
     except Exception as exc:  # the task's own error matters more than the gallery's record

@@ -38,7 +38,7 @@ import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 
-from airflow_provider_seedance import __version__
+from airflow_provider_seedance import __version__, metrics
 from airflow_provider_seedance.exceptions import (
     CreationState,
     SeedanceAuthError,
@@ -451,8 +451,12 @@ class SeedanceHook(HttpHook):
 
     def _status_once(self, task_id: str) -> Any:
         """One status read, its answer read with the status rule (no retries)."""
-        status, content, retry_after = self._exchange("GET", STATUS_PATH, params={"task_id": task_id})
-        return status_answer(status, content, endpoint=f"GET {STATUS_PATH}", retry_after=retry_after)
+        try:
+            status, content, retry_after = self._exchange("GET", STATUS_PATH, params={"task_id": task_id})
+            return status_answer(status, content, endpoint=f"GET {STATUS_PATH}", retry_after=retry_after)
+        except SeedanceError as exc:
+            metrics.status_read_failed(exc, self.seedance_conn_id)
+            raise
 
     def _log_retry(
         self,
@@ -511,6 +515,7 @@ class SeedanceHook(HttpHook):
                 status, content, retry_after = self._exchange("POST", GENERATE_PATH, body=payload)
         task_id = generate_answer(status, content, endpoint=endpoint, retry_after=retry_after)
         self.log.info("Seedance generation submitted: task_id=%s", task_id)
+        metrics.generation_submitted(self.seedance_conn_id)
         return task_id
 
     def get_status(self, task_id: str) -> SeedanceTask:
@@ -679,8 +684,14 @@ class SeedanceHook(HttpHook):
                 body = await aread_capped(response)
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise aiohttp_failure(endpoint, settings.base_url, exc) from None
-        return status_answer(status, body, endpoint=endpoint, retry_after=retry_after)
+            error = aiohttp_failure(endpoint, settings.base_url, exc)
+            metrics.status_read_failed(error, self.seedance_conn_id)
+            raise error from None
+        try:
+            return status_answer(status, body, endpoint=endpoint, retry_after=retry_after)
+        except SeedanceError as exc:
+            metrics.status_read_failed(exc, self.seedance_conn_id)
+            raise
 
     async def aget_status(
         self,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
@@ -253,7 +254,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
-        run = _BatchRun.open(context, items, self._reused(items), self._end_time())
+        run = _BatchRun.open(context, items, self.existing_videos(items), self._end_time())
         with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
             todo = run.todo
             estimate = sum(item.request.estimated_credits for item in todo)
@@ -279,7 +280,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         if not isinstance(event, dict) or status not in set(BatchEventStatus):
             raise SeedanceError(f"Seedance batch trigger returned an invalid event: {event!r}")
         items = self.build_items()
-        run = _BatchRun.open(context, items, self._reused(items), self._end_time())
+        run = _BatchRun.open(context, items, self.existing_videos(items), self._end_time())
         for task_id, data in (event.get("tasks") or {}).items():
             run.known[task_id] = SeedanceTask.from_dict(data)
         for task_id, message in (event.get("errors") or {}).items():
@@ -327,7 +328,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     def _skip(self, item: _Item) -> bool:
         return item.destination is not None and (self.skip_if_exists is not False)
 
-    def _reused(self, items: list[_Item]) -> dict[int, GenerationResult]:
+    def existing_videos(self, items: list[_Item]) -> dict[int, GenerationResult]:
+        """Items whose destination already holds a complete video (``skip_if_exists``), as
+        reused results by index. It only reads the destinations (``seedance-plan`` uses it too)."""
         candidates = [item for item in items if self._skip(item)]
         found: dict[int, GenerationResult] = {}
         with ThreadPoolExecutor(max_workers=self.max_parallel_downloads) as pool:
@@ -354,6 +357,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         ]
         if ids:
             self.log.info("Seedance batch: re-attaching to %d generations from earlier tries", len(ids))
+            metrics.incr("generations.reattached", len(ids), task_id=self.task_id, dag_id=self.dag_id)
         run.known.update(self._read_statuses(ids))
 
     def _needs_submission(self, run: _BatchRun, item: _Item) -> bool:
@@ -564,6 +568,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             self.hook.describe_cost(totals["credits"]),
         )
         outcome = {"results": [r.to_xcom() for r in ordered], "totals": totals}
+        metrics.count_results(context, ordered)
         self._emit_asset_events(context, ordered, totals)
         if self.fail_on_any_failure and totals["failed"]:
             self._push_results(context, run, outcome)

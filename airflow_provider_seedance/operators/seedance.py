@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.exceptions import (
     SeedanceBudgetExceededError,
@@ -26,7 +27,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     never_created,
 )
-from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
+from airflow_provider_seedance.hooks.delivery import DownloadResult, as_storage_path, existing_video
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import (
@@ -236,12 +237,17 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             return None
         return as_storage_path(self.output_path)  # type: ignore[arg-type]
 
-    def _reuse_existing(self, context: Context, request: GenerationRequest) -> dict[str, Any] | None:
+    def existing_output(self) -> DownloadResult | None:
+        """The complete video already at ``output_path`` when ``skip_if_exists`` applies, else
+        ``None``. It only reads the destination (``seedance-plan`` uses it too)."""
         destination = self._destination()
         skip = self.skip_if_exists if self.skip_if_exists is not None else destination is not None
         if destination is None or not skip:
             return None
-        existing = existing_video(destination)
+        return existing_video(destination)
+
+    def _reuse_existing(self, context: Context, request: GenerationRequest) -> dict[str, Any] | None:
+        existing = self.existing_output()
         if existing is None:
             return None
         context["ti"].xcom_push(key=XCOM_LINK, value={"output_path": existing.output_path})
@@ -298,6 +304,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             )
             return self._submit(progress)
         if previous is not None and previous.seedance_task_id:
+            metrics.incr("generations.reattached", dag_id=self.dag_id, task_id=self.task_id)
             if self.force_new:
                 self.log.info(
                     "force_new=True is ignored: an earlier try recorded Seedance task %s for this request "

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
@@ -116,7 +117,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                     return exc
 
         try:
-            async with hook:
+            async with hook, metrics.InFlight(len(pending)) as flight:
                 while pending:
                     await asleep_until_deadline(self._pause(bad_rounds, retry_floor), self.end_time)
                     if self.end_time is not None and time.time() >= self.end_time:
@@ -150,6 +151,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                     bad_rounds = bad_rounds + 1 if transient else 0
                     self.log.debug("Seedance batch: %d finished, %d running", len(finished), len(still))
                     pending = still
+                    flight.set(len(pending))
         except SeedanceError as exc:
             # Only set-up can raise here (each read returns its error): report it, as the
             # single trigger does, instead of failing the task with a bare traceback.

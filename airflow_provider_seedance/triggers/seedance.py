@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_seedance import metrics
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
@@ -102,7 +103,7 @@ class SeedanceStatusTrigger(BaseTrigger):
         attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
         read_started = time.time()
         try:
-            async with self._hook() as hook:
+            async with self._hook() as hook, metrics.InFlight(1):
                 while True:
                     # The deferring task has just read the status: wait before the first poll.
                     await asleep_until_deadline(self.poll_interval, self.end_time)

@@ -9,7 +9,9 @@ never touched by another; the secrets scan then inspects everything the cluster 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +30,45 @@ EMULATOR_SECONDS = {
     "seedance_kill": 20.0,
     "seedance_reattach": 6.0,
     "seedance_secrets": 3.0,
+    "seedance_metrics": 2.0,
 }
+
+
+class StatsdListener:
+    """A StatsD server on loopback: every datagram line the cluster sends, kept in order."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, name="statsd", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except (TimeoutError, OSError):
+                continue
+            self.lines.extend(data.decode("utf-8", "replace").splitlines())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
 
 
 @dataclass
 class RealprocEnv:
     cluster: AirflowCluster
     emulators: dict[str, EmulatorProcess]
+    statsd: StatsdListener
     api_key: str = REALPROC_API_KEY
 
 
@@ -43,6 +77,7 @@ def realproc() -> Iterator[RealprocEnv]:
     """Emulators first (the connections name their ports), then the cluster; all stopped after."""
     workdir = Path(tempfile.mkdtemp(prefix="seedance-realproc-"))
     emulators: dict[str, EmulatorProcess] = {}
+    statsd = StatsdListener()
     try:
         for conn_id, seconds in EMULATOR_SECONDS.items():
             emulators[conn_id] = EmulatorProcess(
@@ -58,14 +93,23 @@ def realproc() -> Iterator[RealprocEnv]:
             dags=[DAGS],
             connections=connections,
             parallelism=8,
+            # Every process sends Airflow's metrics (and ours) to the test's StatsD listener.
+            config={
+                ("metrics", "statsd_on"): "True",
+                ("metrics", "statsd_host"): "127.0.0.1",
+                ("metrics", "statsd_port"): str(statsd.port),
+                # Tags in the datagram (``name,tag=value:1|c``): each test reads its own.
+                ("metrics", "statsd_influxdb_enabled"): "True",
+            },
             # Keep AIRFLOW_HOME (logs, DB) after the run for debugging.
             keep_home=bool(os.environ.get("SEEDANCE_REALPROC_KEEP_HOME")),
         )
         with cluster:
-            yield RealprocEnv(cluster=cluster, emulators=emulators)
+            yield RealprocEnv(cluster=cluster, emulators=emulators, statsd=statsd)
     finally:
         for emulator in emulators.values():
             emulator.stop()
+        statsd.close()
     # The orderly stop left nothing of the cluster behind (no orphaned task process, no log
     # server on 8793/8794): anything still running with its AIRFLOW_HOME is a survivor.
     assert cluster.survivors == []

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
+from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -86,3 +87,37 @@ with DAG(
             trigger_rule="all_done",
             hook_params=FAST,
         )
+
+with DAG(
+    "realproc_metrics",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 0},
+):
+    # The emulator fails its first generation: resubmitted once, then succeeds.
+    one = SeedanceGenerateOperator(
+        task_id="one_video",
+        prompt="A lighthouse at dusk",
+        resolution="480p",
+        duration=4,  # 8 credits
+        seedance_conn_id="seedance_metrics",
+        deferrable=True,
+        poll_interval=RACE_SAFE_POLL,
+        resubmit_on_failure=1,
+        hook_params=FAST,
+    )
+    # One video is already at its destination (the test puts it there): reused.
+    one >> SeedanceBatchGenerateOperator(
+        task_id="batch",
+        requests=[
+            {"id": "kept", "prompt": "Already delivered"},
+            {"id": "a", "prompt": "A red kite", "resolution": "720p", "duration": 4},  # 14
+            {"id": "b", "prompt": "A blue kite", "resolution": "480p", "duration": 8},  # 14
+        ],
+        output_path_template="{{ dag_run.conf['out'] }}/{id}.mp4",
+        seedance_conn_id="seedance_metrics",
+        deferrable=True,
+        poll_interval=RACE_SAFE_POLL,
+        hook_params=FAST,
+    )

@@ -1,0 +1,116 @@
+"""What each metric counts (narrow logic; tests/realproc/test_metrics.py proves they reach
+a real StatsD server from the task processes and the triggerer)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_provider_seedance import metrics
+from airflow_provider_seedance.exceptions import (
+    SeedanceAuthError,
+    SeedanceConnectionError,
+    SeedanceError,
+    SeedanceRateLimitError,
+    SeedanceResponseError,
+    SeedanceServerError,
+    SeedanceTaskNotFoundError,
+)
+from airflow_provider_seedance.models import SeedanceTask
+from airflow_provider_seedance.results import GenerationResult
+
+
+class FakeStats:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, float, dict[str, Any] | None]] = []
+
+    def incr(self, stat: str, count: int = 1, *, tags: dict[str, Any] | None = None) -> None:
+        self.sent.append(("c", stat, count, tags))
+
+    def gauge(self, stat: str, value: float, *, tags: dict[str, Any] | None = None) -> None:
+        self.sent.append(("g", stat, value, tags))
+
+
+@pytest.fixture
+def stats(monkeypatch: pytest.MonkeyPatch) -> FakeStats:
+    fake = FakeStats()
+    monkeypatch.setattr(metrics, "_stats", lambda: fake)
+    return fake
+
+
+CONTEXT = {"ti": SimpleNamespace(dag_id="d", task_id="t")}
+TAGS = {"dag_id": "d", "task_id": "t"}
+
+
+def succeeded(credits: int, ids: tuple[str, ...] = ("a",)) -> GenerationResult:
+    task = SeedanceTask(ids[-1], "SUCCESS", video_urls=["https://v/x.mp4"], consumed_credits=credits)
+    return GenerationResult.from_task(task, {"prompt": "p"}, seedance_task_ids=ids)
+
+
+def test_results_count_each_outcome_and_only_succeeded_credits(stats: FakeStats) -> None:
+    failed = GenerationResult.from_task(SeedanceTask("f", "FAILED", error_message="no"), {"prompt": "p"})
+    reused = GenerationResult.reused("file:///x.mp4", 10, "ab", {"prompt": "p"})
+    not_sent = GenerationResult.not_sent("bad input", {"prompt": "p"})
+    metrics.count_results(CONTEXT, [succeeded(14, ("x", "y", "z")), succeeded(8), failed, reused, not_sent])
+    assert sorted(stats.sent) == sorted(
+        [
+            ("c", "seedance.generations.succeeded", 2, TAGS),
+            ("c", "seedance.generations.failed", 1, TAGS),
+            ("c", "seedance.generations.reused", 1, TAGS),
+            ("c", "seedance.generations.resubmitted", 2, TAGS),  # x and y failed before z
+            ("c", "seedance.credits.consumed", 22, TAGS),
+        ]
+    )
+
+
+def test_nothing_is_sent_for_a_zero_count(stats: FakeStats) -> None:
+    metrics.count_results(CONTEXT, [GenerationResult.not_sent("bad input", {"prompt": "p"})])
+    assert stats.sent == []
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (SeedanceConnectionError("reset", endpoint="GET /v1/status"), "connection"),
+        (SeedanceServerError(500, "INTERNAL_ERROR"), "server"),
+        (SeedanceRateLimitError(429, "RATE_LIMITED"), "rate_limited"),
+        (SeedanceResponseError(200, "MALFORMED"), "bad_answer"),
+        (SeedanceTaskNotFoundError(404, "TASK_NOT_FOUND"), "not_found"),
+        (SeedanceAuthError(401, "INVALID_API_KEY"), "auth"),
+        (SeedanceError("something else"), "other"),
+    ],
+)
+def test_a_failed_status_read_is_counted_by_kind(stats: FakeStats, error: SeedanceError, kind: str) -> None:
+    metrics.status_read_failed(error, "seedance_default")
+    assert stats.sent == [
+        ("c", f"seedance.status_read_errors.{kind}", 1, {"conn_id": "seedance_default", "kind": kind})
+    ]
+
+
+def test_a_broken_metrics_backend_never_fails_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Any:
+        raise OSError("statsd host unknown")
+
+    monkeypatch.setattr(metrics, "_stats", broken)
+    metrics.generation_submitted("seedance_default")  # no exception
+    metrics.gauge("triggerer.in_flight.h", 1)
+
+
+def test_in_flight_is_the_sum_over_this_processes_triggers(stats: FakeStats) -> None:
+    async def scenario() -> None:
+        async with metrics.InFlight(1), metrics.InFlight(3) as batch:
+            batch.set(1)  # two of the batch finished
+        assert metrics.InFlight.total == 0
+
+    asyncio.run(scenario())
+    values = [value for kind, _, value, _ in stats.sent if kind == "g"]
+    assert values == [1, 4, 2, 1, 0]
+    assert all(name.startswith("seedance.triggerer.in_flight.") for _, name, _, _ in stats.sent)
+
+
+def test_a_hostname_is_made_a_valid_stat_name_part() -> None:
+    assert metrics._safe("worker-1.example.com") == "worker-1_example_com"
+    assert metrics._safe("") == "unknown"
