@@ -38,6 +38,7 @@ import re
 import socket
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedance.exceptions import (
@@ -139,8 +140,9 @@ def count_results(context: Any, results: list[GenerationResult]) -> None:
 
 
 def _task_tags(context: Any) -> dict[str, str]:
-    ti = context["ti"]
-    return {"dag_id": str(ti.dag_id), "task_id": str(ti.task_id)}
+    """``dag_id`` and ``task_id`` of the running task (``unknown`` where a context lacks them)."""
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    return {name: str(getattr(ti, name, None) or "unknown") for name in ("dag_id", "task_id")}
 
 
 class InFlight:

@@ -114,3 +114,23 @@ def test_in_flight_is_the_sum_over_this_processes_triggers(stats: FakeStats) -> 
 def test_a_hostname_is_made_a_valid_stat_name_part() -> None:
     assert metrics._safe("worker-1.example.com") == "worker-1_example_com"
     assert metrics._safe("") == "unknown"
+
+
+def test_a_context_without_task_identity_still_counts_and_never_fails(stats: FakeStats) -> None:
+    metrics.count_results({"ti": object()}, [succeeded(8)])
+    assert (
+        "c",
+        "seedance.generations.succeeded",
+        1,
+        {"dag_id": "unknown", "task_id": "unknown"},
+    ) in stats.sent
+
+
+def test_every_pushed_result_is_counted(stats: FakeStats) -> None:
+    from airflow_provider_seedance.task_support import push_result
+
+    pushed: list[Any] = []
+    ti = SimpleNamespace(dag_id="d", task_id="t", xcom_push=lambda key, value: pushed.append(key))
+    push_result({"ti": ti}, succeeded(14))
+    assert pushed == ["seedance_result"]
+    assert ("c", "seedance.credits.consumed", 14, TAGS) in stats.sent
