@@ -27,7 +27,7 @@ import os
 import platform
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -282,6 +282,47 @@ class _SharedSessions:
 
 
 _SHARED_SESSIONS = _SharedSessions()
+
+#: Seconds a connection resolved by a trigger is reused by the other triggers on its event loop.
+SETTINGS_TTL_SECONDS = 30.0
+
+
+class _SettingsCache:
+    """Resolved connection settings per event loop and connection id, for
+    :data:`SETTINGS_TTL_SECONDS`.
+
+    A triggerer starts thousands of triggers on one loop, each resolving its connection
+    through Airflow (the costly part of a trigger's start). Here they resolve it once per TTL,
+    and lookups made at the same time share one. A failed lookup is not kept; an auth error
+    evicts the entry (:meth:`SeedanceHook._arefresh_settings`), so a rotated key takes effect
+    at the next read, not after the TTL.
+    """
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[ConnectionSettings]]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def get(
+        self, conn_id: str, resolve: Callable[[], Awaitable[ConnectionSettings]]
+    ) -> ConnectionSettings:
+        entries = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        now = time.monotonic()
+        entry = entries.get(conn_id)
+        stale = entry is None or entry[0] <= now
+        if not stale and entry is not None and entry[1].done() and entry[1].exception() is not None:
+            stale = True  # a failed lookup is tried again, never served from the cache
+        if stale:
+            entry = entries[conn_id] = (now + SETTINGS_TTL_SECONDS, asyncio.ensure_future(resolve()))
+        assert entry is not None
+        # Shielded: one trigger cancelled while it waits does not cancel the others' lookup.
+        return await asyncio.shield(entry[1])
+
+    def evict(self, conn_id: str) -> None:
+        self._by_loop.get(asyncio.get_running_loop(), {}).pop(conn_id, None)
+
+
+_SETTINGS_CACHE = _SettingsCache()
 
 
 class SeedanceHook(HttpHook):
@@ -635,7 +676,7 @@ class SeedanceHook(HttpHook):
     # ------------------------------------------------------------------ async transport
     async def __aenter__(self) -> SeedanceHook:
         if self._aio_depth == 0:
-            self._aio_settings = await self._aresolve_settings()
+            self._aio_settings = await _SETTINGS_CACHE.get(self.seedance_conn_id, self._aresolve_settings)
             self._aio_session = _SHARED_SESSIONS.acquire(self._aio_settings)
         self._aio_depth += 1
         return self
@@ -663,6 +704,22 @@ class SeedanceHook(HttpHook):
             )
             return await asyncio.to_thread(self._resolve_settings)
         return ConnectionSettings.from_connection(conn, extra)
+
+    async def _arefresh_settings(self, used: ConnectionSettings) -> bool:
+        """After the API refused the key in ``used``: resolve the connection afresh (a rotated
+        key). True when other settings are now in use, so the refused read may be sent again."""
+        if self._aio_settings is not used:
+            return True  # another read of this hook already switched to the new settings
+        _SETTINGS_CACHE.evict(self.seedance_conn_id)
+        fresh = await _SETTINGS_CACHE.get(self.seedance_conn_id, self._aresolve_settings)
+        if fresh == used or self._aio_settings is not used:
+            return self._aio_settings is not used
+        self.log.info(
+            "Connection %r changed since it was resolved: using it as it is now", self.seedance_conn_id
+        )
+        self._aio_settings, self._aio_session = fresh, _SHARED_SESSIONS.acquire(fresh)
+        await _SHARED_SESSIONS.release(used)
+        return True
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._aio_depth -= 1
@@ -693,6 +750,17 @@ class SeedanceHook(HttpHook):
             metrics.status_read_failed(exc, self.seedance_conn_id)
             raise
 
+    async def _asend_status_refreshing(self, task_id: str) -> Any:
+        """One status read; refused for its key, the read is sent once more if the connection
+        now holds another key (rotated while this trigger waited)."""
+        used = self._aio_settings
+        try:
+            return await self._asend_status(task_id)
+        except SeedanceAuthError:
+            if used is None or not await self._arefresh_settings(used):
+                raise
+        return await self._asend_status(task_id)
+
     async def aget_status(
         self,
         task_id: str,
@@ -714,7 +782,7 @@ class SeedanceHook(HttpHook):
             try:
                 # Fast path: almost every poll succeeds at once, and a triggerer runs thousands
                 # of them; the retry machinery is only built when a read actually fails.
-                data = await self._asend_status(task_id)
+                data = await self._asend_status_refreshing(task_id)
             except SeedanceError as first:
                 limit = attempts
                 if limit is None and outage is None:
