@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 VIEW_MOUNT = "/seedance"
 
 
-def card_url(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+def card_url(dag_id: str, run_id: str, task_id: str, map_index: int | None = -1) -> str:
     """The Seedance view filtered to one task instance's generation."""
     try:
         from airflow.sdk import conf

@@ -15,6 +15,7 @@ EXAMPLE_DAGS = [
     "seedance_social_clips",
     "seedance_catalog_backfill",
     "seedance_external_task",
+    "seedance_review_and_publish",  # run by tests/realproc/test_review_and_publish.py (a person answers)
 ]
 
 

@@ -22,6 +22,8 @@ from airflow_provider_seedance.emulator.testing import EmulatorProcess
 from tests.airflow_processes import AirflowCluster, connection_uri_json
 
 DAGS = Path(__file__).parent / "dags"
+#: Example DAGs that need the real scheduler and triggerer (a person answers through the REST API).
+EXAMPLES = [Path(__file__).parents[2] / "dags_examples" / "seedance_review_and_publish.py"]
 #: Distinctive, so the secrets scan cannot confuse it with anything else.
 REALPROC_API_KEY = "sk-realproc-L3AK-CANARY-7d41c9e2b8"
 #: Generation time of each emulator, in seconds.
@@ -31,6 +33,8 @@ EMULATOR_SECONDS = {
     "seedance_reattach": 6.0,
     "seedance_secrets": 3.0,
     "seedance_metrics": 2.0,
+    # The example DAGs' connection (the review-and-publish example runs here).
+    "seedance_default": 2.0,
 }
 
 
@@ -90,7 +94,7 @@ def realproc() -> Iterator[RealprocEnv]:
             for conn_id, emulator in emulators.items()
         }
         cluster = AirflowCluster(
-            dags=[DAGS],
+            dags=[DAGS, *EXAMPLES],
             connections=connections,
             parallelism=8,
             # Every process sends Airflow's metrics (and ours) to the test's StatsD listener.
