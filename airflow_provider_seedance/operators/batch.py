@@ -592,7 +592,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
             result = results[item.index]
             try:
                 done = self.hook.download(task, item.destination)  # type: ignore[arg-type]
-            except SeedanceError as exc:
+            except (SeedanceError, OSError) as exc:  # OSError: the destination cannot be written
                 return item.index, result.with_(
                     outcome=Outcome.PAID_NOT_DELIVERED, error_message=f"delivery failed: {exc}"
                 )
