@@ -16,7 +16,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
 )
-from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
+from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
 from airflow_provider_seedance.results import GenerationResult, Outcome
 
 if TYPE_CHECKING:
@@ -76,7 +76,24 @@ def result_on_error(
         return result.with_(outcome=Outcome.PAID_NOT_DELIVERED, error_message=message)
     if last.is_failed or isinstance(exc, SeedanceGenerationFailedError):
         return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
-    return result.with_(outcome=Outcome.UNKNOWN, error_message=message)
+    return result.with_(
+        outcome=Outcome.UNKNOWN, error_message=_may_still_be_billed(last.task_id, request, message)
+    )
+
+
+def _may_still_be_billed(task_id: str, request: Mapping[str, Any], cause: str) -> str:
+    """The money of a generation whose end is unknown: unbilled so far, billed if it succeeds."""
+    try:
+        price = estimate_credits(
+            request.get("resolution"), request.get("duration"), request.get("generate_audio")
+        )
+        cost = f" ({price} credits if it succeeds)"
+    except (SeedanceError, KeyError, TypeError, ValueError):
+        cost = ""
+    return (
+        f"Seedance generation {task_id} was submitted and may still be billed{cost}: its end could not be "
+        f"learned. Clearing the task re-attaches to it without paying again. Last error: {cause}"
+    )
 
 
 def deliver(
@@ -157,7 +174,17 @@ def recording_failures(
     except TaskDeferred:
         raise  # not an ending: the task resumes after the trigger fires
     except BaseException as exc:  # also Airflow's execution timeout and termination signals
-        push_result(context, result_on_error(exc, state.last, state.request, state.history), log)
+        result = result_on_error(exc, state.last, state.request, state.history)
+        push_result(context, result, log)
+        if result.outcome is Outcome.UNKNOWN:
+            log.error("%s", result.error_message)
+        elif result.outcome is Outcome.PAID_NOT_DELIVERED:
+            log.error(
+                "Seedance generation %s succeeded and was billed %s credits, but the task failed: %s",
+                result.task_id,
+                result.consumed_credits,
+                result.error_message,
+            )
         raise
 
 
