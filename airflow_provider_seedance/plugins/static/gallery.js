@@ -177,8 +177,11 @@
         el("tr", { class: "total" }, el("th", {}, "Total"), el("th", {}, report.total.generations),
           el("th", {}, report.total.reused), el("th", {}, report.total.credits), el("th", {}, report.total.usd_text)));
       const skipped = document.getElementById("spend-skipped");
-      skipped.textContent = report.skipped_records ? report.skipped_records + " record(s) could not be read and are not counted." : "";
-      skipped.hidden = !report.skipped_records;
+      const notes = [];
+      if (report.skipped_records) notes.push(report.skipped_records + " record(s) could not be read and are not counted.");
+      if (report.unsettled_generations) notes.push(report.unsettled_generations + " generation(s) had not ended when their task stopped: their credits are not counted here and may still be billed.");
+      skipped.textContent = notes.join(" ");
+      skipped.hidden = !notes.length;
       const link = new URL("api/spend", document.baseURI);
       Object.entries(params).forEach(([k, v]) => { if (v) link.searchParams.set(k, v); });
       document.getElementById("spend-json").href = link.toString();
