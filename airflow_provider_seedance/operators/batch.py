@@ -48,6 +48,11 @@ if TYPE_CHECKING:
 ITEM_KEYS = ("id", "output_path")
 #: XCom key holding the per-item results when the task fails on a partial failure.
 XCOM_BATCH_RESULTS = "seedance_batch_results"
+#: What giving up on running generations means for the money, and the next step.
+STILL_RUNNING = (
+    "They were submitted and may still be billed when they succeed; a retry (set `retries`) or a clear "
+    "re-attaches to them without paying again"
+)
 #: What the record learns of a generation (one status read), or why it could not learn it.
 Known = SeedanceTask | SeedanceError
 
@@ -294,8 +299,7 @@ class SeedanceBatchGenerateOperator(BaseOperator):
                 pending = event.get("pending") or []
                 raise SeedanceError(
                     f"{len(pending)} generations were still running at the deadline "
-                    f"({', '.join(pending[:10])}{'…' if len(pending) > 10 else ''}); "
-                    "a retry re-attaches to them"
+                    f"({', '.join(pending[:10])}{'…' if len(pending) > 10 else ''}). {STILL_RUNNING}"
                 )
             return self._drive(context, run)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -489,7 +493,9 @@ class SeedanceBatchGenerateOperator(BaseOperator):
                     timeout=None,
                 )
             if run.end_time is not None and time.time() >= run.end_time:
-                raise SeedanceError(f"{len(pending)} generations were still running at the deadline")
+                raise SeedanceError(
+                    f"{len(pending)} generations were still running at the deadline. {STILL_RUNNING}"
+                )
             time.sleep(
                 self.poll_interval
                 if run.end_time is None

@@ -309,3 +309,13 @@ def test_a_blocking_batch_gives_up_at_its_deadline_without_paying_again() -> Non
     with pytest.raises(SeedanceError, match="still running at the deadline"):
         batch(hook, ITEMS[:1], timeout=0).execute(context(Store()))
     assert len(hook.posts) == 1
+
+
+def test_the_deadline_error_says_the_generations_may_still_be_billed_and_how_to_reattach() -> None:
+    """Red-team of issue 18: giving up at the deadline leaves paid-for-if-they-succeed
+    generations behind; the error says so and names the next step, not only the count."""
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    with pytest.raises(SeedanceError) as info:
+        batch(hook, ITEMS[:1], timeout=0).execute(context(Store()))
+    text = str(info.value)
+    assert "may still be billed" in text and "re-attaches to them without paying again" in text, text
