@@ -176,7 +176,11 @@ def recording_failures(
     except BaseException as exc:  # also Airflow's execution timeout and termination signals
         result = result_on_error(exc, state.last, state.request, state.history)
         push_result(context, result, log)
-        if result.outcome is Outcome.UNKNOWN:
+        if result.outcome is Outcome.NOT_SENT:
+            log.info(
+                "Nothing was sent to Seedance and nothing was spent; fix the cause and run the task again."
+            )
+        elif result.outcome is Outcome.UNKNOWN:
             log.error("%s", result.error_message)
         elif result.outcome is Outcome.PAID_NOT_DELIVERED:
             log.error(

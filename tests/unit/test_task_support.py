@@ -99,3 +99,28 @@ def test_a_failure_with_money_in_play_is_logged_with_what_happened_to_the_money(
     with pytest.raises(SeedanceError), recording_failures({"ti": TI()}, Log(), State()):  # type: ignore[arg-type]
         raise SeedanceError("status unreadable")
     assert any("seed-1" in line and "may still be billed" in line for line in lines), lines
+
+
+def test_a_failure_before_sending_is_logged_as_nothing_sent_nothing_spent() -> None:
+    """Red-team of issue 18: a bad field value's error names the field and what is allowed,
+    but not the money; the task log says it beside the error: nothing sent, nothing spent."""
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str, *args: object) -> None:
+            lines.append(message % args)
+
+        error = warning = info
+
+    class TI:
+        def xcom_push(self, key: str, value: object) -> None:
+            pass
+
+    class State:
+        last = None
+        request = {"prompt": "p"}
+        history = ()
+
+    with pytest.raises(SeedanceValidationError), recording_failures({"ti": TI()}, Log(), State()):  # type: ignore[arg-type]
+        raise SeedanceValidationError("aspect_ratio", "5:4", "one of 1:1, 16:9")
+    assert any("nothing was sent to seedance and nothing was spent" in line.lower() for line in lines), lines
