@@ -19,7 +19,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceSubmissionUncertainError,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
+from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
 from airflow_provider_seedance.results import GenerationResult, Outcome
 
 if TYPE_CHECKING:
@@ -137,7 +137,24 @@ def result_on_error(
         return result.with_(outcome=Outcome.PAID_NOT_DELIVERED, error_message=message)
     if last.is_failed or isinstance(exc, SeedanceGenerationFailedError):
         return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
-    return result.with_(outcome=Outcome.UNKNOWN, error_message=message)
+    return result.with_(
+        outcome=Outcome.UNKNOWN, error_message=_may_still_be_billed(last.task_id, request, message)
+    )
+
+
+def _may_still_be_billed(task_id: str, request: Mapping[str, Any], cause: str) -> str:
+    """The money of a generation whose end is unknown: unbilled so far, billed if it succeeds."""
+    try:
+        price = estimate_credits(
+            request.get("resolution"), request.get("duration"), request.get("generate_audio")
+        )
+        cost = f" ({price} credits if it succeeds)"
+    except (SeedanceError, KeyError, TypeError, ValueError):
+        cost = ""
+    return (
+        f"Seedance generation {task_id} was submitted and may still be billed{cost}: its end could not be "
+        f"learned. Clearing the task re-attaches to it without paying again. Last error: {cause}"
+    )
 
 
 def deliver(
@@ -226,7 +243,21 @@ def recording_failures(context: Context, log: Any, state: Any) -> contextlib.Abs
     """
 
     def record(exc: BaseException) -> None:
-        push_result(context, result_on_error(exc, state.last, state.request, state.history), log)
+        result = result_on_error(exc, state.last, state.request, state.history)
+        push_result(context, result, log)
+        if result.outcome is Outcome.NOT_SENT:
+            log.info(
+                "Nothing was sent to Seedance and nothing was spent; fix the cause and run the task again."
+            )
+        elif result.outcome is Outcome.UNKNOWN:
+            log.error("%s", result.error_message)
+        elif result.outcome is Outcome.PAID_NOT_DELIVERED:
+            log.error(
+                "Seedance generation %s succeeded and was billed %s credits, but the task failed: %s",
+                result.task_id,
+                result.consumed_credits,
+                result.error_message,
+            )
 
     return on_failed_try(record)
 

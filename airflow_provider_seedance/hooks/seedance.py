@@ -42,6 +42,7 @@ from airflow_provider_seedance import __version__, metrics
 from airflow_provider_seedance.exceptions import (
     CreationState,
     SeedanceAuthError,
+    SeedanceBadRequestError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
     SeedanceDownloadError,
@@ -669,6 +670,13 @@ class SeedanceHook(HttpHook):
             return False, f"{self.settings.base_url} rejected the API key (the password field): {exc}"
         except SeedanceConnectionError as exc:
             return False, f"Cannot reach {self.settings.base_url} (check the base URL and proxy): {exc}"
+        except SeedanceBadRequestError as exc:
+            if exc.status_code == 404:  # no such endpoint: not the API's root
+                return False, (
+                    f"{self.settings.base_url} has no Seedance API there (check the base URL: the service's "
+                    f"root, e.g. {DEFAULT_BASE_URL}): {exc}"
+                )
+            return False, str(exc)
         except SeedanceError as exc:
             return False, str(exc)
         return True, f"Connected to {self.settings.base_url}."

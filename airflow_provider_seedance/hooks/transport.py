@@ -196,7 +196,8 @@ def generate_answer(
         )
     if answer.data is None:
         if 400 <= answer.status < 500:
-            raise _error_of(answer, endpoint, retry_after, REFUSED_SPENT_NOTHING, CreationState.REFUSED)
+            note = REFUSED_SPENT_NOTHING + _refusal_next_step(answer.status, answer.error_code)
+            raise _error_of(answer, endpoint, retry_after, note, CreationState.REFUSED)
         shown = f"HTTP {http_status}"
         if answer.status != http_status:
             shown += f", code {answer.status}"
@@ -209,6 +210,20 @@ def generate_answer(
     if not isinstance(task_id, str) or not task_id.strip():
         raise SeedanceSubmissionUncertainError("the answer carried no task_id", status_code=http_status)
     return task_id.strip()
+
+
+def _refusal_next_step(status: int, error_code: str) -> str:
+    """What a user does about a refused generate request (the status decides, as in :func:`api_error`)."""
+    error_class = _class_for_4xx(status, error_code)
+    if error_class is SeedanceAuthError:
+        return "; check the API key in the connection's password field."
+    if error_class is SeedanceInsufficientCreditsError:
+        return "; top up the account's credits (or ask for a shorter or smaller video), then clear the task."
+    if error_class is SeedanceRateLimitError:
+        return "; it may be sent again once the rate limit allows (the task's `retries` do that)."
+    if status == 404 and error_code == "NOT_FOUND":
+        return "; check the connection's base URL: it should be the service's root, e.g. https://seedanceapi.org."
+    return "; fix what the service names and run the task again."
 
 
 def error_from_answer(
@@ -361,12 +376,39 @@ def requests_failure(
             reason = reason.reason
         if isinstance(reason, NameResolutionError):
             return no_answer(endpoint, base_url, "the host name did not resolve", CreationState.NOT_SENT)
+        if isinstance(reason, NewConnectionError):  # a ConnectTimeoutError subclass: test it first
+            return no_answer(endpoint, base_url, "connection refused", CreationState.NOT_SENT)
         if isinstance(reason, ConnectTimeoutError):
             return no_answer(endpoint, base_url, "timed out connecting", CreationState.NOT_SENT)
-        if isinstance(reason, NewConnectionError):
-            return no_answer(endpoint, base_url, "connection refused", CreationState.NOT_SENT)
+        handshake = _tls_handshake_failure(reason)
+        if handshake:
+            return no_answer(endpoint, base_url, handshake, CreationState.NOT_SENT)
         return no_answer(endpoint, base_url, _DROPPED, CreationState.MAY_EXIST)
     return no_answer(endpoint, base_url, f"{type(exc).__name__} before an answer", CreationState.MAY_EXIST)
+
+
+#: TLS failures that only the handshake raises (the request is written after it succeeds).
+_HANDSHAKE_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"}
+)
+
+
+def _tls_handshake_failure(reason: Any) -> str | None:
+    """Why the TLS handshake failed, when ``reason`` (urllib3's wrapped cause) proves it did.
+
+    Certificate checks and a non-TLS answer to the client hello happen before a byte of the
+    request is written; any other TLS error (one while reading the answer) proves nothing.
+    """
+    import ssl
+
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+
+    cause = reason.args[0] if isinstance(reason, Urllib3SSLError) and reason.args else reason
+    if isinstance(cause, ssl.SSLCertVerificationError) or type(cause).__name__ == "CertificateError":
+        return "the TLS handshake failed: the server's certificate was not accepted"
+    if isinstance(cause, ssl.SSLError) and getattr(cause, "reason", None) in _HANDSHAKE_REASONS:
+        return "the TLS handshake failed: the server does not speak TLS there; is the base URL http://?"
+    return None
 
 
 def aiohttp_failure(endpoint: str, base_url: str, exc: BaseException) -> SeedanceError:

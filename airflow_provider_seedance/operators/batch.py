@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 ITEM_KEYS = ("id", "output_path")
 #: XCom key holding the per-item results when the task fails on a partial failure.
 XCOM_BATCH_RESULTS = "seedance_batch_results"
+#: What giving up on running generations means for the money, and the next step.
+STILL_RUNNING = (
+    "They were submitted and may still be billed when they succeed; a retry (set `retries`) or a clear "
+    "re-attaches to them without paying again"
+)
 #: What the record learns of a generation (one status read), or why it could not learn it.
 Known = SeedanceTask | SeedanceError
 
@@ -297,8 +302,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 pending = event.get("pending") or []
                 raise SeedanceError(
                     f"{len(pending)} generations were still running at the deadline "
-                    f"({', '.join(pending[:10])}{'…' if len(pending) > 10 else ''}); "
-                    "a retry re-attaches to them"
+                    f"({', '.join(pending[:10])}{'…' if len(pending) > 10 else ''}). {STILL_RUNNING}"
                 )
             return self._drive(context, run)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -486,7 +490,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     timeout=None,
                 )
             if run.end_time is not None and time.time() >= run.end_time:
-                raise SeedanceError(f"{len(pending)} generations were still running at the deadline")
+                raise SeedanceError(
+                    f"{len(pending)} generations were still running at the deadline. {STILL_RUNNING}"
+                )
             time.sleep(
                 self.poll_interval
                 if run.end_time is None
@@ -590,7 +596,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             result = results[item.index]
             try:
                 done = self.hook.download(task, item.destination)  # type: ignore[arg-type]
-            except SeedanceError as exc:
+            except (SeedanceError, OSError) as exc:  # OSError: the destination cannot be written
                 return item.index, result.with_(
                     outcome=Outcome.PAID_NOT_DELIVERED, error_message=f"delivery failed: {exc}"
                 )

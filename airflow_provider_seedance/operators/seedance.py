@@ -211,6 +211,9 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
     ) -> dict[str, Any]:
         """Resume after the trigger fired (templates are rendered again, so the request is rebuilt)."""
         progress = _Progress()
+        if isinstance(seedance_task_id, str) and seedance_task_id.strip():
+            # Submitted before the deferral: a failure from here on is never "nothing was sent".
+            progress.last = SeedanceTask(seedance_task_id.strip(), "UNKNOWN")
         with recording_failures(context, self.log, progress):
             progress.use(self.build_request(), SubmissionRecord.for_context(context))
             assert progress.record is not None

@@ -106,3 +106,21 @@ def test_requests_from_an_upstream_xcom(dag_env) -> None:
     run = run_dag(TEST_DAGS, "batch_from_xcom")
     [outcome] = run.results("batch")
     assert [r["request"]["prompt"] for r in outcome["results"]] == ["item 0", "item 1", "item 2"]
+
+
+def test_an_item_whose_destination_cannot_be_written_is_paid_not_delivered(dag_env, tmp_path, capfd) -> None:
+    """Red-team of issue 18: a local write error (not a SeedanceError) during one item's
+    delivery must not crash the batch with a bare OSError, leave the other items undelivered
+    or record the charged item as "succeeded": it is *paid, not delivered*, with the reason."""
+    run = run_dag(TEST_DAGS, "batch_unwritable_item", run_conf={"out": str(tmp_path)})
+    assert run.tasks[("batch", -1)][0] == "failed"
+    ok, unwritable = run.xcoms[("batch", -1, "seedance_batch_results")]["results"]
+    assert ok["outcome"] == "succeeded" and (tmp_path / "ok.mp4").stat().st_size == ok["bytes"]
+    assert unwritable["outcome"] == "paid_not_delivered", unwritable
+    assert unwritable["consumed_credits"] == 8 and unwritable["task_id"]
+    assert (
+        "delivery failed" in unwritable["error_message"]
+        and "/proc/seedance-not-writable" in (unwritable["error_message"])
+    )
+    assert "1 of 2 generations did not succeed" in capfd.readouterr().out
+    assert dag_env.ledger()["generate_requests"] == 2

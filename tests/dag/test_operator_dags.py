@@ -136,3 +136,23 @@ def test_sensor_on_failed_generation(dag_env, mode: str, soft: bool, state: str)
 def test_sensor_timeout(slow_dag_env, mode: str, soft: bool, state: str) -> None:
     run = run_dag(TEST_DAGS, f"sensor_timeout_{mode}{'_soft' if soft else ''}")
     assert run.tasks[("wait", -1)][0] == state
+
+
+def test_spend_counts_a_generation_whose_end_is_unknown_as_unsettled(slow_dag_env) -> None:
+    """Red-team of issue 18: the task gave up while the generation was still running. Spend
+    cannot know its credits yet (0 billed so far), but must not read as settled: the report
+    says how many generations may still be billed, so it does not silently differ from the
+    invoice."""
+    from airflow.utils.session import create_session
+
+    from airflow_provider_seedance.plugins import queries
+
+    run = run_dag(TEST_DAGS, "op_timeout_deferrable")
+    assert run.xcoms[("generate", -1, "seedance_result")]["outcome"] == "unknown"
+    one = queries.GenerationFilter(
+        dag_ids=frozenset({"op_timeout_deferrable"}), run_id=run.run_id, task_id="generate", map_index=-1
+    )
+    with create_session() as session:
+        report = queries.spend(session, one)
+    assert report["total"]["generations"] == 1 and report["total"]["credits"] == 0
+    assert report["unsettled_generations"] == 1, report

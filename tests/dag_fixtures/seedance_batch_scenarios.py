@@ -92,3 +92,17 @@ with batch_dag("batch_from_xcom"):
     SeedanceBatchGenerateOperator(
         task_id="batch", requests=catalog(), deferrable=True, poll_interval=0.3, hook_params=FAST
     )
+
+with batch_dag("batch_unwritable_item"):
+    # Red-team of issue 18: one item's destination cannot be created (a local OSError).
+    SeedanceBatchGenerateOperator(
+        task_id="batch",
+        requests=[
+            {**SIX[0], "output_path": "{{ params.out }}/ok.mp4"},
+            {**SIX[1], "output_path": "/proc/seedance-not-writable/x.mp4"},
+        ],
+        deferrable=True,
+        poll_interval=0.3,
+        hook_params=FAST,
+        retries=0,
+    )

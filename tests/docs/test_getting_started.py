@@ -73,3 +73,19 @@ def test_getting_started_dag_with_cli_connection_delivers_and_charges_once(emula
     ledger = emulator.ledger()
     assert ledger["generate_requests"] == 1, ledger
     assert ledger["accounts"][API_KEY]["charged"] == 8, ledger  # 480p, 4 s, no audio
+
+    # "Run it again for the same date: the video is already at output_path, so nothing is
+    # submitted and 0 credits are spent." The page's last command, again, literally.
+    again = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", commands.splitlines()[-1]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
+    ledger = emulator.ledger()
+    assert ledger["generate_requests"] == 1 and ledger["accounts"][API_KEY]["charged"] == 8, ledger
+    second = again.stdout + again.stderr
+    assert "nothing submitted, 0 credits" in second, second[-3000:]

@@ -84,3 +84,12 @@ def test_hook_connection_test_reports_a_server_error_without_retrying(emulator) 
     ok, message = SeedanceHook().test_connection()
     assert not ok and "500" in message and "INTERNAL_ERROR" in message
     assert emulator.ledger()["status_requests"] == 1  # a person is waiting: one probe, no backoff
+
+
+def test_hook_connection_test_with_a_base_url_that_is_not_the_api_root_says_so(monkeypatch, emulator) -> None:
+    """Red-team of issue 18: a base URL with a stray path answers 404 "no such endpoint" (not
+    TASK_NOT_FOUND); the test must name the base URL as what to fix, not just relay the 404."""
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_PATH", connection_json(emulator.base_url + "/nope"))
+    ok, message = SeedanceHook("seedance_path").test_connection()
+    assert not ok
+    assert "check the base URL" in message and "https://seedanceapi.org" in message, message

@@ -15,6 +15,7 @@ import pytest
 from airflow_provider_seedance.exceptions import (
     CreationState,
     SeedanceAuthError,
+    SeedanceBadRequestError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
     SeedanceInsufficientCreditsError,
@@ -529,3 +530,54 @@ def test_a_200_mib_status_body_is_not_read_whole_sync_or_async(emulator, monkeyp
                 read()
             # The client hung up after about MAX_BODY_BYTES; the rest was never sent.
             assert gateway.endless_written < 64 * 1024 * 1024
+
+
+def test_refused_connection_is_named_refused_not_a_timeout(monkeypatch) -> None:
+    """Red-team of issue 18 item 4: urllib3's NewConnectionError is a ConnectTimeoutError
+    subclass; a closed port must not read as "timed out connecting" (a firewall hint)."""
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_DEAD", connection_json("http://127.0.0.1:9"))
+    hook = SeedanceHook("seedance_dead", retry_min_wait=0.0, retry_max_wait=0.0)
+    with pytest.raises(SeedanceConnectionError) as info:
+        hook.submit("p")
+    assert "(connection refused)" in str(info.value), str(info.value)
+
+
+def test_https_to_a_plain_http_service_says_nothing_was_sent(emulator, monkeypatch) -> None:
+    """Red-team of issue 18: a newcomer who writes https:// for the (plain HTTP) service fails
+    in the TLS handshake, before the request leaves: nothing sent, nothing spent, and a
+    retry may send it. It must not read as "may be billed"."""
+    base = emulator.base_url.replace("http://", "https://")
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_TLS", connection_json(base))
+    hook = SeedanceHook("seedance_tls", retry_min_wait=0.0, retry_max_wait=0.0)
+    with pytest.raises(SeedanceConnectionError) as info:
+        hook.submit("p")
+    text = str(info.value)
+    assert never_created(info.value) and info.value.creation is CreationState.NOT_SENT, text
+    assert "nothing was sent and nothing was spent" in text and "check the connection's base URL" in text
+    assert emulator.ledger()["accounts"][API_KEY]["tasks"] == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "suffix", "error", "next_step"),
+    [
+        ("sk-wrong-S3CRET", "", SeedanceAuthError, "check the API key in the connection's password field"),
+        (OTHER_KEY, "", SeedanceInsufficientCreditsError, "top up the account's credits"),
+        (API_KEY, "/not-the-api-root", SeedanceBadRequestError, "check the connection's base URL"),
+    ],
+    ids=["401", "402", "404-base-url"],
+)
+def test_a_refused_generate_request_says_what_to_do_next(
+    emulator, monkeypatch, key: str, suffix: str, error: type, next_step: str
+) -> None:
+    """Red-team of issue 18: a refusal says nothing was spent *and* the next step, no key."""
+    conn = connection_json(emulator.base_url + suffix, api_key=key)
+    monkeypatch.setenv("AIRFLOW_CONN_SEEDANCE_REFUSED", conn)
+    duration = "12" if key == OTHER_KEY else "4"
+    with pytest.raises(error) as info:
+        for _ in range(20):  # OTHER_KEY holds 1,000 credits: 12 videos of 84, then 402
+            hook = SeedanceHook("seedance_refused")
+            hook.submit("p", resolution="720p", duration=duration, generate_audio=True)
+    text = str(info.value)
+    assert "nothing was created and nothing was spent" in text, text
+    assert next_step in text, text
+    assert key not in text and "S3CRET" not in text

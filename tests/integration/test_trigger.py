@@ -357,6 +357,36 @@ with DAG("seedance_cli_deferrable", schedule=None, catchup=False):
         poll_interval=0.5,
         output_path=os.environ["SEEDANCE_TEST_OUTPUT"],
     )
+
+from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
+
+# Another conn_id, and every waiting task type, deferred (red-team of issue 18).
+with DAG("seedance_cli_other_conn", schedule=None, catchup=False):
+    single = SeedanceGenerateOperator(
+        task_id="generate",
+        seedance_conn_id="my_seedance",
+        prompt="A lighthouse at dawn",
+        resolution="480p",
+        duration=4,
+        deferrable=True,
+        poll_interval=0.5,
+    )
+    single >> SeedanceStatusSensor(
+        task_id="watch",
+        seedance_conn_id="my_seedance",
+        seedance_task_id="{{ ti.xcom_pull(task_ids='generate')['task_id'] }}",
+        deferrable=True,
+        poll_interval=0.5,
+    )
+    SeedanceBatchGenerateOperator(
+        task_id="batch",
+        seedance_conn_id="my_seedance",
+        requests=[{"id": "a", "prompt": "A lighthouse at noon", "resolution": "480p", "duration": 4}],
+        output_path_template=os.environ["SEEDANCE_TEST_OUTPUT"] + ".{id}.mp4",
+        deferrable=True,
+        poll_interval=0.5,
+    )
 """
 
 
@@ -414,3 +444,35 @@ def test_airflow_dags_test_cli_delivers_with_the_connection_wherever_it_lives(
     assert (tmp_path / "video.mp4").stat().st_size > 0
     assert emulator.ledger()["generate_requests"] == 1
     assert API_KEY not in output
+
+
+@pytest.mark.parametrize("form", ["conn_uri", "conn_json_with_extra"])
+def test_airflow_dags_test_finds_a_cli_connection_in_any_form_for_every_deferred_task_type(
+    emulator, cli_home, tmp_path, form: str
+) -> None:
+    """Red-team of issue 18: `airflow connections add` with --conn-uri (the base URL's scheme
+    in the path, an extra as a query parameter) or --conn-json (with extras), under a conn_id
+    other than seedance_default; the deferred single operator, sensor and batch operator of
+    `airflow dags test` all find it: each POST charged once and nothing fails after paying."""
+    import subprocess
+
+    airflow, base_env, _ = cli_home
+    env = dict(base_env, SEEDANCE_TEST_OUTPUT=str(tmp_path / "video.mp4"))
+    subprocess.run([airflow, "connections", "delete", "my_seedance"], env=env, capture_output=True)
+    if form == "conn_uri":
+        host = emulator.base_url.split("://", 1)[1]
+        spec = ["--conn-uri", f"seedance://:{API_KEY}@{host}/http?timeout=30"]
+    else:
+        spec = ["--conn-json", connection_json(emulator.base_url, timeout=30)]
+    subprocess.run(
+        [airflow, "connections", "add", "my_seedance", *spec], env=env, check=True, capture_output=True
+    )
+    done = subprocess.run(
+        [airflow, "dags", "test", "seedance_cli_other_conn"], env=env, capture_output=True, text=True
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "isn't defined" not in output and API_KEY not in output
+    assert (tmp_path / "video.mp4.a.mp4").stat().st_size > 0
+    ledger = emulator.ledger()
+    assert ledger["generate_requests"] == 2 and ledger["accounts"][API_KEY]["charged"] == 16, ledger

@@ -15,7 +15,7 @@
     not_sent: { label: "Nothing was sent — nothing spent", cls: "bad" },
     paid_not_delivered: { label: "Paid, not delivered", cls: "bad" },
     uncertain: { label: "Submission uncertain — a generation may exist", cls: "bad" },
-    unknown: { label: "Ended without a known result", cls: "bad" },
+    unknown: { label: "Ended without a known result — may still be billed if it succeeds", cls: "bad" },
   };
 
   function authHeaders() {
@@ -113,7 +113,10 @@
         "Service URL (expires)"));
     }
     const outcome = OUTCOMES[item.outcome] || { label: item.unreadable ? "Record could not be read" : item.status, cls: "busy" };
-    const cost = item.outcome === "reused" ? "0 credits (reused)" : item.consumed_credits + " credits · " + (item.consumed_usd_text || "$0");
+    // Unbilled *so far*: a generation still running (or whose end is unknown) is billed if it succeeds.
+    const pending = ["in_progress", "unknown", "uncertain"].includes(item.outcome) && !item.consumed_credits;
+    const cost = item.outcome === "reused" ? "0 credits (reused)"
+      : item.consumed_credits + " credits · " + (item.consumed_usd_text || "$0") + (pending ? " so far" : "");
     return el("article", { class: "card " + outcome.cls, "data-status": item.status, "data-outcome": item.outcome || "none" },
       video(item),
       el("div", { class: "body" },
@@ -174,8 +177,11 @@
         el("tr", { class: "total" }, el("th", {}, "Total"), el("th", {}, report.total.generations),
           el("th", {}, report.total.reused), el("th", {}, report.total.credits), el("th", {}, report.total.usd_text)));
       const skipped = document.getElementById("spend-skipped");
-      skipped.textContent = report.skipped_records ? report.skipped_records + " record(s) could not be read and are not counted." : "";
-      skipped.hidden = !report.skipped_records;
+      const notes = [];
+      if (report.skipped_records) notes.push(report.skipped_records + " record(s) could not be read and are not counted.");
+      if (report.unsettled_generations) notes.push(report.unsettled_generations + " generation(s) had not ended when their task stopped: their credits are not counted here and may still be billed.");
+      skipped.textContent = notes.join(" ");
+      skipped.hidden = !notes.length;
       const link = new URL("api/spend", document.baseURI);
       Object.entries(params).forEach(([k, v]) => { if (v) link.searchParams.set(k, v); });
       document.getElementById("spend-json").href = link.toString();

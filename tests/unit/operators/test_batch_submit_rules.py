@@ -326,3 +326,13 @@ def test_a_record_written_under_the_positional_key_of_0_1_is_adopted_not_paid_ag
     assert outcome["totals"]["succeeded"] == 1
     [(key, entry)] = store.entries().items()
     assert key != legacy_key and entry["fingerprint"] == key and entry["seedance_task_id"] == "gen-1"
+
+
+def test_the_deadline_error_says_the_generations_may_still_be_billed_and_how_to_reattach() -> None:
+    """Red-team of issue 18: giving up at the deadline leaves paid-for-if-they-succeed
+    generations behind; the error says so and names the next step, not only the count."""
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    with pytest.raises(SeedanceError) as info:
+        batch(hook, ITEMS[:1], timeout=0).execute(context(Store()))
+    text = str(info.value)
+    assert "may still be billed" in text and "re-attaches to them without paying again" in text, text

@@ -133,3 +133,17 @@ def test_a_batch_success_gives_each_asset_event_its_videos() -> None:
         "gen-1",
         "gen-2",
     ]
+
+
+def test_a_resume_with_an_unusable_event_names_the_submitted_generation_not_nothing_sent() -> None:
+    """Red-team of issue 18: the task submitted (and deferred) before; on resume the trigger's
+    event cannot be used (here: for another generation). That failure is after the POST: it
+    must not be recorded, shown or logged as "nothing was sent"."""
+    store = Store()
+    single(FakeHook(), wait_for_completion=False, **CHEAP).execute(context(store))
+    ctx = context(store)
+    odd = {"status": "success", "task": {"task_id": "gen-other", "status": "SUCCESS"}}
+    with pytest.raises(Exception, match="expected gen-1"):
+        single(FakeHook(), **CHEAP).execute_complete(ctx, event=odd, seedance_task_id="gen-1")
+    result = ctx["ti"].xcoms["seedance_result"]
+    assert result["outcome"] == "unknown" and result["task_id"] == "gen-1", result
