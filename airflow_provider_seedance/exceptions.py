@@ -54,6 +54,11 @@ class SeedanceError(AirflowException):
     error_code: str | None = None
     retry_after: float | None = None
 
+    def __init__(self, message: str = "", /, **facts: Any) -> None:
+        """``facts`` become attributes: the typed details a caller reads (task id, credits...)."""
+        self.__dict__.update(facts)
+        super().__init__(message)
+
 
 class SeedanceValidationError(AirflowFailException, SeedanceError, ValueError):
     """A request field is invalid; raised before any HTTP call. Never retried."""
@@ -221,12 +226,13 @@ class SeedanceTimeoutError(SeedanceError):
 class SeedanceGenerationFailedError(AirflowFailException, SeedanceError):
     """The generation ended FAILED. Failed generations are not billed."""
 
+    task_id: str
+    error_message: str | None
+
     def __init__(self, task_id: str, error_message: str | None) -> None:
-        self.task_id = task_id
-        self.error_message = error_message
+        text = f"Seedance task {task_id} FAILED: {error_message or 'no error message given'}"
         super().__init__(
-            f"Seedance task {task_id} FAILED: {error_message or 'no error message given'} "
-            f"(failed generations are not billed)"
+            f"{text} (failed generations are not billed)", task_id=task_id, error_message=error_message
         )
 
 
@@ -243,12 +249,15 @@ class SeedanceBudgetExceededError(AirflowFailException, SeedanceError):
 
     creation = CreationState.NOT_SENT
 
+    estimated_credits: int
+    max_credits: int
+
     def __init__(self, estimated_credits: int, max_credits: int, what: str = "this generation") -> None:
-        self.estimated_credits = estimated_credits
-        self.max_credits = max_credits
         super().__init__(
             f"Estimated cost of {what} is {estimated_credits} credits ({format_usd(estimated_credits)}), "
-            f"above max_credits={max_credits} ({format_usd(max_credits)}). Nothing was submitted."
+            f"above max_credits={max_credits} ({format_usd(max_credits)}). Nothing was submitted.",
+            estimated_credits=estimated_credits,
+            max_credits=max_credits,
         )
 
 

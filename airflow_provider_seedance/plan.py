@@ -475,30 +475,6 @@ def _items(op: Any, date: str) -> list[PlannedItem]:
 
 
 # ---------------------------------------------------------------------------- command
-def _date(text: str) -> dt.datetime:
-    try:
-        value = pendulum.parse(text)
-    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:  # type: ignore[attr-defined]
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} ({exc})") from None
-    if not isinstance(value, dt.datetime):
-        value = pendulum.datetime(value.year, value.month, value.day, tz="UTC")  # type: ignore[union-attr]
-    return value
-
-
-def _dates(text: str) -> list[dt.datetime]:
-    return [_date(part.strip()) for part in text.split(",") if part.strip()]
-
-
-def _conf(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--conf is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"--conf must be a JSON object, not {type(value).__name__}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="seedance-plan",
@@ -524,6 +500,30 @@ def parser() -> argparse.ArgumentParser:
         help="exit 3 when the plan would spend more credits than this (or is incomplete), for CI",
     )
     return cli
+
+
+def _date(text: str) -> dt.datetime:
+    try:
+        value = pendulum.parse(text)
+    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:  # type: ignore[attr-defined]
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} ({exc})") from None
+    if not isinstance(value, dt.datetime):
+        value = pendulum.datetime(value.year, value.month, value.day, tz="UTC")  # type: ignore[union-attr]
+    return value
+
+
+def _dates(text: str) -> list[dt.datetime]:
+    return [_date(part.strip()) for part in text.split(",") if part.strip()]
+
+
+def _conf(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--conf is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"--conf must be a JSON object, not {type(value).__name__}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
