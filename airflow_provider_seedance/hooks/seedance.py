@@ -319,8 +319,18 @@ class _SettingsCache:
         # Shielded: one trigger cancelled while it waits does not cancel the others' lookup.
         return await asyncio.shield(entry[1])
 
-    def evict(self, conn_id: str) -> None:
-        self._by_loop.get(asyncio.get_running_loop(), {}).pop(conn_id, None)
+    def evict(self, conn_id: str, used: ConnectionSettings) -> None:
+        """Forget ``conn_id`` if the cache still holds the settings ``used`` (refused by the API).
+
+        A lookup already under way, or settings that already differ from ``used``, are kept: the
+        refused reads of many triggers at once then share one fresh lookup.
+        """
+        entries = self._by_loop.get(asyncio.get_running_loop(), {})
+        entry = entries.get(conn_id)
+        if entry is None or not entry[1].done() or entry[1].cancelled():
+            return
+        if entry[1].exception() is not None or entry[1].result() == used:
+            entries.pop(conn_id, None)
 
 
 _SETTINGS_CACHE = _SettingsCache()
@@ -718,7 +728,7 @@ class SeedanceHook(HttpHook):
         key). True when other settings are now in use, so the refused read may be sent again."""
         if self._aio_settings is not used:
             return True  # another read of this hook already switched to the new settings
-        _SETTINGS_CACHE.evict(self.seedance_conn_id)
+        _SETTINGS_CACHE.evict(self.seedance_conn_id, used)
         fresh = await _SETTINGS_CACHE.get(self.seedance_conn_id, self._aresolve_settings)
         if fresh == used or self._aio_settings is not used:
             return self._aio_settings is not used
