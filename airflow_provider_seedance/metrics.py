@@ -9,14 +9,16 @@ split per value on plain StatsD carries the value in the name too.
 name                                          type     when
 ============================================  =======  ===========================================
 ``seedance.generations.submitted``            counter  a generate POST returned a task id
-``seedance.generations.succeeded``            counter  a generation ended SUCCESS (and was used)
-``seedance.generations.failed``               counter  a generation ended FAILED (not billed)
+``seedance.generations.succeeded``            counter  a generation ended SUCCESS (billed), counted
+                                                       once whatever the retries and clears
+``seedance.generations.failed``               counter  a task ended with a FAILED generation
+                                                       (not billed)
 ``seedance.generations.resubmitted``          counter  a FAILED generation was submitted anew
 ``seedance.generations.reattached``           counter  a try found its generation from an earlier
                                                        try and waited for it instead of paying
 ``seedance.generations.reused``               counter  a video already at the destination: nothing
                                                        generated
-``seedance.credits.consumed``                 counter  credits of each succeeded generation
+``seedance.credits.consumed``                 counter  credits of each succeeded generation, once
 ``seedance.status_read_errors.<kind>``        counter  a status read failed; ``kind``: ``connection``
                                                        (no answer: refused, reset, timed out),
                                                        ``server`` (5xx), ``rate_limited`` (429),
@@ -50,6 +52,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceServerError,
     SeedanceTaskNotFoundError,
 )
+from airflow_provider_seedance.models import TaskStatus
 
 if TYPE_CHECKING:
     from airflow_provider_seedance.results import GenerationResult
@@ -125,18 +128,28 @@ def status_read_failed(exc: SeedanceError, conn_id: str) -> None:
 
 
 def count_results(context: Any, results: list[GenerationResult]) -> None:
-    """The generations.* and credits metrics of a task's final results (one per generation)."""
+    """The metrics of a task's final results: FAILED generations, reused videos, resubmissions.
+
+    Counted per task ending (a cleared task that ends again counts again); succeeded
+    generations and their credits are counted once per generation by :func:`count_finished`.
+    """
     from airflow_provider_seedance.results import Outcome
 
     outcomes = Counter(result.outcome for result in results)
     tags = _task_tags(context)
-    incr("generations.succeeded", outcomes[Outcome.SUCCEEDED], **tags)
     incr("generations.failed", outcomes[Outcome.GENERATION_FAILED], **tags)
     incr("generations.reused", outcomes[Outcome.REUSED], **tags)
     # Every id beyond the first in a result's history is a resubmission after FAILED.
     incr("generations.resubmitted", sum(max(0, len(r.seedance_task_ids) - 1) for r in results), **tags)
-    consumed = sum(r.consumed_credits or 0 for r in results if r.outcome is Outcome.SUCCEEDED)
-    incr("credits.consumed", consumed, **tags)
+
+
+def count_finished(outcomes: list[dict[str, Any]], dag_id: str, task_id: str) -> None:
+    """Generations whose end the re-attach record stores for the first time: succeeded ones and
+    their credits (what the API bills), once per generation whatever the retries and clears."""
+    succeeded = [o for o in outcomes if o.get("status") == TaskStatus.SUCCESS]
+    tags = {"dag_id": str(dag_id), "task_id": str(task_id)}
+    incr("generations.succeeded", len(succeeded), **tags)
+    incr("credits.consumed", sum(int(o.get("consumed_credits") or 0) for o in succeeded), **tags)
 
 
 def _task_tags(context: Any) -> dict[str, str]:

@@ -26,6 +26,7 @@ import datetime as dt
 import inspect
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import pendulum
 
-from airflow_provider_seedance.exceptions import SeedanceValidationError
+from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.money import format_usd
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
@@ -48,6 +49,10 @@ SEEDANCE_OPERATORS = (SeedanceGenerateOperator, SeedanceBatchGenerateOperator)
 
 class RuntimeOnly(Exception):
     """An input the plan cannot know: it only exists when the run executes."""
+
+
+class _RefusedRun(Exception):
+    """The run would fail before sending anything (its params are refused)."""
 
 
 class _PlannedTaskInstance:
@@ -412,8 +417,14 @@ def _is_seedance(task: Any) -> bool:
 
 
 def _render(op: Any, context: dict[str, Any], dag: DAG) -> None:
+    from airflow.sdk.definitions.param import process_params
+
     ti = _PlannedTaskInstance(dag.dag_id, context["run_id"], op.task_id, getattr(op, "map_index", -1))
-    full = {**context, "task": op, "ti": ti, "task_instance": ti}
+    try:  # as the worker builds them: the DAG's params, the task's own, then the run's conf
+        params = process_params(dag, op, context["dag_run"].conf, suppress_exception=False)
+    except (ValueError, TypeError) as exc:  # ParamValidationError: the run is refused
+        raise _RefusedRun(f"the run's params are refused: {exc}") from None
+    full = {**context, "task": op, "ti": ti, "task_instance": ti, "params": params}
     try:
         op.render_template_fields(full, jinja_env=dag.get_template_env())
     except jinja2.UndefinedError as exc:
@@ -439,15 +450,21 @@ def plan_dag(
             task_plan = plan.task(task)
             task_plan.runs.add(date)
             try:
+                if task.get_closest_mapped_task_group() is not None:
+                    raise RuntimeOnly("it is in a mapped task group, expanded at run time")
+                planned: list[PlannedItem] = []
                 for op in inputs.instances(task):
                     if isinstance(op, SeedanceBatchGenerateOperator):
                         op.requests = inputs.resolve(op.requests)
                     _render(op, context, dag)
-                    task_plan.items.extend(_items(op, date))
+                    planned.extend(_items(op, date))
+                task_plan.items.extend(planned)
             except RuntimeOnly as exc:
                 task_plan.unknown.append((date, str(exc)))
-            except SeedanceValidationError as exc:
+            except (SeedanceError, _RefusedRun) as exc:  # raised before any HTTP call
                 task_plan.invalid.append((date, str(exc)))
+            except Exception as exc:  # the plan must not stop at one task it cannot follow
+                task_plan.unknown.append((date, f"could not be planned ({type(exc).__name__}: {exc})"))
     return plan
 
 
@@ -457,6 +474,7 @@ def _items(op: Any, date: str) -> list[PlannedItem]:
     if isinstance(op, SeedanceBatchGenerateOperator):
         items = op.build_items()
         existing = op.existing_videos(items)
+        op.check_budget([item for item in items if item.index not in existing])
         return [
             PlannedItem(
                 date,
@@ -470,6 +488,8 @@ def _items(op: Any, date: str) -> list[PlannedItem]:
         ]
     request = op.build_request()
     found = op.existing_output()
+    if found is None:  # a reused video costs nothing, so no budget applies
+        op.check_budget(request)
     output = None if op.output_path in (None, "") else str(op.output_path)
     return [PlannedItem(date, op.task_id, name, request.estimated_credits, found is not None, output)]
 
@@ -526,6 +546,26 @@ def _conf(text: str) -> dict[str, Any]:
     return value
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Python's ``sys.stdout`` and file descriptor 1 both point at stderr inside the block."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (embedded)
+        saved = None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.dates and (args.from_date or args.to_date):
@@ -534,8 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser().error("give the runs to plan: --from-date and --to-date, or --dates")
     if args.from_date and args.to_date and args.from_date > args.to_date:
         parser().error(f"--from-date {args.from_date.date()} is after --to-date {args.to_date.date()}")
-    # Airflow logs the parse to stdout; the plan's output (``--json`` for CI) owns stdout.
-    with contextlib.redirect_stdout(sys.stderr):
+    # Airflow logs (the parse, template errors) go to stdout; the plan's output (``--json`` for
+    # CI) owns stdout, so everything else is sent to stderr while the plan is made.
+    with _stdout_to_stderr():
         dag = load_dag(args.dag_id, args.dags_folder)
         runs = runs_at(dag, args.dates) if args.dates else runs_between(dag, args.from_date, args.to_date)
         if not runs:

@@ -322,15 +322,22 @@ class SubmissionRecord:
             )
         self._save(save)
 
-    def mark_finished(self, *pairs: tuple[str, dict[str, Any]]) -> None:
-        """``(fingerprint, terminal task dict)`` pairs: remember how generations ended."""
-        changed = False
+    def mark_finished(self, *pairs: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """``(fingerprint, terminal task dict)`` pairs: remember how generations ended.
+
+        Returns the outcomes recorded for the first time (an earlier try had not seen that
+        generation end): what metrics count, once per generation whatever the clears.
+        """
+        changed, first_seen = False, []
         for fingerprint, outcome in pairs:
             previous = self.get(fingerprint)
             if previous is not None and previous.seedance_task_id == outcome.get("task_id"):
+                if previous.outcome is None:
+                    first_seen.append(dict(outcome))
                 self._set(replace(previous, outcome=dict(outcome)))
                 changed = True
         self._save(changed)
+        return first_seen
 
     def mark_rejected(self, fingerprint: str, error: str, *, save: bool = True) -> None:
         """The API refused the POST, or it never reached the API: nothing was created."""

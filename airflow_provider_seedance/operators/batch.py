@@ -262,9 +262,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         run = _BatchRun.open(context, items, self.existing_videos(items), self._end_time())
         with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
             todo = run.todo
-            estimate = sum(item.request.estimated_credits for item in todo)
-            if self.max_credits is not None and estimate > self.max_credits:
-                raise SeedanceBudgetExceededError(estimate, self.max_credits, what=f"{len(todo)} generations")
+            estimate = self.check_budget(todo)
             self.log.info(
                 "Seedance batch: %d requests, %d already delivered, %d to generate; estimated %s",
                 len(items),
@@ -331,6 +329,14 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
 
     def _skip(self, item: _Item) -> bool:
         return item.destination is not None and (self.skip_if_exists is not False)
+
+    def check_budget(self, todo: list[_Item]) -> int:
+        """The estimate of the items to generate; over ``max_credits``, the budget error
+        (before any HTTP call). Reused items cost nothing and are not counted."""
+        estimate = sum(item.request.estimated_credits for item in todo)
+        if self.max_credits is not None and estimate > self.max_credits:
+            raise SeedanceBudgetExceededError(estimate, self.max_credits, what=f"{len(todo)} generations")
+        return estimate
 
     def existing_videos(self, items: list[_Item]) -> dict[int, GenerationResult]:
         """Items whose destination already holds a complete video (``skip_if_exists``), as
@@ -500,8 +506,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             )
             run.known.update(self._read_statuses(pending))
 
-    @staticmethod
-    def _sync_outcomes(run: _BatchRun) -> None:
+    def _sync_outcomes(self, run: _BatchRun) -> None:
         """Merge what the record remembers with what was just learned, and remember the new."""
         learned: list[tuple[str, dict[str, Any]]] = []
         for item in run.todo:
@@ -516,7 +521,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     learned.append((item.key, snapshot))
             elif not isinstance(state, SeedanceTask) and sub.outcome is not None:
                 run.known[sub.seedance_task_id] = SeedanceTask.from_dict(sub.outcome)
-        run.record.mark_finished(*learned)
+        metrics.count_finished(run.record.mark_finished(*learned), self.dag_id, self.task_id)
 
     def _result_of(self, run: _BatchRun, item: _Item) -> GenerationResult:
         """What became of one item, from its record entry and the status last learned."""

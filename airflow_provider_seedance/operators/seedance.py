@@ -185,7 +185,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             reused = self._reuse_existing(context, request)
             if reused is not None:
                 return reused  # costs nothing, so no budget applies
-            self._check_budget(request)
+            self.check_budget(request)
             self.log.info(
                 "Seedance request: %s, %s, %ss%s; estimated %s",
                 progress.request.get("aspect_ratio", "1:1 (default)"),
@@ -231,7 +231,8 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ steps
-    def _check_budget(self, request: GenerationRequest) -> None:
+    def check_budget(self, request: GenerationRequest) -> None:
+        """Over ``max_credits``, the budget error (before any HTTP call)."""
         if self.max_credits is not None and request.estimated_credits > self.max_credits:
             raise SeedanceBudgetExceededError(request.estimated_credits, self.max_credits)
 
@@ -421,7 +422,9 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             return result.to_xcom()
         snapshot = task.to_dict()
         snapshot.pop("request", None)  # the record keys the request by its fingerprint
-        record.mark_finished((progress.fingerprint, snapshot))
+        metrics.count_finished(
+            record.mark_finished((progress.fingerprint, snapshot)), self.dag_id, self.task_id
+        )
         result = deliver(self.hook, self.log, task, result, self._destination())
         return self._succeed(context, result)
 

@@ -44,7 +44,7 @@ def operator_request(**fields: Any) -> Callable[[], Any]:
 def operator_budget(**fields: Any) -> Callable[[], Any]:
     def run() -> None:
         op = SeedanceGenerateOperator(task_id="t", prompt="p", **fields)
-        op._check_budget(op.build_request())
+        op.check_budget(op.build_request())
 
     return run
 

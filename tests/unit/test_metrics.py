@@ -50,19 +50,29 @@ def succeeded(credits: int, ids: tuple[str, ...] = ("a",)) -> GenerationResult:
     return GenerationResult.from_task(task, {"prompt": "p"}, seedance_task_ids=ids)
 
 
-def test_results_count_each_outcome_and_only_succeeded_credits(stats: FakeStats) -> None:
+def test_task_endings_count_failed_reused_and_resubmitted_not_the_billing(stats: FakeStats) -> None:
     failed = GenerationResult.from_task(SeedanceTask("f", "FAILED", error_message="no"), {"prompt": "p"})
     reused = GenerationResult.reused("file:///x.mp4", 10, "ab", {"prompt": "p"})
     not_sent = GenerationResult.not_sent("bad input", {"prompt": "p"})
     metrics.count_results(CONTEXT, [succeeded(14, ("x", "y", "z")), succeeded(8), failed, reused, not_sent])
     assert sorted(stats.sent) == sorted(
         [
-            ("c", "seedance.generations.succeeded", 2, TAGS),
             ("c", "seedance.generations.failed", 1, TAGS),
             ("c", "seedance.generations.reused", 1, TAGS),
             ("c", "seedance.generations.resubmitted", 2, TAGS),  # x and y failed before z
-            ("c", "seedance.credits.consumed", 22, TAGS),
         ]
+    )
+
+
+def test_generations_first_recorded_as_ended_count_succeeded_and_their_credits(stats: FakeStats) -> None:
+    outcomes = [
+        {"task_id": "a", "status": "SUCCESS", "consumed_credits": 14},
+        {"task_id": "b", "status": "SUCCESS", "consumed_credits": 8},
+        {"task_id": "c", "status": "FAILED", "consumed_credits": 0},
+    ]
+    metrics.count_finished(outcomes, "d", "t")
+    assert sorted(stats.sent) == sorted(
+        [("c", "seedance.generations.succeeded", 2, TAGS), ("c", "seedance.credits.consumed", 22, TAGS)]
     )
 
 
@@ -117,13 +127,10 @@ def test_a_hostname_is_made_a_valid_stat_name_part() -> None:
 
 
 def test_a_context_without_task_identity_still_counts_and_never_fails(stats: FakeStats) -> None:
-    metrics.count_results({"ti": object()}, [succeeded(8)])
-    assert (
-        "c",
-        "seedance.generations.succeeded",
-        1,
-        {"dag_id": "unknown", "task_id": "unknown"},
-    ) in stats.sent
+    metrics.count_results(
+        {"ti": object()}, [GenerationResult.reused("file:///x.mp4", 1, "ab", {"prompt": "p"})]
+    )
+    assert ("c", "seedance.generations.reused", 1, {"dag_id": "unknown", "task_id": "unknown"}) in stats.sent
 
 
 def test_every_pushed_result_is_counted(stats: FakeStats) -> None:
@@ -131,6 +138,6 @@ def test_every_pushed_result_is_counted(stats: FakeStats) -> None:
 
     pushed: list[Any] = []
     ti = SimpleNamespace(dag_id="d", task_id="t", xcom_push=lambda key, value: pushed.append(key))
-    push_result({"ti": ti}, succeeded(14))
+    push_result({"ti": ti}, GenerationResult.reused("file:///x.mp4", 1, "ab", {"prompt": "p"}))
     assert pushed == ["seedance_result"]
-    assert ("c", "seedance.credits.consumed", 14, TAGS) in stats.sent
+    assert ("c", "seedance.generations.reused", 1, TAGS) in stats.sent
