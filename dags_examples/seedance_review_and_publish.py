@@ -2,12 +2,12 @@
 for another take with an edited prompt.
 
 ``draft`` generates the video into a review folder; ``review`` (Airflow's human-in-the-loop
-operator, Airflow 3.1+) waits in the triggerer, holding no worker slot, until someone answers
-in the UI (Browse > Required Actions, or the task's page) or through the REST API. Its text
-links to the draft's card in the Seedance view, where the video plays. On **Publish** the
-draft is copied to the published folder; on **Regenerate** a new take is generated from the
-edited prompt (the original if left empty) and that one is published. Nothing is published
-that nobody looked at.
+operator, Airflow 3.1+) waits without holding a worker slot until someone answers in the UI
+(Browse > Required Actions, or the task's page) or through the REST API. Its text links to the
+draft's card in the Seedance view, where the video plays. On **Publish** the draft is copied
+to the published folder; on **Regenerate** a second take is generated from the edited prompt
+(the original if left empty) and reviewed in turn (``review_take_2``: Approve publishes it,
+Reject publishes nothing). Nothing is published that nobody approved.
 
 Answer through the REST API (what the tests do)::
 
@@ -21,7 +21,7 @@ import os
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_seedance.links import card_url
@@ -92,7 +92,19 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         output_path=RUN_FOLDER + "/take-2.mp4",
+        # A cleared review answered with another prompt must not find the earlier take-2 and
+        # publish it: the take is always this prompt's (re-attached, not paid again, if it is).
+        skip_if_exists=False,
         max_credits=8,
+    )
+    review_take_2 = ApprovalOperator(
+        task_id="review_take_2",
+        subject="Publish the second take?",
+        body=(
+            "**Prompt**: {{ ti.xcom_pull(task_ids='regenerate')['request']['prompt'] }}\n\n"
+            "[Watch it in the Seedance view]({{ seedance_card(dag.dag_id, run_id, 'regenerate') }})\n\n"
+            "Approve publishes it; Reject publishes nothing."
+        ),
     )
 
     @task(trigger_rule="none_failed_min_one_success")
@@ -109,4 +121,6 @@ with DAG(
         return str(target)
 
     draft >> review
-    decide(review.output) >> [use_draft, regenerate] >> publish()
+    decide(review.output) >> [use_draft, regenerate]
+    regenerate >> review_take_2
+    [use_draft, review_take_2] >> publish()

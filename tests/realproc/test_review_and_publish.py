@@ -1,13 +1,15 @@
 """The review-and-publish example on real Airflow: a person answers through the REST API.
 
-Two runs of ``seedance_review_and_publish``: one is approved (the draft is published, one
-generation paid), one is sent back with an edited prompt (a second take is generated from
-that prompt and published; the draft is not). The review waits without a worker slot and
-its text links to the draft's card in the Seedance view.
+Three runs of ``seedance_review_and_publish``: the first draft is approved (it is published,
+one generation paid); the second is sent back with an edited prompt and its second take is
+approved (that take is published, generated from the edited prompt); the third is sent back
+and its second take rejected (nothing is published). Each review waits without a worker slot
+and its text links to the take's card in the Seedance view.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +20,32 @@ from tests.realproc.conftest import RealprocEnv
 pytestmark = pytest.mark.realproc
 
 DAG_ID = "seedance_review_and_publish"
+PROMPT = "A ceramic mug of coffee steams on a sunlit windowsill, slow push-in"
+EDITED = "The same mug, at dusk, rain on the glass"
+#: A person takes more than a moment to answer; an answer within ~1 s of the task pausing hits
+#: the Airflow 3.2-3.3 race of tests/realproc/dags/realproc_dags.py RACE_SAFE_POLL
+#: (apache/airflow#66374: the pausing try's stale "success" event fails the resumed task).
+THINKING_SECONDS = 10.0
 
 
-def wait_for_review(realproc: RealprocEnv, run_id: str) -> dict[str, Any]:
-    """The review's human-in-the-loop request, once the task waits for an answer."""
+def hitl_path(run_id: str, task_id: str) -> str:
+    return f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+
+
+def wait_for_review(realproc: RealprocEnv, run_id: str, task_id: str) -> dict[str, Any]:
+    """The human-in-the-loop request of ``task_id``, once it waits for an answer."""
     cluster = realproc.cluster
-    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
 
     def waiting() -> dict[str, Any] | None:
         states = {ti["task_id"]: ti["state"] for ti in cluster.task_instances(DAG_ID, run_id)}
         assert not {"failed", "upstream_failed"} & set(states.values()), states
-        if states.get("review") not in ("deferred", "awaiting_input"):
+        if states.get(task_id) not in ("deferred", "awaiting_input"):
             return None
-        return cluster.api("GET", path)
+        return cluster.api("GET", hitl_path(run_id, task_id))
 
-    return cluster.wait_until(waiting, timeout=240, what=f"the review of {run_id}")
+    request = cluster.wait_until(waiting, timeout=240, what=f"{task_id} of {run_id}")
+    time.sleep(THINKING_SECONDS)
+    return request
 
 
 def answer(
@@ -44,52 +57,50 @@ def answer(
         name: spec.get("value") if isinstance(spec, dict) else spec
         for name, spec in (request.get("params") or {}).items()
     }
-    assert "edited_prompt" in shown, request.get("params")
-    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
     body = {"chosen_options": options, "params_input": {**shown, **edits}}
-    realproc.cluster.api("PATCH", path, json_body=body)
+    realproc.cluster.api("PATCH", hitl_path(run_id, request["task_instance"]["task_id"]), json_body=body)
 
 
-def test_approved_draft_is_published_and_rejected_one_is_regenerated_from_the_edited_prompt(
+def test_only_approved_takes_are_published_and_a_second_take_uses_the_edited_prompt(
     realproc: RealprocEnv, tmp_path: Path
 ) -> None:
     cluster, emulator = realproc.cluster, realproc.emulators["seedance_default"]
     cluster.wait_for_dag(DAG_ID)
     cluster.unpause(DAG_ID)
-    approved = cluster.trigger(DAG_ID, conf={"output_dir": f"file://{tmp_path / 'approved'}"})
-    rejected = cluster.trigger(DAG_ID, conf={"output_dir": f"file://{tmp_path / 'rejected'}"})
+    runs = {
+        name: cluster.trigger(DAG_ID, conf={"output_dir": f"file://{tmp_path / name}"})
+        for name in ("approved", "second_take", "all_rejected")
+    }
 
-    request = wait_for_review(realproc, approved)
-    assert request["options"] == ["Publish", "Regenerate"]
-    assert "/seedance/?dag_id=seedance_review_and_publish" in request["body"]
-    assert "task_id=draft" in request["body"] and "draft.mp4" in request["body"]
-    answer(realproc, approved, request, ["Publish"])
+    first = wait_for_review(realproc, runs["approved"], "review")
+    assert first["options"] == ["Publish", "Regenerate"]
+    assert "/seedance/?dag_id=seedance_review_and_publish" in first["body"]
+    assert "task_id=draft" in first["body"] and "draft.mp4" in first["body"]
+    answer(realproc, runs["approved"], first, ["Publish"])
 
-    second = wait_for_review(realproc, rejected)
-    answer(
-        realproc, rejected, second, ["Regenerate"], edited_prompt="The same mug, at dusk, rain on the glass"
-    )
+    for name in ("second_take", "all_rejected"):
+        request = wait_for_review(realproc, runs[name], "review")
+        answer(realproc, runs[name], request, ["Regenerate"], edited_prompt=EDITED)
+    for name, verdict in (("second_take", "Approve"), ("all_rejected", "Reject")):
+        request = wait_for_review(realproc, runs[name], "review_take_2")
+        assert "task_id=regenerate" in request["body"] and EDITED in request["body"]
+        answer(realproc, runs[name], request, [verdict])
 
-    for run_id in (approved, rejected):
+    for run_id in runs.values():
         run = cluster.wait_for_run(DAG_ID, run_id, timeout=300)
         states = {ti["task_id"]: ti["state"] for ti in cluster.task_instances(DAG_ID, run_id)}
-        assert run["state"] == "success", states
+        assert run["state"] == "success", (run_id, sorted(states.items()))
 
     [published] = (tmp_path / "approved" / "published").glob("*.mp4")
     [draft] = (tmp_path / "approved" / "review").rglob("draft.mp4")
     assert published.read_bytes() == draft.read_bytes()
-    assert not list((tmp_path / "approved" / "review").rglob("take-2.mp4"))
 
-    [republished] = (tmp_path / "rejected" / "published").glob("*.mp4")
-    [take_two] = (tmp_path / "rejected" / "review").rglob("take-2.mp4")
+    [republished] = (tmp_path / "second_take" / "published").glob("*.mp4")
+    [take_two] = (tmp_path / "second_take" / "review").rglob("take-2.mp4")
     assert republished.read_bytes() == take_two.read_bytes()
 
-    prompts = [task["request"]["prompt"] for task in emulator.tasks()]
-    assert sorted(prompts) == sorted(
-        [
-            "A ceramic mug of coffee steams on a sunlit windowsill, slow push-in",  # approved draft
-            "A ceramic mug of coffee steams on a sunlit windowsill, slow push-in",  # rejected draft
-            "The same mug, at dusk, rain on the glass",  # the second take
-        ]
-    )
-    assert emulator.ledger()["generate_requests"] == 3  # no take was paid twice
+    assert not (tmp_path / "all_rejected" / "published").exists()  # nobody approved a take
+
+    prompts = sorted(task["request"]["prompt"] for task in emulator.tasks())
+    assert prompts == sorted([PROMPT, PROMPT, PROMPT, EDITED, EDITED])  # three drafts, two second takes
+    assert emulator.ledger()["generate_requests"] == 5  # no take was paid twice
