@@ -47,12 +47,16 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "triggers.batch": ("*",),
     # delivery: the existing-video check and the MP4 check only
     "hooks.delivery": ("x_existing_video", "x_describe_non_video"),
-    # the hook: submit and status only (its transport is tested over HTTP, see the Makefile)
+    # the hook: the generate POST and the status read, down to the one sync exchange
+    # (tests/unit/hooks/test_hook_submit_status.py drives them over a scripted requests adapter)
     "hooks.seedance": (
         "xǁSeedanceHookǁsubmit_request",
-        "xǁSeedanceHookǁ_task_id_from_submit",
         "xǁSeedanceHookǁget_status",
-        "x__never_connected",
+        "xǁSeedanceHookǁ_read_status",
+        "xǁSeedanceHookǁ_status_once",
+        "xǁSeedanceHookǁ_exchange",
+        "x__not_sent",
+        "x__checked_task_id",
     ),
 }
 
