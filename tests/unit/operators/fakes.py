@@ -7,14 +7,19 @@ re-attach record uses it, and survives between "tries" (calls to ``execute``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
 
+from airflow_provider_seedance.hooks.delivery import DownloadResult
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
 from airflow_provider_seedance.reattach import RECORD_KEY
+
+#: Bytes that pass the MP4 check (an ``ftyp`` box at offset 4).
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 
 
 class Store:
@@ -82,6 +87,7 @@ class FakeHook:
         self.on_post = on_post
         self.posts: list[GenerationRequest] = []
         self.reads: list[str] = []
+        self.downloads: list[str] = []
         self.lock = threading.Lock()
         self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
 
@@ -115,6 +121,14 @@ class FakeHook:
             consumed_credits=8 if status == "SUCCESS" else 0,
             error_message="moderation" if status == "FAILED" else None,
         )
+
+    def download(self, task: SeedanceTask, destination: Any) -> DownloadResult:
+        """Deliver a finished task: writes an MP4-looking file (``MP4``) at ``destination``."""
+        with self.lock:
+            self.downloads.append(task.task_id)
+        with destination.open("wb") as handle:  # an ObjectStoragePath
+            handle.write(MP4)
+        return DownloadResult(str(destination), len(MP4), hashlib.sha256(MP4).hexdigest(), task.video_url)
 
     def wait_for_completion(self, task_id: str, **_: Any) -> SeedanceTask:
         while True:
