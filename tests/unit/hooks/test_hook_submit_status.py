@@ -398,3 +398,92 @@ def test_a_status_read_without_an_answer_is_a_connection_error_that_spent_nothin
 
     assert len(adapter.sent) == 3
     assert adapter.posts() == []
+
+
+# ----------------------------------------------------------------------------- more of the same rules
+def test_the_generate_post_is_tried_at_most_three_times_whatever_the_status_retries() -> None:
+    hook, adapter = make_hook(refused())
+    hook.retry_policy = type(hook.retry_policy)(attempts=5, min_wait=0, max_wait=0)
+
+    with pytest.raises(SeedanceConnectionError) as info:
+        hook.submit_request(REQUEST)
+
+    assert len(adapter.posts()) == 3
+    assert BASE in str(info.value), "the error names the base URL that could not be reached"
+
+
+def test_an_unexpected_transport_error_propagates_as_is_after_one_post() -> None:
+    hook, adapter = make_hook(RuntimeError("adapter bug"))
+
+    with pytest.raises(RuntimeError, match="adapter bug"):
+        hook.submit_request(REQUEST)
+    assert len(adapter.posts()) == 1
+
+
+def test_a_refusal_keeps_the_servers_retry_after() -> None:
+    limited = Answer(429, {"code": 429, "message": "RATE_LIMITED: slow down"}, {"Retry-After": "7"})
+    hook, adapter = make_hook(limited, accepted())
+
+    with pytest.raises(SeedanceError) as info:
+        hook.submit_request(REQUEST)
+
+    assert info.value.retry_after == 7.0 and len(adapter.posts()) == 1
+
+
+def test_the_retry_log_names_what_is_retried(capsys: pytest.CaptureFixture[str]) -> None:
+    hook, _ = make_hook(refused(), accepted())
+    hook.submit_request(REQUEST)
+    out = capsys.readouterr()
+    assert "Reaching Seedance (nothing sent yet) failed (attempt 1 of 3)" in out.out + out.err
+
+    hook, _ = make_hook(
+        Answer(503, {"code": 503, "message": "INTERNAL_ERROR: busy"}),
+        status_body(task_id="g", status="SUCCESS"),
+    )
+    hook.get_status("g")
+    out = capsys.readouterr()
+    assert "Seedance status read failed (attempt 1 of 3)" in out.out + out.err
+
+
+def test_a_status_read_waits_at_least_the_servers_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    limited = Answer(429, {"code": 429, "message": "RATE_LIMITED: slow down"}, {"Retry-After": "7"})
+    hook, adapter = make_hook(limited, status_body(task_id="g", status="SUCCESS"))
+
+    assert hook.get_status("g").status == "SUCCESS"
+
+    assert len(adapter.sent) == 2 and slept and slept[0] >= 7.0
+
+
+def test_a_task_id_that_is_not_a_string_is_named_with_what_is_allowed() -> None:
+    hook, _ = make_hook(accepted())
+    with pytest.raises(SeedanceValidationError) as info:
+        hook.get_status(42)  # type: ignore[arg-type]
+    assert info.value.value == 42 and info.value.allowed == "a non-empty task id string"
+
+
+def test_a_wait_gives_up_at_its_outage_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    hook, adapter = make_hook(Answer(503, {"code": 503, "message": "INTERNAL_ERROR: busy"}))
+    hook.retry_policy = type(hook.retry_policy)(attempts=3, min_wait=0, max_wait=0, max_outage=0)
+
+    with pytest.raises(SeedanceServerError):
+        hook.wait_for_completion("g", poll_interval=0)
+
+    assert len(adapter.sent) == 1, "an outage limit of 0 allows no second read"
+
+
+def test_a_wait_past_its_deadline_during_an_outage_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from airflow_provider_seedance.exceptions import SeedanceTimeoutError
+
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    hook, adapter = make_hook(Answer(503, {"code": 503, "message": "INTERNAL_ERROR: busy"}))
+    hook.retry_policy = type(hook.retry_policy)(attempts=3, min_wait=0, max_wait=0, max_outage=10_000)
+
+    with pytest.raises(SeedanceTimeoutError):
+        hook.wait_for_completion("g", poll_interval=0, deadline=time.time() - 1)
+
+    assert len(adapter.sent) == 1
