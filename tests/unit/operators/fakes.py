@@ -88,6 +88,8 @@ class FakeHook:
         self.posts: list[GenerationRequest] = []
         self.reads: list[str] = []
         self.downloads: list[str] = []
+        #: ``(task_id, keyword arguments)`` of each blocking wait.
+        self.waits: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
 
@@ -130,7 +132,8 @@ class FakeHook:
             handle.write(MP4)
         return DownloadResult(str(destination), len(MP4), hashlib.sha256(MP4).hexdigest(), task.video_url)
 
-    def wait_for_completion(self, task_id: str, **_: Any) -> SeedanceTask:
+    def wait_for_completion(self, task_id: str, **kwargs: Any) -> SeedanceTask:
+        self.waits.append((task_id, kwargs))
         while True:
             task = self.get_status(task_id)
             if task.is_terminal:
