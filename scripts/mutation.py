@@ -47,12 +47,16 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "triggers.batch": ("*",),
     # delivery: the existing-video check and the MP4 check only
     "hooks.delivery": ("x_existing_video", "x_describe_non_video"),
-    # the hook: submit and status only (its transport is tested over HTTP, see the Makefile)
+    # the hook: the generate POST and the status read, down to the one sync exchange
+    # (tests/unit/hooks/test_hook_submit_status.py drives them over a scripted requests adapter)
     "hooks.seedance": (
         "xǁSeedanceHookǁsubmit_request",
-        "xǁSeedanceHookǁ_task_id_from_submit",
         "xǁSeedanceHookǁget_status",
-        "x__never_connected",
+        "xǁSeedanceHookǁ_read_status",
+        "xǁSeedanceHookǁ_status_once",
+        "xǁSeedanceHookǁ_exchange",
+        "x__not_sent",
+        "x__checked_task_id",
     ),
 }
 
@@ -162,6 +166,26 @@ def read_durations() -> dict[str, float]:
     return durations
 
 
+#: mutmut's exit codes of a mutant no test killed (survived, no tests).
+_UNKILLED_CODES = {0, 5, 33}
+
+
+def forget_unkilled() -> int:
+    """Clear mutmut's cached verdict of every mutant that was not killed, so that a run with
+    the kept ``mutants/`` tries them again (with any tests added since); killed ones stay
+    killed, since adding tests cannot revive a mutant."""
+    count = 0
+    for meta in (REPO / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        codes = data.get("exit_code_by_key") or {}
+        for name, code in codes.items():
+            if code in _UNKILLED_CODES:
+                codes[name] = None
+                count += 1
+        meta.write_text(json.dumps(data, indent=4))
+    return count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,6 +198,11 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=2, help="mutants run at once")
     parser.add_argument(
         "--keep", action="store_true", help="reuse mutants/ (mutmut's cache) from a run before"
+    )
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="reuse mutants/ and run again only the mutants that were not killed (after adding tests)",
     )
     parser.add_argument("--money-only", action="store_true", help="run only the money lines' mutants")
     parser.add_argument("--report-only", action="store_true", help="score the last run, run nothing")
@@ -188,8 +217,10 @@ def main() -> int:
             )
         )
     started = time.monotonic()
+    if args.recheck and not args.report_only:
+        print(f">> rechecking {forget_unkilled()} mutants that were not killed", flush=True)
     if not args.report_only:
-        if not args.keep:
+        if not (args.keep or args.recheck):
             shutil.rmtree(REPO / "mutants", ignore_errors=True)
         what = "every mutant" if numbers is None else f"mutants numbered {numbers} of every function"
         what += " of the money lines" if args.money_only else " of the money paths"

@@ -7,14 +7,19 @@ re-attach record uses it, and survives between "tries" (calls to ``execute``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 from typing import Any
 
+from airflow_provider_seedance.hooks.delivery import DownloadResult
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
 from tests.state_store import Store as Store  # re-export: the one store of the tests
+
+#: Bytes that pass the MP4 check (an ``ftyp`` box at offset 4).
+MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
 
 
 def scripted_task(task_id: str, status: str) -> SeedanceTask:
@@ -68,6 +73,9 @@ class FakeHook:
         self.on_post = on_post
         self.posts: list[GenerationRequest] = []
         self.reads: list[str] = []
+        self.downloads: list[str] = []
+        #: ``(task_id, keyword arguments)`` of each blocking wait.
+        self.waits: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
 
@@ -96,7 +104,16 @@ class FakeHook:
             raise status
         return scripted_task(task_id, status)
 
-    def wait_for_completion(self, task_id: str, **_: Any) -> SeedanceTask:
+    def download(self, task: SeedanceTask, destination: Any) -> DownloadResult:
+        """Deliver a finished task: writes an MP4-looking file (``MP4``) at ``destination``."""
+        with self.lock:
+            self.downloads.append(task.task_id)
+        with destination.open("wb") as handle:  # an ObjectStoragePath
+            handle.write(MP4)
+        return DownloadResult(str(destination), len(MP4), hashlib.sha256(MP4).hexdigest(), task.video_url)
+
+    def wait_for_completion(self, task_id: str, **kwargs: Any) -> SeedanceTask:
+        self.waits.append((task_id, kwargs))
         while True:
             task = self.get_status(task_id)
             if task.is_terminal:
