@@ -22,7 +22,7 @@ from airflow_provider_seedance.reattach import (
     _legacy_variable_name,
     variable_name,
 )
-from tests.unit.operators.fakes import Store
+from tests.unit.fakes import Store
 
 
 class FakeVariables:
@@ -55,7 +55,7 @@ def test_with_a_task_state_store_the_record_lives_there(variables: FakeVariables
     record = SubmissionRecord.for_context({"task_state_store": store, "ti": ti()})
     record.mark_submitting("fp")
     assert record.where == "the task state store"
-    assert store.saved()["fp"]["state"] == "submitting"
+    assert store.entries()["fp"]["state"] == "submitting"
     assert variables.sets == []
 
 
@@ -103,7 +103,7 @@ def test_a_record_written_by_release_0_1_is_found_under_its_old_name(variables: 
     written_then = Store()  # an entry as a record writes it
     SubmissionRecord.for_context({"task_state_store": written_then}).mark_submitted(("fp", "gen-7"))
     old = "seedance_attach__videos__manual__2026-01-01__generate__-1"
-    variables.stored[old] = json.dumps(written_then.saved())
+    variables.stored[old] = json.dumps(written_then.entries())
 
     submission = SubmissionRecord.for_context({"ti": ti()}).get("fp")
 

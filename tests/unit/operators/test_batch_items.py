@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_seedance.exceptions import SeedanceValidationError
 from airflow_provider_seedance.hooks.delivery import as_storage_path
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
-from tests.unit.operators.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, use
 
 
 def item(prompt: str = "a fox", **extra: Any) -> dict[str, Any]:

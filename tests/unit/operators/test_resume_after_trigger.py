@@ -24,7 +24,7 @@ from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
 from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS, SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 from airflow_provider_seedance.task_support import XCOM_RESULT
-from tests.unit.operators.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, use
 
 PROMPT = "a red fox in snow"
 CHEAP = {"resolution": "480p", "duration": "4"}
@@ -70,7 +70,7 @@ def test_a_deferrable_try_records_the_id_then_defers_to_a_trigger_for_that_gener
     assert deferral.kwargs == {"seedance_task_id": "gen-1"}
     assert deferral.trigger.seedance_task_id == "gen-1"
     assert deferral.trigger.end_time is not None
-    assert [e["state"] for e in store.saved().values()] == ["submitted"]
+    assert [e["state"] for e in store.entries().values()] == ["submitted"]
 
 
 def test_a_success_event_finishes_the_task_with_the_generation_and_its_cost() -> None:
@@ -89,7 +89,7 @@ def test_a_success_event_finishes_the_task_with_the_generation_and_its_cost() ->
     assert ctx["ti"].xcoms[XCOM_RESULT]["outcome"] == "succeeded"
     assert len(hook.posts) == 1, "resuming never submits a finished generation again"
     # the record keeps the finished generation, so a clear after delivery re-pays nothing
-    [entry] = store.saved().values()
+    [entry] = store.entries().values()
     assert entry["outcome"]["task_id"] == "gen-1" and entry["outcome"]["status"] == "SUCCESS"
 
 
@@ -203,7 +203,7 @@ def test_a_deferrable_batch_records_every_id_then_defers_to_one_trigger_for_them
     assert deferral.method_name == "execute_complete"
     assert sorted(deferral.trigger.seedance_task_ids) == ["gen-1", "gen-2"]
     assert len(hook.posts) == 2
-    assert {e["state"] for e in store.saved().values()} == {"submitted"}
+    assert {e["state"] for e in store.entries().values()} == {"submitted"}
 
 
 def test_a_done_event_finishes_the_batch_with_each_generation_in_item_order() -> None:
@@ -258,7 +258,7 @@ def test_a_timeout_event_fails_the_batch_naming_the_generations_still_running(pe
 
     message = str(info.value)
     assert message.startswith(f"{len(pending)} generations were still running at the deadline")
-    assert ", ".join(pending[:10]) in message and "a retry re-attaches to them" in message
+    assert ", ".join(pending[:10]) in message and "re-attaches to them without paying again" in message
     assert ("…" in message) is (len(pending) > 10)
     assert len(hook.posts) == 2
     assert len(ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]) == 2

@@ -18,7 +18,7 @@ from airflow_provider_seedance.hooks.delivery import as_storage_path
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 from airflow_provider_seedance.task_support import XCOM_LINK
-from tests.unit.operators.fakes import MP4, FakeHook, Store, context, use
+from tests.unit.fakes import MP4, FakeHook, Store, context, use
 
 PROMPT = "a red fox in snow"
 CHEAP = {"resolution": "480p", "duration": "4"}

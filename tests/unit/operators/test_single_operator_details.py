@@ -23,7 +23,7 @@ from airflow_provider_seedance.exceptions import (
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 from airflow_provider_seedance.task_support import XCOM_RESULT
-from tests.unit.operators.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, Store, context, use
 
 PROMPT = "a red fox in snow"
 
@@ -105,7 +105,7 @@ def test_a_success_is_recorded_in_xcom_as_returned_and_its_record_holds_no_reque
     ctx = context(store)
     result = single(hook).execute(ctx)
     assert ctx["ti"].xcoms[XCOM_RESULT] == result
-    [entry] = store.saved().values()
+    [entry] = store.entries().values()
     assert entry["outcome"]["task_id"] == "gen-1" and "request" not in entry["outcome"]
 
 
