@@ -358,6 +358,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     )
         return found
 
+    def _count_reattached(self, count: int) -> None:
+        metrics.incr("generations.reattached", count, dag_id=self.dag_id, task_id=self.task_id)
+
     def _reattach(self, run: _BatchRun) -> None:
         """Status of the generations earlier tries recorded (read concurrently)."""
         ids = [
@@ -367,7 +370,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         ]
         if ids:
             self.log.info("Seedance batch: re-attaching to %d generations from earlier tries", len(ids))
-            metrics.incr("generations.reattached", len(ids), task_id=self.task_id, dag_id=self.dag_id)
+            self._count_reattached(len(ids))
         run.known.update(self._read_statuses(ids))
 
     def _needs_submission(self, run: _BatchRun, item: _Item) -> bool:

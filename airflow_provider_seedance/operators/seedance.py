@@ -308,7 +308,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             )
             return self._submit(progress)
         if previous is not None and previous.seedance_task_id:
-            metrics.incr("generations.reattached", dag_id=self.dag_id, task_id=self.task_id)
+            self._count_reattached()
             if self.force_new:
                 self.log.info(
                     "force_new=True is ignored: an earlier try recorded Seedance task %s for this request "
@@ -403,6 +403,9 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
         push_progress(context, task, self.hook.settings.base_url)
+
+    def _count_reattached(self) -> None:
+        metrics.incr("generations.reattached", dag_id=self.dag_id, task_id=self.task_id)
 
     def _finish(self, context: Context, progress: _Progress, task: SeedanceTask) -> dict[str, Any]:
         record = progress.record

@@ -141,3 +141,47 @@ def test_every_pushed_result_is_counted(stats: FakeStats) -> None:
     push_result({"ti": ti}, GenerationResult.reused("file:///x.mp4", 1, "ab", {"prompt": "p"}))
     assert pushed == ["seedance_result"]
     assert ("c", "seedance.generations.reused", 1, TAGS) in stats.sent
+
+
+def test_a_try_that_reattaches_counts_it_once_per_try(stats: FakeStats) -> None:
+    """A retry or clear that finds its generation counts ``generations.reattached``; the first
+    try, which submitted it, does not."""
+    from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+    from tests.unit.fakes import FakeHook, Store, context, use
+
+    store, hook = Store(), FakeHook()
+    operator = SeedanceGenerateOperator(
+        task_id="generate",
+        prompt="a red fox",
+        resolution="480p",
+        duration=4,
+        deferrable=False,
+        poll_interval=0,
+    )
+    use(operator, hook)
+    operator.execute(context(store))
+    assert not [s for s in stats.sent if s[1] == "seedance.generations.reattached"]
+    operator.execute(context(store))  # a clear: the same generation, found again
+    reattached = [s for s in stats.sent if s[1] == "seedance.generations.reattached"]
+    assert reattached == [
+        ("c", "seedance.generations.reattached", 1, {"dag_id": operator.dag_id, "task_id": "generate"})
+    ]
+
+
+def test_a_batch_try_that_reattaches_counts_each_generation_it_finds(stats: FakeStats) -> None:
+    from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+    from tests.unit.fakes import FakeHook, Store, context, use
+
+    store, hook = Store(), FakeHook()
+    requests = [{"id": i, "prompt": f"clip {i}", "resolution": "480p", "duration": 4} for i in ("a", "b")]
+    operator = SeedanceBatchGenerateOperator(
+        task_id="batch", requests=requests, deferrable=False, poll_interval=0
+    )
+    use(operator, hook)
+    operator.execute(context(store))
+    operator.execute(context(store))  # a clear: both generations found again, nothing paid
+    assert len(hook.posts) == 2
+    reattached = [s for s in stats.sent if s[1] == "seedance.generations.reattached"]
+    assert reattached == [
+        ("c", "seedance.generations.reattached", 2, {"dag_id": operator.dag_id, "task_id": "batch"})
+    ]
