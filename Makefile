@@ -85,7 +85,7 @@ mutation: $(STAMP)
 	@$(VENV)/bin/python scripts/mutation.py $(MUTATION_ARGS)
 
 mutation-ci: $(STAMP)
-	@$(VENV)/bin/python scripts/mutation.py --sample 3 --seed 19 --threshold 0 --min-total 75 $(MUTATION_ARGS)
+	@$(VENV)/bin/python scripts/mutation.py --sample 3 --seed 19 --threshold 0 --min-total 90 $(MUTATION_ARGS)
 
 docs: $(STAMP)
 	@$(VENV)/bin/python -m mkdocs build --strict
