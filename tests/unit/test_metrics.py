@@ -143,7 +143,7 @@ def test_every_pushed_result_is_counted(stats: FakeStats) -> None:
     assert ("c", "seedance.generations.reused", 1, TAGS) in stats.sent
 
 
-def test_a_try_that_reattaches_counts_it_once_per_try(stats: FakeStats) -> None:
+def test_a_try_that_reattaches_counts_it_and_never_the_credits_again(stats: FakeStats) -> None:
     """A retry or clear that finds its generation counts ``generations.reattached``; the first
     try, which submitted it, does not."""
     from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
@@ -166,6 +166,10 @@ def test_a_try_that_reattaches_counts_it_once_per_try(stats: FakeStats) -> None:
     assert reattached == [
         ("c", "seedance.generations.reattached", 1, {"dag_id": operator.dag_id, "task_id": "generate"})
     ]
+    # ...and its success and credits stay counted once: one POST, one 8-credit generation.
+    assert len(hook.posts) == 1
+    consumed = sum(n for _, name, n, _ in stats.sent if name == "seedance.credits.consumed")
+    assert consumed == 8, f"credits.consumed counted {consumed} for one 8-credit generation"
 
 
 def test_a_batch_try_that_reattaches_counts_each_generation_it_finds(stats: FakeStats) -> None:
