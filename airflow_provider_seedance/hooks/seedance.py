@@ -26,7 +26,6 @@ import functools
 import os
 import platform
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -58,6 +57,8 @@ from airflow_provider_seedance.hooks.delivery import (
     download_video,
     video_size_cap,
 )
+from airflow_provider_seedance.hooks.per_loop import PerLoop
+from airflow_provider_seedance.hooks.rate_cap import STATUS_READ_CAPS, parse_status_rate
 from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
     RETRY_AFTER_CAP,
@@ -86,6 +87,7 @@ from airflow_provider_seedance.models import (
 )
 
 if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
     from airflow.sdk import Connection, ObjectStoragePath
 
 __all__ = [
@@ -134,11 +136,14 @@ class ConnectionSettings:
     connect_timeout: float
     read_timeout: float
     proxy: str | None
+    #: Cap on the status reads of this connection per event loop (extra
+    #: ``status_reads_per_second``; :mod:`~airflow_provider_seedance.hooks.rate_cap`); None: no cap.
+    status_reads_per_second: float | None = None
 
     def __repr__(self) -> str:
         return (
             f"ConnectionSettings(base_url={mask_url(self.base_url)!r}, api_key=***, "
-            f"proxy={mask_url(self.proxy)!r})"
+            f"proxy={mask_url(self.proxy)!r}, status_reads_per_second={self.status_reads_per_second!r})"
         )
 
     __str__ = __repr__
@@ -219,7 +224,8 @@ class ConnectionSettings:
             raise SeedanceConfigurationError(
                 f"Connection {conn_id!r}: extra 'proxy' must be a URL string, got {type(proxy).__name__}."
             )
-        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None)
+        rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
+        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate)
 
 
 def _parse_timeout(conn_id: str | None, value: Any) -> tuple[float, float]:
@@ -259,12 +265,10 @@ class _SharedSessions:
     """
 
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[ConnectionSettings, list[Any]]
-        ] = weakref.WeakKeyDictionary()
+        self._sessions: PerLoop[ConnectionSettings, list[Any]] = PerLoop()
 
     def acquire(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
-        sessions = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        sessions = self._sessions.here()
         entry = sessions.get(settings)
         if entry is None or entry[0].closed:
             entry = sessions[settings] = [settings.client_session(), 0]
@@ -272,7 +276,7 @@ class _SharedSessions:
         return entry[0]
 
     async def release(self, settings: ConnectionSettings) -> None:
-        sessions = self._by_loop.get(asyncio.get_running_loop(), {})
+        sessions = self._sessions.here()
         entry = sessions.get(settings)
         if entry is None:
             return
@@ -300,14 +304,12 @@ class _SettingsCache:
     """
 
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[ConnectionSettings]]]
-        ] = weakref.WeakKeyDictionary()
+        self._entries: PerLoop[str, tuple[float, asyncio.Future[ConnectionSettings]]] = PerLoop()
 
     async def get(
         self, conn_id: str, resolve: Callable[[], Awaitable[ConnectionSettings]]
     ) -> ConnectionSettings:
-        entries = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        entries = self._entries.here()
         now = time.monotonic()
         entry = entries.get(conn_id)
         stale = entry is None or entry[0] <= now
@@ -325,7 +327,7 @@ class _SettingsCache:
         A lookup already under way, or settings that already differ from ``used``, are kept: the
         refused reads of many triggers at once then share one fresh lookup.
         """
-        entries = self._by_loop.get(asyncio.get_running_loop(), {})
+        entries = self._entries.here()
         entry = entries.get(conn_id)
         if entry is None or not entry[1].done() or entry[1].cancelled():
             return
@@ -341,7 +343,9 @@ class SeedanceHook(HttpHook):
 
     Connection (type ``seedance``): ``host`` is the base URL (default
     ``https://seedanceapi.org``), ``password`` the API key; ``extra`` may set ``timeout``
-    (seconds) and ``proxy``.
+    (seconds), ``proxy`` and ``status_reads_per_second`` (a cap on the async status reads of
+    this connection, shared by every trigger on one event loop; see
+    :mod:`~airflow_provider_seedance.hooks.rate_cap`).
 
     :param seedance_conn_id: the Airflow connection to use.
     :param status_retries: attempts for one standalone status read (:meth:`get_status`)
@@ -387,6 +391,7 @@ class SeedanceHook(HttpHook):
         self.max_video_bytes = None if max_video_bytes is None else video_size_cap(max_video_bytes)
         self._aio_session: aiohttp.ClientSession | None = None
         self._aio_settings: ConnectionSettings | None = None
+        self._aio_cap: AsyncLimiter | None = None
         self._aio_depth = 0
 
     @classmethod
@@ -696,6 +701,9 @@ class SeedanceHook(HttpHook):
         if self._aio_depth == 0:
             self._aio_settings = await _SETTINGS_CACHE.get(self.seedance_conn_id, self._aresolve_settings)
             self._aio_session = _SHARED_SESSIONS.acquire(self._aio_settings)
+            self._aio_cap = STATUS_READ_CAPS.bucket(
+                self.seedance_conn_id, self._aio_settings.status_reads_per_second
+            )
         self._aio_depth += 1
         return self
 
@@ -736,6 +744,7 @@ class SeedanceHook(HttpHook):
             "Connection %r changed since it was resolved: using it as it is now", self.seedance_conn_id
         )
         self._aio_settings, self._aio_session = fresh, _SHARED_SESSIONS.acquire(fresh)
+        self._aio_cap = STATUS_READ_CAPS.bucket(self.seedance_conn_id, fresh.status_reads_per_second)
         await _SHARED_SESSIONS.release(used)
         return True
 
@@ -746,6 +755,8 @@ class SeedanceHook(HttpHook):
             await _SHARED_SESSIONS.release(self._aio_settings)
 
     async def _asend_status(self, task_id: str) -> Any:
+        if self._aio_cap is not None:
+            await self._aio_cap.acquire()  # one token per read sent, retries included
         assert self._aio_session is not None and self._aio_settings is not None
         settings = self._aio_settings
         endpoint = f"GET {STATUS_PATH}"
