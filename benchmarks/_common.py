@@ -8,6 +8,7 @@ report ratios to a baseline of that run; absolute figures are printed for contex
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import os
 import platform
@@ -110,6 +111,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
     return float(ordered[rank])
+
+
+def max_per_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most events in any half-open window ``[t, t + window)``; the busiest such window
+    starts at an event, so only those starts are tried."""
+    ordered = sorted(times)
+    return max((bisect.bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 def mean(values: Sequence[float]) -> float:

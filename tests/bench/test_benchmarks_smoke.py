@@ -117,3 +117,12 @@ def test_poll_cost_split_recovers_per_poll_and_per_trigger_costs() -> None:
     assert rows["raw_aiohttp"]["ms_per_trigger"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="poll more often"):
         poll_cost_split.split(long[0], short[0])
+
+
+def test_max_per_window_finds_the_busiest_one_second_window() -> None:
+    from benchmarks._common import max_per_window
+
+    assert max_per_window([0.0, 0.5, 0.99, 1.0, 1.2]) == 4  # [0.5, 1.5) holds four
+    assert max_per_window([0.0, 0.5, 0.99, 1.0, 1.2], window=0.5) == 3  # [0.99, 1.49)
+    assert max_per_window([0.0, 1.0, 2.0]) == 1  # half-open: 1.0 is not in [0, 1)
+    assert max_per_window([]) == 0
