@@ -79,9 +79,12 @@ def test_hooks_of_one_connection_on_one_loop_share_one_bucket(monkeypatch: pytes
     _define(monkeypatch, "capped_b", status_reads_per_second=50)
 
     async def buckets() -> tuple[Any, Any, Any]:
-        async with SeedanceHook("capped_a") as one, SeedanceHook("capped_a") as two:
-            async with SeedanceHook("capped_b") as other:
-                return one._aio_cap, two._aio_cap, other._aio_cap
+        async with (
+            SeedanceHook("capped_a") as one,
+            SeedanceHook("capped_a") as two,
+            SeedanceHook("capped_b") as other,
+        ):
+            return one._aio_cap, two._aio_cap, other._aio_cap
 
     one, two, other = asyncio.run(buckets())
     assert one is not None and one is two  # every trigger of the connection takes from it
