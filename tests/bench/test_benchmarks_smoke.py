@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from benchmarks import catalog_throughput, emulator_capacity, poll_cost_split, trigger_poll_cost
+from benchmarks import (
+    catalog_throughput,
+    emulator_capacity,
+    poll_cost_split,
+    status_rate_cap,
+    trigger_poll_cost,
+)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -126,3 +132,38 @@ def test_max_per_window_finds_the_busiest_one_second_window() -> None:
     assert max_per_window([0.0, 0.5, 0.99, 1.0, 1.2], window=0.5) == 3  # [0.99, 1.49)
     assert max_per_window([0.0, 1.0, 2.0]) == 1  # half-open: 1.0 is not in [0, 1)
     assert max_per_window([]) == 0
+
+
+def test_status_rate_cap_smoke(tmp_path: Path) -> None:
+    n, cap = 20, 10.0
+    argv = ["--n", str(n), "--cap", str(cap), "--poll-interval", "0.25", "--generation-seconds", "1"]
+    argv += ["--results-dir", str(tmp_path)]
+    assert status_rate_cap.main(argv) == 0
+    rows = {r["variant"]: r for r in _load(tmp_path / "status_rate_cap.json")["rows"]}
+    assert set(rows) == set(status_rate_cap.VARIANTS)
+    for variant, row in rows.items():
+        assert row["events"] == n and row["event_statuses"] == ["success"] and not row["timed_out"], variant
+        # The emulator's log has every status request its counter counted, and no other.
+        assert row["status_requests_logged"] == row["status_requests"] >= n, variant
+        assert row["event_latency_s_p99"] >= row["event_latency_s_p50"], variant
+    assert rows["uncapped"]["cap_per_second"] is None and rows["uncapped"]["max_grants_per_1s_window"] is None
+    assert rows["uncapped"]["event_latency_ratio_p99"] == 1.0
+    capped = rows["capped"]
+    # The bucket's own clock: never more than the cap plus its one token (a limiter property).
+    assert capped["cap_per_second"] == cap and capped["max_grants_per_1s_window"] <= cap + 1
+    assert capped["event_latency_ratio_p99"] is not None
+
+
+def test_status_request_times_reads_only_status_lines_of_the_access_log() -> None:
+    access = '2026-01-02 03:04:{} INFO aiohttp.access: 127.0.0.1 "{} HTTP/1.1" 200 9 0.001s'
+    log = "\n".join(
+        [
+            access.format("05,250", "GET /v1/status?task_id=a"),
+            access.format("05,900", "POST /v1/generate"),
+            access.format("06,000", "GET /_emulator/ledger"),
+            "2026-01-02 03:04:06,100 WARNING seedance: GET /v1/status was slow",
+            access.format("06,750", "GET /v1/status?task_id=b"),
+        ]
+    )
+    times = status_rate_cap.status_request_times(log)
+    assert len(times) == 2 and times[1] - times[0] == pytest.approx(1.5)
