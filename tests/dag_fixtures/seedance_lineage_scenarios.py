@@ -11,7 +11,9 @@ from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperato
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 FAST = {"retry_min_wait": 0.01, "retry_max_wait": 0.05, "status_retries": 3}
 #: A signed reference image URL: its query string must never reach a lineage event.
-SIGNED_IMAGE = "https://images.example.com/catalog/aur-001.jpg?X-Amz-Signature=SIGNED-5ec2e7&X-Amz-Expires=600"
+SIGNED_IMAGE = (
+    "https://images.example.com/catalog/aur-001.jpg?X-Amz-Signature=SIGNED-5ec2e7&X-Amz-Expires=600"
+)
 SMALL = {"resolution": "480p", "duration": 4}
 CATALOG = Asset("file:///srv/catalog/catalog.json")
 
