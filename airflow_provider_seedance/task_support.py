@@ -7,7 +7,7 @@ a helper that several task types need never makes one of them borrow from anothe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,37 @@ class SeedanceGenerating(SeedanceConnected):
         self.wait_for_completion = wait_for_completion
         self.timeout = timeout
         self.force_new = force_new
+
+    # ------------------------------------------------------------------ lineage
+    #: What this try's generations came to, kept for lineage when the try ends (successful or
+    #: not). A deferred task resumes in a fresh instance: its ``execute_complete`` sets it on
+    #: the instance the OpenLineage listener then reads.
+    _lineage_results: tuple[GenerationResult, ...] = ()
+
+    def keep_for_lineage(self, results: Iterable[GenerationResult]) -> None:
+        self._lineage_results = tuple(results)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage's view of the ended try (called by the OpenLineage provider, if installed).
+
+        Inputs: the reference images (and the declared ``inlets`` that are assets); outputs: the
+        storage paths of the delivered videos (and the declared asset ``outlets``); run facet
+        ``seedance``: task ids, request parameters (secret-free), outcomes and credits. The
+        OpenLineage imports happen here, so the provider needs no OpenLineage package.
+        """
+        from airflow_provider_seedance.lineage import lineage_of
+        from airflow_provider_seedance.lineage.facets import operator_lineage
+
+        return operator_lineage(
+            lineage_of(self._lineage_results),
+            inlets=getattr(self, "inlets", ()),
+            outlets=getattr(self, "outlets", ()),
+        )
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """A failed try's lineage: what was sent, what it cost (the failure's result), no output
+        that was not delivered."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:
@@ -235,15 +266,23 @@ def on_failed_try(record: Callable[[BaseException], None]) -> Iterator[None]:
         raise
 
 
-def recording_failures(context: Context, log: Any, state: Any) -> contextlib.AbstractContextManager[None]:
+def recording_failures(
+    context: Context,
+    log: Any,
+    state: Any,
+    keep: Callable[[list[GenerationResult]], None] | None = None,
+) -> contextlib.AbstractContextManager[None]:
     """Push what a failure means for the money (``seedance_result``) before it propagates.
 
     ``state`` is any object with ``last`` (the last :class:`SeedanceTask` seen, or ``None``),
-    ``request`` (the payload) and ``history`` (Seedance task ids) attributes.
+    ``request`` (the payload) and ``history`` (Seedance task ids) attributes; ``keep`` also
+    receives that result (the operator keeps it for lineage).
     """
 
     def record(exc: BaseException) -> None:
         result = result_on_error(exc, state.last, state.request, state.history)
+        if keep is not None:
+            keep([result])
         push_result(context, result, log)
         if result.outcome is Outcome.NOT_SENT:
             log.info(

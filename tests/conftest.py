@@ -17,15 +17,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-_HOME = Path(tempfile.mkdtemp(prefix="seedance-airflow-home-"))
+#: A child process of the tests that imports this file (e.g. a DAG run with OpenLineage enabled,
+#: see tests/dag/test_lineage_events.py) shares the session's home, its database and its DAGs folder.
+_HOME = Path(os.environ.get("SEEDANCE_TEST_HOME") or tempfile.mkdtemp(prefix="seedance-airflow-home-"))
+os.environ["SEEDANCE_TEST_HOME"] = str(_HOME)
 #: One DAGs folder for the whole session (Airflow caches the bundle's path): the example
 #: DAGs and the test DAGs side by side, as links to the real files.
 DAGS_FOLDER = _HOME / "dags"
-DAGS_FOLDER.mkdir()
-for _source in (REPO / "dags_examples", REPO / "tests" / "dag_fixtures"):
-    for _entry in _source.iterdir():
-        if _entry.name != "__pycache__":
-            (DAGS_FOLDER / _entry.name).symlink_to(_entry)
+if not DAGS_FOLDER.exists():
+    DAGS_FOLDER.mkdir()
+    for _source in (REPO / "dags_examples", REPO / "tests" / "dag_fixtures"):
+        for _entry in _source.iterdir():
+            if _entry.name != "__pycache__":
+                (DAGS_FOLDER / _entry.name).symlink_to(_entry)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -314,6 +314,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     def _outcome(self, run: _BatchRun, todo_results: list[GenerationResult]) -> dict[str, Any]:
         results = {**run.reused, **{r.index: r for r in todo_results if r.index is not None}}
         ordered = [results[item.index] for item in run.items]
+        self.keep_for_lineage(ordered)
         return {"results": [r.to_xcom() for r in ordered], "totals": batch_totals(ordered)}
 
     def _push_results(self, context: Context, run: _BatchRun, outcome: dict[str, Any]) -> None:
@@ -573,6 +574,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 deliveries.append((item, state))
         self._deliver(deliveries, results)
         ordered = [results[item.index] for item in run.items]
+        self.keep_for_lineage(ordered)
         totals = batch_totals(ordered)
         self.log.info(
             "Seedance batch: %d succeeded (%d reused), %d failed; %s",

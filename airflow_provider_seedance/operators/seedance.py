@@ -179,7 +179,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         progress = _Progress()
-        with recording_failures(context, self.log, progress):
+        with recording_failures(context, self.log, progress, self.keep_for_lineage):
             request = self.build_request()
             progress.request = request.to_payload()
             reused = self._reuse_existing(context, request)
@@ -214,7 +214,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         if isinstance(seedance_task_id, str) and seedance_task_id.strip():
             # Submitted before the deferral: a failure from here on is never "nothing was sent".
             progress.last = SeedanceTask(seedance_task_id.strip(), "UNKNOWN")
-        with recording_failures(context, self.log, progress):
+        with recording_failures(context, self.log, progress, self.keep_for_lineage):
             progress.use(self.build_request(), SubmissionRecord.for_context(context))
             assert progress.record is not None
             progress.history = progress.record.history(progress.fingerprint)
@@ -421,6 +421,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         result = GenerationResult.from_task(task, progress.request, seedance_task_ids=tried)
         if not task.is_success:
             self.log.info("Seedance task %s submitted (%s); not waiting for it", task.task_id, task.status)
+            self.keep_for_lineage([result])
             push_result(context, result, self.log)
             return result.to_xcom()
         snapshot = task.to_dict()
@@ -432,6 +433,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         return self._succeed(context, result)
 
     def _succeed(self, context: Context, result: GenerationResult) -> dict[str, Any]:
+        self.keep_for_lineage([result])
         push_result(context, result, self.log)
         attach_to_asset_events(context, self.outlets, asset_extra(result))
         return result.to_xcom()

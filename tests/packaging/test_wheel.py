@@ -118,7 +118,7 @@ def test_wheel_declares_airflow_provider_classifiers_and_entry_points(dist: Dist
     assert "seedance-emulator = airflow_provider_seedance.emulator.cli:main" in entry_points
 
 
-def test_wheel_ships_type_marker_emulator_clips_and_plugin_files(dist: Dist) -> None:
+def test_wheel_ships_type_marker_emulator_clips_plugin_files_and_facet_schema(dist: Dist) -> None:
     with zipfile.ZipFile(dist.wheel) as archive:
         names = set(archive.namelist())
     package = REPO / "airflow_provider_seedance"
@@ -133,6 +133,8 @@ def test_wheel_ships_type_marker_emulator_clips_and_plugin_files(dist: Dist) -> 
         if p.is_file()
     ]
     assert plugin_files and set(plugin_files) <= names, set(plugin_files) - names
+    # The lineage run facet's schema, which its _schemaURL names (docs/lineage.md).
+    assert "airflow_provider_seedance/lineage/SeedanceRunFacet.json" in names
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
 
 
