@@ -550,12 +550,44 @@ class AirflowCluster:
         return result
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict[str, Any]:
-        """Wait until the run is ``success`` or ``failed``; returns the run."""
-        return self.wait_until(
-            lambda: (run := self.dag_run(dag_id, run_id))["state"] in TERMINAL_RUN_STATES and run,
-            timeout=timeout,
-            what=f"run {dag_id}/{run_id} to end",
-        )
+        """Wait until the run is ``success`` or ``failed``; returns the run.
+
+        A run that does not end in time fails with what it was stuck on: each task instance's
+        state and trigger, the trigger table, and the tails of the scheduler and triggerer logs.
+        """
+        try:
+            result: dict[str, Any] = self.wait_until(
+                lambda: (run := self.dag_run(dag_id, run_id))["state"] in TERMINAL_RUN_STATES and run,
+                timeout=timeout,
+                what=f"run {dag_id}/{run_id} to end",
+            )
+        except ClusterError as exc:
+            raise ClusterError(f"{exc}\n{self.describe_stuck_run(dag_id, run_id)}") from None
+        return result
+
+    def describe_stuck_run(self, dag_id: str, run_id: str) -> str:
+        """Where a run is, for a failure message (every part best-effort: it is read while failing)."""
+        parts: list[str] = []
+        try:
+            rows = self.sql(
+                "SELECT task_id, map_index, state, try_number, trigger_id, queued_dttm, start_date,"
+                " next_method FROM task_instance WHERE dag_id = ? AND run_id = ?"
+                " ORDER BY task_id, map_index",
+                (dag_id, run_id),
+            )
+            parts.append("task instances:\n" + "\n".join(f"  {row}" for row in rows))
+            triggers = self.sql("SELECT id, classpath, triggerer_id, created_date FROM trigger")
+            parts.append("trigger rows:\n" + "\n".join(f"  {row}" for row in triggers))
+            jobs = self.sql(
+                "SELECT id, job_type, state, hostname, latest_heartbeat FROM job"
+                " WHERE job_type = 'TriggererJob' ORDER BY id"
+            )
+            parts.append("triggerer jobs:\n" + "\n".join(f"  {row}" for row in jobs))
+        except sqlite3.Error as exc:
+            parts.append(f"(metadata DB not readable: {exc})")
+        for name in ("scheduler", "triggerer"):
+            parts.append(f"--- {name} log tail ---\n{_tail(self.log_path(name), 4000)}")
+        return "\n".join(parts)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Every task instance of the run (mapped ones included), 100 per page."""
