@@ -430,6 +430,8 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         if self._budgets is None:
             return None
         assert progress.record is not None and progress.spec is not None
+        if progress.last is not None:  # a FAILED generation being replaced: it cost nothing
+            self.settle_budget(self._budgets, progress.last)
         previous = progress.record.get(progress.fingerprint)
         attempt = 0
         if previous is not None:
