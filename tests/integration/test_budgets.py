@@ -98,7 +98,7 @@ def test_a_lost_answer_keeps_its_reservation_a_refused_post_frees_it(emulator, b
     with pytest.raises(SeedanceSubmissionUncertainError):
         single(prompt="lost").execute(context("lost"))
     # The lost answer may be a generation: its 8 credits stay reserved.
-    with pytest.raises(SeedanceSharedBudgetExceededError, match="8 credits .* spent or reserved of 8"):
+    with pytest.raises(SeedanceSharedBudgetExceededError, match=r"8 credits .* spent or reserved of 8"):
         single(prompt="next").execute(context("next"))
     # It was one: the emulator created (and bills) the generation whose answer it dropped.
     assert charged(emulator) == 8
