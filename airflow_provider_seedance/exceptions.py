@@ -272,10 +272,17 @@ class SeedanceSharedBudgetExceededError(AirflowFailException, SeedanceError):
     limit_credits: int
     estimated_credits: int
 
-    def __init__(self, budget: str, spent_credits: int, limit_credits: int, estimated_credits: int) -> None:
+    def __init__(
+        self,
+        budget: str,
+        spent_credits: int,
+        limit_credits: int,
+        estimated_credits: int,
+        what: str = "this generation",
+    ) -> None:
         super().__init__(
             f"The {budget} is exhausted: {spent_credits} credits ({format_usd(spent_credits)}) spent or "
-            f"reserved of {limit_credits} ({format_usd(limit_credits)}); this generation would cost "
+            f"reserved of {limit_credits} ({format_usd(limit_credits)}); {what} would cost "
             f"{estimated_credits} credits ({format_usd(estimated_credits)}). Nothing was submitted, and "
             "the task is not retried (raise the limit, or wait for the next period, then clear it).",
             budget=budget,

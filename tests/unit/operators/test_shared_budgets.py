@@ -15,11 +15,13 @@ from airflow_provider_seedance.budgets import BudgetConfig, open_store
 from airflow_provider_seedance.exceptions import (
     CreationState,
     SeedanceBadRequestError,
+    SeedanceBatchFailedError,
     SeedanceSharedBudgetExceededError,
     SeedanceSubmissionUncertainError,
     SeedanceValidationError,
 )
-from tests.unit.fakes import TI, FakeHook, Store, context
+from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+from tests.unit.fakes import TI, FakeHook, Store, context, use
 from tests.unit.operators.test_single_submit_rules import CHEAP, single
 
 
@@ -130,3 +132,40 @@ def test_a_bad_budget_extra_fails_before_any_post(url: str) -> None:
     with pytest.raises(SeedanceValidationError, match=r"budget.daily_credits: -3"):
         single(hook, **CHEAP).execute(ctx(Store()))
     assert hook.posts == [] and hook.reads == []
+
+
+# ---------------------------------------------------------------------- the batch operator
+def batch(hook: FakeHook, count: int, **kwargs: Any) -> SeedanceBatchGenerateOperator:
+    items = [{"prompt": f"item {n}", **CHEAP} for n in range(count)]
+    operator = SeedanceBatchGenerateOperator(
+        task_id="batch", requests=items, deferrable=False, poll_interval=0, **kwargs
+    )
+    return use(operator, hook)
+
+
+def test_a_batch_reserves_all_its_items_or_none_and_posts_nothing_without_room(url: str) -> None:
+    hook = hook_with(url, daily=20)
+    with pytest.raises(SeedanceSharedBudgetExceededError) as caught:
+        batch(hook, 3).execute(ctx(Store(), "batch"))
+    assert isinstance(caught.value, AirflowFailException)
+    assert "0 credits ($0.00) spent or reserved of 20" in str(caught.value)
+    assert "submitting 3 generations would cost 24 credits" in str(caught.value)
+    assert hook.posts == [] and spent(url, 20) == 0
+
+
+def test_a_batch_settles_its_generations_and_a_retry_reserves_nothing_again(url: str) -> None:
+    store = Store()
+    running = hook_with(url, daily=16, statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
+    batch(running, 2, wait_for_completion=False).execute(ctx(store, "batch"))
+    assert len(running.posts) == 2 and spent(url, 16) == 16
+    retry = hook_with(url, daily=16)
+    batch(retry, 2).execute(ctx(store, "batch"))
+    assert retry.posts == [] and spent(url, 16) == 16
+
+
+def test_a_batch_item_refused_by_the_api_frees_its_room(url: str) -> None:
+    refused = SeedanceBadRequestError(400, "INVALID_PROMPT", "no", creation=CreationState.REFUSED)
+    hook = hook_with(url, daily=16, submits=[None, refused])
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(hook, 2).execute(ctx(Store(), "batch"))
+    assert spent(url, 16) == 8
