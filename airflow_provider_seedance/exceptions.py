@@ -261,6 +261,37 @@ class SeedanceBudgetExceededError(AirflowFailException, SeedanceError):
         )
 
 
+class SeedanceSharedBudgetExceededError(AirflowFailException, SeedanceError):
+    """A budget that concurrent tasks share (per DAG run, per connection per day or month) has
+    no room for this generation; raised before its generate request, so nothing was sent."""
+
+    creation = CreationState.NOT_SENT
+
+    budget: str
+    spent_credits: int
+    limit_credits: int
+    estimated_credits: int
+
+    def __init__(
+        self,
+        budget: str,
+        spent_credits: int,
+        limit_credits: int,
+        estimated_credits: int,
+        what: str = "this generation",
+    ) -> None:
+        super().__init__(
+            f"The {budget} is exhausted: {spent_credits} credits ({format_usd(spent_credits)}) spent or "
+            f"reserved of {limit_credits} ({format_usd(limit_credits)}); {what} would cost "
+            f"{estimated_credits} credits ({format_usd(estimated_credits)}). Nothing was submitted, and "
+            "the task is not retried (raise the limit, or wait for the next period, then clear it).",
+            budget=budget,
+            spent_credits=spent_credits,
+            limit_credits=limit_credits,
+            estimated_credits=estimated_credits,
+        )
+
+
 class SeedanceDownloadError(SeedanceError):
     """Delivering a video failed; nothing partial was left at the destination."""
 

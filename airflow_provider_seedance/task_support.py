@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import TaskDeferred
+from airflow_provider_seedance.budgets import BudgetConfig, SharedBudgets, credits_value
 from airflow_provider_seedance.exceptions import (
     SeedanceError,
     SeedanceGenerationFailedError,
@@ -67,6 +68,7 @@ class SeedanceGenerating(SeedanceConnected):
 
     skip_if_exists: bool | None
     max_credits: int | None
+    dag_run_max_credits: int | None = None
     resubmit_on_failure: int
     wait_for_completion: bool
     timeout: float | None
@@ -120,6 +122,35 @@ class SeedanceGenerating(SeedanceConnected):
         """A failed try's lineage: what was sent, what it cost (the failure's result), no output
         that was not delivered."""
         return self.get_openlineage_facets_on_complete(task_instance)
+
+    def _keep_shared_budget(self, dag_run_max_credits: int | None) -> None:
+        self.dag_run_max_credits = credits_value(
+            dag_run_max_credits, "dag_run_max_credits", what=" shared by every Seedance task of the DAG run"
+        )
+
+    def shared_budgets(self, context: Context) -> SharedBudgets | None:
+        """The shared budgets this task instance draws from (``dag_run_max_credits``, the
+        connection's ``budget`` extra), checked before any HTTP call; ``None`` when none is set."""
+        config = BudgetConfig.from_extra(self.seedance_conn_id, self.hook.connection_extra())
+        if not config.limited and self.dag_run_max_credits is None:
+            return None
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        identity = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
+        return SharedBudgets.open(config, self.dag_run_max_credits, identity)
+
+    def settle_budget(self, budgets: SharedBudgets | None, task: SeedanceTask) -> None:
+        """A generation ended: its reservation takes its actual credits (0 when it FAILED).
+
+        Book-keeping only: a store that cannot be written is logged, never fails a paid task
+        (its reservation then keeps the estimate).
+        """
+        if budgets is None or not task.is_terminal:
+            return
+        try:
+            budgets.settle(task.task_id, task.consumed_credits if task.is_success else 0)
+        except Exception as exc:
+            self.log.warning("Seedance budget: could not settle task %s: %s", task.task_id, exc)  # type: ignore[attr-defined]
 
 
 def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:

@@ -890,6 +890,11 @@ class SeedanceHook(HttpHook):
     def describe_cost(self, credits: int | None) -> str:
         return f"{credits or 0} credits ({format_usd(credits)})"
 
+    def connection_extra(self) -> dict[str, Any]:
+        """The connection's extra, decoded (the shared budgets read their ``budget`` there)."""
+        extra = self.get_connection(self.seedance_conn_id).extra_dejson
+        return dict(extra) if isinstance(extra, Mapping) else {}
+
 
 def _checked_task_id(task_id: Any) -> str:
     if not isinstance(task_id, str) or not task_id.strip():

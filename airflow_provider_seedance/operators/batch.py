@@ -21,12 +21,14 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
+from airflow_provider_seedance.budgets import SharedBudgets
 from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
     SeedanceBatchFailedError,
     SeedanceBudgetExceededError,
     SeedanceError,
     SeedanceInsufficientCreditsError,
+    SeedanceSharedBudgetExceededError,
     SeedanceTaskNotFoundError,
     SeedanceValidationError,
     never_created,
@@ -152,6 +154,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     :param skip_if_exists: items whose destination already holds a complete video are not
         submitted (0 credits). Default: on when a destination is set.
     :param max_credits: budget for the whole batch, checked before any HTTP call.
+    :param dag_run_max_credits: a budget the whole DAG run shares (see
+        :class:`~airflow_provider_seedance.operators.seedance.SeedanceGenerateOperator`); the
+        batch reserves every item it is about to submit, all or none, before the first POST.
     :param resubmit_on_failure: resubmit each FAILED generation up to N more times.
     :param fail_on_any_failure: fail the task if any item did not succeed (the results are
         still pushed to XCom ``seedance_batch_results``); ``False`` returns failures in the list.
@@ -182,6 +187,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         max_poll_concurrency: int = 32,
         force_new: bool = False,
         hook_params: dict[str, Any] | None = None,
+        dag_run_max_credits: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -189,6 +195,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         self._keep_money_rules(
             skip_if_exists, max_credits, resubmit_on_failure, wait_for_completion, timeout, force_new
         )
+        self._keep_shared_budget(dag_run_max_credits)
         self.requests = requests
         self.output_path_template = output_path_template
         self.fail_on_any_failure = fail_on_any_failure
@@ -271,6 +278,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 self.hook.describe_cost(estimate),
             )
             self.hook.settings  # noqa: B018 - an unusable connection fails here, before any POST
+            self._budgets = self.shared_budgets(context)
             self._reattach(run)
             self._submit(run, [item for item in todo if self._needs_submission(run, item)])
             return self._drive(context, run)
@@ -291,6 +299,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             # reads it again (typed) before deciding anything.
             run.known[task_id] = SeedanceError(str(message))
         with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
+            self._budgets = self.shared_budgets(context)
             if status == BatchEventStatus.ERROR:
                 raise SeedanceError(
                     f"{event.get('message')} Nothing more was spent by waiting; a retry re-attaches to "
@@ -414,6 +423,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         """
         if not items:
             return
+        reservations = self._reserve_items(run, items)
         record = run.record
         queue = deque(items)
 
@@ -455,6 +465,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 record.flush()
                 in_flight.update({pool.submit(post, item): item for item in starting})
         self.log.info("Seedance batch: submitted %d generations", submitted)
+        self._bind_or_release(run, reservations)
 
     def _drive(self, context: Context, run: _BatchRun) -> dict[str, Any]:
         while True:
@@ -526,6 +537,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             elif not isinstance(state, SeedanceTask) and sub.outcome is not None:
                 run.known[sub.seedance_task_id] = SeedanceTask.from_dict(sub.outcome)
         metrics.count_finished(run.record.mark_finished(*learned), self.dag_id, self.task_id)
+        self._settle_known(run)
 
     def _result_of(self, run: _BatchRun, item: _Item) -> GenerationResult:
         """What became of one item, from its record entry and the status last learned."""
@@ -597,6 +609,58 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 f"Results are in XCom {XCOM_BATCH_RESULTS!r}; a retry re-attaches and reuses what succeeded."
             )
         return outcome
+
+    # ------------------------------------------------------------------ shared budgets
+    _budgets: SharedBudgets | None = None
+
+    def _settle_known(self, run: _BatchRun) -> None:
+        """Every generation known to have ended takes its actual credits (idempotent)."""
+        for state in list(run.known.values()):
+            if isinstance(state, SeedanceTask):
+                self.settle_budget(self._budgets, state)
+
+    def _reserve_items(self, run: _BatchRun, items: list[_Item]) -> dict[str, str]:
+        """Reserve every item about to be submitted, all or none (the budget error, with nothing
+        sent, when one does not fit). Keyed like the single operator's: an item whose earlier
+        try reserved it finds its reservation."""
+        budgets = self._budgets
+        if budgets is None:
+            return {}
+        self._settle_known(run)  # FAILED generations being replaced cost nothing
+        taken: dict[str, str] = {}
+        try:
+            for item in items:
+                sub = run.record.get(item.key)
+                attempt = 0 if sub is None else len(sub.history) + len(sub.released) + int(sub.uncertain)
+                taken[item.key] = budgets.reserve(item.key, attempt, item.request.estimated_credits)
+        except SeedanceSharedBudgetExceededError as exc:
+            for key in taken.values():  # none of these was sent
+                budgets.release(key)
+            released = sum(item.request.estimated_credits for item in items if item.key in taken)
+            raise SeedanceSharedBudgetExceededError(
+                exc.budget,
+                exc.spent_credits - released,
+                exc.limit_credits,
+                sum(item.request.estimated_credits for item in items),
+                what=f"submitting {len(items)} generations",
+            ) from None
+        return taken
+
+    def _bind_or_release(self, run: _BatchRun, reservations: dict[str, str]) -> None:
+        """After the POSTs: a submitted item's reservation waits for its generation's end, a
+        refused one is free again, an uncertain one (a generation may exist) stays taken."""
+        budgets = self._budgets
+        if budgets is None:
+            return
+        for item_key, reservation in reservations.items():
+            sub = run.record.get(item_key)
+            try:
+                if sub is None or sub.state is SubmissionState.REJECTED:
+                    budgets.release(reservation)
+                elif sub.state is SubmissionState.SUBMITTED and sub.seedance_task_id:
+                    budgets.bind(reservation, sub.seedance_task_id)
+            except Exception as exc:  # book-keeping: the room stays taken, never less than was spent
+                self.log.warning("Seedance budget: could not update a reservation: %s", exc)
 
     def _deliver(
         self, deliveries: list[tuple[_Item, SeedanceTask]], results: dict[int, GenerationResult]

@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
+from airflow_provider_seedance.budgets import SharedBudgets
 from airflow_provider_seedance.exceptions import (
     SeedanceBudgetExceededError,
     SeedanceError,
@@ -109,6 +110,10 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         nothing and return it (``reused_existing: true``, 0 credits). Default: on when
         ``output_path`` is set.
     :param max_credits: fail before any HTTP call when the estimated price is higher.
+    :param dag_run_max_credits: a budget the whole DAG run shares (set it in ``default_args``):
+        every generation of the run reserves its estimate before its generate request and the
+        task fails, without retries, when the run's budget has no room left. Needs the
+        connection extra ``budget.store``; see docs/budgets.md.
     :param resubmit_on_failure: resubmit a FAILED generation up to this many more times
         (failed generations are not billed).
     :param hook_params: extra keyword arguments for :class:`SeedanceHook` (retry tuning).
@@ -151,6 +156,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         max_credits: int | None = None,
         resubmit_on_failure: int = 0,
         hook_params: dict[str, Any] | None = None,
+        dag_run_max_credits: int | None = None,
         **kwargs: Any,
     ) -> None:
         arguments = locals()  # read before any other local is bound
@@ -159,6 +165,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         self._keep_money_rules(
             skip_if_exists, max_credits, resubmit_on_failure, wait_for_completion, timeout, force_new
         )
+        self._keep_shared_budget(dag_run_max_credits)
         self.output_path = output_path
         # The API parameters are kept under their own names, taken from the one list of API
         # fields (a field added there without a parameter here fails every construction).
@@ -197,6 +204,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             # Resolve the connection before anything is sent: an unusable one must fail here,
             # not after the POST was paid for.
             self.hook.settings  # noqa: B018
+            self._open_budgets(context)
             progress.use(request, SubmissionRecord.for_context(context))
             task = self._attach_or_submit(progress)
             return self._drive(context, progress, task)
@@ -216,6 +224,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             progress.last = SeedanceTask(seedance_task_id.strip(), "UNKNOWN")
         with recording_failures(context, self.log, progress, self.keep_for_lineage):
             progress.use(self.build_request(), SubmissionRecord.for_context(context))
+            self._open_budgets(context)
             assert progress.record is not None
             progress.history = progress.record.history(progress.fingerprint)
             status, task, message = task_from_event(event, expected_task_id=seedance_task_id)
@@ -345,18 +354,21 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         record, request = progress.record, progress.spec
         assert record is not None and request is not None
         fingerprint = progress.fingerprint
+        reservation = self._reserve(progress)
         record.mark_submitting(fingerprint)
         try:
             seedance_task_id = self.hook.submit_request(request)
         except SeedanceError as exc:
             if never_created(exc):
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
+                self._release(reservation)
             progress.last = None  # what follows concerns this submission, not an earlier one
             raise
         task = SeedanceTask(seedance_task_id, TaskStatus.IN_PROGRESS, request=request.to_payload())
         progress.last = task  # known before the record is written: a failed write still names it
         progress.history = (*record.history(fingerprint), seedance_task_id)
         record.mark_submitted((fingerprint, seedance_task_id))
+        self._bind(reservation, seedance_task_id)
         return task
 
     def _drive(self, context: Context, progress: _Progress, task: SeedanceTask) -> dict[str, Any]:
@@ -403,6 +415,43 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
         push_progress(context, task, self.hook.settings.base_url)
+        self.settle_budget(self._budgets, task)
+
+    # ------------------------------------------------------------------ shared budgets
+    _budgets: SharedBudgets | None = None
+
+    def _open_budgets(self, context: Context) -> None:
+        self._budgets = self.shared_budgets(context)
+
+    def _reserve(self, progress: _Progress) -> str | None:
+        """Take this submission's estimate in the shared budgets (the budget error if one has no
+        room). Keyed by the submission's number, so a try that reserves again after a crash
+        finds its own reservation; a released uncertain mark (``force_new``) counts as one."""
+        if self._budgets is None:
+            return None
+        assert progress.record is not None and progress.spec is not None
+        if progress.last is not None:  # a FAILED generation being replaced: it cost nothing
+            self.settle_budget(self._budgets, progress.last)
+        previous = progress.record.get(progress.fingerprint)
+        attempt = 0
+        if previous is not None:
+            attempt = len(previous.history) + len(previous.released) + int(previous.uncertain)
+        return self._budgets.reserve(progress.fingerprint, attempt, progress.spec.estimated_credits)
+
+    def _release(self, reservation: str | None) -> None:
+        """The POST provably created nothing: its reservation is free again."""
+        if self._budgets is not None and reservation is not None:
+            try:
+                self._budgets.release(reservation)
+            except Exception as exc:  # the room stays taken: never less than was spent
+                self.log.warning("Seedance budget: could not release a reservation: %s", exc)
+
+    def _bind(self, reservation: str | None, seedance_task_id: str) -> None:
+        if self._budgets is not None and reservation is not None:
+            try:
+                self._budgets.bind(reservation, seedance_task_id)
+            except Exception as exc:  # the reservation keeps its estimate: never less than was spent
+                self.log.warning("Seedance budget: could not record task %s: %s", seedance_task_id, exc)
 
     def _count_reattached(self) -> None:
         metrics.incr("generations.reattached", dag_id=self.dag_id, task_id=self.task_id)

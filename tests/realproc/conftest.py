@@ -35,7 +35,11 @@ EMULATOR_SECONDS = {
     "seedance_metrics": 2.0,
     # The example DAGs' connection (the review-and-publish example runs here).
     "seedance_default": 2.0,
+    # Concurrent generations that share a small daily budget (test_budgets.py).
+    "seedance_budget": 3.0,
 }
+#: The daily budget of the ``seedance_budget`` connection, in credits.
+BUDGET_DAILY_CREDITS = 40
 
 
 class StatsdListener:
@@ -74,6 +78,8 @@ class RealprocEnv:
     emulators: dict[str, EmulatorProcess]
     statsd: StatsdListener
     api_key: str = REALPROC_API_KEY
+    #: The shared budget store of the ``seedance_budget`` connection (a SQLAlchemy URL).
+    budget_store: str = ""
 
 
 @pytest.fixture(scope="package")
@@ -89,8 +95,12 @@ def realproc() -> Iterator[RealprocEnv]:
                 generation_seconds=seconds,
                 log_path=workdir / f"emulator-{conn_id}.log",
             ).start()
+        budget_store = f"sqlite:///{workdir / 'budgets.db'}"
+        extras = {
+            "seedance_budget": {"budget": {"daily_credits": BUDGET_DAILY_CREDITS, "store": budget_store}}
+        }
         connections = {
-            conn_id: connection_uri_json(emulator.base_url, REALPROC_API_KEY)
+            conn_id: connection_uri_json(emulator.base_url, REALPROC_API_KEY, **extras.get(conn_id, {}))
             for conn_id, emulator in emulators.items()
         }
         cluster = AirflowCluster(
@@ -109,7 +119,7 @@ def realproc() -> Iterator[RealprocEnv]:
             keep_home=bool(os.environ.get("SEEDANCE_REALPROC_KEEP_HOME")),
         )
         with cluster:
-            yield RealprocEnv(cluster=cluster, emulators=emulators, statsd=statsd)
+            yield RealprocEnv(cluster=cluster, emulators=emulators, statsd=statsd, budget_store=budget_store)
     finally:
         for emulator in emulators.values():
             emulator.stop()

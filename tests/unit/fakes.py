@@ -78,9 +78,14 @@ class FakeHook:
         self.waits: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
+        #: The connection's extra (the shared budgets read ``budget`` there).
+        self.extra: dict[str, Any] = {}
 
     def describe_cost(self, credits: int | None) -> str:
         return f"{credits or 0} credits"
+
+    def connection_extra(self) -> dict[str, Any]:
+        return dict(self.extra)
 
     def submit_request(self, request: GenerationRequest) -> str:
         with self.lock:

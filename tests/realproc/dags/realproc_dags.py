@@ -121,3 +121,26 @@ with DAG(
         poll_interval=RACE_SAFE_POLL,
         hook_params=FAST,
     )
+
+#: Mapped generations racing for the ``seedance_budget`` connection's daily budget.
+BUDGET_TASKS = 8
+
+with DAG(
+    "realproc_budget",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_tasks=16,
+    # Retries are allowed: a task stopped by a budget must not use them. The DAG-run budget is
+    # set for every task through default_args (larger than the daily one: both are reserved).
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=1), "dag_run_max_credits": 1000},
+):
+    SeedanceGenerateOperator.partial(
+        task_id="generate",
+        seedance_conn_id="seedance_budget",
+        resolution="480p",
+        duration=4,  # 8 credits each
+        deferrable=False,  # every task holds its worker slot: eight reservations at once
+        poll_interval=1.0,
+        hook_params=FAST,
+    ).expand(prompt=[f"Budgeted clip number {i}" for i in range(BUDGET_TASKS)])

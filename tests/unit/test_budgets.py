@@ -1,0 +1,194 @@
+"""The shared budget store: all-or-nothing reservations under a limit, idempotent by key,
+settled to the actual credits, released only when nothing was created; and its config checks."""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_seedance._compat import AirflowFailException
+from airflow_provider_seedance.budgets import Budget, BudgetConfig, BudgetStore, open_store
+from airflow_provider_seedance.exceptions import (
+    SeedanceConfigurationError,
+    SeedanceSharedBudgetExceededError,
+    SeedanceValidationError,
+)
+
+DAILY = Budget("daily budget of connection 'c'", "conn:c:daily", "2026-12-01", 50)
+RUN = Budget("dag_run_max_credits budget of DAG run 'd' / 'r'", "dag_run:d/r", "run", 20)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BudgetStore:
+    return BudgetStore(f"sqlite:///{tmp_path / 'budgets.db'}")
+
+
+def test_a_reservation_takes_room_until_the_limit_then_names_budget_spent_limit_and_cost(
+    store: BudgetStore,
+) -> None:
+    for n in range(6):
+        assert store.reserve(f"k{n}", 8, [DAILY]) is True
+    with pytest.raises(SeedanceSharedBudgetExceededError) as caught:
+        store.reserve("k6", 8, [DAILY])
+    error = caught.value
+    assert isinstance(error, AirflowFailException)  # never retried
+    assert (error.spent_credits, error.limit_credits, error.estimated_credits) == (48, 50, 8)
+    assert "daily budget of connection 'c'" in str(error) and "48 credits" in str(error)
+    assert "of 50" in str(error) and "would cost 8 credits" in str(error)
+    assert store.spent(DAILY) == 48
+
+
+def test_a_reservation_is_all_or_nothing_across_budgets(store: BudgetStore) -> None:
+    store.reserve("a", 16, [DAILY, RUN])
+    with pytest.raises(SeedanceSharedBudgetExceededError, match="dag_run_max_credits budget"):
+        store.reserve("b", 8, [DAILY, RUN])  # the daily budget has room, the run's has not
+    assert store.spent(DAILY) == 16 and store.spent(RUN) == 16
+
+
+def test_the_same_key_reserves_once(store: BudgetStore) -> None:
+    assert store.reserve("same", 8, [DAILY]) is True
+    assert store.reserve("same", 8, [DAILY]) is False
+    assert store.spent(DAILY) == 8
+
+
+def test_a_release_frees_the_room_and_the_key(store: BudgetStore) -> None:
+    store.reserve("k", 8, [DAILY, RUN])
+    store.release("k")
+    assert store.spent(DAILY) == 0 and store.spent(RUN) == 0
+    assert store.reserve("k", 8, [DAILY]) is True
+    assert store.spent(DAILY) == 8
+
+
+def test_settling_takes_the_actual_credits_once(store: BudgetStore) -> None:
+    store.reserve("k", 28, [DAILY])
+    store.bind("k", "task-1")
+    store.settle("task-1", 20)
+    assert store.spent(DAILY) == 20
+    store.settle("task-1", 0)  # already settled: nothing changes
+    store.release("k")  # a settled generation was paid: a release cannot free it
+    assert store.spent(DAILY) == 20
+
+
+def test_a_failed_generation_settles_to_zero_and_unknown_credits_keep_the_estimate(
+    store: BudgetStore,
+) -> None:
+    store.reserve("failed", 8, [DAILY])
+    store.bind("failed", "t-failed")
+    store.reserve("unknown", 14, [DAILY])
+    store.bind("unknown", "t-unknown")
+    store.settle("t-failed", 0)
+    store.settle("t-unknown", None)
+    assert store.spent(DAILY) == 14
+
+
+def test_an_unbound_reservation_is_never_settled_by_another_generation(store: BudgetStore) -> None:
+    store.reserve("uncertain", 8, [DAILY])  # its POST's answer was lost: a generation may exist
+    store.settle("some-other-task", 0)
+    assert store.spent(DAILY) == 8
+
+
+def test_concurrent_threads_are_granted_exactly_floor_limit_over_cost(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'threads.db'}"
+    BudgetStore(url)  # the schema exists before the race starts
+    granted: list[str] = []
+    start = threading.Barrier(16)
+
+    def one(n: int) -> None:
+        own = BudgetStore(url)  # its own engine, as another worker would have
+        start.wait()
+        try:
+            own.reserve(f"t{n}", 8, [DAILY])
+            granted.append(f"t{n}")
+        except SeedanceSharedBudgetExceededError:
+            pass
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted) == 50 // 8
+    assert BudgetStore(url).spent(DAILY) == 8 * len(granted) <= 50
+
+
+def _reserve_in_process(url: str, n: int, start: Any, out: Any) -> None:
+    store = BudgetStore(url)
+    start.wait()
+    try:
+        store.reserve(f"p{n}", 14, [DAILY])
+        out.put(True)
+    except SeedanceSharedBudgetExceededError:
+        out.put(False)
+
+
+def test_concurrent_processes_are_granted_exactly_floor_limit_over_cost(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'processes.db'}"
+    BudgetStore(url)
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Barrier(8), ctx.Queue()
+    processes = [ctx.Process(target=_reserve_in_process, args=(url, n, start, out)) for n in range(8)]
+    for process in processes:
+        process.start()
+    answers = [out.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert answers.count(True) == 50 // 14
+    assert BudgetStore(url).spent(DAILY) == 14 * (50 // 14)
+
+
+# ---------------------------------------------------------------------- config
+def test_no_budget_extra_means_no_shared_budget() -> None:
+    config = BudgetConfig.from_extra("c", {"timeout": 5})
+    assert not config.limited and config.budgets("d", "r", None, 0.0) == []
+
+
+@pytest.mark.parametrize(
+    ("budget", "field", "shown"),
+    [
+        ({"daily_credits": -1}, "budget.daily_credits", "-1"),
+        ({"monthly_credits": "100"}, "budget.monthly_credits", "'100'"),
+        ({"daily_credits": True}, "budget.daily_credits", "True"),
+        ({"daily_credits": 2.5}, "budget.daily_credits", "2.5"),
+        ({"weekly_credits": 5}, "budget.weekly_credits", "5"),
+        ({"daily_credits": 5, "store": "mysql://db/x"}, "budget.store", "mysql://db/x"),
+        ({"daily_credits": 5, "store": 7}, "budget.store", "7"),
+        ([500], "budget", "[500]"),
+    ],
+)
+def test_a_bad_budget_extra_names_field_value_and_what_is_allowed(
+    budget: object, field: str, shown: str
+) -> None:
+    with pytest.raises(SeedanceValidationError) as caught:
+        BudgetConfig.from_extra("c", {"budget": budget})
+    message = str(caught.value)
+    assert f"connection 'c' extra {field}" in message and shown in message and "Allowed:" in message
+
+
+def test_a_limit_without_a_store_is_refused_before_anything_is_sent() -> None:
+    config = BudgetConfig.from_extra("c", {"budget": {"daily_credits": 100}})
+    with pytest.raises(SeedanceConfigurationError, match=r"budget.store needs a shared budget store"):
+        config.budgets("d", "r", None, 0.0)
+    with pytest.raises(SeedanceConfigurationError, match=r"dag_run_max_credits needs a shared budget store"):
+        BudgetConfig.from_extra("c", None).budgets("d", "r", 10, 0.0)
+
+
+def test_day_and_month_budgets_are_per_utc_calendar_period() -> None:
+    config = BudgetConfig.from_extra(
+        "c", {"budget": {"daily_credits": 10, "monthly_credits": 300, "store": "sqlite:////x.db"}}
+    )
+    late = datetime.datetime(2026, 1, 31, 23, 59, tzinfo=datetime.timezone.utc).timestamp()
+    daily, monthly = config.budgets("d", "r", None, late)
+    next_daily, next_monthly = config.budgets("d", "r", None, late + 120)
+    assert (daily.period, monthly.period) == ("2026-01-31", "2026-01")
+    assert (next_daily.period, next_monthly.period) == ("2026-02-01", "2026-02")
+    assert (daily.limit, monthly.limit) == (10, 300)
+
+
+def test_an_unreachable_store_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(SeedanceConfigurationError, match="budget store could not be opened"):
+        open_store(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
