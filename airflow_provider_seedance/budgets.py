@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib.util
 import json
 import threading
 import time
@@ -193,6 +194,26 @@ def reservation_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(list(parts), separators=(",", ":")).encode()).hexdigest()[:40]
 
 
+#: PostgreSQL drivers, in the order a bare ``postgresql://`` URL uses them: Airflow's own
+#: (psycopg2, what a deployment on PostgreSQL already has), then psycopg 3.
+POSTGRES_DRIVERS = ("psycopg2", "psycopg")
+
+
+def with_installed_driver(url: str) -> str:
+    """``url`` with an installed PostgreSQL driver when it names none (``postgresql://``).
+
+    SQLAlchemy picks a driver by its own version (psycopg2 in 1.4/2.0, psycopg 3 in 2.1), not
+    by what is installed; a deployment has whichever of the two Airflow brought.
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme != "postgresql" or not sep:
+        return url
+    for driver in POSTGRES_DRIVERS:
+        if importlib.util.find_spec(driver) is not None:
+            return f"postgresql+{driver}://{rest}"
+    return url
+
+
 class BudgetStore:
     """The shared counters and reservations in one SQL database (see the module docstring)."""
 
@@ -214,7 +235,7 @@ class BudgetStore:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         else:
-            engine = create_engine(url, pool_pre_ping=True, poolclass=NullPool)
+            engine = create_engine(with_installed_driver(url), pool_pre_ping=True, poolclass=NullPool)
         self.engine = engine
         self._create_schema()
 

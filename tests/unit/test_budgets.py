@@ -192,3 +192,18 @@ def test_day_and_month_budgets_are_per_utc_calendar_period() -> None:
 def test_an_unreachable_store_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(SeedanceConfigurationError, match="budget store could not be opened"):
         open_store(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+
+
+def test_a_postgresql_url_without_a_driver_uses_the_installed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_seedance import budgets
+
+    installed: set[str] = {"psycopg"}
+    monkeypatch.setattr(
+        budgets.importlib.util, "find_spec", lambda name: object() if name in installed else None
+    )
+    assert budgets.with_installed_driver("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    installed.add("psycopg2")  # Airflow's own driver first
+    assert budgets.with_installed_driver("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+    # A URL that names its driver, or another database, is left alone.
+    assert budgets.with_installed_driver("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert budgets.with_installed_driver("sqlite:////tmp/b.db") == "sqlite:////tmp/b.db"
