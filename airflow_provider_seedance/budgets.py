@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.util
+import itertools
 import json
 import threading
 import time
@@ -67,6 +68,7 @@ _SPENT = text("SELECT spent FROM seedance_budget_counter WHERE budget = :b AND p
 _OPEN = (
     "SELECT reservation, budget, period, credits FROM seedance_budget_reservation WHERE state = :open AND "
 )
+_HELD = text("SELECT state, seedance_task_id FROM seedance_budget_reservation WHERE reservation = :r")
 #: The open reservations of one key, or of one generation.
 _OPEN_BY = {
     "reservation": text(_OPEN + "reservation = :k"),
@@ -298,6 +300,23 @@ class BudgetStore:
             return False  # the same key reserved concurrently: it holds its room once
         return True
 
+    def unused_key(self, key: str) -> str:
+        """``key``, or the first of ``key.1``, ``key.2``, ... that no generation has used.
+
+        A key is reused only while its reservation is open and bound to no generation (a try
+        that died before its POST reserves again): when the record numbering a task instance's
+        submissions was lost (its DAG run deleted and triggered again under the same run id, a
+        record deleted by hand), a new POST must not ride on the settled or running
+        generation's reservation.
+        """
+        with self.engine.begin() as conn:
+            for n in itertools.count():
+                candidate = f"{key}.{n}" if n else key
+                held = conn.execute(_HELD, {"r": candidate}).first()
+                if held is None or (held[0] == RESERVED and held[1] is None):
+                    return candidate
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def bind(self, key: str, seedance_task_id: str) -> None:
         """The reservation's generation exists: remember its id (settled by id later)."""
 
@@ -402,9 +421,26 @@ class SharedBudgets:
         """Reserve ``cost`` for submission ``attempt`` of the request; the reservation's key."""
         dag_id, run_id = self.identity[0], self.identity[1]
         budgets = self.config.budgets(dag_id, run_id, self.dag_run_max_credits, time.time())
-        key = reservation_key(*self.identity, request_key, attempt)
+        key = self.store.unused_key(reservation_key(*self.identity, request_key, attempt))
         self.store.reserve(key, cost, budgets)
         return key
+
+    def unused_key(self, key: str) -> str:
+        """``key``, or the first of ``key.1``, ``key.2``, ... that no generation has used.
+
+        A key is reused only while its reservation is open and bound to no generation (a try
+        that died before its POST reserves again): when the record numbering a task instance's
+        submissions was lost (its DAG run deleted and triggered again under the same run id, a
+        record deleted by hand), a new POST must not ride on the settled or running
+        generation's reservation.
+        """
+        with self.engine.begin() as conn:
+            for n in itertools.count():
+                candidate = f"{key}.{n}" if n else key
+                held = conn.execute(_HELD, {"r": candidate}).first()
+                if held is None or (held[0] == RESERVED and held[1] is None):
+                    return candidate
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def bind(self, key: str, seedance_task_id: str) -> None:
         self.store.bind(key, seedance_task_id)

@@ -102,3 +102,16 @@ def test_a_lost_answer_keeps_its_reservation_a_refused_post_frees_it(emulator, b
         single(prompt="next").execute(context("next"))
     # It was one: the emulator created (and bills) the generation whose answer it dropped.
     assert charged(emulator) == 8
+
+
+def test_a_rerun_whose_submission_record_is_gone_still_reserves_its_generation(emulator, budgeted) -> None:
+    """A DAG run deleted and triggered again under the same run id (a re-run backfill), or a
+    record deleted by hand, starts the same task instance with no record: its generate
+    request must reserve anew, not find the settled reservation of the earlier generation
+    under the same key and go out unbudgeted (2 generations charged against a limit of 1)."""
+    budgeted(daily=8)
+    single(prompt="clip").execute(context("clip"))
+    with pytest.raises(SeedanceSharedBudgetExceededError, match=r"8 credits .* spent or reserved of 8"):
+        single(prompt="clip").execute(context("clip", Store()))  # same task instance, no record
+    assert emulator.ledger()["generate_requests"] == 1
+    assert charged(emulator) == 8

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import multiprocessing
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,37 @@ def test_a_postgresql_url_without_a_driver_uses_the_installed_one(monkeypatch: p
     # A URL that names its driver, or another database, is left alone.
     assert budgets.with_installed_driver("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert budgets.with_installed_driver("sqlite:////tmp/b.db") == "sqlite:////tmp/b.db"
+
+
+# ---------------------------------------------------------------------- keys of a task instance
+def shared(url: str, limit: int) -> Any:
+    from airflow_provider_seedance.budgets import SharedBudgets
+
+    config = BudgetConfig.from_extra("c", {"budget": {"daily_credits": limit, "store": url}})
+    return SharedBudgets.open(config, None, ("d", "r", "t", -1))
+
+
+def test_a_try_that_reserves_again_before_sending_finds_its_own_reservation(tmp_path: Path) -> None:
+    budgets = shared(f"sqlite:///{tmp_path / 'b.db'}", 8)
+    first = budgets.reserve("fingerprint", 0, 8)  # then the worker died before the POST
+    assert budgets.reserve("fingerprint", 0, 8) == first  # the retry: no room taken twice
+
+
+@pytest.mark.parametrize("ended", ["settled", "bound"])
+def test_a_key_whose_generation_exists_never_lets_a_new_post_ride_on_it(tmp_path: Path, ended: str) -> None:
+    """The record that numbers a task instance's submissions can be lost (the DAG run deleted
+    and triggered again under the same run id, a record deleted by hand): the same key then
+    comes again for a new POST, which must take room of its own."""
+    budgets = shared(f"sqlite:///{tmp_path / 'b.db'}", 12)
+    first = budgets.reserve("fingerprint", 0, 8)
+    budgets.bind(first, "gen-1")
+    if ended == "settled":
+        budgets.settle("gen-1", 8)
+    with pytest.raises(SeedanceSharedBudgetExceededError, match=r"8 credits .* of 12"):
+        budgets.reserve("fingerprint", 0, 8)
+    roomy = shared(f"sqlite:///{tmp_path / 'roomy.db'}", 100)
+    one = roomy.reserve("fingerprint", 0, 8)
+    roomy.bind(one, "gen-1")
+    other = roomy.reserve("fingerprint", 0, 8)
+    assert other != one and roomy.reserve("fingerprint", 0, 8) == other
+    assert roomy.store.spent(roomy.config.budgets("d", "r", None, time.time())[0]) == 16
