@@ -30,14 +30,15 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import os.path
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.pool import NullPool
 
 from airflow_provider_seedance.exceptions import (
@@ -51,6 +52,8 @@ from airflow_provider_seedance.exceptions import (
 BUDGET_KEYS = ("daily_credits", "monthly_credits", "store")
 #: Database schemes whose transactions make the conditional update atomic across processes.
 STORE_SCHEMES = ("sqlite", "postgresql")
+#: The largest limit accepted: far above any real budget, well inside a BIGINT counter.
+MAX_CREDIT_LIMIT = 10**15
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS seedance_budget_counter ("
@@ -80,11 +83,38 @@ def credits_value(value: Any, field: str, *, what: str = "") -> int | None:
     """A credit limit as given (``None`` = no limit): a whole number >= 0, else the error."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CREDIT_LIMIT:
         raise SeedanceValidationError(
-            field, value, f"a whole number of credits >= 0 (1 credit = $0.005){what}, or null for no limit"
+            field,
+            value,
+            f"a whole number of credits from 0 to {MAX_CREDIT_LIMIT:_} (1 credit = $0.005){what}, "
+            "or null for no limit",
         )
     return value
+
+
+def redacted(value: Any) -> Any:
+    """``value`` as errors and reprs may show it: a database URL without its password."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        return "<a value holding '@', not shown: it may carry a password>"
+    return url.render_as_string(hide_password=True) if url.password else value
+
+
+def _shared_by_every_worker(store: str) -> bool:
+    """Whether a store URL parses and names one database for every worker: a SQLite store must
+    be a file at an absolute path (a relative path is one database per working directory,
+    ``sqlite://`` one per process)."""
+    try:
+        database = make_url(store).database
+    except (ArgumentError, ValueError):
+        return False
+    if not store.startswith("sqlite"):
+        return True
+    return database is not None and database != ":memory:" and os.path.isabs(database)
 
 
 @dataclass(frozen=True)
@@ -104,7 +134,8 @@ class BudgetConfig:
     conn_id: str
     daily_credits: int | None = None
     monthly_credits: int | None = None
-    store: str | None = None
+    #: Not in the repr: a PostgreSQL URL may hold a password.
+    store: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_extra(cls, conn_id: str, extra: Mapping[str, Any] | None) -> BudgetConfig:
@@ -116,7 +147,7 @@ class BudgetConfig:
         if not isinstance(raw, Mapping):
             raise SeedanceValidationError(
                 "budget",
-                raw,
+                redacted(raw),
                 'an object such as {"daily_credits": 500, "store": "sqlite:////path/db"}',
                 prefix=where,
             )
@@ -124,16 +155,16 @@ class BudgetConfig:
         if unknown:
             raise SeedanceValidationError(
                 f"budget.{unknown[0]}",
-                raw[unknown[0]],
+                redacted(raw[unknown[0]]),
                 f"only the keys {', '.join(BUDGET_KEYS)}",
                 prefix=where,
             )
         store = raw.get("store")
         scheme = store.split(":", 1)[0].split("+")[0] if isinstance(store, str) else None
-        if store is not None and scheme not in STORE_SCHEMES:
+        if store is not None and (scheme not in STORE_SCHEMES or not _shared_by_every_worker(store)):
             raise SeedanceValidationError(
                 "budget.store",
-                store,
+                redacted(store),
                 "a SQLAlchemy URL of a database every worker reaches: sqlite:////absolute/path.db "
                 "(one machine) or postgresql://... (any number of machines)",
                 prefix=where,
@@ -182,9 +213,9 @@ class BudgetConfig:
                 )
             )
         if found and self.store is None:
-            field = "budget.store" if self.daily_credits or self.monthly_credits else "dag_run_max_credits"
+            needs = "budget.store" if self.limited else "dag_run_max_credits"
             raise SeedanceConfigurationError(
-                f"Connection {self.conn_id!r}: {field} needs a shared budget store; set the connection "
+                f"Connection {self.conn_id!r}: {needs} needs a shared budget store; set the connection "
                 'extra "budget": {"store": "sqlite:////absolute/path.db"} (one machine) or a postgresql:// '
                 "URL (several machines), reachable from every worker."
             )
@@ -240,6 +271,9 @@ class BudgetStore:
             engine = create_engine(with_installed_driver(url), pool_pre_ping=True, poolclass=NullPool)
         self.engine = engine
         self._create_schema()
+
+    def __repr__(self) -> str:
+        return f"BudgetStore({redacted(self.url)!r})"
 
     def _create_schema(self) -> None:
 
@@ -380,6 +414,15 @@ _STORES: dict[str, BudgetStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
+def _without_password(message: str, url: str) -> str:
+    """``message`` with the password of ``url`` masked (a driver may echo its connection string)."""
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return "<the error, not shown: the store URL could not be parsed to mask its password>"
+    return message.replace(str(password), "***") if password else message
+
+
 def open_store(url: str) -> BudgetStore:
     """The store at ``url`` (one per process and URL: the schema is created once)."""
     with _STORES_LOCK:
@@ -391,9 +434,9 @@ def open_store(url: str) -> BudgetStore:
                 raise
             except Exception as exc:
                 raise SeedanceConfigurationError(
-                    f"The budget store could not be opened ({type(exc).__name__}: {exc}); "
-                    "nothing was submitted."
-                ) from exc
+                    f"The budget store could not be opened at {redacted(url)} "
+                    f"({type(exc).__name__}: {_without_password(str(exc), url)}); nothing was submitted."
+                ) from None
         return store
 
 
@@ -425,23 +468,6 @@ class SharedBudgets:
         self.store.reserve(key, cost, budgets)
         return key
 
-    def unused_key(self, key: str) -> str:
-        """``key``, or the first of ``key.1``, ``key.2``, ... that no generation has used.
-
-        A key is reused only while its reservation is open and bound to no generation (a try
-        that died before its POST reserves again): when the record numbering a task instance's
-        submissions was lost (its DAG run deleted and triggered again under the same run id, a
-        record deleted by hand), a new POST must not ride on the settled or running
-        generation's reservation.
-        """
-        with self.engine.begin() as conn:
-            for n in itertools.count():
-                candidate = f"{key}.{n}" if n else key
-                held = conn.execute(_HELD, {"r": candidate}).first()
-                if held is None or (held[0] == RESERVED and held[1] is None):
-                    return candidate
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def bind(self, key: str, seedance_task_id: str) -> None:
         self.store.bind(key, seedance_task_id)
 
@@ -460,5 +486,6 @@ __all__ = [
     "SharedBudgets",
     "credits_value",
     "open_store",
+    "redacted",
     "reservation_key",
 ]

@@ -242,3 +242,75 @@ def test_a_key_whose_generation_exists_never_lets_a_new_post_ride_on_it(tmp_path
     other = roomy.reserve("fingerprint", 0, 8)
     assert other != one and roomy.reserve("fingerprint", 0, 8) == other
     assert roomy.store.spent(roomy.config.budgets("d", "r", None, time.time())[0]) == 16
+
+
+# ---------------------------------------------------------------------- secrets and odd values
+SECRET_URL = "postgresql://budget_user:s3cret-pw@db.internal/budgets"
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"daily_credits": 5, "store": "postgres://budget_user:s3cret-pw@db.internal/budgets"},  # alias
+        {"daily_credits": 5, "store": "mysql://budget_user:s3cret-pw@db.internal/budgets"},
+        {"daily_credits": 5, "url": SECRET_URL},  # a misspelt key
+        SECRET_URL,  # the URL given where the object belongs
+    ],
+)
+def test_a_bad_budget_extra_never_shows_the_store_password(budget: object) -> None:
+    with pytest.raises(SeedanceValidationError) as caught:
+        BudgetConfig.from_extra("c", {"budget": budget})
+    message = str(caught.value)
+    assert "s3cret-pw" not in message and "s3cret-pw" not in repr(caught.value.value)
+    assert "db.internal" in message and "Allowed:" in message  # it still says which value
+
+
+def test_the_store_password_is_in_no_repr() -> None:
+    from airflow_provider_seedance.budgets import SharedBudgets
+
+    config = BudgetConfig.from_extra("c", {"budget": {"daily_credits": 5, "store": SECRET_URL}})
+    assert "s3cret-pw" not in repr(config)
+    store = BudgetStore.__new__(BudgetStore)
+    store.url = SECRET_URL
+    assert "s3cret-pw" not in repr(store)
+    assert "s3cret-pw" not in repr(SharedBudgets(store, config, None, ("d", "r", "t", -1)))
+
+
+def test_a_store_that_cannot_be_opened_never_shows_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_seedance import budgets
+
+    def refuse(url: str) -> None:
+        raise RuntimeError(f"could not connect with {url}")  # a driver that echoes its DSN
+
+    monkeypatch.setattr(budgets.BudgetStore, "__init__", lambda self, url: refuse(url))
+    with pytest.raises(SeedanceConfigurationError, match="could not be opened") as caught:
+        open_store(SECRET_URL)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("budget", "field", "shown"),
+    [
+        ({"daily_credits": 10**30}, "budget.daily_credits", str(10**30)),
+        ({"monthly_credits": 2**63}, "budget.monthly_credits", str(2**63)),
+        ({"daily_credits": 5, "store": "sqlite:///budgets.db"}, "budget.store", "sqlite:///budgets.db"),
+        ({"daily_credits": 5, "store": "sqlite://"}, "budget.store", "sqlite://"),
+        ({"daily_credits": 5, "store": "sqlite:///:memory:"}, "budget.store", "sqlite:///:memory:"),
+        ({"daily_credits": 5, "store": "postgresql://u@h:port/db"}, "budget.store", "not shown"),
+    ],
+)
+def test_a_limit_the_database_cannot_hold_or_a_store_no_other_worker_shares_is_refused(
+    budget: object, field: str, shown: str
+) -> None:
+    """A huge limit would fail inside the database at the first reservation (an overflow, not
+    a clear error); a relative or in-memory SQLite store is a different database for every
+    worker directory or process, so the budget would not be shared at all."""
+    with pytest.raises(SeedanceValidationError) as caught:
+        BudgetConfig.from_extra("c", {"budget": budget})
+    message = str(caught.value)
+    assert f"connection 'c' extra {field}" in message and shown in message and "Allowed:" in message
+
+
+def test_a_zero_daily_limit_without_a_store_names_the_store_field() -> None:
+    with pytest.raises(SeedanceConfigurationError, match=r"budget.store needs a shared budget store"):
+        BudgetConfig.from_extra("c", {"budget": {"daily_credits": 0}}).budgets("d", "r", None, 0.0)
