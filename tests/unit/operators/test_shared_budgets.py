@@ -169,3 +169,62 @@ def test_a_batch_item_refused_by_the_api_frees_its_room(url: str) -> None:
     with pytest.raises(SeedanceBatchFailedError):
         batch(hook, 2).execute(ctx(Store(), "batch"))
     assert spent(url, 16) == 8
+
+
+# ---------------------------------------------------------------------- what the red team checked
+def test_a_store_that_fails_at_the_reservation_sends_nothing(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A locked or vanished store (here: the reservation's transaction fails) fails the task
+    before its POST: no generate request goes out without a reservation."""
+    from sqlalchemy.exc import OperationalError
+
+    from airflow_provider_seedance.budgets import BudgetStore
+
+    def locked(self: BudgetStore, key: str, cost: int, budgets: Any) -> bool:
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(BudgetStore, "reserve", locked)
+    hook = hook_with(url, daily=100)
+    context_a = ctx(Store())
+    with pytest.raises(OperationalError):
+        single(hook, **CHEAP).execute(context_a)
+    assert hook.posts == [] and context_a["ti"].xcoms["seedance_result"]["outcome"] == "not_sent"
+    many = hook_with(url, daily=100)
+    with pytest.raises(OperationalError):
+        batch(many, 3).execute(ctx(Store(), "batch"))
+    assert many.posts == []
+
+
+def test_the_dag_run_budget_is_not_shared_across_runs(url: str) -> None:
+    hook = FakeHook()
+    hook.extra = {"budget": {"store": url}}
+    single(hook, dag_run_max_credits=8, **CHEAP).execute(ctx(Store(), "a"))
+    next_run = ctx(Store(), "a")
+    next_run["ti"].run_id = "run-2"
+    other = FakeHook()
+    other.extra = {"budget": {"store": url}}
+    single(other, dag_run_max_credits=8, **CHEAP).execute(next_run)  # a full budget of its own
+    assert len(other.posts) == 1
+
+
+def test_a_batch_item_whose_answer_was_lost_keeps_its_room(url: str) -> None:
+    """Some items sent, then one answer lost: the sent item settles, the lost one stays
+    reserved (a generation may exist and be billed), and a retry sends neither again."""
+    store = Store()
+    hook = hook_with(url, daily=16, submits=[None, SeedanceSubmissionUncertainError("read timeout")])
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(hook, 2).execute(ctx(store, "batch"))
+    assert spent(url, 16) == 16
+    retry = hook_with(url, daily=16)
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(retry, 2).execute(ctx(store, "batch"))
+    assert retry.posts == [] and spent(url, 16) == 16
+
+
+def test_a_batch_rerun_without_its_record_reserves_again(url: str) -> None:
+    batch(hook_with(url, daily=8), 1).execute(ctx(Store(), "batch"))
+    again = hook_with(url, daily=8)
+    with pytest.raises(SeedanceSharedBudgetExceededError):
+        batch(again, 1).execute(ctx(Store(), "batch"))  # the same task instance, its record gone
+    assert again.posts == [] and spent(url, 8) == 8
