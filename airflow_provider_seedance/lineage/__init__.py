@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from airflow_provider_seedance.models import credits_to_usd
 from airflow_provider_seedance.results import GenerationResult
@@ -42,12 +42,25 @@ class DatasetRef:
     name: str
 
 
-def public_url(url: str) -> str:
-    """``url`` without user info, query string and fragment (what may carry a secret)."""
-    parts = urlsplit(url.strip())
+def _split(url: str) -> tuple[SplitResult, str] | None:
+    """``url``'s parts and its ``host[:port]``; ``None`` when it does not parse (a bad port, a
+    broken IPv6 host): lineage is built after the try ended and must not fail on one path."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    return parts, f"{host}:{port}" if port is not None else host
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query string and fragment (what may carry a secret); ``""``
+    when it does not parse."""
+    split = _split(url.strip())
+    if split is None:
+        return ""
+    parts, host = split
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
 
 
@@ -59,18 +72,18 @@ def dataset_for(uri: str) -> DatasetRef | None:
     (``gs://bucket``, key); any other ``scheme://host/path`` (``https`` reference images,
     ``hdfs``, ``abfs``, ...) -> (``scheme://host[:port]``, ``/path``). User info (an Airflow
     connection id such as ``s3://aws_default@bucket``, a password) and any query string or
-    fragment are dropped. ``None`` for an empty value.
+    fragment are dropped. ``None`` for an empty value or one that does not parse.
     """
     text = str(uri).strip()
     if not text:
         return None
     if "://" not in text:
         return DatasetRef("file", text if text.startswith("/") else "/" + text)
-    parts = urlsplit(text)
+    split = _split(text)
+    if split is None:
+        return None
+    parts, host = split
     scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
     path = parts.path or "/"
     if scheme == "file":
         return DatasetRef(f"file://{host}", path) if host else DatasetRef("file", path)

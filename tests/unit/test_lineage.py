@@ -255,3 +255,34 @@ def test_the_provider_imports_and_generates_without_openlineage(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "OK"
+
+
+# ---------------------------------------------------------------- red-team checks
+def test_an_unreadable_storage_path_costs_its_own_dataset_not_the_task_s_lineage() -> None:
+    """lineage is built after the try ended, from whatever paths it met: one path that does not
+    parse as a URL (a bad port, a broken IPv6 host) must not lose every other dataset and the
+    run facet (the OpenLineage provider would drop the whole lineage of the task)."""
+    results = [
+        succeeded(1, out="hdfs://nn:99999/v/1.mp4"),
+        succeeded(2, out="file://[::1/v/2.mp4"),
+        succeeded(3),
+    ]
+    lineage = lineage_of(results)
+    assert lineage.outputs == (DatasetRef("s3://bucket", "v/3.mp4"),)
+    assert lineage.run_facet["seedanceTaskIds"] == ["gen-1", "gen-2", "gen-3"]
+    assert public_url("https://h.example.com:99999/p.jpg?sig=S") == ""
+
+
+def test_a_10000_item_batch_gives_a_facet_of_bounded_size() -> None:
+    prompt = "p" * 2000  # the longest prompt the API accepts
+    results = [
+        succeeded(n, image=f"https://img.example.com/{n}.jpg").with_(
+            request={"prompt": prompt, "image_urls": [f"https://img.example.com/{n}.jpg"]}
+        )
+        for n in range(10_000)
+    ]
+    built = operator_lineage(lineage_of(results))
+    size = len(json.dumps(Serde.to_dict(built.run_facets[FACET_NAME])))
+    assert len(built.inputs) == len(built.outputs) == MAX_LISTED
+    assert size < (MAX_LISTED + 1) * (len(prompt) + 200)  # what 100 requests take, not 10,000
+    assert built.run_facets[FACET_NAME].requestCount == 10_000
