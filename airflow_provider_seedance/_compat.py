@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 try:  # Airflow 3.2+: the task SDK owns the task-facing exceptions.
     from airflow.sdk.exceptions import (
         AirflowException,
@@ -20,6 +22,16 @@ except ImportError:  # Airflow 3.1
     )
 
 
+def task_success_event(xcoms: dict[str, Any]) -> Any | None:
+    """A trigger event that ends its task successfully with ``xcoms`` pushed (Airflow's
+    ``TaskSuccessEvent``, in 3.1 to 3.3), or ``None`` where this Airflow has none."""
+    try:
+        from airflow.triggers.base import TaskSuccessEvent
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return None
+    return TaskSuccessEvent(xcoms=xcoms)
+
+
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, the deployment-wide default for deferrable operators."""
     try:
@@ -36,4 +48,5 @@ __all__ = [
     "AirflowSkipException",
     "TaskDeferred",
     "default_deferrable",
+    "task_success_event",
 ]
