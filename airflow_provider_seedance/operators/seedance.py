@@ -401,7 +401,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                         seedance_conn_id=self.seedance_conn_id,
                         poll_interval=self.poll_interval,
                         end_time=end_time,
-                        end_on_success=self._end_on_success(progress),
+                        end_on_success=self._end_on_success(context, progress),
                     ),
                     method_name="execute_complete",
                     kwargs={"seedance_task_id": task.task_id},
@@ -411,11 +411,14 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                 task.task_id, poll_interval=self.poll_interval, deadline=end_time
             )
 
-    def _end_on_success(self, progress: _Progress) -> dict[str, Any] | None:
+    def _end_on_success(self, context: Context, progress: _Progress) -> dict[str, Any] | None:
         """What the trigger needs to end the task itself after SUCCESS, or ``None`` when a worker
-        must finish it: not asked for, a delivery to do, or outlets (asset events are emitted
-        by a worker only)."""
+        must finish it: not asked for, a delivery to do, outlets (asset events are emitted by a
+        worker only), or a downstream task mapped over this one's result (the task runner pushes
+        that with its length)."""
         if not self.end_in_triggerer or self._destination() is not None or self.outlets:
+            return None
+        if self._feeds_a_mapped_task():
             return None
         assert progress.record is not None
         return {
@@ -423,6 +426,20 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             "seedance_task_ids": list(progress.record.history(progress.fingerprint)),
             "base_url": self.hook.settings.base_url,
             "return_value": bool(self.do_xcom_push),
+            "links": self._link_xcoms(context),
+        }
+
+    def _feeds_a_mapped_task(self) -> bool:
+        """A downstream task is mapped over this task's result."""
+        return self.has_dag() and next(self.iter_mapped_dependants(), None) is not None
+
+    def _link_xcoms(self, context: Context) -> dict[str, Any]:
+        """``_link_<name>``: URL of each extra link, computed as Airflow's task runner does when a
+        task ends on a worker (a task that ends in the triggerer pushes them with its XComs)."""
+        ti = context["ti"]
+        return {
+            link.xcom_key: link.get_link(self, ti_key=ti)  # type: ignore[arg-type]  # as the task runner
+            for link in self.operator_extra_links
         }
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:

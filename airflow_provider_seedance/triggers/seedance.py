@@ -15,7 +15,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance import metrics
-from airflow_provider_seedance._compat import task_success_event
+from airflow_provider_seedance._compat import push_xcoms_from_trigger, task_success_event
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
@@ -59,7 +59,8 @@ class SeedanceStatusTrigger(BaseTrigger):
         SUCCESS (``end_in_triggerer=True``, no ``output_path``, no outlets): the task then ends
         here with Airflow's ``TaskSuccessEvent``, carrying the XComs the worker would have
         pushed. Keys: ``request`` (the payload), ``seedance_task_ids`` (the record's history),
-        ``base_url`` (for the link) and ``return_value`` (push it or not). Any other ending,
+        ``base_url`` (for the link data), ``return_value`` (push it or not) and ``links`` (the
+        extra links' XComs, which the task runner pushes when a task ends on a worker). Any other ending,
         or a run without a task instance (``dag.test()``), fires the usual event and the task
         resumes on a worker.
     """
@@ -127,7 +128,7 @@ class SeedanceStatusTrigger(BaseTrigger):
                         task_id, deadline=self.end_time, outage=self.max_outage, attempts=attempts
                     )
                     if last.is_success:
-                        yield self._task_end(hook, last) or self._event(
+                        yield await self._task_end(hook, last) or self._event(
                             TriggerEventStatus.SUCCESS, last, f"Seedance task {task_id} succeeded"
                         )
                         return
@@ -161,7 +162,7 @@ class SeedanceStatusTrigger(BaseTrigger):
             self.seedance_task_id,
         )
 
-    def _task_end(self, hook: SeedanceHook, task: SeedanceTask) -> TriggerEvent | None:
+    async def _task_end(self, hook: SeedanceHook, task: SeedanceTask) -> TriggerEvent | None:
         """End the task with its success here: the XComs, the metrics and the log line the
         worker's ``execute_complete`` would have produced; ``None`` to resume on a worker.
 
@@ -179,8 +180,13 @@ class SeedanceStatusTrigger(BaseTrigger):
             str(spec.get("base_url") or ""),
             return_value=bool(spec.get("return_value", True)),
         )
-        event = task_success_event(xcoms)
+        event = task_success_event()
         if event is None:
+            return None
+        try:
+            await push_xcoms_from_trigger(ti, xcoms, dict(spec.get("links") or {}))
+        except Exception as exc:  # the worker resumes and pushes them itself
+            self.log.warning("Could not push the XComs from the triggerer (%s); resuming on a worker", exc)
             return None
         metrics.count_finished([task.to_dict()], str(ti.dag_id), str(ti.task_id))
         metrics.count_results({"ti": ti}, [result])

@@ -19,22 +19,47 @@ from airflow.sdk import Asset
 from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_seedance import metrics
+from airflow_provider_seedance.links import SeedanceVideoLink
+from airflow_provider_seedance.triggers import seedance as trigger_module
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from airflow_provider_seedance.xcoms import XCOM_RETURN
 from tests.unit.fakes import FakeHook, Store, context
 from tests.unit.operators.test_resume_after_trigger import deferred, single
 from tests.unit.triggers.test_terminal_status import scripted_hook
 
-TI = SimpleNamespace(dag_id="dag", task_id="generate", map_index=3)
+TI = SimpleNamespace(dag_id="dag", run_id="run", task_id="generate", map_index=3)
+#: The extra link's XCom, which Airflow's task runner pushes when a task ends on a worker.
+LINK_KEY = "_link_SeedanceVideoLink"
+
+
+def task_context(store: Store) -> dict[str, Any]:
+    """A fake context whose task instance has the identity the extra link is built from."""
+    ctx = context(store)
+    vars(ctx["ti"]).update(vars(TI))
+    return ctx
 
 
 def deferral_trigger(**kwargs: Any) -> SeedanceStatusTrigger:
     """The trigger a deferrable try defers to, rebuilt from its kwargs as the triggerer does."""
     store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
-    trigger = deferred(single(hook, **kwargs), context(store)).trigger
+    trigger = deferred(single(hook, **kwargs), task_context(store)).trigger
     path, trigger_kwargs = trigger.serialize()
     assert path.endswith("SeedanceStatusTrigger")
     return SeedanceStatusTrigger(**trigger_kwargs)
+
+
+@pytest.fixture(autouse=True)
+def pushed(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What the trigger pushes through the task SDK's XCom API (narrowly faked: no triggerer)."""
+    found: dict[str, Any] = {}
+
+    async def push(ti: Any, xcoms: dict[str, Any], links: dict[str, Any]) -> None:
+        assert ti is TI
+        found.update(links)
+        found.update(xcoms)
+
+    monkeypatch.setattr(trigger_module, "push_xcoms_from_trigger", push)
+    return found
 
 
 async def first_event(trigger: SeedanceStatusTrigger, answers: list[str], ti: Any = TI) -> Any:
@@ -43,29 +68,44 @@ async def first_event(trigger: SeedanceStatusTrigger, answers: list[str], ti: An
     return await anext(trigger.run())
 
 
-async def test_a_success_ends_the_task_in_the_triggerer_with_the_xcoms_the_worker_would_push() -> None:
+async def test_a_success_ends_the_task_in_the_triggerer_with_the_xcoms_the_worker_would_push(
+    pushed: dict[str, Any],
+) -> None:
     # The worker path: the same operator resumes on the trigger's usual event.
     store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
     operator = single(hook, end_in_triggerer=True)
-    trigger = deferred(operator, context(store)).trigger
+    trigger = deferred(operator, task_context(store)).trigger
     usual = await first_event(SeedanceStatusTrigger(**trigger.serialize()[1]), ["SUCCESS"], ti=None)
     assert not isinstance(usual, TaskSuccessEvent), "without a task instance the worker resumes"
-    ctx = context(store)
+    ctx = task_context(store)
     returned = operator.execute_complete(ctx, usual.payload, seedance_task_id="gen-1")
-    worker_xcoms = {**ctx["ti"].xcoms, XCOM_RETURN: returned}
+    link = SeedanceVideoLink().get_link(operator, ti_key=ctx["ti"])
+    worker_xcoms = {**ctx["ti"].xcoms, XCOM_RETURN: returned, LINK_KEY: link}
 
     ended = await first_event(SeedanceStatusTrigger(**trigger.serialize()[1]), ["SUCCESS"])
 
     assert isinstance(ended, TaskSuccessEvent)
-    assert ended.xcoms == worker_xcoms
-    assert ended.xcoms[XCOM_RETURN]["outcome"] == "succeeded"
-    assert ended.xcoms[XCOM_RETURN]["request"]["prompt"] == "a red fox in snow"
+    assert pushed == worker_xcoms
+    assert "task_id=generate" in pushed[LINK_KEY] and "map_index=3" in pushed[LINK_KEY]
+    assert pushed[XCOM_RETURN]["outcome"] == "succeeded"
+    assert pushed[XCOM_RETURN]["request"]["prompt"] == "a red fox in snow"
 
 
-async def test_a_task_that_pushes_no_return_value_ends_without_one() -> None:
+async def test_a_task_that_pushes_no_return_value_ends_without_one(pushed: dict[str, Any]) -> None:
     ended = await first_event(deferral_trigger(end_in_triggerer=True, do_xcom_push=False), ["SUCCESS"])
-    assert isinstance(ended, TaskSuccessEvent) and ended.xcoms is not None
-    assert XCOM_RETURN not in ended.xcoms and "seedance_result" in ended.xcoms
+    assert isinstance(ended, TaskSuccessEvent)
+    assert XCOM_RETURN not in pushed and "seedance_result" in pushed
+
+
+async def test_when_the_xcoms_cannot_be_pushed_the_task_resumes_on_a_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("api-server away")
+
+    monkeypatch.setattr(trigger_module, "push_xcoms_from_trigger", broken)
+    event = await first_event(deferral_trigger(end_in_triggerer=True), ["SUCCESS"])
+    assert not isinstance(event, TaskSuccessEvent) and event.payload["status"] == "success"
 
 
 async def test_the_triggerer_counts_the_success_and_its_credits_like_the_worker(
