@@ -26,8 +26,9 @@ pytestmark = pytest.mark.realproc
 DAG_ID = "realproc_end_in_triggerer"
 TASKS = {"worker": "ends_in_worker", "triggerer": "ends_in_triggerer"}
 KEYS = {"return_value", "seedance_result", "seedance_link", "seedance_task_id", "_link_SeedanceVideoLink"}
-#: The task runner logs this on every start of a task process (first start and each resume).
-WORKER_START = "::group::Pre Execute"
+#: Every start of a task process (the first one and each resume) parses the DAG file and logs
+#: this in the try's log (Airflow 3.1 to 3.3); the triggerer writes to its own log file.
+WORKER_START = "Filling up the DagBag from"
 
 
 def xcoms(cluster: AirflowCluster, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
