@@ -14,17 +14,20 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pendulum
 import pytest
-from airflow.sdk import Asset
+from airflow.exceptions import TaskDeferred
+from airflow.sdk import DAG, Asset, task
 from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance.links import SeedanceVideoLink
+from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 from airflow_provider_seedance.triggers import seedance as trigger_module
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from airflow_provider_seedance.xcoms import XCOM_RETURN
-from tests.unit.fakes import FakeHook, Store, context
-from tests.unit.operators.test_resume_after_trigger import deferred, single
+from tests.unit.fakes import FakeHook, Store, context, scripted_task, use
+from tests.unit.operators.test_resume_after_trigger import CHEAP, deferred, single
 from tests.unit.triggers.test_terminal_status import scripted_hook
 
 TI = SimpleNamespace(dag_id="dag", run_id="run", task_id="generate", map_index=3)
@@ -138,3 +141,57 @@ async def test_the_worker_finishes_the_task_when_it_has_something_left_to_do(kwa
     assert trigger.end_on_success is None
     event = await first_event(trigger, ["SUCCESS"])
     assert not isinstance(event, TaskSuccessEvent) and event.payload["status"] == "success"
+
+
+async def test_a_generation_resubmitted_after_failed_ends_in_the_triggerer_with_its_history(
+    pushed: dict[str, Any],
+) -> None:
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
+    operator = single(hook, end_in_triggerer=True, resubmit_on_failure=1)
+    deferred(operator, task_context(store))
+    failed = {"status": "failed", "task": scripted_task("gen-1", "FAILED").to_dict(), "message": ""}
+    with pytest.raises(TaskDeferred) as info:
+        operator.execute_complete(task_context(store), failed, seedance_task_id="gen-1")
+
+    rebuilt = SeedanceStatusTrigger(**info.value.trigger.serialize()[1])
+    rebuilt.hook_class = scripted_hook({"gen-2": ["SUCCESS"]}, [])  # type: ignore[assignment]
+    rebuilt.task_instance = TI
+    ended = await anext(rebuilt.run())
+
+    assert isinstance(ended, TaskSuccessEvent)
+    assert pushed[XCOM_RETURN]["seedance_task_ids"] == ["gen-1", "gen-2"]
+    assert len(hook.posts) == 2
+
+
+async def test_a_trigger_asked_to_end_the_task_pushes_the_return_value_unless_told_not_to(
+    pushed: dict[str, Any],
+) -> None:
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_on_success={"request": {"prompt": "p"}})
+    assert isinstance(await first_event(trigger, ["SUCCESS"]), TaskSuccessEvent)
+    assert pushed[XCOM_RETURN]["seedance_task_ids"] == ["gen-1"]
+
+
+def in_a_dag(mapped_downstream: bool) -> SeedanceGenerateOperator:
+    with DAG("catalog", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        operator = SeedanceGenerateOperator(
+            task_id="generate", prompt="p", deferrable=True, end_in_triggerer=True, poll_interval=0, **CHEAP
+        )
+
+        @task
+        def publish(result: Any) -> None: ...
+
+        if mapped_downstream:
+            publish.expand(result=operator.output)
+        else:
+            publish(operator.output)
+    return operator
+
+
+@pytest.mark.parametrize(("mapped_downstream", "ends_here"), [(True, False), (False, True)])
+def test_a_task_mapped_over_the_result_keeps_the_ending_on_a_worker(
+    mapped_downstream: bool, ends_here: bool
+) -> None:
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    operator = use(in_a_dag(mapped_downstream), hook)
+    trigger = deferred(operator, task_context(store)).trigger
+    assert (trigger.end_on_success is not None) is ends_here
