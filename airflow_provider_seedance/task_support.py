@@ -22,16 +22,10 @@ from airflow_provider_seedance.exceptions import (
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
 from airflow_provider_seedance.results import GenerationResult, Outcome
+from airflow_provider_seedance.xcoms import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID, link_value
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
-
-#: XCom keys written while the task runs (before any wait).
-XCOM_TASK_ID = "seedance_task_id"
-XCOM_LINK = "seedance_link"
-#: The final :class:`GenerationResult` of a single generation, pushed on every ending (also
-#: when the task fails, which then has no ``return_value``), for the gallery and Spend view.
-XCOM_RESULT = "seedance_result"
 
 
 class SeedanceConnected:
@@ -161,17 +155,7 @@ def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:
     """
     ti = context["ti"]
     ti.xcom_push(key=XCOM_TASK_ID, value=task.task_id)
-    ti.xcom_push(
-        key=XCOM_LINK,
-        value={
-            "task_id": task.task_id,
-            "video_url": task.video_url,
-            "base_url": base_url,
-            "status": str(task.status),
-            "error_message": task.error_message,
-            "request": dict(task.request),
-        },
-    )
+    ti.xcom_push(key=XCOM_LINK, value=link_value(task, base_url))
 
 
 def push_result(context: Context, result: GenerationResult, log: Any = None) -> None:

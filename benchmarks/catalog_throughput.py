@@ -2,6 +2,8 @@
 LocalExecutor, SQLite), three ways, in one cluster and against one emulator:
 
 (a) ``mapped_deferrable``: N mapped deferrable ``SeedanceGenerateOperator`` tasks (baseline);
+(a2) ``mapped_deferrable_end_in_triggerer``: the same with ``end_in_triggerer=True`` (each task
+    ends in the triggerer: one worker start per video instead of two);
 (b) ``mapped_poke_sensors``: one task submits all N with the hook and returns the ids, then N
     mapped ``SeedanceStatusSensor`` tasks in poke mode (``deferrable=False``);
 (c) ``batch``: one deferrable ``SeedanceBatchGenerateOperator``.
@@ -22,6 +24,9 @@ Measured per alternative (ratios are against (a) of the same run):
 * **worker-slot seconds**: the sum of the task instances' ``duration`` from the REST API;
   and, as a cross-check, task-runner processes alive, sampled every 0.5 s and integrated
   (``sampled_slot_seconds``), because a deferred task's REST duration can span its deferral.
+* **worker starts**: task-runner processes started during the run (distinct processes titled
+  ``airflow worker -- <ti id>`` seen by the same sampler, every 0.25 s; a task process lives
+  well over a second, so none is missed), and per video.
 * **requests**: ``POST /v1/generate`` + ``GET /v1/status`` the emulator counted.
 """
 
@@ -45,7 +50,7 @@ import psutil
 from benchmarks._common import API_KEY, REQUEST_BODY, start_emulator, table, write_result
 from tests.airflow_processes import AirflowCluster, ClusterError, connection_uri_json
 
-VARIANTS = ("mapped_deferrable", "mapped_poke_sensors", "batch")
+VARIANTS = ("mapped_deferrable", "mapped_deferrable_end_in_triggerer", "mapped_poke_sensors", "batch")
 BASELINE = "mapped_deferrable"
 DAG_IDS = {v: f"bench_{v}" for v in VARIANTS}
 
@@ -71,6 +76,12 @@ ARGS = dict(schedule=None, start_date=START, catchup=False, max_active_tasks=10_
 with DAG("{dag_a}", **ARGS):
     SeedanceGenerateOperator.partial(
         task_id="generate", deferrable=True, poll_interval=POLL,
+        resolution=BODY["resolution"], duration=BODY["duration"],
+    ).expand(prompt=PROMPTS)
+
+with DAG("{dag_a2}", **ARGS):
+    SeedanceGenerateOperator.partial(
+        task_id="generate", deferrable=True, poll_interval=POLL, end_in_triggerer=True,
         resolution=BODY["resolution"], duration=BODY["duration"],
     ).expand(prompt=PROMPTS)
 
@@ -121,13 +132,15 @@ def process_cpu(cluster: AirflowCluster, name: str, *, tree: bool) -> float:
 
 
 class SlotSampler:
-    """Counts live task-runner processes (title ``airflow worker -- <ti id>``) every 0.5 s."""
+    """Counts live task-runner processes (title ``airflow worker -- <ti id>``) every 0.25 s, and
+    the distinct ones seen (``starts``)."""
 
-    def __init__(self, cluster: AirflowCluster, interval: float = 0.5) -> None:
+    def __init__(self, cluster: AirflowCluster, interval: float = 0.25) -> None:
         self.cluster = cluster
         self.interval = interval
         self.slot_seconds = 0.0
         self.max_concurrent = 0
+        self.seen: set[tuple[int, float]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="slot-sampler")
 
@@ -139,6 +152,7 @@ class SlotSampler:
                     title = " ".join(child.cmdline())
                     if title.startswith("airflow worker -- ") and "LocalExecutor" not in title:
                         count += 1
+                        self.seen.add((child.pid, child.create_time()))
         return count
 
     def _run(self) -> None:
@@ -218,6 +232,8 @@ def run_variant(
         "slot_seconds": sum(max(0.0, float(ti.get("duration") or 0.0)) for ti in tis),
         "sampled_slot_seconds": sampler.slot_seconds,
         "max_concurrent_task_processes": sampler.max_concurrent,
+        "worker_starts": len(sampler.seen),
+        "worker_starts_per_video": len(sampler.seen) / n,
         "generate_requests": ledger["generate_requests"],
         "status_requests": ledger["status_requests"],
         "requests": ledger["generate_requests"] + ledger["status_requests"],
@@ -267,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 poll=args.poll_interval,
                 body=REQUEST_BODY,
                 dag_a=DAG_IDS["mapped_deferrable"],
+                dag_a2=DAG_IDS["mapped_deferrable_end_in_triggerer"],
                 dag_b=DAG_IDS["mapped_poke_sensors"],
                 dag_c=DAG_IDS["batch"],
             )
@@ -286,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_variant(cluster, emulator, variant, args.n, args.generation_seconds, args.timeout)
                 print(
                     f"  {variant:20s} N={args.n}: {row['run_state']} in {row['wall_seconds']:.1f}s, "
-                    f"worker CPU {row['worker_cpu_seconds']:.1f}s, {row['requests']} requests",
+                    f"worker CPU {row['worker_cpu_seconds']:.1f}s, {row['worker_starts']} worker starts, "
+                    f"{row['requests']} requests",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -317,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             ("wall_seconds", "wall s"),
             ("overhead_seconds", "overhead s"),
             ("overhead_speedup", "overhead: x less than (a)"),
+            ("worker_starts_per_video", "worker starts / video"),
             ("worker_cpu_seconds", "worker CPU s"),
             ("worker_cpu_reduction", "worker CPU: x less than (a)"),
             ("slot_seconds", "slot s (REST)"),

@@ -116,6 +116,13 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         connection extra ``budget.store``; see docs/budgets.md.
     :param resubmit_on_failure: resubmit a FAILED generation up to this many more times
         (failed generations are not billed).
+    :param end_in_triggerer: with ``deferrable=True``, let a successful generation end the
+        task in the triggerer (one worker start instead of two) when nothing is left to do on
+        a worker: no ``output_path`` and no ``outlets``. The task gets the same XComs; any other
+        ending (FAILED, with or without resubmits left, a timeout, a polling error) resumes on
+        a worker as usual. Off by default: see docs/waiting.md for what the worker would have
+        done that the triggerer does not (OpenLineage's COMPLETE event, the re-attach record's
+        outcome).
     :param hook_params: extra keyword arguments for :class:`SeedanceHook` (retry tuning).
     """
 
@@ -155,6 +162,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         skip_if_exists: bool | None = None,
         max_credits: int | None = None,
         resubmit_on_failure: int = 0,
+        end_in_triggerer: bool = False,
         hook_params: dict[str, Any] | None = None,
         dag_run_max_credits: int | None = None,
         **kwargs: Any,
@@ -167,6 +175,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         )
         self._keep_shared_budget(dag_run_max_credits)
         self.output_path = output_path
+        self.end_in_triggerer = end_in_triggerer
         # The API parameters are kept under their own names, taken from the one list of API
         # fields (a field added there without a parameter here fails every construction).
         for name in API_FIELDS:
@@ -404,6 +413,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                         seedance_conn_id=self.seedance_conn_id,
                         poll_interval=self.poll_interval,
                         end_time=end_time,
+                        end_on_success=self._end_on_success(context, progress),
                     ),
                     method_name="execute_complete",
                     kwargs={"seedance_task_id": task.task_id},
@@ -412,6 +422,37 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             task = self.hook.wait_for_completion(
                 task.task_id, poll_interval=self.poll_interval, deadline=end_time
             )
+
+    def _end_on_success(self, context: Context, progress: _Progress) -> dict[str, Any] | None:
+        """What the trigger needs to end the task itself after SUCCESS, or ``None`` when a worker
+        must finish it: not asked for, a delivery to do, outlets (asset events are emitted by a
+        worker only), or a downstream task mapped over this one's result (the task runner pushes
+        that with its length)."""
+        if not self.end_in_triggerer or self._destination() is not None or self.outlets:
+            return None
+        if self._feeds_a_mapped_task():
+            return None
+        assert progress.record is not None
+        return {
+            "request": progress.request,
+            "seedance_task_ids": list(progress.record.history(progress.fingerprint)),
+            "base_url": self.hook.settings.base_url,
+            "return_value": bool(self.do_xcom_push),
+            "links": self._link_xcoms(context),
+        }
+
+    def _feeds_a_mapped_task(self) -> bool:
+        """A downstream task is mapped over this task's result."""
+        return self.has_dag() and next(self.iter_mapped_dependants(), None) is not None
+
+    def _link_xcoms(self, context: Context) -> dict[str, Any]:
+        """``_link_<name>``: URL of each extra link, computed as Airflow's task runner does when a
+        task ends on a worker (a task that ends in the triggerer pushes them with its XComs)."""
+        ti = context["ti"]
+        return {
+            link.xcom_key: link.get_link(self, ti_key=ti)  # type: ignore[arg-type]  # as the task runner
+            for link in self.operator_extra_links
+        }
 
     def _remember(self, context: Context, task: SeedanceTask) -> None:
         push_progress(context, task, self.hook.settings.base_url)

@@ -9,12 +9,13 @@ time computed once on the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance import metrics
+from airflow_provider_seedance._compat import push_xcoms_from_trigger, task_success_event
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
@@ -24,6 +25,7 @@ from airflow_provider_seedance.hooks.retry import (
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
+from airflow_provider_seedance.xcoms import success_xcoms
 
 #: Event statuses the operator and the sensor accept.
 EVENT_STATUSES = frozenset(s.value for s in TriggerEventStatus)
@@ -53,6 +55,14 @@ class SeedanceStatusTrigger(BaseTrigger):
     :param max_poll_failures: optional extra cap on the number of failures in a row
         (``None``: only ``max_outage`` bounds them; kept for triggers serialized by
         earlier versions, which carry ``8``).
+    :param end_on_success: set by the operator when nothing is left to do on a worker after a
+        SUCCESS (``end_in_triggerer=True``, no ``output_path``, no outlets): the task then ends
+        here with Airflow's ``TaskSuccessEvent``, carrying the XComs the worker would have
+        pushed. Keys: ``request`` (the payload), ``seedance_task_ids`` (the record's history),
+        ``base_url`` (for the link data), ``return_value`` (push it or not) and ``links`` (the
+        extra links' XComs, which the task runner pushes when a task ends on a worker). Any other ending,
+        or a run without a task instance (``dag.test()``), fires the usual event and the task
+        resumes on a worker.
     """
 
     def __init__(
@@ -63,6 +73,7 @@ class SeedanceStatusTrigger(BaseTrigger):
         end_time: float | None = None,
         max_poll_failures: int | None = DEFAULT_MAX_POLL_FAILURES,
         max_outage: float = DEFAULT_MAX_OUTAGE,
+        end_on_success: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.seedance_task_id = seedance_task_id
@@ -71,6 +82,7 @@ class SeedanceStatusTrigger(BaseTrigger):
         self.end_time = float(end_time) if end_time is not None else None
         self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
         self.max_outage = float(max_outage)
+        self.end_on_success = dict(end_on_success) if end_on_success is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -82,6 +94,7 @@ class SeedanceStatusTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "max_poll_failures": self.max_poll_failures,
                 "max_outage": self.max_outage,
+                **({"end_on_success": self.end_on_success} if self.end_on_success is not None else {}),
             },
         )
 
@@ -115,7 +128,7 @@ class SeedanceStatusTrigger(BaseTrigger):
                         task_id, deadline=self.end_time, outage=self.max_outage, attempts=attempts
                     )
                     if last.is_success:
-                        yield self._event(
+                        yield await self._task_end(hook, last) or self._event(
                             TriggerEventStatus.SUCCESS, last, f"Seedance task {task_id} succeeded"
                         )
                         return
@@ -148,6 +161,42 @@ class SeedanceStatusTrigger(BaseTrigger):
             self.seedance_task_id,
             self.seedance_task_id,
         )
+
+    async def _task_end(self, hook: SeedanceHook, task: SeedanceTask) -> TriggerEvent | None:
+        """End the task with its success here: the XComs, the metrics and the log line the
+        worker's ``execute_complete`` would have produced; ``None`` to resume on a worker.
+
+        Only where the operator asked for it and a real triggerer runs this trigger:
+        ``dag.test()`` runs it without a task instance, and would resume the task with the
+        task-end event's bare payload.
+        """
+        spec, ti = self.end_on_success, self.task_instance
+        if spec is None or ti is None:
+            return None
+        result, xcoms = success_xcoms(
+            task,
+            spec.get("request") or {},
+            spec.get("seedance_task_ids") or (),
+            str(spec.get("base_url") or ""),
+            return_value=bool(spec.get("return_value", True)),
+        )
+        event = task_success_event()
+        if event is None:
+            return None
+        try:
+            await push_xcoms_from_trigger(ti, xcoms, dict(spec.get("links") or {}))
+        except Exception as exc:  # the worker resumes and pushes them itself
+            self.log.warning("Could not push the XComs from the triggerer (%s); resuming on a worker", exc)
+            return None
+        metrics.count_finished([task.to_dict()], str(ti.dag_id), str(ti.task_id))
+        metrics.count_results({"ti": ti}, [result])
+        self.log.info(
+            "Seedance task %s SUCCESS: %s — %s (the task ends here, in the triggerer)",
+            task.task_id,
+            task.video_url,
+            hook.describe_cost(task.consumed_credits),
+        )
+        return event  # type: ignore[no-any-return]
 
     def _past_deadline(self) -> bool:
         return self.end_time is not None and time.time() >= self.end_time

@@ -95,6 +95,7 @@ def test_catalog_throughput_smoke(tmp_path: Path) -> None:
         assert row["slot_seconds"] >= 0, variant
         assert row["overhead_seconds_ratio"] is not None
     assert rows["mapped_deferrable"]["task_instances"] == n
+    assert rows["mapped_deferrable_end_in_triggerer"]["task_instances"] == n
     assert rows["mapped_poke_sensors"]["task_instances"] == n + 1
     assert rows["batch"]["task_instances"] == 1
     assert rows["mapped_deferrable"]["overhead_seconds_ratio"] == 1.0

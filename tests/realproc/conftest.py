@@ -33,6 +33,7 @@ EMULATOR_SECONDS = {
     "seedance_reattach": 6.0,
     "seedance_secrets": 3.0,
     "seedance_metrics": 2.0,
+    "seedance_endtrig": 2.0,
     # The example DAGs' connection (the review-and-publish example runs here).
     "seedance_default": 2.0,
     # Concurrent generations that share a small daily budget (test_budgets.py).

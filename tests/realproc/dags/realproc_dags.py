@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
@@ -144,3 +144,35 @@ with DAG(
         poll_interval=1.0,
         hook_params=FAST,
     ).expand(prompt=[f"Budgeted clip number {i}" for i in range(BUDGET_TASKS)])
+
+
+#: Prompts of each mapped task in the end-in-triggerer DAG (one video per map index).
+END_IN_TRIGGERER_PROMPTS = ["A paper boat on a pond", "A kite over the dunes"]
+
+with DAG(
+    "realproc_end_in_triggerer",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 0},
+):
+    # The same mapped generations twice: today's path (resume on a worker) and ending in the
+    # triggerer; the test compares what each leaves behind.
+    for where in ("worker", "triggerer"):
+        generated = SeedanceGenerateOperator.partial(
+            task_id=f"ends_in_{where}",
+            seedance_conn_id="seedance_endtrig",
+            deferrable=True,
+            poll_interval=RACE_SAFE_POLL,
+            resolution="480p",
+            duration=4,  # 8 credits
+            end_in_triggerer=where == "triggerer",
+            hook_params=FAST,
+        ).expand(prompt=END_IN_TRIGGERER_PROMPTS)
+
+        @task(task_id=f"credits_of_{where}")
+        def total_credits(results: list[dict]) -> int:
+            """A downstream task reads the mapped results (the return values) as dicts."""
+            return sum(int(result["consumed_credits"]) for result in results)
+
+        total_credits(generated.output)

@@ -42,6 +42,9 @@ def scripted_hook(script: Script, reads: list[str]) -> type:
         async def __aexit__(self, *_: object) -> None:
             return None
 
+        def describe_cost(self, credits: int | None) -> str:
+            return f"{credits or 0} credits"
+
         async def aget_status(self, task_id: str, **_: Any) -> SeedanceTask:
             reads.append(task_id)
             queue = queues[task_id]
