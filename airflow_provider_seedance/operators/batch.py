@@ -299,7 +299,6 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             # reads it again (typed) before deciding anything.
             run.known[task_id] = SeedanceError(str(message))
         with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
-            self._budgets = self.shared_budgets(context)
             if status == BatchEventStatus.ERROR:
                 raise SeedanceError(
                     f"{event.get('message')} Nothing more was spent by waiting; a retry re-attaches to "
@@ -311,6 +310,8 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     f"{len(pending)} generations were still running at the deadline "
                     f"({', '.join(pending[:10])}{'…' if len(pending) > 10 else ''}). {STILL_RUNNING}"
                 )
+            # After the trigger's own errors: a budget lookup must not hide what the wait said.
+            self._budgets = self.shared_budgets(context)
             return self._drive(context, run)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -233,7 +233,6 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             progress.last = SeedanceTask(seedance_task_id.strip(), "UNKNOWN")
         with recording_failures(context, self.log, progress, self.keep_for_lineage):
             progress.use(self.build_request(), SubmissionRecord.for_context(context))
-            self._open_budgets(context)
             assert progress.record is not None
             progress.history = progress.record.history(progress.fingerprint)
             status, task, message = task_from_event(event, expected_task_id=seedance_task_id)
@@ -245,6 +244,8 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                     f"{message} Nothing more was spent by waiting; a retry re-attaches to "
                     f"Seedance task {task.task_id} (set retries to let it)."
                 )
+            # After the trigger's own errors: a budget lookup must not hide what the wait said.
+            self._open_budgets(context)
             return self._drive(context, progress, task)
         raise AssertionError("unreachable")  # pragma: no cover
 
