@@ -280,6 +280,20 @@ def test_a_clear_after_delivery_keeps_each_named_items_request_and_generations(t
     assert [r["seedance_task_ids"] for r in results] == [["gen-1"], ["gen-2"]]
 
 
+def test_a_clear_after_delivery_keeps_every_generation_an_item_paid_for_or_resubmitted(
+    tmp_path: Path,
+) -> None:
+    template = str(tmp_path / "{index}.mp4")
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["FAILED"]})
+    batch(hook, ITEMS[:1], output_path_template=template, resubmit_on_failure=1).execute(context(store))
+    again = batch(hook, ITEMS[:1], output_path_template=template, resubmit_on_failure=1).execute(
+        context(store)
+    )
+    [result] = again["results"]
+    assert result["outcome"] == "succeeded" and result["task_id"] == "gen-2"
+    assert result["seedance_task_ids"] == ["gen-1", "gen-2"] and len(hook.posts) == 2
+
+
 def test_a_video_found_for_an_item_whose_generation_never_ended_on_record_is_a_free_reuse(
     tmp_path: Path,
 ) -> None:
