@@ -2,6 +2,7 @@
 
     python scripts/mutation.py                 # every mutant of the targets (`make mutation`)
     python scripts/mutation.py --sample 4      # a fixed, seeded sample (`make mutation-ci`)
+    python scripts/mutation.py --module operators.batch --max-children 1   # one module's mutants
 
 mutmut (configured in ``pyproject.toml`` under ``[tool.mutmut]``) copies the package into
 ``mutants/``, mutates the money modules, and runs for each mutant the unit tests that reach
@@ -205,10 +206,20 @@ def main() -> int:
         help="reuse mutants/ and run again only the mutants that were not killed (after adding tests)",
     )
     parser.add_argument("--money-only", action="store_true", help="run only the money lines' mutants")
+    parser.add_argument(
+        "--module",
+        action="append",
+        choices=sorted(TARGETS),
+        metavar="MODULE",
+        help="run and score only this target module (repeatable), e.g. operators.batch; "
+        f"one of: {', '.join(TARGETS)}",
+    )
     parser.add_argument("--report-only", action="store_true", help="score the last run, run nothing")
     args = parser.parse_args()
 
     mutmut = str(Path(sys.executable).with_name("mutmut"))
+    targets = {m: f for m, f in TARGETS.items() if not args.module or m in args.module}
+    money = {m: f for m, f in MONEY.items() if m in targets}
     numbers = None
     if args.sample:
         numbers = sorted(
@@ -224,9 +235,11 @@ def main() -> int:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)
         what = "every mutant" if numbers is None else f"mutants numbered {numbers} of every function"
         what += " of the money lines" if args.money_only else " of the money paths"
-        selection = patterns(numbers, MONEY if args.money_only else TARGETS)
+        if args.module:
+            what += f" in {', '.join(targets)}"
+        selection = patterns(numbers, money if args.money_only else targets)
         if numbers is not None:
-            selection += patterns(None, MONEY)  # a sample still runs every money-line mutant
+            selection += patterns(None, money)  # a sample still runs every money-line mutant
             what += ", and every mutant of the money lines"
         print(f">> mutmut: {what} (unit tests; see [tool.mutmut])", flush=True)
         run = subprocess.run(
@@ -254,7 +267,7 @@ def main() -> int:
     scores: dict[str, Score] = defaultdict(Score)
     money_survivors: list[str] = []
     for name, status in statuses.items():
-        if not in_targets(name, TARGETS):
+        if not in_targets(name, targets):
             continue
         score = scores[module_of(name) or "?"]
         score.generated += 1
@@ -268,17 +281,17 @@ def main() -> int:
             score.allowed += 1
         elif status in SURVIVED:
             score.survived.append(name)
-            if in_targets(name, MONEY):
+            if in_targets(name, money):
                 money_survivors.append(name)
         else:
             score.other += 1
-    stale = sorted(name for name in allow if name not in statuses)
+    stale = sorted(name for name in allow if name not in statuses and in_targets(name, targets))
 
     header = f"{'module':<22}{'generated':>10}{'checked':>9}{'killed':>8}{'survived':>10}{'allowed':>9}"
     print(f"\n{header}{'score':>8}{'time':>9}")
     total = Score()
     failing = []
-    for module in TARGETS:
+    for module in targets:
         s = scores.get(module, Score())
         print(
             f"{module:<22}{s.generated:>10}{s.checked:>9}{s.killed:>8}{len(s.survived):>10}{s.allowed:>9}"
