@@ -188,6 +188,12 @@ class Stack:
                 ("celery", "worker_concurrency"): str(self.worker_concurrency),
                 ("core", "max_active_tasks_per_dag"): "64",
                 ("api", "workers"): "1",
+                # A SIGKILLed Celery worker takes the messages it had reserved with it (the Redis
+                # broker returns them only after its visibility timeout, hours): the scheduler
+                # re-queues such tasks after task_queued_timeout (default 600 s, checked every
+                # 120 s; no try is used). Tuned as a deployment that expects worker kills would.
+                ("scheduler", "task_queued_timeout"): "180",
+                ("scheduler", "task_queued_timeout_check_interval"): "15",
             },
         )
         cluster.port = self.ports["api-server"]
