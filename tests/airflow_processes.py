@@ -587,6 +587,10 @@ class AirflowCluster:
             parts.append(f"(metadata DB not readable: {exc})")
         for name in ("scheduler", "triggerer"):
             parts.append(f"--- {name} log tail ---\n{_tail(self.log_path(name), 4000)}")
+        # Each try's own log: where a hung task stopped.
+        run_logs = self.logs_folder / f"dag_id={dag_id}" / f"run_id={run_id}"
+        for log in sorted(run_logs.rglob("attempt=*.log")):
+            parts.append(f"--- {log.relative_to(self.logs_folder)} tail ---\n{_tail(log, 2000)}")
         return "\n".join(parts)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.hosts import is_public_host, is_public_url, split_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from airflow.sdk import ObjectStoragePath
 
@@ -80,6 +80,14 @@ def as_storage_path(destination: str | os.PathLike[str] | ObjectStoragePath) -> 
     if "://" not in text:
         text = "file://" + os.path.abspath(os.path.expanduser(text))
     return ObjectStoragePath(text)
+
+
+def resolve_filesystems(destinations: Iterable[ObjectStoragePath]) -> None:
+    """Resolve each destination's filesystem (and the connection behind it) on the calling
+    thread. Airflow caches one filesystem per store, so threads that later read or write these
+    paths never look a connection up themselves (see ``SeedanceHook.prepare_for_threads``)."""
+    for path in destinations:
+        path.fs  # noqa: B018 -- the lookup is the point: it fills Airflow's per-store cache
 
 
 def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:

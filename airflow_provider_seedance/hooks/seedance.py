@@ -888,13 +888,7 @@ class SeedanceHook(HttpHook):
             raise SeedanceDownloadError(f"Nothing to download: the task has no video URL (status {status})")
         target = as_storage_path(destination)
         allowed_host = allowed_host_of(self.settings.base_url)  # the emulator's own non-public host
-        max_bytes = self.max_video_bytes
-        if max_bytes is None:
-            extra = self.get_connection(self.seedance_conn_id).extra_dejson or {}
-            max_bytes = video_size_cap(
-                extra.get("max_video_bytes"), f"Connection {self.seedance_conn_id!r}: extra 'max_video_bytes'"
-            )
-            self.max_video_bytes = max_bytes  # resolved once per hook (a batch downloads many)
+        max_bytes = self._video_size_cap()
         result = download_video(
             url,
             target,
@@ -908,6 +902,27 @@ class SeedanceHook(HttpHook):
             "Delivered video to %s (%d bytes, sha256 %s)", result.output_path, result.bytes, result.sha256
         )
         return result
+
+    def _video_size_cap(self) -> int:
+        """``max_video_bytes``: the hook's own, else the connection extra's (resolved once)."""
+        if self.max_video_bytes is None:
+            extra = self.get_connection(self.seedance_conn_id).extra_dejson or {}
+            self.max_video_bytes = video_size_cap(
+                extra.get("max_video_bytes"), f"Connection {self.seedance_conn_id!r}: extra 'max_video_bytes'"
+            )
+        return self.max_video_bytes
+
+    def prepare_for_threads(self) -> None:
+        """Resolve, on the calling thread, everything that needs Airflow's task supervisor (the
+        connection, which also registers its secrets for masking), so that threads calling
+        :meth:`submit_request`, :meth:`get_status` or :meth:`download` afterwards only do HTTP
+        and file I/O.
+
+        Call it before fanning out to a thread pool. On Airflow 3.1 the channel from a task to
+        its supervisor has no lock: two threads using it at once can hang the task for good.
+        """
+        self._session  # noqa: B018 -- cached, with the settings it is built from
+        self._video_size_cap()
 
     def describe_cost(self, credits: int | None) -> str:
         return f"{credits or 0} credits ({format_usd(credits)})"

@@ -33,7 +33,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceValidationError,
     never_created,
 )
-from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video
+from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video, resolve_filesystems
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
@@ -56,6 +56,8 @@ STILL_RUNNING = (
 )
 #: What the record learns of a generation (one status read), or why it could not learn it.
 Known = SeedanceTask | SeedanceError
+#: Name prefix of the batch's worker threads (they do HTTP and file I/O, never talk to Airflow).
+POOL_THREAD_PREFIX = "seedance-batch"
 
 
 @dataclass
@@ -354,7 +356,8 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         reused results by index. It only reads the destinations (``seedance-plan`` uses it too)."""
         candidates = [item for item in items if self._skip(item)]
         found: dict[int, GenerationResult] = {}
-        with ThreadPoolExecutor(max_workers=self.max_parallel_downloads) as pool:
+        destinations = [item.destination for item in candidates]
+        with self._pool(self.max_parallel_downloads, destinations, uses_hook=False) as pool:
             for item, existing in zip(
                 candidates, pool.map(lambda i: existing_video(i.destination), candidates), strict=False
             ):
@@ -368,6 +371,18 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                         index=item.index,
                     )
         return found
+
+    def _pool(
+        self, workers: int, destinations: Iterable[ObjectStoragePath | None] = (), *, uses_hook: bool = True
+    ) -> ThreadPoolExecutor:
+        """A thread pool whose threads only do HTTP and file I/O: the connection (when the
+        threads use the hook) and the destinations' filesystems are resolved here first, on the
+        task's own thread. Airflow 3.1's channel to the task supervisor is not thread-safe: two
+        threads on it can hang the task for good."""
+        if uses_hook:
+            self.hook.prepare_for_threads()
+        resolve_filesystems(path for path in destinations if path is not None)
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=POOL_THREAD_PREFIX)
 
     def _count_reattached(self, count: int) -> None:
         metrics.incr("generations.reattached", count, dag_id=self.dag_id, task_id=self.task_id)
@@ -411,7 +426,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             except SeedanceError as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+        with self._pool(self.max_in_flight) as pool:
             return dict(zip(task_ids, pool.map(read, task_ids), strict=False))
 
     def _submit(self, run: _BatchRun, items: list[_Item]) -> None:
@@ -442,7 +457,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             return batch
 
         submitted = 0
-        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+        with self._pool(self.max_in_flight) as pool:
             in_flight: dict[Future[str | SeedanceError], _Item] = {}
             starting = take(self.max_in_flight)
             record.flush()
@@ -679,7 +694,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 output_path=done.output_path, bytes=done.bytes, sha256=done.sha256
             )
 
-        with ThreadPoolExecutor(max_workers=self.max_parallel_downloads) as pool:
+        with self._pool(self.max_parallel_downloads, [item.destination for item, _ in deliveries]) as pool:
             for index, result in pool.map(deliver, deliveries):
                 results[index] = result
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.conftest import API_KEY
@@ -124,3 +126,33 @@ def test_an_item_whose_destination_cannot_be_written_is_paid_not_delivered(dag_e
     )
     assert "1 of 2 generations did not succeed" in capfd.readouterr().out
     assert dag_env.ledger()["generate_requests"] == 2
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "blocking"])
+def test_batch_threads_never_talk_to_the_task_supervisor(dag_env, mode: str, tmp_path, monkeypatch) -> None:
+    """Airflow 3.1's channel from a task to its supervisor has no lock: two threads using it at
+    once can hang the task for good (a batch stuck in ``execute_complete`` on a real cluster).
+    Connection lookups (which also send the secrets to mask), XComs and Variables therefore
+    happen on the task's own thread; the batch's pools only do HTTP and file I/O. Covered: the
+    submissions, the status reads, the deliveries and (second run) the existing-video checks."""
+    from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+
+    from airflow_provider_seedance.operators.batch import POOL_THREAD_PREFIX
+
+    seen: list[tuple[str, str]] = []
+    send = InProcessSupervisorComms.send
+
+    def recording(self, msg):  # type: ignore[no-untyped-def]
+        seen.append((threading.current_thread().name, type(msg).__name__))
+        return send(self, msg)
+
+    monkeypatch.setattr(InProcessSupervisorComms, "send", recording)
+    dag_env.add_faults({"endpoint": "status", "fault": "http_500", "times": 2})  # status reads retried
+    first = run_dag(TEST_DAGS, f"batch_{mode}", run_conf={"out": str(tmp_path)})
+    second = run_dag(TEST_DAGS, f"batch_{mode}", run_conf={"out": str(tmp_path)})
+    assert (first.state, second.state) == ("success", "success")
+    assert second.results("batch")[0]["totals"]["reused"] == 6  # the existing-video checks ran
+    kinds = {kind for _, kind in seen}
+    assert {"MaskSecret", "SetXCom"} <= kinds, kinds  # the recorder sees the task's own calls
+    from_pools = [(thread, kind) for thread, kind in seen if thread.startswith(POOL_THREAD_PREFIX)]
+    assert from_pools == []

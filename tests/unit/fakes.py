@@ -78,6 +78,8 @@ class FakeHook:
         self.waits: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
+        #: How many times the connection was resolved for thread pools.
+        self.prepared = 0
         #: The connection's extra (the shared budgets read ``budget`` there).
         self.extra: dict[str, Any] = {}
 
@@ -86,6 +88,9 @@ class FakeHook:
 
     def connection_extra(self) -> dict[str, Any]:
         return dict(self.extra)
+
+    def prepare_for_threads(self) -> None:
+        self.prepared += 1
 
     def submit_request(self, request: GenerationRequest) -> str:
         with self.lock:
