@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,4 +163,50 @@ def write_result(name: str, payload: Mapping[str, Any], results_dir: Path | None
         **payload,
     }
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
     return path
+
+
+# ------------------------------------------------------------------ worker processes
+def worker_env(home: Path, connections: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a benchmark's worker process: its own Airflow home and SQLite DB,
+    ``connections`` (conn id -> JSON) as ``AIRFLOW_CONN_*``, and this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            **{f"AIRFLOW_CONN_{conn_id.upper()}": value for conn_id, value in connections.items()},
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+    )
+    return env
+
+
+@contextlib.contextmanager
+def worker(module: str, *args: str, env: Mapping[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``python -m module --worker *args``, talking JSON lines on stdin/stdout; killed on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--worker", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        env=dict(env),
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def read_line(proc: subprocess.Popen[str], prefix: str) -> str:
+    """The worker's next output line that starts with ``prefix``."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line
+    raise RuntimeError(f"worker exited ({proc.wait()}) before printing {prefix!r}")

@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     print(text)
-    path = write_result(
+    write_result(
         name,
         {
             "baseline": BASELINE,
@@ -360,7 +360,6 @@ def main(argv: list[str] | None = None) -> int:
         },
         args.results_dir,
     )
-    print(f"wrote {path}")
     return 0
 
 

@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     print(text)
-    path = write_result(args.name, {"rows": rows, "table_markdown": text}, args.results_dir)
-    print(f"wrote {path}")
+    write_result(args.name, {"rows": rows, "table_markdown": text}, args.results_dir)
     return 0
 
 

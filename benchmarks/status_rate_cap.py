@@ -33,11 +33,9 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -136,57 +134,26 @@ def worker_main() -> int:
 
 # ---------------------------------------------------------------------------------- parent
 def _worker_env(base_url: str, home: Path, cap: float | None) -> dict[str, str]:
-    from benchmarks._common import API_KEY
+    from benchmarks._common import API_KEY, worker_env
 
     extra = {} if cap is None else {"status_reads_per_second": cap}
     conn = {"conn_type": "seedance", "host": base_url, "password": API_KEY, "extra": extra}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
-            ),
-        }
-    )
-    return env
-
-
-@contextlib.contextmanager
-def _worker(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.status_rate_cap", "--worker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=None,
-        env=env,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+    return worker_env(home, {CONN_ID: json.dumps(conn)})
 
 
 def run_case(
     emulator: Any, variant: str, n: int, cap: float, interval: float, generation_seconds: float, workdir: Path
 ) -> dict[str, Any]:
-    from benchmarks._common import max_per_window, percentile, submit_many
-    from benchmarks.trigger_poll_cost import _read_line
+    from benchmarks._common import max_per_window, percentile, read_line, submit_many, worker
 
     capped = variant == "capped"
     # Every trigger needs at least one read after its generation is due: at the cap that is
     # N / cap seconds for all of them, on top of G and the polls before.
     timeout = generation_seconds + 3 * interval + (3 * n / cap if capped else 0) + 60
     env = _worker_env(emulator.base_url, workdir, cap if capped else None)
-    with _worker(env) as proc:
+    with worker("benchmarks.status_rate_cap", env=env) as proc:
         assert proc.stdin is not None
-        _read_line(proc, "READY")
+        read_line(proc, "READY")
         emulator.reset()
         submitted = asyncio.run(submit_many(emulator.base_url, n, generation_seconds))
         config = {
@@ -199,7 +166,7 @@ def run_case(
         before = emulator.ledger()["status_requests"]
         proc.stdin.write(json.dumps(config) + "\n")
         proc.stdin.flush()
-        result = json.loads(_read_line(proc, "RESULT ")[len("RESULT ") :])
+        result = json.loads(read_line(proc, "RESULT ")[len("RESULT ") :])
     sent = emulator.ledger()["status_requests"] - before
     with open(emulator.log_path, "rb") as log:
         log.seek(log_offset)
@@ -289,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = table(rows, columns)
     print(text)
-    path = write_result(
+    write_result(
         args.name,
         {
             "baseline": BASELINE,
@@ -300,7 +267,6 @@ def main(argv: list[str] | None = None) -> int:
         },
         args.results_dir,
     )
-    print(f"wrote {path}")
     return 0
 
 

@@ -38,12 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -310,54 +308,21 @@ def worker_main(variant: str) -> int:
 
 # ---------------------------------------------------------------------------------- parent
 def _worker_env(base_url: str, api_key: str, home: Path) -> dict[str, str]:
-    from benchmarks._common import connection_json
+    from benchmarks._common import connection_json, worker_env
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
+    return worker_env(
+        home,
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            f"AIRFLOW_CONN_{SEEDANCE_CONN.upper()}": connection_json(base_url, api_key),
-            f"AIRFLOW_CONN_{HTTP_CONN.upper()}": json.dumps({"conn_type": "http", "host": base_url}),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
-            ),
-        }
+            SEEDANCE_CONN: connection_json(base_url, api_key),
+            HTTP_CONN: json.dumps({"conn_type": "http", "host": base_url}),
+        },
     )
-    return env
-
-
-@contextlib.contextmanager
-def _worker(variant: str, env: dict[str, str]) -> Any:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.trigger_poll_cost", "--worker", variant],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=None,
-        env=env,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
-def _read_line(proc: subprocess.Popen[str], prefix: str) -> str:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(prefix):
-            return line
-    raise RuntimeError(f"worker exited ({proc.wait()}) before printing {prefix!r}")
 
 
 def run_case(
     emulator: Any, variant: str, scale: Scale, workdir: Path, idle_seconds: float = 2.0
 ) -> dict[str, Any]:
-    from benchmarks._common import API_KEY, mean, percentile, submit_many
+    from benchmarks._common import API_KEY, mean, percentile, read_line, submit_many, worker
 
     env = _worker_env(emulator.base_url, API_KEY, workdir)
     config = {
@@ -366,11 +331,11 @@ def run_case(
         "poll_interval": scale.poll_interval,
         "idle_seconds": idle_seconds,
     }
-    with _worker(variant, env) as proc:
+    with worker("benchmarks.trigger_poll_cost", variant, env=env) as proc:
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(config) + "\n")
         proc.stdin.flush()
-        _read_line(proc, "READY")
+        read_line(proc, "READY")
         emulator.reset()
         submitted = asyncio.run(submit_many(emulator.base_url, scale.n, scale.generation_seconds))
         jobs = workdir / f"jobs-{variant}-{scale.n}.json"
@@ -384,7 +349,7 @@ def run_case(
         before = emulator.ledger()["status_requests"]
         proc.stdin.write(f"GO {jobs}\n")
         proc.stdin.flush()
-        result = json.loads(_read_line(proc, "RESULT ")[len("RESULT ") :])
+        result = json.loads(read_line(proc, "RESULT ")[len("RESULT ") :])
         polls = emulator.ledger()["status_requests"] - before
     lags = result.pop("lags")
     latencies = result.pop("latencies")
@@ -511,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = table(rows, columns)
     print(text)
-    path = write_result(
+    write_result(
         args.name,
         {
             "baseline": BASELINE,
@@ -522,7 +487,6 @@ def main(argv: list[str] | None = None) -> int:
         },
         args.results_dir,
     )
-    print(f"wrote {path}")
     return 0
 
 
