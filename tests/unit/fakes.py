@@ -134,3 +134,27 @@ def use(operator: Any, hook: FakeHook) -> Any:
     """Give ``operator`` the fake hook (its ``hook`` is a cached property)."""
     operator.__dict__["hook"] = hook
     return operator
+
+
+#: Three cheap, distinct batch items (8 credits each).
+BATCH_ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(3)]
+
+
+def batch(hook: FakeHook, items: list[dict[str, Any]] = BATCH_ITEMS, **kwargs: Any) -> Any:
+    """A blocking batch operator on ``hook``, one POST at a time, no pause between polls."""
+    from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+
+    kwargs.setdefault("deferrable", False)
+    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("max_in_flight", 1)
+    return use(SeedanceBatchGenerateOperator(task_id="batch", requests=items, **kwargs), hook)
+
+
+class OutletEvents:
+    """``context["outlet_events"]``, keyed by identity (Airflow 3.1's ``Asset`` is not hashable)."""
+
+    def __init__(self) -> None:
+        self.events: dict[int, SimpleNamespace] = {}
+
+    def __getitem__(self, outlet: Any) -> SimpleNamespace:
+        return self.events.setdefault(id(outlet), SimpleNamespace(extra={}))

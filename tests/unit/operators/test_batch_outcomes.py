@@ -38,10 +38,10 @@ from airflow_provider_seedance.hooks.delivery import DownloadResult
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.operators import batch as batch_module
 from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS, SeedanceBatchGenerateOperator
-from tests.unit.fakes import MP4, FakeHook, Store, context, use
+from tests.unit.fakes import BATCH_ITEMS, MP4, FakeHook, OutletEvents, Store, batch, context
 
 #: 480p, 4 s, no audio: 8 credits each.
-ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(3)]
+ITEMS = BATCH_ITEMS
 LOST = (
     "the submission's answer was lost: a generation may exist (and be billed); "
     "not resubmitted (force_new=True releases it)"
@@ -50,15 +50,6 @@ LOST = (
 
 def refused(message: str = "prompt refused") -> SeedanceBadRequestError:
     return SeedanceBadRequestError(400, "INVALID_PROMPT", message, creation=CreationState.REFUSED)
-
-
-def batch(
-    hook: FakeHook, items: list[dict[str, Any]] = ITEMS, **kwargs: Any
-) -> SeedanceBatchGenerateOperator:
-    kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0)
-    kwargs.setdefault("max_in_flight", 1)
-    return use(SeedanceBatchGenerateOperator(task_id="batch", requests=items, **kwargs), hook)
 
 
 def named(*labels: str) -> list[dict[str, Any]]:
@@ -546,13 +537,6 @@ def test_a_resumed_batch_that_resubmits_defers_again_with_a_deadline() -> None:
 
 
 def test_a_resumed_batch_gives_its_asset_events_the_videos() -> None:
-    class OutletEvents:  # keyed by identity: Airflow 3.1's Asset is not hashable
-        def __init__(self) -> None:
-            self.events: dict[int, SimpleNamespace] = {}
-
-        def __getitem__(self, outlet: Any) -> SimpleNamespace:
-            return self.events.setdefault(id(outlet), SimpleNamespace(extra={}))
-
     asset = Asset("seedance://catalog")
     store = Store()
     operator = deferrable(

@@ -29,22 +29,13 @@ from airflow_provider_seedance.exceptions import (
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
 )
-from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS, SeedanceBatchGenerateOperator
-from tests.unit.fakes import FakeHook, Store, context, use
+from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS
+from tests.unit.fakes import BATCH_ITEMS, FakeHook, Store, batch, context
 
 #: 480p, 4 s, no audio: 8 credits each.
-ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(3)]
+ITEMS = BATCH_ITEMS
 #: A file that passes the MP4 check (``ftyp`` box at offset 4).
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64
-
-
-def batch(
-    hook: FakeHook, items: list[dict[str, Any]] = ITEMS, **kwargs: Any
-) -> SeedanceBatchGenerateOperator:
-    kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0)
-    kwargs.setdefault("max_in_flight", 1)
-    return use(SeedanceBatchGenerateOperator(task_id="batch", requests=items, **kwargs), hook)
 
 
 def prompts(hook: FakeHook) -> list[str]:

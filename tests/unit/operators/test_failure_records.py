@@ -15,7 +15,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceSubmissionUncertainError,
 )
 from airflow_provider_seedance.operators.batch import XCOM_BATCH_RESULTS, SeedanceBatchGenerateOperator
-from tests.unit.fakes import FakeHook, Store, context, use
+from tests.unit.fakes import FakeHook, OutletEvents, Store, context, use
 from tests.unit.operators.test_single_submit_rules import CHEAP, PROMPT, single
 
 ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(2)]
@@ -113,16 +113,7 @@ def test_a_partial_batch_failure_records_the_results() -> None:
 
 
 def test_a_batch_success_gives_each_asset_event_its_videos() -> None:
-    from types import SimpleNamespace
-
     from airflow.sdk import Asset
-
-    class OutletEvents:  # keyed by identity: Airflow 3.1's Asset is not hashable
-        def __init__(self) -> None:
-            self.events: dict[int, SimpleNamespace] = {}
-
-        def __getitem__(self, outlet: Any) -> SimpleNamespace:
-            return self.events.setdefault(id(outlet), SimpleNamespace(extra={}))
 
     asset = Asset("seedance://catalog")
     ctx = context(Store())
