@@ -6,10 +6,13 @@ DB, read back whole by every downstream task and gallery page. Above a size
 dict as one JSON line to object storage and keeps XCom small (:func:`bounded_outcome`)::
 
     {"totals": {...},                      # as in the small form
-     "results": [...],                     # a SAMPLE: the first 20 failed + the first 20 others
+     "results": [...],                     # a SAMPLE: the first k failed + the first k others
      "results_sample": true,               # ... which "results" is (absent in the small form)
      "results_manifest": {"path": "s3://.../dag__run__task__-1__try1.results.jsonl",
                           "items": 10000, "bytes": 8123456, "sha256": "<hex>", "schema": 2}}
+
+with ``k = min(20, limit // 2)``: the manifest form never holds more results than the limit
+(``0``: no sample), so its size does not grow with the batch.
 
 :func:`load_batch_results` reads either form back into :class:`GenerationResult` values (the
 file streamed and checked against the manifest's item count and digest); a missing, changed
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
 MANIFEST_KEY = "results_manifest"
 #: Marks the manifest form's ``results`` as a sample (absent, i.e. false, in the small form).
 SAMPLE_KEY = "results_sample"
-#: Items kept in the manifest form's sample: this many failed and this many others.
+#: Items kept in the manifest form's sample: at most this many failed and this many others.
 SAMPLE_EACH = 20
 #: Default ``xcom_results_limit``: batches with more items write a results file.
 DEFAULT_XCOM_RESULTS_LIMIT = 1000
@@ -148,6 +151,8 @@ def sample(items: Sequence[Mapping[str, Any]], each: int = SAMPLE_EACH) -> list[
     """The first ``each`` failed items and the first ``each`` others, in request order."""
     failed: list[int] = []
     others: list[int] = []
+    if each <= 0:
+        return []
     for position, item in enumerate(items):
         bucket = others if item.get("outcome") in ("succeeded", "reused", "in_progress") else failed
         if len(bucket) < each:
@@ -203,7 +208,7 @@ def bounded_outcome(
     )
     return {
         "totals": dict(totals),
-        "results": sample(inline),
+        "results": sample(inline, min(SAMPLE_EACH, limit // 2)),
         SAMPLE_KEY: True,
         MANIFEST_KEY: manifest.to_xcom(),
     }

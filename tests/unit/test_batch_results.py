@@ -178,8 +178,20 @@ def test_the_manifest_forms_totals_are_the_whole_batchs(tmp_path: Path) -> None:
         items, batch_totals(items), limit=10, location=str(tmp_path), name="b.jsonl", log=Log()
     )
     assert value["totals"] == batch_totals(items) and value["totals"]["requests"] == 50
-    assert value["results_sample"] is True and len(value["results"]) == 40
+    assert value["results_sample"] is True and len(value["results"]) == 10  # 5 failed, 5 others
     assert len(json.dumps(value)) < 64 * 1024
+
+
+def test_the_sample_holds_at_most_20_of_each_kind_and_never_more_than_the_limit(tmp_path: Path) -> None:
+    items = results(1_001, failed_every=2)
+    big = bounded_outcome(
+        items, batch_totals(items), limit=1_000, location=str(tmp_path), name="a", log=Log()
+    )
+    assert len(big["results"]) == 40
+    none = bounded_outcome(
+        items[:3], batch_totals(items[:3]), limit=0, location=str(tmp_path), name="b", log=Log()
+    )
+    assert none["results"] == [] and none["results_manifest"]["items"] == 3
 
 
 def test_file_names_are_sanitised_and_name_the_try() -> None:
