@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedance.hooks.delivery import as_storage_path
 from airflow_provider_seedance.results import (
+    RESULTS_MANIFEST_KEY,
     SCHEMA_VERSION,
     GenerationResult,
     ResultFormatError,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 #: XCom key of the manifest in a batch's value.
-MANIFEST_KEY = "results_manifest"
+MANIFEST_KEY = RESULTS_MANIFEST_KEY
 #: Marks the manifest form's ``results`` as a sample (absent, i.e. false, in the small form).
 SAMPLE_KEY = "results_sample"
 #: Items kept in the manifest form's sample: at most this many failed and this many others.

@@ -33,6 +33,7 @@ from airflow_provider_seedance.results import (
     Outcome,
     ResultFormatError,
     batch_totals,
+    results_from_xcom,
 )
 
 
@@ -219,3 +220,9 @@ def test_the_default_location_is_the_videos_folder_when_it_has_no_fields(
 def test_a_manifest_round_trips() -> None:
     manifest = ResultsManifest("file:///x.jsonl", 3, 10, "a" * 64)
     assert ResultsManifest.from_xcom(manifest.to_xcom()) == manifest
+
+
+def test_the_pure_reader_refuses_a_manifest_rather_than_count_its_sample(tmp_path: Path) -> None:
+    value = manifest_form(tmp_path, 5)
+    with pytest.raises(ResultFormatError, match="load_batch_results"):
+        results_from_xcom(value)
