@@ -58,6 +58,8 @@ SAMPLE_EACH = 20
 DEFAULT_XCOM_RESULTS_LIMIT = 1000
 #: Suffix of a results file.
 SUFFIX = ".results.jsonl"
+#: Bytes read at a time from a results file.
+READ_BYTES = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -193,7 +195,7 @@ def bounded_outcome(
         return {"results": inline, "totals": dict(totals)}
     try:
         manifest = write_results_file(location, name, inline)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # any store's error (not all are OSError): the results stay in XCom
         log.warning(
             "Seedance batch: could not write the results file to %s (%s); the %d results go to XCom whole",
             location,
@@ -229,23 +231,36 @@ def read_results_file(manifest: ResultsManifest) -> list[dict[str, Any]]:
     :raises BatchResultsError: the file is missing or unreadable, a line is not a JSON object,
         or the item count or digest differs from the manifest's.
     """
+    if not manifest.path.endswith(SUFFIX):
+        # Only files the batch writes are read (an edited XCom cannot point a reader elsewhere).
+        raise BatchResultsError(f"{MANIFEST_KEY}.path must name a *{SUFFIX} file, got {manifest.path!r}")
     digest = hashlib.sha256()
     items: list[dict[str, Any]] = []
+    total = 0
+    pending = b""
     try:
         with as_storage_path(manifest.path).open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                digest.update(line)
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    raise BatchResultsError(f"{manifest.path}: line {number} is not JSON") from None
-                if not isinstance(item, dict):
-                    raise BatchResultsError(f"{manifest.path}: line {number} is not a JSON object")
-                items.append(item)
+            while True:
+                # Never more than the manifest's size (+1 byte to notice more): a wrong or
+                # endless file costs a bounded read.
+                chunk = handle.read(min(READ_BYTES, manifest.bytes + 1 - total))
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > manifest.bytes:
+                    raise BatchResultsError(
+                        f"{manifest.path} is larger than the manifest's {manifest.bytes} bytes"
+                    )
+                digest.update(chunk)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    items.append(_item(manifest, len(items) + 1, line))
     except BatchResultsError:
         raise
     except (OSError, ValueError) as exc:
         raise BatchResultsError(f"the batch results file {manifest.path} cannot be read: {exc}") from None
+    if pending:
+        items.append(_item(manifest, len(items) + 1, pending))
     if len(items) != manifest.items:
         raise BatchResultsError(
             f"{manifest.path} holds {len(items)} results, the manifest says {manifest.items}"
@@ -253,6 +268,16 @@ def read_results_file(manifest: ResultsManifest) -> list[dict[str, Any]]:
     if digest.hexdigest() != manifest.sha256:
         raise BatchResultsError(f"{manifest.path} is not the file the batch wrote (its sha256 differs)")
     return items
+
+
+def _item(manifest: ResultsManifest, number: int, line: bytes) -> dict[str, Any]:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        raise BatchResultsError(f"{manifest.path}: line {number} is not JSON") from None
+    if not isinstance(item, dict):
+        raise BatchResultsError(f"{manifest.path}: line {number} is not a JSON object")
+    return item
 
 
 @functools.lru_cache(maxsize=4)

@@ -10,6 +10,7 @@ first 20 failed and the first 20 other items in request order; file names are sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,13 @@ def test_a_changed_file_is_refused_by_its_digest(tmp_path: Path) -> None:
     ("line", "problem"), [(b"{not json\n", "is not JSON"), (b"[1, 2]\n", "is not a JSON object")]
 )
 def test_a_corrupt_line_is_a_typed_error_naming_the_line(tmp_path: Path, line: bytes, problem: str) -> None:
+    """A file whose size and digest the manifest matches (e.g. written by other code) but whose
+    third line is not a result."""
     value = manifest_form(tmp_path, 2)
     path = tmp_path / "b.results.jsonl"
     path.write_bytes(path.read_bytes() + line)
+    data = path.read_bytes()
+    value["results_manifest"].update(items=3, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     with pytest.raises(BatchResultsError, match=f"line 3 {problem}"):
         load_batch_results(value)
 
@@ -157,7 +162,7 @@ def test_an_unwritable_location_keeps_the_results_inline_and_says_so(tmp_path: P
     log = Log()
     items = results(3)
     value = bounded_outcome(
-        items, batch_totals(items), limit=1, location=str(blocker / "sub"), name="b.jsonl", log=log
+        items, batch_totals(items), limit=1, location=str(blocker / "sub"), name="b.results.jsonl", log=log
     )
     assert value == {"results": [r.to_xcom() for r in items], "totals": batch_totals(items)}
     assert any("could not write the results file" in line for line in log.lines)
@@ -176,7 +181,7 @@ def test_the_sample_is_the_first_20_failed_and_the_first_20_others_in_request_or
 def test_the_manifest_forms_totals_are_the_whole_batchs(tmp_path: Path) -> None:
     items = results(50, failed_every=2)
     value = bounded_outcome(
-        items, batch_totals(items), limit=10, location=str(tmp_path), name="b.jsonl", log=Log()
+        items, batch_totals(items), limit=10, location=str(tmp_path), name="b.results.jsonl", log=Log()
     )
     assert value["totals"] == batch_totals(items) and value["totals"]["requests"] == 50
     assert value["results_sample"] is True and len(value["results"]) == 10  # 5 failed, 5 others
@@ -186,11 +191,11 @@ def test_the_manifest_forms_totals_are_the_whole_batchs(tmp_path: Path) -> None:
 def test_the_sample_holds_at_most_20_of_each_kind_and_never_more_than_the_limit(tmp_path: Path) -> None:
     items = results(1_001, failed_every=2)
     big = bounded_outcome(
-        items, batch_totals(items), limit=1_000, location=str(tmp_path), name="a", log=Log()
+        items, batch_totals(items), limit=1_000, location=str(tmp_path), name="a.results.jsonl", log=Log()
     )
     assert len(big["results"]) == 40
     none = bounded_outcome(
-        items[:3], batch_totals(items[:3]), limit=0, location=str(tmp_path), name="b", log=Log()
+        items[:3], batch_totals(items[:3]), limit=0, location=str(tmp_path), name="b.results.jsonl", log=Log()
     )
     assert none["results"] == [] and none["results_manifest"]["items"] == 3
 
@@ -226,3 +231,16 @@ def test_the_pure_reader_refuses_a_manifest_rather_than_count_its_sample(tmp_pat
     value = manifest_form(tmp_path, 5)
     with pytest.raises(ResultFormatError, match="load_batch_results"):
         results_from_xcom(value)
+
+
+def test_only_results_files_are_read_and_never_past_the_manifests_size(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("{}\n")
+    manifest = {"path": str(other), "items": 1, "bytes": 3, "sha256": "0" * 64, "schema": 2}
+    with pytest.raises(BatchResultsError, match=r"must name a \*\.results\.jsonl file"):
+        load_batch_results({"results_manifest": manifest})
+    value = manifest_form(tmp_path, 2)
+    path = tmp_path / "b.results.jsonl"
+    path.write_bytes(path.read_bytes() + b"x" * 10_000)  # no newline: one endless line
+    with pytest.raises(BatchResultsError, match="larger than the manifest's"):
+        load_batch_results(value)
