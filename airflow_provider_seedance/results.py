@@ -27,6 +27,9 @@ from airflow_provider_seedance.models import HasVideos, TaskStatus, credits_to_u
 #: Version of the dict :meth:`GenerationResult.to_xcom` writes. Records without it are the
 #: released 0.x shape (read by :meth:`GenerationResult.from_xcom` all the same).
 SCHEMA_VERSION = 2
+#: Key of a large batch's value naming the file that holds its results (see
+#: :mod:`airflow_provider_seedance.batch_results`, which reads it); its ``results`` is a sample.
+RESULTS_MANIFEST_KEY = "results_manifest"
 
 
 class Outcome(str, Enum):
@@ -321,8 +324,15 @@ def _legacy_outcome(value: Mapping[str, Any], task_id: str | None, status: str |
 def results_from_xcom(value: Any) -> list[GenerationResult]:
     """Every generation in a stored value: one result, or a batch's ``{"results": [...]}``.
 
-    An unreadable item raises :class:`ResultFormatError` (the caller skips and counts it).
+    An unreadable item raises :class:`ResultFormatError` (the caller skips and counts it), and so
+    does a large batch's manifest form, whose ``results`` is only a sample: read it with
+    :func:`airflow_provider_seedance.batch_results.load_batch_results` (never a silent undercount).
     """
+    if isinstance(value, Mapping) and value.get(RESULTS_MANIFEST_KEY) is not None:
+        raise ResultFormatError(
+            "this batch's results are in the file its results_manifest names (XCom holds a sample): "
+            "read them with airflow_provider_seedance.batch_results.load_batch_results"
+        )
     if isinstance(value, Mapping) and isinstance(value.get("results"), list):
         found = []
         for position, item in enumerate(value["results"]):
@@ -352,6 +362,7 @@ def batch_totals(results: Iterable[GenerationResult]) -> dict[str, Any]:
 
 
 __all__ = [
+    "RESULTS_MANIFEST_KEY",
     "SCHEMA_VERSION",
     "GenerationResult",
     "Outcome",

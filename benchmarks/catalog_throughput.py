@@ -6,7 +6,10 @@ LocalExecutor, SQLite), three ways, in one cluster and against one emulator:
     ends in the triggerer: one worker start per video instead of two);
 (b) ``mapped_poke_sensors``: one task submits all N with the hook and returns the ids, then N
     mapped ``SeedanceStatusSensor`` tasks in poke mode (``deferrable=False``);
-(c) ``batch``: one deferrable ``SeedanceBatchGenerateOperator``.
+(c) ``batch``: one deferrable ``SeedanceBatchGenerateOperator``;
+(c2) ``batch_results_file``: the same with a ``results_path``: above ``xcom_results_limit``
+    (``--xcom-results-limit``, default the operator's 1,000) its results go to a JSON Lines
+    file and XCom keeps a manifest (issue 16, item 3).
 
     python -m benchmarks.catalog_throughput              # CI size: N = 100
     python -m benchmarks.catalog_throughput --n 1000     # the target size (takes 15-30 min here)
@@ -28,6 +31,8 @@ Measured per alternative (ratios are against (a) of the same run):
   ``airflow worker -- <ti id>`` seen by the same sampler, every 0.25 s; a task process lives
   well over a second, so none is missed), and per video.
 * **requests**: ``POST /v1/generate`` + ``GET /v1/status`` the emulator counted.
+* **XCom bytes**: the stored size of every XCom of the run (``xcom.value`` in the metadata DB),
+  and the size of the batch's results file when it wrote one.
 """
 
 from __future__ import annotations
@@ -50,7 +55,13 @@ import psutil
 from benchmarks._common import API_KEY, REQUEST_BODY, start_emulator, table, write_result
 from tests.airflow_processes import AirflowCluster, ClusterError, connection_uri_json
 
-VARIANTS = ("mapped_deferrable", "mapped_deferrable_end_in_triggerer", "mapped_poke_sensors", "batch")
+VARIANTS = (
+    "mapped_deferrable",
+    "mapped_deferrable_end_in_triggerer",
+    "mapped_poke_sensors",
+    "batch",
+    "batch_results_file",
+)
 BASELINE = "mapped_deferrable"
 DAG_IDS = {v: f"bench_{v}" for v in VARIANTS}
 
@@ -102,7 +113,27 @@ with DAG("{dag_c}", **ARGS):
         requests=[{{"prompt": p, "resolution": BODY["resolution"], "duration": BODY["duration"]}}
                   for p in PROMPTS],
     )
+
+with DAG("{dag_c2}", **ARGS):
+    SeedanceBatchGenerateOperator(
+        task_id="batch", deferrable=True, poll_interval=POLL, max_in_flight=8,
+        requests=[{{"prompt": p, "resolution": BODY["resolution"], "duration": BODY["duration"]}}
+                  for p in PROMPTS],
+        results_path={results_path!r}, xcom_results_limit={xcom_limit!r},
+    )
 '''
+
+
+def xcom_bytes(cluster: AirflowCluster, dag_id: str, run_id: str) -> int:
+    """Stored bytes of every XCom of one DAG run (the metadata DB's ``xcom.value``)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(cluster.db_path)) as db:
+        row = db.execute(
+            "SELECT COALESCE(SUM(LENGTH(value)), 0) FROM xcom WHERE dag_id = ? AND run_id = ?",
+            (dag_id, run_id),
+        ).fetchone()
+    return int(row[0])
 
 
 def _times(proc: psutil.Process, children: bool = True) -> float:
@@ -188,7 +219,13 @@ def cpu_by_role(cluster: AirflowCluster) -> dict[str, float]:
 
 
 def run_variant(
-    cluster: AirflowCluster, emulator: Any, variant: str, n: int, generation_seconds: float, timeout: float
+    cluster: AirflowCluster,
+    emulator: Any,
+    variant: str,
+    n: int,
+    generation_seconds: float,
+    timeout: float,
+    results_dir: Path | None = None,
 ) -> dict[str, Any]:
     dag_id = DAG_IDS[variant]
     emulator.reset()
@@ -237,6 +274,10 @@ def run_variant(
         "generate_requests": ledger["generate_requests"],
         "status_requests": ledger["status_requests"],
         "requests": ledger["generate_requests"] + ledger["status_requests"],
+        "xcom_bytes": xcom_bytes(cluster, dag_id, run_id),
+        "results_file_bytes": sum(
+            p.stat().st_size for p in (results_dir.glob(f"{dag_id}__*.results.jsonl") if results_dir else [])
+        ),
     }
 
 
@@ -267,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="per-alternative timeout, seconds")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--results-dir", type=Path, default=None)
+    parser.add_argument(
+        "--xcom-results-limit", type=int, default=1000, help="batch_results_file's xcom_results_limit"
+    )
     parser.add_argument("--name", default=None, help="result file name (default catalog_throughput_n<N>)")
     args = parser.parse_args(argv)
     name = args.name or f"catalog_throughput_n{args.n}"
@@ -276,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="seedance-bench-catalog-"))
     dags = workdir / "dags"
     dags.mkdir()
+    results_path = workdir / "batch-results"
     (dags / "bench_catalog_dags.py").write_text(
         textwrap.dedent(
             DAG_TEMPLATE.format(
@@ -286,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                 dag_a2=DAG_IDS["mapped_deferrable_end_in_triggerer"],
                 dag_b=DAG_IDS["mapped_poke_sensors"],
                 dag_c=DAG_IDS["batch"],
+                dag_c2=DAG_IDS["batch_results_file"],
+                results_path=str(results_path),
+                xcom_limit=args.xcom_results_limit,
             )
         )
     )
@@ -300,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.wait_for_dag(DAG_IDS[variant])
                 cluster.unpause(DAG_IDS[variant])
             for variant in variants:
-                row = run_variant(cluster, emulator, variant, args.n, args.generation_seconds, args.timeout)
+                row = run_variant(
+                    cluster, emulator, variant, args.n, args.generation_seconds, args.timeout, results_path
+                )
                 print(
                     f"  {variant:20s} N={args.n}: {row['run_state']} in {row['wall_seconds']:.1f}s, "
                     f"worker CPU {row['worker_cpu_seconds']:.1f}s, {row['worker_starts']} worker starts, "
@@ -344,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             ("triggerer_cpu_seconds", "triggerer CPU s"),
             ("api_server_cpu_seconds", "api-server CPU s"),
             ("requests", "requests"),
+            ("xcom_bytes", "XCom bytes"),
+            ("results_file_bytes", "results file bytes"),
         ],
     )
     print(text)

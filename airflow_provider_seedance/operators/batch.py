@@ -21,6 +21,12 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
+from airflow_provider_seedance.batch_results import (
+    DEFAULT_XCOM_RESULTS_LIMIT,
+    bounded_outcome,
+    default_results_path,
+    results_file_name,
+)
 from airflow_provider_seedance.budgets import SharedBudgets
 from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
@@ -164,9 +170,16 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         still pushed to XCom ``seedance_batch_results``); ``False`` returns failures in the list.
     :param max_parallel_downloads: deliveries at once.
     :param poll_interval: seconds between status rounds; :param timeout: wall-clock seconds.
+    :param xcom_results_limit: a batch with more items than this keeps XCom small: every item's
+        result goes to a JSON Lines file at ``results_path`` and XCom (``return_value`` and
+        ``seedance_batch_results``) holds totals, a manifest of the file and a sample (see
+        :mod:`airflow_provider_seedance.batch_results`). ``0``: always; ``None``: never.
+    :param results_path: folder (local path, URL or ``ObjectStoragePath``) of the results files.
+        Default: the videos' folder from ``output_path_template``, when it has no fields in it.
+        Templated.
     """
 
-    template_fields: Sequence[str] = ("requests", "output_path_template", "seedance_conn_id")
+    template_fields: Sequence[str] = ("requests", "output_path_template", "seedance_conn_id", "results_path")
     ui_color = "#e6d9ff"
     operator_extra_links = (SeedanceVideoLink(),)
 
@@ -190,6 +203,8 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         force_new: bool = False,
         hook_params: dict[str, Any] | None = None,
         dag_run_max_credits: int | None = None,
+        xcom_results_limit: int | None = DEFAULT_XCOM_RESULTS_LIMIT,
+        results_path: str | ObjectStoragePath | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -206,6 +221,18 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         self.max_in_flight = max_in_flight
         self.max_parallel_downloads = max_parallel_downloads
         self.max_poll_concurrency = max_poll_concurrency
+        if xcom_results_limit is not None and (
+            isinstance(xcom_results_limit, bool)
+            or not isinstance(xcom_results_limit, int)
+            or xcom_results_limit < 0
+        ):
+            raise SeedanceValidationError(
+                "xcom_results_limit",
+                xcom_results_limit,
+                "a whole number >= 0, or None (never a results file)",
+            )
+        self.xcom_results_limit = xcom_results_limit
+        self.results_path = results_path
 
     # ------------------------------------------------------------------ requests
     def build_items(self) -> list[_Item]:
@@ -321,13 +348,17 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         """Whatever ends the try, XCom ``seedance_batch_results`` says what each item cost."""
         if not run.recorded:
             run.stopped = run.stopped or f"not submitted: {exc}"
-            self._push_results(context, run, self._outcome(run, [self._result_of(run, i) for i in run.todo]))
+            self._push_results(
+                context, run, self._outcome(context, run, [self._result_of(run, i) for i in run.todo])
+            )
 
-    def _outcome(self, run: _BatchRun, todo_results: list[GenerationResult]) -> dict[str, Any]:
+    def _outcome(
+        self, context: Context, run: _BatchRun, todo_results: list[GenerationResult]
+    ) -> dict[str, Any]:
         results = {**run.reused, **{r.index: r for r in todo_results if r.index is not None}}
         ordered = [results[item.index] for item in run.items]
         self.keep_for_lineage(ordered)
-        return {"results": [r.to_xcom() for r in ordered], "totals": batch_totals(ordered)}
+        return self._xcom_outcome(context, ordered, batch_totals(ordered))
 
     def _push_results(self, context: Context, run: _BatchRun, outcome: dict[str, Any]) -> None:
         try:
@@ -611,7 +642,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             totals["failed"],
             self.hook.describe_cost(totals["credits"]),
         )
-        outcome = {"results": [r.to_xcom() for r in ordered], "totals": totals}
+        outcome = self._xcom_outcome(context, ordered, totals)
         metrics.count_results(context, ordered)
         self._emit_asset_events(context, ordered, totals)
         if self.fail_on_any_failure and totals["failed"]:
@@ -625,6 +656,29 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 f"Results are in XCom {XCOM_BATCH_RESULTS!r}; a retry re-attaches and reuses what succeeded."
             )
         return outcome
+
+    def _xcom_outcome(
+        self, context: Context, ordered: list[GenerationResult], totals: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The batch's XCom value: every result inline, or (above ``xcom_results_limit``) a
+        manifest of the results file. Runs on the task's own thread (the store is resolved here)."""
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        name = results_file_name(
+            self.dag_id,
+            str(getattr(ti, "run_id", "")),
+            self.task_id,
+            -1 if map_index is None else int(map_index),
+            int(getattr(ti, "try_number", 1) or 1),
+        )
+        return bounded_outcome(
+            ordered,
+            totals,
+            limit=self.xcom_results_limit,
+            location=self.results_path or default_results_path(self.output_path_template),
+            name=name,
+            log=self.log,
+        )
 
     # ------------------------------------------------------------------ shared budgets
     _budgets: SharedBudgets | None = None

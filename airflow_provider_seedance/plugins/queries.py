@@ -270,9 +270,9 @@ def _batch_sizes(session: Session, keys: list[TiKey]) -> dict[TiKey, int]:
             stored[(dag_id, run_id, task_id, map_index)][key] = decode_xcom(value)
     sizes = {}
     for key, values in stored.items():
-        items = records.batch_items(records.stored_value(values)[1])
-        if items:
-            sizes[key] = len(items)
+        size = records.batch_size(records.stored_value(values)[1])
+        if size:
+            sizes[key] = size
     return sizes
 
 

@@ -5,7 +5,9 @@ result) or, for a batch, from it applied per item. The XCom keys are tried in th
 
 1. ``seedance_result`` — the final result of a single generation, pushed on every ending
    (also when the task failed: not sent, generation failed, paid but not delivered, ...);
-2. ``return_value`` — the same on success, or a batch's ``{"results": [...], "totals": ...}``;
+2. ``return_value`` — the same on success, or a batch's ``{"results": [...], "totals": ...}``
+   (or, for a large batch, its manifest form: the items are read from the results file it
+   names, see :mod:`airflow_provider_seedance.batch_results`);
 3. ``seedance_batch_results`` — the batch's dict when the batch task failed;
 4. ``seedance_link`` — the progress record pushed before waiting. Released versions wrote
    only this for a failed task, so it is read too (the task's failure then decides whether
@@ -21,6 +23,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_seedance import batch_results
 from airflow_provider_seedance.results import GenerationResult, Outcome, ResultFormatError
 
 KEY_RESULT = "seedance_result"
@@ -67,10 +70,21 @@ def stored_value(xcoms: Mapping[str, Any]) -> tuple[str | None, Any]:
 
 
 def batch_items(value: Any) -> list[Any] | None:
-    """A batch value's per-item list (``None`` for a single result)."""
-    if isinstance(value, Mapping) and isinstance(value.get("results"), list):
-        return list(value["results"])
-    return None
+    """A batch value's per-item list (``None`` for a single result); a manifest's items come
+    from its results file, cached by manifest (digest included) across page views.
+
+    :raises batch_results.BatchResultsError: the manifest or its file cannot be read.
+    """
+    return batch_results.batch_items(value, cached=True)
+
+
+def batch_size(value: Any) -> int | None:
+    """How many items a batch value records without reading a results file (``None`` for a single
+    result, or a manifest that cannot be read: one unreadable card)."""
+    try:
+        return batch_results.batch_size(value)
+    except batch_results.BatchResultsError:
+        return None
 
 
 def _read_one(value: Any) -> GenerationResult | None:
@@ -106,11 +120,16 @@ def read_results(
         if result is not None and ti_state == "failed":
             result = _legacy_failed(result)
         return [(None, result)]
-    items = batch_items(value)
-    if items is None:
-        return [(None, _read_one(value))]
+    size = batch_size(value)
+    if size is None:
+        return [(None, None if batch_results.is_manifest(value) else _read_one(value))]
+    positions = range(*(window or slice(None)).indices(size))
+    try:
+        items = batch_items(value) or []
+    except batch_results.BatchResultsError:
+        return [(position, None) for position in positions]  # shown and counted as unreadable
     found: list[tuple[int | None, GenerationResult | None]] = []
-    for position in range(*(window or slice(None)).indices(len(items))):
+    for position in positions:
         result = _read_one(items[position])
         if result is not None and result.index is None:
             result = result.with_(index=position)
@@ -191,6 +210,7 @@ __all__ = [
     "RESULT_KEYS",
     "XCOM_KEYS",
     "batch_items",
+    "batch_size",
     "card",
     "clean_error",
     "read_results",

@@ -80,6 +80,7 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
 def test_catalog_throughput_smoke(tmp_path: Path) -> None:
     n = 3
     argv = ["--n", str(n), "--generation-seconds", "1", "--poll-interval", "0.5", "--timeout", "120"]
+    argv += ["--xcom-results-limit", "1"]  # batch_results_file writes its file even at N = 3
     argv += ["--results-dir", str(tmp_path)]
     assert catalog_throughput.main(argv) == 0
     rows = {r["variant"]: r for r in _load(tmp_path / f"catalog_throughput_n{n}.json")["rows"]}
@@ -98,6 +99,8 @@ def test_catalog_throughput_smoke(tmp_path: Path) -> None:
     assert rows["mapped_deferrable_end_in_triggerer"]["task_instances"] == n
     assert rows["mapped_poke_sensors"]["task_instances"] == n + 1
     assert rows["batch"]["task_instances"] == 1
+    assert rows["batch_results_file"]["results_file_bytes"] > 0 and rows["batch"]["results_file_bytes"] == 0
+    assert rows["batch"]["xcom_bytes"] > 0 and rows["batch_results_file"]["xcom_bytes"] > 0
     assert rows["mapped_deferrable"]["overhead_seconds_ratio"] == 1.0
 
 

@@ -156,3 +156,56 @@ def test_batch_threads_never_talk_to_the_task_supervisor(dag_env, mode: str, tmp
     assert {"MaskSecret", "SetXCom"} <= kinds, kinds  # the recorder sees the task's own calls
     from_pools = [(thread, kind) for thread, kind in seen if thread.startswith(POOL_THREAD_PREFIX)]
     assert from_pools == []
+
+
+#: What differs between two runs of the same requests: the generations themselves and where
+#: their videos went.
+RUN_SPECIFIC = (
+    "task_id",
+    "seedance_task_ids",
+    "video_url",
+    "video_urls",
+    "created_at",
+    "output_path",
+    "sha256",
+)
+
+
+def test_a_batch_over_the_xcom_limit_keeps_a_small_manifest_and_its_file_has_every_result(
+    dag_env, tmp_path
+) -> None:
+    import json
+
+    from airflow_provider_seedance.batch_results import load_batch_results
+
+    inline_run = run_dag(TEST_DAGS, "batch_results_inline", run_conf={"out": str(tmp_path / "inline")})
+    run = run_dag(TEST_DAGS, "batch_results_manifest", run_conf={"out": str(tmp_path / "manifest")})
+    assert inline_run.state == run.state == "success"
+    [inline] = inline_run.results("batch")
+    [outcome] = run.results("batch")
+    assert "results_manifest" not in inline and len(inline["results"]) == 6
+
+    manifest = outcome["results_manifest"]
+    [written] = (tmp_path / "manifest").glob("*.results.jsonl")
+    assert written.name == f"batch_results_manifest__{_safe(run.run_id)}__batch__-1__try1.results.jsonl"
+    assert manifest["path"] in (str(written), f"file://{written}")
+    assert manifest["items"] == 6 and manifest["bytes"] == written.stat().st_size
+    assert outcome["results_sample"] is True and len(outcome["results"]) == 1  # limit 3: 1 per kind
+    lines = [json.loads(line) for line in written.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 6
+
+    def same_requests(items: list[dict]) -> list[dict]:
+        return [{k: v for k, v in item.items() if k not in RUN_SPECIFIC} for item in items]
+
+    assert same_requests(lines) == same_requests(inline["results"])
+    assert [line["output_path"].rsplit("/", 1)[1] for line in lines] == [f"sku-{n}.mp4" for n in range(6)]
+    assert outcome["totals"] == inline["totals"]
+    assert [r.to_xcom() for r in load_batch_results(outcome)] == lines
+    assert len(json.dumps(outcome)) < len(json.dumps(inline)) and len(json.dumps(outcome)) < 64 * 1024
+    assert dag_env.ledger()["generate_requests"] == 12  # one POST per item per run
+
+
+def _safe(run_id: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id)

@@ -106,3 +106,16 @@ with batch_dag("batch_unwritable_item"):
         hook_params=FAST,
         retries=0,
     )
+
+for form, limit in (("manifest", 3), ("inline", None)):
+    # Issue 16: above xcom_results_limit the results go to a JSON Lines file next to the videos.
+    with batch_dag(f"batch_results_{form}"):
+        SeedanceBatchGenerateOperator(
+            task_id="batch",
+            requests=SIX,
+            output_path_template="{{ params.out }}/{id}.mp4",
+            xcom_results_limit=limit,
+            deferrable=True,
+            poll_interval=0.3,
+            hook_params=FAST,
+        )
