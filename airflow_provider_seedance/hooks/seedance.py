@@ -41,6 +41,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from yarl import URL
 
 from airflow_provider_seedance import __version__, metrics
+from airflow_provider_seedance.callbacks import CallbackSettings, callback_settings
 from airflow_provider_seedance.exceptions import (
     CreationState,
     SeedanceAuthError,
@@ -142,11 +143,15 @@ class ConnectionSettings:
     #: Cap on the status reads of this connection per event loop (extra
     #: ``status_reads_per_second``; :mod:`~airflow_provider_seedance.hooks.rate_cap`); None: no cap.
     status_reads_per_second: float | None = None
+    #: Extras ``callback_secret`` and ``callback_base_url`` (:mod:`~airflow_provider_seedance.callbacks`);
+    #: None: callbacks off.
+    callbacks: CallbackSettings | None = None
 
     def __repr__(self) -> str:
         return (
             f"ConnectionSettings(base_url={mask_url(self.base_url)!r}, api_key=***, "
-            f"proxy={mask_url(self.proxy)!r}, status_reads_per_second={self.status_reads_per_second!r})"
+            f"proxy={mask_url(self.proxy)!r}, status_reads_per_second={self.status_reads_per_second!r}, "
+            f"callbacks={'on' if self.callbacks else 'off'})"
         )
 
     __str__ = __repr__
@@ -245,7 +250,8 @@ class ConnectionSettings:
                 f"Connection {conn_id!r}: extra 'proxy' must be a URL string, got {type(proxy).__name__}."
             )
         rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
-        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate)
+        callbacks = callback_settings(conn_id, extra)
+        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks)
 
 
 def _parse_timeout(conn_id: str | None, value: Any) -> tuple[float, float]:
