@@ -576,8 +576,12 @@ class SeedanceHook(HttpHook):
             fields = {"prompt": request, **fields}
         return self.submit_request(GenerationRequest.from_mapping(fields))
 
-    def submit_request(self, request: GenerationRequest) -> str:
+    def submit_request(self, request: GenerationRequest, *, callback_url: str | None = None) -> str:
         """Start the generation described by an already validated request; return its task id.
+
+        ``callback_url``: one the caller built from the connection's callback extras
+        (:mod:`~airflow_provider_seedance.callbacks`), sent when the request has none of its own.
+        It is not part of the request, so it changes neither its fingerprint nor what is recorded.
 
         ``POST /v1/generate`` is repeated (with the retry policy's backoff) only after a
         failure that provably never left this machine (``CreationState.NOT_SENT``). Every
@@ -585,6 +589,8 @@ class SeedanceHook(HttpHook):
         :func:`~airflow_provider_seedance.exceptions.never_created`).
         """
         payload = request.to_payload()
+        if callback_url is not None and request.callback_url is None:
+            payload["callback_url"] = callback_url
         endpoint = f"POST {GENERATE_PATH}"
         retrying = self.retry_policy.retrying(
             _not_sent,
