@@ -253,6 +253,25 @@ def verify(secret: str, token: str, now: float) -> CallbackIdentity:
     return identity
 
 
+def unverified_conn_id(token: str) -> str:
+    """The connection a token *claims* to be for, read before its signature can be checked (the
+    secret that checks it belongs to that connection). Believe nothing else in it until
+    :func:`verify` passed.
+
+    :raises TokenFormatError: not a token of ours.
+    """
+    parts = token.split(".") if isinstance(token, str) and len(token) <= MAX_TOKEN_CHARS else []
+    if len(parts) != 3 or parts[0] != _VERSION:
+        raise TokenFormatError("token has the wrong shape")
+    try:
+        conn_id = json.loads(_unb64(parts[1]))["c"]
+    except (KeyError, TypeError, ValueError):
+        raise TokenFormatError("token contents are unreadable") from None
+    if not isinstance(conn_id, str) or not conn_id:
+        raise TokenFormatError("token contents are unreadable")
+    return conn_id
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("not a string")
@@ -277,5 +296,6 @@ __all__ = [
     "callback_settings",
     "sign",
     "token_expiry",
+    "unverified_conn_id",
     "verify",
 ]
