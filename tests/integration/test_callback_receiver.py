@@ -115,12 +115,18 @@ def receiver(airflow_db: Path) -> Iterator[Receiver]:
     dag_file.unlink(missing_ok=True)
 
 
-def identity(receiver: Receiver, task_id: str = "generate", conn_id: str = CONN_ID) -> CallbackIdentity:
-    return CallbackIdentity.for_try(conn_id, DAG_ID, receiver.run_id, task_id, -1, 1)
+def identity(
+    receiver: Receiver, task_id: str = "generate", conn_id: str = CONN_ID, try_number: int = 1
+) -> CallbackIdentity:
+    return CallbackIdentity.for_try(conn_id, DAG_ID, receiver.run_id, task_id, -1, try_number)
 
 
 def defer_on(
-    receiver: Receiver, seedance_task_id: str, task_id: str = "generate", conn_id: str = CONN_ID
+    receiver: Receiver,
+    seedance_task_id: str,
+    task_id: str = "generate",
+    conn_id: str = CONN_ID,
+    try_number: int = 1,
 ) -> None:
     """Leave ``task_id`` as a deferring operator leaves it: DEFERRED on our trigger."""
     from airflow.models.taskinstance import TaskInstance
@@ -142,6 +148,7 @@ def defer_on(
         ti.trigger_id = row.id
         ti.next_method = "execute_complete"
         ti.next_kwargs = {"seedance_task_id": seedance_task_id}
+        ti.try_number = try_number
 
 
 def ti_row(receiver: Receiver, task_id: str = "generate") -> tuple[str, Any]:
@@ -282,3 +289,48 @@ def test_a_10_mb_body_is_refused_before_anything_is_read(receiver, in_progress) 
     answer = requests.post(receiver.url(token), data=b"x" * (10 * 1024 * 1024), timeout=60)
     assert answer.status_code == 413
     assert_still_deferred(receiver)
+
+
+# --------------------------------------------------------------------------- which tokens resume
+def finished(receiver: Receiver) -> str:
+    """A generation that has ended on the fast emulator."""
+    seedance_task_id = submit(receiver, None)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if any(t["task_id"] == seedance_task_id and t["finished"] for t in receiver.emulator.tasks()):
+            break
+        time.sleep(0.2)
+    return seedance_task_id
+
+
+def test_the_token_of_an_earlier_try_resumes_the_retry_that_reattached_to_its_generation(receiver) -> None:
+    defer_on(receiver, finished(receiver), try_number=2)
+    token = sign(SECRET, identity(receiver, try_number=1), time.time() + 600)
+    answer = requests.post(receiver.url(token), json={}, timeout=30)
+    assert answer.status_code == 200 and ti_row(receiver)[0] == "scheduled"
+
+
+def test_a_token_of_a_later_try_than_the_task_instance_has_resumes_nothing(receiver) -> None:
+    defer_on(receiver, finished(receiver), try_number=1)
+    token = sign(SECRET, identity(receiver, try_number=2), time.time() + 600)
+    answer = requests.post(receiver.url(token), json={}, timeout=30)
+    assert answer.status_code == 202 and ti_row(receiver)[0] == "deferred"
+
+
+def test_a_token_for_another_connection_than_the_triggers_resumes_nothing(receiver) -> None:
+    defer_on(receiver, finished(receiver), conn_id=CONN_ID)
+    token = sign(SECRET, identity(receiver, conn_id=SLOW_CONN_ID), time.time() + 600)
+    answer = requests.post(receiver.url(token), json={}, timeout=30)
+    assert answer.status_code == 202 and ti_row(receiver)[0] == "deferred"
+
+
+def test_an_unreadable_status_answers_503_and_leaves_the_task_to_its_fallback_poll(receiver) -> None:
+    defer_on(receiver, finished(receiver))
+    receiver.emulator.add_faults({"endpoint": "status", "fault": "http_500", "times": 10})
+    try:
+        token = sign(SECRET, identity(receiver), time.time() + 600)
+        answer = requests.post(receiver.url(token), json={}, timeout=30)
+    finally:
+        receiver.emulator.clear_faults()
+    assert answer.status_code == 503 and ti_row(receiver)[0] == "deferred"
+    assert KEY not in answer.text
