@@ -21,7 +21,10 @@ What the receiver trusts, in order:
 
 Only a terminal status resumes, with exactly the event the trigger would have fired
 (:func:`~airflow_provider_seedance.triggers.seedance.terminal_event`). Everything is
-idempotent: a repeat finds the task instance no longer deferred and does nothing.
+idempotent: a repeat finds the task instance no longer deferred and does nothing. A callback
+that arrives while the try it was made for is still running (a generation that ended between
+the operator's status read and its deferral) waits up to :data:`DEFERRAL_WAIT_SECONDS` for the
+deferral instead of being lost to the fallback poll.
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ MAX_CALLBACK_BODY = 64 * 1024
 STATUS_CONNECT_TIMEOUT = 3.0
 STATUS_READ_TIMEOUT = 5.0
 STATUS_ATTEMPTS = 2
+
+#: A callback may come while the try that submitted is still on its way to deferring (a fast
+#: generation ends between the operator's status read and its deferral): wait this long for it.
+DEFERRAL_WAIT_SECONDS = 5.0
+DEFERRAL_CHECK_SECONDS = 0.2
 
 TRIGGER_CLASSPATH = f"{SeedanceStatusTrigger.__module__}.{SeedanceStatusTrigger.__qualname__}"
 
@@ -105,6 +113,19 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
     )
     ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
     if ti is None or (ti.try_number or 0) < identity.try_number:
+        return Outcome.IGNORED
+    waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
+    while (
+        ti is not None
+        and ti.state == TaskInstanceState.RUNNING
+        and ti.try_number == identity.try_number
+        and time.monotonic() < waited_until
+    ):
+        # The try this token was made for has not deferred yet: see its next commit.
+        session.rollback()
+        time.sleep(DEFERRAL_CHECK_SECONDS)
+        ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
+    if ti is None:
         return Outcome.IGNORED
     if ti.state != TaskInstanceState.DEFERRED or ti.trigger_id is None:
         return Outcome.IGNORED

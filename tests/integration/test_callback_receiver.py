@@ -334,3 +334,27 @@ def test_an_unreadable_status_answers_503_and_leaves_the_task_to_its_fallback_po
         receiver.emulator.clear_faults()
     assert answer.status_code == 503 and ti_row(receiver)[0] == "deferred"
     assert KEY not in answer.text
+
+
+def test_a_callback_that_arrives_before_the_try_has_deferred_waits_for_the_deferral(receiver) -> None:
+    """A fast generation can end between the operator's status read and its deferral."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+
+    seedance_task_id = finished(receiver)
+    with create_session() as session:
+        ti = (
+            session.query(TaskInstance)
+            .filter_by(dag_id=DAG_ID, run_id=receiver.run_id, task_id="generate")
+            .one()
+        )
+        ti.state, ti.trigger_id, ti.try_number = TaskInstanceState.RUNNING, None, 1
+    deferring = threading.Timer(0.5, defer_on, args=(receiver, seedance_task_id))
+    deferring.start()
+    try:
+        token = sign(SECRET, identity(receiver), time.time() + 600)
+        answer = requests.post(receiver.url(token), json={}, timeout=30)
+    finally:
+        deferring.join()
+    assert answer.status_code == 200 and ti_row(receiver)[0] == "scheduled"
