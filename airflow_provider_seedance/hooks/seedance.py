@@ -41,6 +41,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from yarl import URL
 
 from airflow_provider_seedance import __version__, metrics
+from airflow_provider_seedance.callbacks import CallbackSettings, callback_settings
 from airflow_provider_seedance.exceptions import (
     CreationState,
     SeedanceAuthError,
@@ -142,11 +143,15 @@ class ConnectionSettings:
     #: Cap on the status reads of this connection per event loop (extra
     #: ``status_reads_per_second``; :mod:`~airflow_provider_seedance.hooks.rate_cap`); None: no cap.
     status_reads_per_second: float | None = None
+    #: Extras ``callback_secret`` and ``callback_base_url`` (:mod:`~airflow_provider_seedance.callbacks`);
+    #: None: callbacks off.
+    callbacks: CallbackSettings | None = None
 
     def __repr__(self) -> str:
         return (
             f"ConnectionSettings(base_url={mask_url(self.base_url)!r}, api_key=***, "
-            f"proxy={mask_url(self.proxy)!r}, status_reads_per_second={self.status_reads_per_second!r})"
+            f"proxy={mask_url(self.proxy)!r}, status_reads_per_second={self.status_reads_per_second!r}, "
+            f"callbacks={'on' if self.callbacks else 'off'})"
         )
 
     __str__ = __repr__
@@ -245,7 +250,8 @@ class ConnectionSettings:
                 f"Connection {conn_id!r}: extra 'proxy' must be a URL string, got {type(proxy).__name__}."
             )
         rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
-        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate)
+        callbacks = callback_settings(conn_id, extra)
+        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks)
 
 
 def _parse_timeout(conn_id: str | None, value: Any) -> tuple[float, float]:
@@ -570,8 +576,12 @@ class SeedanceHook(HttpHook):
             fields = {"prompt": request, **fields}
         return self.submit_request(GenerationRequest.from_mapping(fields))
 
-    def submit_request(self, request: GenerationRequest) -> str:
+    def submit_request(self, request: GenerationRequest, *, callback_url: str | None = None) -> str:
         """Start the generation described by an already validated request; return its task id.
+
+        ``callback_url``: one the caller built from the connection's callback extras
+        (:mod:`~airflow_provider_seedance.callbacks`), sent when the request has none of its own.
+        It is not part of the request, so it changes neither its fingerprint nor what is recorded.
 
         ``POST /v1/generate`` is repeated (with the retry policy's backoff) only after a
         failure that provably never left this machine (``CreationState.NOT_SENT``). Every
@@ -579,6 +589,8 @@ class SeedanceHook(HttpHook):
         :func:`~airflow_provider_seedance.exceptions.never_created`).
         """
         payload = request.to_payload()
+        if callback_url is not None and request.callback_url is None:
+            payload["callback_url"] = callback_url
         endpoint = f"POST {GENERATE_PATH}"
         retrying = self.retry_policy.retrying(
             _not_sent,

@@ -19,6 +19,11 @@ from airflow.sdk import BaseOperator
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import default_deferrable
 from airflow_provider_seedance.budgets import SharedBudgets
+from airflow_provider_seedance.callbacks import (
+    CALLBACK_POLL_INTERVAL,
+    CallbackIdentity,
+    token_expiry,
+)
 from airflow_provider_seedance.exceptions import (
     SeedanceBudgetExceededError,
     SeedanceError,
@@ -58,6 +63,9 @@ from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
+#: Seconds between status reads unless the task says otherwise (the API guide's advice).
+DEFAULT_POLL_INTERVAL = 10.0
+
 
 @dataclass
 class _Progress:
@@ -69,6 +77,9 @@ class _Progress:
     history: tuple[str, ...] = ()
     spec: GenerationRequest | None = None
     record: SubmissionRecord | None = None
+    #: The ``callback_url`` this try adds to what it submits (never part of ``spec``, so never
+    #: of the fingerprint: a retry re-attaches whatever token its predecessor sent).
+    callback_url: str | None = None
 
     def use(self, spec: GenerationRequest, record: SubmissionRecord) -> _Progress:
         self.spec, self.record, self.request = spec, record, spec.to_payload()
@@ -94,7 +105,13 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
     :param seedance_conn_id: the ``seedance`` connection.
     :param wait_for_completion: wait for the generation to end (else return right after submitting).
     :param deferrable: wait in the triggerer, freeing the worker slot.
-    :param poll_interval: seconds between status reads.
+    :param poll_interval: seconds between status reads (default 10; with callbacks on, see
+        ``callback_poll_interval``). A value given here always wins.
+    :param callback_poll_interval: when the connection turns callbacks on (extras
+        ``callback_secret`` and ``callback_base_url``, see docs/waiting.md), no ``callback_url``
+        is given and the task defers, each submission gets a ``callback_url`` of its own, the
+        callback resumes the task, and the trigger only polls every this many seconds (default
+        300) as a safety net for a lost callback.
     :param timeout: seconds to wait for a generation before failing (the generation keeps
         running; the error names its task id). A generation resubmitted after FAILED gets
         its own ``timeout``.
@@ -155,7 +172,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         seedance_conn_id: str = SeedanceHook.default_conn_name,
         wait_for_completion: bool = True,
         deferrable: bool = default_deferrable(),
-        poll_interval: float = 10.0,
+        poll_interval: float | None = None,
         timeout: float | None = None,
         force_new: bool = False,
         output_path: str | ObjectStoragePath | None = None,
@@ -165,11 +182,19 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         end_in_triggerer: bool = False,
         hook_params: dict[str, Any] | None = None,
         dag_run_max_credits: int | None = None,
+        callback_poll_interval: float = CALLBACK_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
         arguments = locals()  # read before any other local is bound
         super().__init__(**kwargs)
-        self._connect(seedance_conn_id, hook_params, poll_interval, deferrable)
+        self._connect(
+            seedance_conn_id,
+            hook_params,
+            DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval,
+            deferrable,
+        )
+        self.poll_interval_given = poll_interval is not None
+        self.callback_poll_interval = float(callback_poll_interval)
         self._keep_money_rules(
             skip_if_exists, max_credits, resubmit_on_failure, wait_for_completion, timeout, force_new
         )
@@ -215,6 +240,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             self.hook.settings  # noqa: B018
             self._open_budgets(context)
             progress.use(request, SubmissionRecord.for_context(context))
+            progress.callback_url = self._callback_url(context, request)
             task = self._attach_or_submit(progress)
             return self._drive(context, progress, task)
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
@@ -246,8 +272,47 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                 )
             # After the trigger's own errors: a budget lookup must not hide what the wait said.
             self._open_budgets(context)
+            assert progress.spec is not None
+            progress.callback_url = self._callback_url(context, progress.spec)  # for a resubmission
             return self._drive(context, progress, task)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ callbacks
+    def _callbacks_on(self, request: GenerationRequest) -> bool:
+        """This task's deferred waits are resumed by callbacks: the connection turns them on, the
+        user gave no ``callback_url`` of their own, and the task defers (only a deferred task
+        instance can be resumed by the API server)."""
+        return (
+            self.hook.settings.callbacks is not None
+            and request.callback_url is None
+            and self.deferrable
+            and self.wait_for_completion
+        )
+
+    def _callback_url(self, context: Context, request: GenerationRequest) -> str | None:
+        """The ``callback_url`` this try sends, bound to this task instance try, or ``None``."""
+        callbacks = self.hook.settings.callbacks
+        if callbacks is None or not self._callbacks_on(request):
+            return None
+        ti = context["ti"]
+        identity = CallbackIdentity.for_try(
+            self.seedance_conn_id,
+            str(ti.dag_id),
+            str(ti.run_id),
+            str(ti.task_id),
+            int(getattr(ti, "map_index", -1)),
+            int(getattr(ti, "try_number", 1) or 1),
+        )
+        now = time.time()
+        end_time = now + self.timeout if self.timeout is not None else None
+        return callbacks.url_for(identity, token_expiry(now, end_time))
+
+    def _trigger_poll_interval(self, progress: _Progress) -> float:
+        """The deferred wait's poll interval: the user's, else the slow fallback when callbacks
+        resume this task, else the default."""
+        if self.poll_interval_given or progress.spec is None or not self._callbacks_on(progress.spec):
+            return self.poll_interval
+        return self.callback_poll_interval
 
     # ------------------------------------------------------------------ steps
     def check_budget(self, request: GenerationRequest) -> None:
@@ -367,7 +432,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         reservation = self._reserve(progress)
         record.mark_submitting(fingerprint)
         try:
-            seedance_task_id = self.hook.submit_request(request)
+            seedance_task_id = self.hook.submit_request(request, callback_url=progress.callback_url)
         except SeedanceError as exc:
             if never_created(exc):
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
@@ -412,7 +477,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                     trigger=SeedanceStatusTrigger(
                         seedance_task_id=task.task_id,
                         seedance_conn_id=self.seedance_conn_id,
-                        poll_interval=self.poll_interval,
+                        poll_interval=self._trigger_poll_interval(progress),
                         end_time=end_time,
                         end_on_success=self._end_on_success(context, progress),
                     ),

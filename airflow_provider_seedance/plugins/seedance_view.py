@@ -18,8 +18,9 @@ Why this shape (Airflow 3.1 to 3.3):
   the cookie. The spend chart is SVG rendered on the server.
 
 Endpoints (all under ``/seedance``): ``/`` (the page), ``/api/generations``, ``/api/dags``,
-``/api/spend`` (JSON), ``/api/spend.svg``, and ``/media/{token}`` (a delivered file, see
-:mod:`.access` and :mod:`.media`).
+``/api/spend`` (JSON), ``/api/spend.svg``, ``/media/{token}`` (a delivered file, see
+:mod:`.access` and :mod:`.media`) and ``POST /callbacks/{token}`` (Seedance callbacks, see
+:mod:`.callback_receiver`; the one route meant to be public).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from airflow_provider_seedance.plugins import access, media, queries, records
+from airflow_provider_seedance.plugins import access, callback_receiver, media, queries, records
 from airflow_provider_seedance.plugins.charts import spend_svg
 
 if TYPE_CHECKING:
@@ -271,6 +273,48 @@ def delivered_video(token: str, session: DbSession) -> Response:
     path, content_type = found
     # FileResponse answers Range requests (206) itself: seeking works in every browser.
     return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+# --------------------------------------------------------------------------- callbacks
+
+_CALLBACK_ANSWERS = {
+    callback_receiver.Outcome.REFUSED: status.HTTP_403_FORBIDDEN,
+    callback_receiver.Outcome.IGNORED: status.HTTP_202_ACCEPTED,
+    callback_receiver.Outcome.RESUMED: status.HTTP_200_OK,
+    callback_receiver.Outcome.UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+async def _body_within_cap(request: Request, cap: int) -> bool:
+    """Read (and drop) the body, stopping as soon as it is longer than ``cap`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > cap):
+        return False
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            return False
+    return True
+
+
+@app.post("/callbacks/{token}", include_in_schema=False)
+async def seedance_callback(token: str, request: Request) -> JSONResponse:
+    """A Seedance callback (see :mod:`.callback_receiver`): no Airflow login, the token alone.
+
+    The body is only a hint that something happened and is not read beyond its size cap.
+    """
+    if not await _body_within_cap(request, callback_receiver.MAX_CALLBACK_BODY):
+        return JSONResponse({"status": "too large"}, 413, headers=NO_STORE)
+
+    def handle() -> callback_receiver.Outcome:
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return callback_receiver.receive(token, session)
+
+    outcome = await run_in_threadpool(handle)
+    return JSONResponse({"status": outcome.value}, _CALLBACK_ANSWERS[outcome], headers=NO_STORE)
 
 
 # --------------------------------------------------------------------------- the plugin

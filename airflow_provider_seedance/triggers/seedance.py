@@ -128,13 +128,10 @@ class SeedanceStatusTrigger(BaseTrigger):
                         task_id, deadline=self.end_time, outage=self.max_outage, attempts=attempts
                     )
                     if last.is_success:
-                        yield await self._task_end(hook, last) or self._event(
-                            TriggerEventStatus.SUCCESS, last, f"Seedance task {task_id} succeeded"
-                        )
+                        yield await self._task_end(hook, last) or terminal_event(last)
                         return
                     if last.is_failed:
-                        message = f"Seedance task {task_id} FAILED: {last.error_message or 'no message'}"
-                        yield self._event(TriggerEventStatus.FAILED, last, message)
+                        yield terminal_event(last)
                         return
                     if last.status not in TaskStatus.KNOWN and last.status not in unknown_reported:
                         unknown_reported.add(last.status)
@@ -210,12 +207,28 @@ class SeedanceStatusTrigger(BaseTrigger):
 
     @staticmethod
     def _event(status: TriggerEventStatus, task: SeedanceTask, message: str) -> TriggerEvent:
-        """``task``: the generation as last read; ``result``: the same as a :class:`GenerationResult`."""
-        return TriggerEvent(
-            {
-                "status": status.value,
-                "task": task.to_dict(),
-                "result": GenerationResult.from_task(task).to_xcom(),
-                "message": message,
-            }
-        )
+        return status_event(status, task, message)
+
+
+def status_event(status: TriggerEventStatus, task: SeedanceTask, message: str) -> TriggerEvent:
+    """The event of :class:`SeedanceStatusTrigger`. ``task``: the generation as last read;
+    ``result``: the same as a :class:`GenerationResult`."""
+    return TriggerEvent(
+        {
+            "status": status.value,
+            "task": task.to_dict(),
+            "result": GenerationResult.from_task(task).to_xcom(),
+            "message": message,
+        }
+    )
+
+
+def terminal_event(task: SeedanceTask) -> TriggerEvent:
+    """The event the trigger fires for a generation it read as SUCCESS or FAILED: one function, so
+    the callback receiver resumes a task with exactly what the trigger would have sent."""
+    if task.is_success:
+        return status_event(TriggerEventStatus.SUCCESS, task, f"Seedance task {task.task_id} succeeded")
+    if task.is_failed:
+        message = f"Seedance task {task.task_id} FAILED: {task.error_message or 'no message'}"
+        return status_event(TriggerEventStatus.FAILED, task, message)
+    raise ValueError(f"Seedance task {task.task_id} is {task.status}, not SUCCESS or FAILED")

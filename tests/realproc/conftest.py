@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_seedance.emulator.testing import EmulatorProcess
-from tests.airflow_processes import AirflowCluster, connection_uri_json
+from tests.airflow_processes import AirflowCluster, connection_uri_json, free_port
 
 DAGS = Path(__file__).parent / "dags"
 #: Example DAGs that need the real scheduler and triggerer (a person answers through the REST API).
@@ -38,7 +38,11 @@ EMULATOR_SECONDS = {
     "seedance_default": 2.0,
     # Concurrent generations that share a small daily budget (test_budgets.py).
     "seedance_budget": 3.0,
+    # Deferred generations resumed by the emulator's callbacks (test_callbacks.py).
+    "seedance_callbacks": 30.0,
 }
+#: The ``seedance_callbacks`` connection's HMAC secret (the secrets scan looks for it too).
+CALLBACK_SECRET = "realproc-callback-S3CRET-5e8f1a2b3c4d5e6f7a8b"
 #: The daily budget of the ``seedance_budget`` connection, in credits.
 BUDGET_DAILY_CREDITS = 40
 
@@ -95,10 +99,18 @@ def realproc() -> Iterator[RealprocEnv]:
                 api_keys={REALPROC_API_KEY: 1_000_000},
                 generation_seconds=seconds,
                 log_path=workdir / f"emulator-{conn_id}.log",
+                allow_local_callbacks=conn_id == "seedance_callbacks",
             ).start()
         budget_store = f"sqlite:///{workdir / 'budgets.db'}"
-        extras = {
-            "seedance_budget": {"budget": {"daily_credits": BUDGET_DAILY_CREDITS, "store": budget_store}}
+        #: The API server's port, known before it starts: the callback connection names it.
+        api_port = free_port()
+        extras: dict[str, dict[str, object]] = {
+            "seedance_budget": {"budget": {"daily_credits": BUDGET_DAILY_CREDITS, "store": budget_store}},
+            "seedance_callbacks": {
+                "callback_secret": CALLBACK_SECRET,
+                "callback_base_url": f"http://127.0.0.1:{api_port}",
+                "emulator": True,
+            },
         }
         connections = {
             conn_id: connection_uri_json(emulator.base_url, REALPROC_API_KEY, **extras.get(conn_id, {}))
@@ -119,6 +131,7 @@ def realproc() -> Iterator[RealprocEnv]:
             # Keep AIRFLOW_HOME (logs, DB) after the run for debugging.
             keep_home=bool(os.environ.get("SEEDANCE_REALPROC_KEEP_HOME")),
         )
+        cluster.port = api_port
         with cluster:
             yield RealprocEnv(cluster=cluster, emulators=emulators, statsd=statsd, budget_store=budget_store)
     finally:

@@ -23,7 +23,7 @@ from airflow import __version__ as _airflow_version
 from cryptography.fernet import Fernet, InvalidToken
 
 from tests.airflow_processes import FERNET_KEY, AirflowCluster
-from tests.realproc.conftest import RealprocEnv
+from tests.realproc.conftest import CALLBACK_SECRET, RealprocEnv
 
 AIRFLOW_VERSION = tuple(int(part) for part in _airflow_version.split(".")[:2])
 
@@ -187,3 +187,12 @@ def test_api_key_appears_in_no_log_xcom_rendered_field_trigger_row_or_emulator_l
 ) -> None:
     env, _, sources = scanned
     assert sources.leaks(env.cluster, env.api_key) == []
+
+
+def test_callback_secret_appears_in_no_log_xcom_rendered_field_trigger_row_or_emulator_log(
+    scanned: tuple[RealprocEnv, str, Sources],
+) -> None:
+    """The ``seedance_callbacks`` connection's HMAC key (test_callbacks.py ran its DAG on this
+    cluster) is kept like the API key."""
+    env, _, sources = scanned
+    assert sources.leaks(env.cluster, CALLBACK_SECRET) == []

@@ -77,7 +77,9 @@ class FakeHook:
         #: ``(task_id, keyword arguments)`` of each blocking wait.
         self.waits: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
-        self.settings = SimpleNamespace(base_url="https://fake.seedance.test")
+        self.settings = SimpleNamespace(base_url="https://fake.seedance.test", callbacks=None)
+        #: The ``callback_url`` each POST carried beside its request (``None``: none added).
+        self.callback_urls: list[str | None] = []
         #: How many times the connection was resolved for thread pools.
         self.prepared = 0
         #: The connection's extra (the shared budgets read ``budget`` there).
@@ -92,9 +94,10 @@ class FakeHook:
     def prepare_for_threads(self) -> None:
         self.prepared += 1
 
-    def submit_request(self, request: GenerationRequest) -> str:
+    def submit_request(self, request: GenerationRequest, *, callback_url: str | None = None) -> str:
         with self.lock:
             self.posts.append(request)
+            self.callback_urls.append(callback_url)
             number = len(self.posts)
             outcome = self.submits.popleft() if self.submits else None
         if self.on_post is not None:

@@ -176,3 +176,24 @@ with DAG(
             return sum(int(result["consumed_credits"]) for result in results)
 
         total_credits(generated.output)
+
+
+#: Deferred generations resumed by callbacks (test_callbacks.py).
+CALLBACK_N = 3
+
+with DAG(
+    "realproc_callbacks",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=1)},
+):
+    # No poll_interval: with callbacks on, the trigger's first poll is 300 s after deferring.
+    SeedanceGenerateOperator.partial(
+        task_id="generate",
+        seedance_conn_id="seedance_callbacks",
+        deferrable=True,
+        resolution="480p",
+        duration=4,
+        hook_params=FAST,
+    ).expand(prompt=[f"Resumed by its callback, clip {i}" for i in range(CALLBACK_N)])

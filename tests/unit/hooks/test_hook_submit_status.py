@@ -135,6 +135,28 @@ def test_an_accepted_generate_post_returns_the_task_id_and_is_sent_once_with_the
     assert json.loads(post.body or b"{}") == REQUEST.to_payload()
 
 
+def test_a_callback_url_given_beside_the_request_is_sent_without_changing_the_request() -> None:
+    hook, adapter = make_hook(accepted())
+    fingerprint = REQUEST.fingerprint()
+
+    hook.submit_request(REQUEST, callback_url="https://af.example.com/seedance/callbacks/tok")
+
+    sent = json.loads(adapter.posts()[0].body or b"{}")
+    assert sent == {**REQUEST.to_payload(), "callback_url": "https://af.example.com/seedance/callbacks/tok"}
+    assert REQUEST.fingerprint() == fingerprint and REQUEST.callback_url is None
+
+
+def test_a_callback_url_of_the_request_itself_wins_over_the_one_given_beside_it() -> None:
+    hook, adapter = make_hook(accepted())
+    own = GenerationRequest.from_mapping(
+        {"prompt": "a fox", "callback_url": "https://hooks.example.org/mine"}
+    )
+
+    hook.submit_request(own, callback_url="https://af.example.com/seedance/callbacks/tok")
+
+    assert json.loads(adapter.posts()[0].body or b"{}")["callback_url"] == "https://hooks.example.org/mine"
+
+
 def test_the_generate_post_uses_the_connection_timeouts_and_proxy_and_streams_the_answer() -> None:
     hook, adapter = make_hook(accepted(), proxy=PROXY)
 

@@ -46,3 +46,26 @@ def test_connection_proxy_is_sent_per_request_so_it_wins_over_the_environment() 
     s = settings("https://h", proxies={"https": "http://p:1", "http": "http://q:2"})
     assert s.proxy == "http://p:1" and s.requests_proxies() == {"http": "http://p:1", "https": "http://p:1"}
     assert settings("https://h").requests_proxies() is None
+
+
+CALLBACK_SECRET = "cb-secret-0123456789abcdefghijklmnopqrstuv"
+
+
+def test_callbacks_stay_off_for_a_connection_without_the_callback_extras() -> None:
+    assert settings("https://h").callbacks is None
+
+
+def test_callback_extras_are_read_and_the_secret_stays_out_of_every_repr() -> None:
+    s = settings(
+        "https://h", callback_secret=CALLBACK_SECRET, callback_base_url="https://airflow.example.com/"
+    )
+    assert s.callbacks is not None and s.callbacks.base_url == "https://airflow.example.com"
+    for text in (repr(s), str(s), f"{s}", repr(s.callbacks)):
+        assert CALLBACK_SECRET not in text
+
+
+def test_a_loopback_callback_base_url_is_refused_unless_the_connection_is_the_emulator() -> None:
+    extra = {"callback_secret": CALLBACK_SECRET, "callback_base_url": "http://127.0.0.1:8080"}
+    with pytest.raises(SeedanceConfigurationError, match="callback_base_url"):
+        settings("http://127.0.0.1:8765", **extra)
+    assert settings("http://127.0.0.1:8765", emulator=True, **extra).callbacks is not None

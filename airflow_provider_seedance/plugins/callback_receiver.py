@@ -1,0 +1,174 @@
+"""The callback receiver: ``POST /seedance/callbacks/{token}`` resumes a deferred generation.
+
+Why the API server resumes the task itself (and not a triggerer): the API server is the one
+Airflow component that is reachable over HTTP and already writes to the metadata DB; resuming
+there is what the triggerer does when a trigger fires (``Trigger.submit_event``, the same call
+on Airflow 3.1 and 3.3), so the scheduler picks the task up at its next loop. No triggerer needs
+to listen for anything, and it works with any number of API servers and triggerers: the first
+of them to resume the task instance wins, the others find it no longer deferred.
+
+What the receiver trusts, in order:
+
+1. The token (:mod:`airflow_provider_seedance.callbacks`): signed with the connection's
+   ``callback_secret``, unexpired. Anything else is refused with one answer that says nothing
+   about why.
+2. The task instance the token names, only while it is deferred on *our* trigger for the same
+   connection. A token of an earlier try of the same task instance is accepted (a retry
+   re-attaches to the generation that try submitted); one for another task instance is not.
+3. The generation's status as *it reads it* with the connection's key, for the generation the
+   trigger waits for. The callback's body is never read beyond a size cap: a body claiming
+   SUCCESS for a generation still IN_PROGRESS changes nothing.
+
+Only a terminal status resumes, with exactly the event the trigger would have fired
+(:func:`~airflow_provider_seedance.triggers.seedance.terminal_event`). Everything is
+idempotent: a repeat finds the task instance no longer deferred and does nothing. A callback
+that arrives while the try it was made for is still running (a generation that ended between
+the operator's status read and its deferral) waits up to :data:`DEFERRAL_WAIT_SECONDS` for the
+deferral instead of being lost to the fallback poll.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from airflow_provider_seedance.callbacks import CallbackTokenError, unverified_conn_id, verify
+from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger, terminal_event
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+#: Largest callback body accepted (the body is only a hint; a status answer is far smaller).
+MAX_CALLBACK_BODY = 64 * 1024
+#: The receiver's status read: seconds to connect and to read, and attempts. A caller waits
+#: for this, so it is short; a failure only leaves the task to its fallback poll.
+STATUS_CONNECT_TIMEOUT = 3.0
+STATUS_READ_TIMEOUT = 5.0
+STATUS_ATTEMPTS = 2
+
+#: A callback may come while the try that submitted is still on its way to deferring (a fast
+#: generation ends between the operator's status read and its deferral): wait this long for it.
+DEFERRAL_WAIT_SECONDS = 5.0
+DEFERRAL_CHECK_SECONDS = 0.2
+
+TRIGGER_CLASSPATH = f"{SeedanceStatusTrigger.__module__}.{SeedanceStatusTrigger.__qualname__}"
+
+
+class Outcome(str, enum.Enum):
+    """What a callback did; the receiver's answer says no more than this."""
+
+    #: The token was refused (any reason): 403.
+    REFUSED = "refused"
+    #: Valid, but nothing to do now (no longer deferred, not finished yet, another trigger): 202.
+    IGNORED = "ignored"
+    #: The task instance was resumed with its generation's terminal status: 200.
+    RESUMED = "resumed"
+    #: The generation's status could not be read: 503 (the fallback poll will find it).
+    UNAVAILABLE = "unavailable"
+
+
+def _hook(conn_id: str) -> SeedanceHook:
+    """A hook whose status read is bounded (the caller of the endpoint waits for it)."""
+    hook = SeedanceHook(conn_id, status_retries=STATUS_ATTEMPTS, retry_min_wait=0.5, retry_max_wait=1.0)
+    settings = hook.settings
+    hook.settings = dataclasses.replace(  # type: ignore[misc]
+        settings,
+        connect_timeout=min(settings.connect_timeout, STATUS_CONNECT_TIMEOUT),
+        read_timeout=min(settings.read_timeout, STATUS_READ_TIMEOUT),
+    )
+    return hook
+
+
+def receive(token: str, session: Session, *, now: float | None = None) -> Outcome:
+    """Handle one callback for ``token`` (the body was already capped and is not needed)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    now = time.time() if now is None else now
+    try:
+        conn_id = unverified_conn_id(token)
+        hook = _hook(conn_id)
+        callbacks = hook.settings.callbacks
+        if callbacks is None:
+            return Outcome.REFUSED
+        identity = verify(callbacks.secret, token, now)
+    except (CallbackTokenError, SeedanceError):
+        # A missing connection, one without callbacks, a bad or expired token: the same answer.
+        return Outcome.REFUSED
+
+    key = (
+        TaskInstance.dag_id == identity.dag_id,
+        TaskInstance.run_id == identity.run_id,
+        TaskInstance.task_id == identity.task_id,
+        TaskInstance.map_index == identity.map_index,
+    )
+    ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
+    if ti is None or (ti.try_number or 0) < identity.try_number:
+        return Outcome.IGNORED
+    waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
+    while (
+        ti is not None
+        and ti.state == TaskInstanceState.RUNNING
+        and ti.try_number == identity.try_number
+        and time.monotonic() < waited_until
+    ):
+        # The try this token was made for has not deferred yet: see its next commit.
+        session.rollback()
+        time.sleep(DEFERRAL_CHECK_SECONDS)
+        ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
+    if ti is None:
+        return Outcome.IGNORED
+    if ti.state != TaskInstanceState.DEFERRED or ti.trigger_id is None:
+        return Outcome.IGNORED
+    trigger_id = ti.trigger_id
+    trigger = session.get(Trigger, trigger_id)
+    if trigger is None or trigger.classpath != TRIGGER_CLASSPATH:
+        return Outcome.IGNORED
+    kwargs = trigger.kwargs or {}
+    seedance_task_id = kwargs.get("seedance_task_id")
+    if kwargs.get("seedance_conn_id") != identity.conn_id or not isinstance(seedance_task_id, str):
+        return Outcome.IGNORED
+    session.rollback()  # no transaction held open over the status read
+
+    try:
+        task = hook.get_status(seedance_task_id)
+    except SeedanceError as exc:
+        log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
+        return Outcome.UNAVAILABLE
+    if not task.is_terminal:
+        log.info("Seedance callback for task %s, which is still %s: nothing to do", task.task_id, task.status)
+        return Outcome.IGNORED
+
+    # Still deferred on the same trigger? (A triggerer or another API server may have won.)
+    still = session.scalars(
+        select(TaskInstance)
+        .where(*key, TaskInstance.state == TaskInstanceState.DEFERRED, TaskInstance.trigger_id == trigger_id)
+        .with_for_update()
+    ).one_or_none()
+    if still is None:
+        session.rollback()
+        return Outcome.IGNORED
+    Trigger.submit_event(trigger_id, terminal_event(task), session=session)
+    session.commit()
+    log.info(
+        "Seedance callback: task %s is %s; resumed %s.%s (run %s, map index %s)",
+        task.task_id,
+        task.status,
+        identity.dag_id,
+        identity.task_id,
+        identity.run_id,
+        identity.map_index,
+    )
+    return Outcome.RESUMED
+
+
+__all__ = ["MAX_CALLBACK_BODY", "Outcome", "receive"]

@@ -1,0 +1,101 @@
+"""Callbacks in real Airflow (API server with the plugin, scheduler, triggerer, LocalExecutor)
+and the real emulator calling back over loopback (``--allow-local-callbacks``).
+
+Three deferred generations whose trigger would first poll 300 s after deferring (callbacks on,
+no ``poll_interval``) all succeed on their callbacks: each generation is read twice (the
+operator's read after submitting and the receiver's own read), never by the trigger. While they
+render, hostile callers hit the real API server without an Airflow login and resume nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_seedance.callbacks import CALLBACK_PATH, CallbackIdentity, sign
+from tests.realproc.conftest import CALLBACK_SECRET, RealprocEnv
+from tests.realproc.dags.realproc_dags import CALLBACK_N
+
+pytestmark = pytest.mark.realproc
+
+DAG_ID = "realproc_callbacks"
+CONN_ID = "seedance_callbacks"
+
+
+def deferred_tis(env: RealprocEnv, run_id: str) -> list[dict[str, Any]]:
+    return env.cluster.sql(
+        "SELECT task_id, map_index, try_number, state FROM task_instance WHERE dag_id = ? AND run_id = ?"
+        " AND state = 'deferred' ORDER BY map_index",
+        (DAG_ID, run_id),
+    )
+
+
+def states(env: RealprocEnv, run_id: str) -> dict[int, str]:
+    rows = env.cluster.sql(
+        "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id)
+    )
+    return {int(r["map_index"]): str(r["state"]) for r in rows}
+
+
+def token_for(
+    run_id: str, map_index: int, try_number: int, *, secret: str = CALLBACK_SECRET, ttl: float = 600
+) -> str:
+    identity = CallbackIdentity.for_try(CONN_ID, DAG_ID, run_id, "generate", map_index, try_number)
+    return sign(secret, identity, time.time() + ttl)
+
+
+def test_deferred_generations_are_resumed_by_callbacks_and_hostile_callers_resume_nothing(
+    realproc: RealprocEnv,
+) -> None:
+    cluster, emulator = realproc.cluster, realproc.emulators[CONN_ID]
+    cluster.wait_for_dag(DAG_ID)
+    cluster.unpause(DAG_ID)
+    run_id = cluster.trigger(DAG_ID)
+    deferred = cluster.wait_until(
+        lambda: len(rows := deferred_tis(realproc, run_id)) == CALLBACK_N and rows,
+        timeout=120,
+        what="every generation to defer",
+        interval=0.5,
+    )
+    assert all(task["status"] == "IN_PROGRESS" for task in emulator.tasks()), "generations ended too soon"
+
+    receiver = cluster.base_url + CALLBACK_PATH
+    first = deferred[0]
+    valid = token_for(run_id, first["map_index"], first["try_number"])
+    answers = {
+        "no token": requests.post(receiver, json={}, timeout=30),
+        "forged": requests.post(
+            receiver + token_for(run_id, 0, 1, secret="forged-secret-0123456789abcdefghijklmnop"), timeout=30
+        ),
+        "expired": requests.post(receiver + token_for(run_id, 0, 1, ttl=-1), timeout=30),
+        "another task instance": requests.post(receiver + token_for(run_id, CALLBACK_N + 5, 1), timeout=30),
+        "10 MB body": requests.post(receiver + valid, data=b"x" * (10 * 1024 * 1024), timeout=120),
+        "body claiming SUCCESS": requests.post(
+            receiver + valid,
+            json={"code": 200, "data": {"status": "SUCCESS", "response": ["https://evil.example/x.mp4"]}},
+            timeout=30,
+        ),
+    }
+    codes = {name: answer.status_code for name, answer in answers.items()}
+    assert codes["no token"] in (404, 405)
+    assert codes["forged"] == codes["expired"] == 403
+    assert codes["another task instance"] == 202
+    assert codes["10 MB body"] == 413
+    assert codes["body claiming SUCCESS"] == 202, "a body was believed"
+    assert all(t["status"] == "IN_PROGRESS" for t in emulator.tasks()), "the checks above were not mid-render"
+    assert set(states(realproc, run_id).values()) == {"deferred"}, "a hostile caller resumed a task"
+    for answer in answers.values():
+        assert realproc.api_key not in answer.text and CALLBACK_SECRET not in answer.text
+
+    # The generations take 30 s; the trigger's first poll is 300 s after deferring.
+    run = cluster.wait_for_run(DAG_ID, run_id, timeout=240)
+    assert run["state"] == "success", states(realproc, run_id)
+    ledger = emulator.ledger()
+    assert ledger["generate_requests"] == CALLBACK_N
+    assert ledger["callbacks_sent"] >= CALLBACK_N
+    # Per generation: the operator's read after submitting and the receiver's own read; plus the
+    # one read the validly signed lying callback above cost. None by the trigger.
+    assert ledger["status_requests"] == 2 * CALLBACK_N + 1, ledger
