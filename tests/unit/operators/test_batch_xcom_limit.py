@@ -138,3 +138,20 @@ def test_a_bad_limit_is_refused_when_the_task_is_defined(limit: Any) -> None:
         SeedanceBatchGenerateOperator(task_id="b", requests=ITEMS, xcom_results_limit=limit)
     assert str(info.value).startswith("Invalid xcom_results_limit: ")
     assert "a whole number >= 0, or None" in str(info.value)
+
+
+def test_each_task_instance_try_writes_its_own_results_file(tmp_path: Path) -> None:
+    # Another run, another map index or another try of the same task never overwrites a file.
+    names = []
+    for run_id, map_index, try_number in [
+        ("run_a", -1, 1),
+        ("run_b", -1, 1),
+        ("run_a", 3, 1),
+        ("run_a", -1, 2),
+    ]:
+        ctx = context(Store())
+        ctx["ti"].run_id, ctx["ti"].map_index, ctx["ti"].try_number = run_id, map_index, try_number
+        outcome = batch(FakeHook(), xcom_results_limit=0, results_path=str(tmp_path)).execute(ctx)
+        names.append(Path(outcome["results_manifest"]["path"]).name)
+    assert len(set(names)) == 4 and len(files(tmp_path)) == 4
+    assert all("run_" in name for name in names) and "__3__" in names[2] and "try2" in names[3]
