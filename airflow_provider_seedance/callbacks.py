@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ TOKEN_GRACE_SECONDS = 3600.0
 DEFAULT_TOKEN_LIFETIME = 7 * 24 * 3600.0
 #: Longest token accepted before any decoding (a forged giant path costs nothing).
 MAX_TOKEN_CHARS = 2048
+#: What Airflow accepts as a connection id (letters, digits, ``_``, ``.``, ``-``; at most 250):
+#: a claimed id of any other shape is refused before anything is looked up.
+_CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
 
 _VERSION = "v1"
 
@@ -265,9 +269,9 @@ def unverified_conn_id(token: str) -> str:
         raise TokenFormatError("token has the wrong shape")
     try:
         conn_id = json.loads(_unb64(parts[1]))["c"]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise TokenFormatError("token contents are unreadable") from None
-    if not isinstance(conn_id, str) or not conn_id:
+    if not isinstance(conn_id, str) or not _CONN_ID.fullmatch(conn_id):
         raise TokenFormatError("token contents are unreadable")
     return conn_id
 

@@ -287,6 +287,18 @@ class HasVideos:
         return self.video_urls[0] if self.video_urls else None
 
 
+#: Request fields an answer may echo that are kept out of results: the ``callback_url`` carries
+#: a token that lets its holder ask our callback receiver to read the status.
+UNRECORDED_REQUEST_FIELDS = frozenset({"callback_url"})
+
+
+def _echoed_request(request: Any) -> dict[str, Any]:
+    """The request as the answer echoes it, minus :data:`UNRECORDED_REQUEST_FIELDS`."""
+    if not isinstance(request, Mapping):
+        return {}
+    return {k: v for k, v in request.items() if k not in UNRECORDED_REQUEST_FIELDS}
+
+
 @dataclass(frozen=True)
 class SeedanceTask(HasVideos):
     """One generation as ``GET /v1/status`` reports it."""
@@ -341,7 +353,7 @@ class SeedanceTask(HasVideos):
             video_urls=urls,
             consumed_credits=_as_int(data.get("consumed_credits")),
             created_at=data.get("created_at") if isinstance(data.get("created_at"), str) else None,
-            request=dict(request) if isinstance(request, Mapping) else {},
+            request=_echoed_request(request),
             error_message=str(error_message) if error_message not in (None, "") else None,
         )
 

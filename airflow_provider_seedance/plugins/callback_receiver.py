@@ -32,10 +32,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
-from airflow_provider_seedance.callbacks import CallbackTokenError, unverified_conn_id, verify
+from airflow_provider_seedance.callbacks import (
+    CallbackSettings,
+    CallbackTokenError,
+    unverified_conn_id,
+    verify,
+)
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger, terminal_event
@@ -58,15 +64,22 @@ STATUS_ATTEMPTS = 2
 DEFERRAL_WAIT_SECONDS = 5.0
 DEFERRAL_CHECK_SECONDS = 0.2
 
+#: How long a connection's callback settings are remembered, and for how many connections.
+SETTINGS_TTL_SECONDS = 30.0
+SETTINGS_CACHE_SIZE = 256
+_SETTINGS: dict[str, tuple[float, CallbackSettings | None]] = {}
+_SETTINGS_LOCK = threading.Lock()
+
 TRIGGER_CLASSPATH = f"{SeedanceStatusTrigger.__module__}.{SeedanceStatusTrigger.__qualname__}"
 
 
 class Outcome(str, enum.Enum):
     """What a callback did; the receiver's answer says no more than this."""
 
-    #: The token was refused (any reason): 403.
+    #: The token was refused (bad, forged, expired, or not one this task instance gave out for
+    #: the connection its trigger waits with): 403.
     REFUSED = "refused"
-    #: Valid, but nothing to do now (no longer deferred, not finished yet, another trigger): 202.
+    #: Valid, but nothing to do now (already resumed: a repeat; not finished yet): 202.
     IGNORED = "ignored"
     #: The task instance was resumed with its generation's terminal status: 200.
     RESUMED = "resumed"
@@ -86,6 +99,26 @@ def _hook(conn_id: str) -> SeedanceHook:
     return hook
 
 
+def _callback_settings(conn_id: str) -> CallbackSettings | None:
+    """The connection's callback settings (``None``: missing, unreadable or callbacks off),
+    remembered for :data:`SETTINGS_TTL_SECONDS`, so a flood of forged tokens does not look the
+    same connection up in every secrets backend again (a new secret takes effect within that)."""
+    now = time.monotonic()
+    with _SETTINGS_LOCK:
+        cached = _SETTINGS.get(conn_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    try:
+        callbacks = SeedanceHook(conn_id).settings.callbacks
+    except Exception:  # any connection this cannot read is one no token can be checked against
+        callbacks = None
+    with _SETTINGS_LOCK:
+        if len(_SETTINGS) >= SETTINGS_CACHE_SIZE:
+            _SETTINGS.clear()
+        _SETTINGS[conn_id] = (now + SETTINGS_TTL_SECONDS, callbacks)
+    return callbacks
+
+
 def receive(token: str, session: Session, *, now: float | None = None) -> Outcome:
     """Handle one callback for ``token`` (the body was already capped and is not needed)."""
     from airflow.models.taskinstance import TaskInstance
@@ -95,14 +128,13 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
 
     now = time.time() if now is None else now
     try:
-        conn_id = unverified_conn_id(token)
-        hook = _hook(conn_id)
-        callbacks = hook.settings.callbacks
+        callbacks = _callback_settings(unverified_conn_id(token))
         if callbacks is None:
             return Outcome.REFUSED
         identity = verify(callbacks.secret, token, now)
-    except (CallbackTokenError, SeedanceError):
-        # A missing connection, one without callbacks, a bad or expired token: the same answer.
+    except CallbackTokenError:
+        # A bad, forged or expired token, a connection that is missing, unreadable or has no
+        # callbacks: the same answer, which says nothing about why.
         return Outcome.REFUSED
 
     key = (
@@ -113,7 +145,9 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
     )
     ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
     if ti is None or (ti.try_number or 0) < identity.try_number:
-        return Outcome.IGNORED
+        # No such task instance (another's token, or its run was deleted), or a try it never
+        # had: not a token this task instance gave out.
+        return Outcome.REFUSED
     waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
     while (
         ti is not None
@@ -135,12 +169,14 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         return Outcome.IGNORED
     kwargs = trigger.kwargs or {}
     seedance_task_id = kwargs.get("seedance_task_id")
-    if kwargs.get("seedance_conn_id") != identity.conn_id or not isinstance(seedance_task_id, str):
+    if kwargs.get("seedance_conn_id") != identity.conn_id:
+        return Outcome.REFUSED  # signed for another connection than the one this task waits with
+    if not isinstance(seedance_task_id, str):
         return Outcome.IGNORED
     session.rollback()  # no transaction held open over the status read
 
     try:
-        task = hook.get_status(seedance_task_id)
+        task = _hook(identity.conn_id).get_status(seedance_task_id)
     except SeedanceError as exc:
         log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
         return Outcome.UNAVAILABLE

@@ -31,11 +31,13 @@ from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from airflow_provider_seedance.hooks.per_loop import PerLoop
 from airflow_provider_seedance.plugins import access, callback_receiver, media, queries, records
 from airflow_provider_seedance.plugins.charts import spend_svg
 
@@ -285,6 +287,13 @@ _CALLBACK_ANSWERS = {
 }
 
 
+#: Callbacks handled at once, each in a thread of its own limiter (one may hold its thread for
+#: seconds: a status read, the wait for a deferral). More at once get 503 straight away, so no
+#: caller can take the threads Airflow's own routes share (the workers' heartbeats among them).
+CALLBACK_CONCURRENCY = 4
+_CALLBACK_SLOTS: PerLoop[str, anyio.CapacityLimiter] = PerLoop()
+
+
 async def _body_within_cap(request: Request, cap: int) -> bool:
     """Read (and drop) the body, stopping as soon as it is longer than ``cap`` bytes."""
     declared = request.headers.get("content-length")
@@ -307,13 +316,18 @@ async def seedance_callback(token: str, request: Request) -> JSONResponse:
     if not await _body_within_cap(request, callback_receiver.MAX_CALLBACK_BODY):
         return JSONResponse({"status": "too large"}, 413, headers=NO_STORE)
 
+    slots = _CALLBACK_SLOTS.here().setdefault("slots", anyio.CapacityLimiter(CALLBACK_CONCURRENCY))
+    if slots.available_tokens < 1:
+        # Every slot is busy (a flood, or slow status reads): the fallback poll covers this one.
+        return JSONResponse({"status": "busy"}, status.HTTP_503_SERVICE_UNAVAILABLE, headers=NO_STORE)
+
     def handle() -> callback_receiver.Outcome:
         from airflow.utils.session import create_session
 
         with create_session() as session:
             return callback_receiver.receive(token, session)
 
-    outcome = await run_in_threadpool(handle)
+    outcome = await anyio.to_thread.run_sync(handle, limiter=slots)
     return JSONResponse({"status": outcome.value}, _CALLBACK_ANSWERS[outcome], headers=NO_STORE)
 
 

@@ -278,9 +278,18 @@ def test_no_token_reaches_nothing(receiver, in_progress) -> None:
 
 
 def test_another_task_instances_token_does_not_resume_this_one(receiver, in_progress) -> None:
+    # A valid token of the other task instance (which is not deferred): nothing to do there, and
+    # nothing happens here.
     token = sign(SECRET, identity(receiver, task_id="other", conn_id=SLOW_CONN_ID), time.time() + 600)
     answer = requests.post(receiver.url(token), json={}, timeout=30)
     assert answer.status_code == 202
+    assert_still_deferred(receiver)
+
+
+def test_a_token_of_a_task_instance_that_does_not_exist_is_refused(receiver, in_progress) -> None:
+    token = sign(SECRET, identity(receiver, task_id="no_such_task", conn_id=SLOW_CONN_ID), time.time() + 600)
+    answer = requests.post(receiver.url(token), json={}, timeout=30)
+    assert answer.status_code == 403 and answer.json() == {"status": "refused"}
     assert_still_deferred(receiver)
 
 
@@ -314,14 +323,14 @@ def test_a_token_of_a_later_try_than_the_task_instance_has_resumes_nothing(recei
     defer_on(receiver, finished(receiver), try_number=1)
     token = sign(SECRET, identity(receiver, try_number=2), time.time() + 600)
     answer = requests.post(receiver.url(token), json={}, timeout=30)
-    assert answer.status_code == 202 and ti_row(receiver)[0] == "deferred"
+    assert answer.status_code == 403 and ti_row(receiver)[0] == "deferred"
 
 
 def test_a_token_for_another_connection_than_the_triggers_resumes_nothing(receiver) -> None:
     defer_on(receiver, finished(receiver), conn_id=CONN_ID)
     token = sign(SECRET, identity(receiver, conn_id=SLOW_CONN_ID), time.time() + 600)
     answer = requests.post(receiver.url(token), json={}, timeout=30)
-    assert answer.status_code == 202 and ti_row(receiver)[0] == "deferred"
+    assert answer.status_code == 403 and ti_row(receiver)[0] == "deferred"
 
 
 def test_an_unreadable_status_answers_503_and_leaves_the_task_to_its_fallback_poll(receiver) -> None:
