@@ -27,6 +27,7 @@ import functools
 import os
 import platform
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -233,12 +234,13 @@ class ConnectionSettings:
         path = parts.path.rstrip("/")
         if path.endswith("/v1"):  # the guide writes the base URL with /v1
             path = path[: -len("/v1")]
-        base_url = urlunsplit((parts.scheme, netloc, path, "", ""))
+        base_url = _sendable_base_url(conn_id, urlunsplit((parts.scheme, netloc, path, "", "")))
         api_key = (conn.password or "").strip()
         if not api_key:
             raise SeedanceConfigurationError(
                 f"Connection {conn_id!r} has no API key: put it in the connection's password field."
             )
+        _check_header_safe_key(conn_id, api_key)
         if extra is None:
             extra = conn.extra_dejson or {}
         connect_timeout, read_timeout = _parse_timeout(conn_id, extra.get("timeout"))
@@ -252,6 +254,37 @@ class ConnectionSettings:
         rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
         callbacks = callback_settings(conn_id, extra)
         return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks)
+
+
+def _sendable_base_url(conn_id: str | None, base_url: str) -> str:
+    """``base_url`` if the HTTP clients can send to it. Refused here, before any request: a URL
+    the HTTP library only rejects while sending would read as "the request may have arrived"."""
+    hostname = urlsplit(base_url).hostname or ""
+    problem = "an empty label in the host name" if "" in hostname.rstrip(".").split(".") else None
+    try:
+        requests.models.PreparedRequest().prepare_url(base_url, None)
+    except (requests.exceptions.RequestException, ValueError) as exc:
+        problem = str(exc)
+    if problem is not None:
+        raise SeedanceConfigurationError(
+            f"Connection {conn_id!r}: base URL {mask_url(base_url)!r} cannot be sent to ({problem}). "
+            f"Use e.g. {DEFAULT_BASE_URL!r}."
+        )
+    return base_url
+
+
+def _check_header_safe_key(conn_id: str | None, api_key: str) -> None:
+    """An API key an ``Authorization`` header can carry: visible ASCII only. A pasted space or
+    invisible character fails here, naming its position (never the key), instead of inside the
+    HTTP library with an error that cannot say whether anything was sent."""
+    for position, char in enumerate(api_key, start=1):
+        if not 33 <= ord(char) <= 126:
+            raise SeedanceConfigurationError(
+                f"Connection {conn_id!r}: the API key (the connection's password) has a character an "
+                f"HTTP header cannot carry at position {position} "
+                f"({unicodedata.name(char, f'U+{ord(char):04X}')}). Paste the key again, without spaces "
+                "or invisible characters."
+            )
 
 
 def _parse_timeout(conn_id: str | None, value: Any) -> tuple[float, float]:

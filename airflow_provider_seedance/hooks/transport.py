@@ -357,6 +357,20 @@ def no_answer(endpoint: str, base_url: str, reason: str, state: CreationState) -
     )
 
 
+def _preparation_errors() -> tuple[type[Exception], ...]:
+    """``requests`` errors raised while the request is prepared, before a byte is sent."""
+    import requests
+
+    errors = requests.exceptions
+    return (
+        errors.InvalidURL,
+        errors.InvalidHeader,
+        errors.MissingSchema,
+        errors.InvalidSchema,
+        errors.URLRequired,
+    )
+
+
 def requests_failure(
     endpoint: str, base_url: str, exc: requests.exceptions.RequestException
 ) -> SeedanceError:
@@ -364,6 +378,10 @@ def requests_failure(
     import requests
     from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
+    if isinstance(exc, _preparation_errors()):  # raised while preparing: nothing was written
+        return no_answer(
+            endpoint, base_url, f"the request could not be built ({exc})", CreationState.NOT_SENT
+        )
     if isinstance(exc, requests.exceptions.ProxyError):
         return no_answer(endpoint, base_url, "the proxy could not be reached", CreationState.NOT_SENT)
     if isinstance(exc, requests.exceptions.ConnectTimeout):

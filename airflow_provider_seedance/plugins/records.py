@@ -42,8 +42,10 @@ _NOT_ENDED = frozenset(
 #: Longest error text a card shows (the full text is in the task log).
 MAX_ERROR_CHARS = 300
 _SECRETS = (
+    (re.compile(r"(?i)\b(bearer)(\s+)\S+"), r"\1\2[hidden]"),
+    # A value only after ":" or "=": "the connection's password field" is advice, not a secret.
     (
-        re.compile(r"(?i)\b(bearer|authorization|api[_-]?key|password|token)(\s*[:=]\s*|\s+)\S+"),
+        re.compile(r"(?i)\b(authorization|api[_-]?key|password|token)(\s*[:=]\s*)\S+"),
         r"\1\2[hidden]",
     ),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "[hidden]"),

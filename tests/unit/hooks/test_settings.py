@@ -69,3 +69,36 @@ def test_a_loopback_callback_base_url_is_refused_unless_the_connection_is_the_em
     with pytest.raises(SeedanceConfigurationError, match="callback_base_url"):
         settings("http://127.0.0.1:8765", **extra)
     assert settings("http://127.0.0.1:8765", emulator=True, **extra).callbacks is not None
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("http://exa mple.com", "invalid character"),
+        ("http://a..b:8765", "empty label"),
+        ("https://ex\u200bample.com", "IDNA"),
+    ],
+)
+def test_a_base_url_the_http_library_cannot_send_to_fails_before_any_request(host: str, problem: str) -> None:
+    # Left to the HTTP library, these fail while "sending" and read as "the POST may have arrived".
+    with pytest.raises(SeedanceConfigurationError, match=f"base URL .* cannot be sent to .*{problem}"):
+        settings(host)
+
+
+@pytest.mark.parametrize(
+    ("key", "where"),
+    [
+        ("sk-te\u200bst-123", "position 6 (ZERO WIDTH SPACE)"),
+        ("sk-test\n123", "position 8 (U+000A)"),
+        ("sk-test 123", "position 8 (SPACE)"),
+        ("sk-tést-123", "position 5 (LATIN SMALL LETTER E WITH ACUTE)"),
+    ],
+)
+def test_an_api_key_a_header_cannot_carry_fails_naming_the_position_never_the_key(
+    key: str, where: str
+) -> None:
+    conn = Connection(conn_id="c", conn_type="seedance", host="https://seedanceapi.org", password=key)
+    with pytest.raises(SeedanceConfigurationError) as raised:
+        ConnectionSettings.from_connection(conn, {})
+    assert where in str(raised.value) and "API key" in str(raised.value)
+    assert key.strip() not in str(raised.value) and "123" not in str(raised.value)

@@ -379,3 +379,22 @@ def test_async_read_refuses_a_declared_huge_body_without_reading() -> None:
     response = _AsyncResponse(200 * 1024 * 1024)
     assert asyncio.run(aread_capped(response)) is None  # type: ignore[arg-type]
     assert response.content.pulled == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda: requests.exceptions.InvalidURL(
+            "Failed to parse: Host 'exa mple.com' contains invalid character"
+        ),
+        lambda: requests.exceptions.InvalidHeader("Invalid leading whitespace in header value"),
+        lambda: requests.exceptions.MissingSchema("No scheme supplied"),
+        lambda: requests.exceptions.InvalidSchema("No connection adapters were found"),
+    ],
+)
+def test_a_request_that_could_not_even_be_built_was_never_sent(failure) -> None:
+    # Raised while preparing the request: reporting "a generation may exist" would block the
+    # task (its submitting mark kept) for a POST that never left.
+    err = requests_failure(GENERATE, "http://h", failure())
+    assert never_created(err) and not isinstance(err, SeedanceSubmissionUncertainError)
+    assert "nothing was sent and nothing was spent" in str(err)

@@ -160,6 +160,28 @@ def test_card_errors_are_one_line_capped_and_hide_keys() -> None:
 
 
 @pytest.mark.parametrize(
+    "advice",
+    [
+        "Connection 'seedance_default' has no API key: put it in the connection's password field.",
+        "Seedance API error 401 from POST /v1/generate: check the API key in the connection's password field",
+        "the token expired; a new token is issued on retry",
+    ],
+)
+def test_card_errors_keep_our_own_advice_whole(advice: str) -> None:
+    # Only a value after ":" or "=" (or after "Bearer") is hidden: advice that names a field is not a secret.
+    assert records.clean_error(advice) == advice
+
+
+@pytest.mark.parametrize(
+    "leak", ["password=hunter2-x", "api_key: abc123secret", "token=abc123secret", "Bearer abc123secret"]
+)
+def test_card_errors_hide_a_value_given_after_its_name(leak: str) -> None:
+    cleaned = records.clean_error(f"failed ({leak})")
+    assert cleaned is not None and "[hidden]" in cleaned
+    assert "secret" not in cleaned and "hunter2" not in cleaned
+
+
+@pytest.mark.parametrize(
     "value",
     [
         {"task_id": "s", "status": "SUCCESS", "consumed_credits": "lots"},
