@@ -24,21 +24,20 @@ into place, so a reader never sees half of it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedance.hooks.delivery import as_storage_path
+from airflow_provider_seedance.hooks.delivery import as_storage_path, atomic_file
 from airflow_provider_seedance.results import (
     RESULTS_MANIFEST_KEY,
     SCHEMA_VERSION,
     GenerationResult,
+    Outcome,
     ResultFormatError,
     results_from_xcom,
 )
@@ -132,22 +131,17 @@ def write_results_file(
     destination = folder / name
     digest = hashlib.sha256()
     size = 0
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary: ObjectStoragePath | None = folder / f".{name}.part-{uuid.uuid4().hex[:12]}"
-    try:
-        with temporary.open("wb") as handle:  # type: ignore[union-attr]
-            for item in items:
-                line = (json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-                handle.write(line)
-                digest.update(line)
-                size += len(line)
-        temporary.rename(destination)  # type: ignore[union-attr]
-        temporary = None
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError, ValueError):
-                temporary.unlink(missing_ok=True)
+    with atomic_file(destination) as handle:
+        for item in items:
+            line = (json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+            handle.write(line)
+            digest.update(line)
+            size += len(line)
     return ResultsManifest(str(destination), len(items), size, digest.hexdigest())
+
+
+#: Outcomes the sample counts as "others" (every other outcome is a failure of some kind).
+_NOT_FAILED = frozenset({Outcome.SUCCEEDED.value, Outcome.REUSED.value, Outcome.IN_PROGRESS.value})
 
 
 def sample(items: Sequence[Mapping[str, Any]], each: int = SAMPLE_EACH) -> list[Mapping[str, Any]]:
@@ -157,7 +151,7 @@ def sample(items: Sequence[Mapping[str, Any]], each: int = SAMPLE_EACH) -> list[
     if each <= 0:
         return []
     for position, item in enumerate(items):
-        bucket = others if item.get("outcome") in ("succeeded", "reused", "in_progress") else failed
+        bucket = others if item.get("outcome") in _NOT_FAILED else failed
         if len(bucket) < each:
             bucket.append(position)
         if len(failed) >= each and len(others) >= each:

@@ -21,7 +21,7 @@ import os
 import re
 import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -286,51 +286,56 @@ def _transfer_once(
     timeout: tuple[float, float],
     max_bytes: int,
 ) -> DownloadResult:
-    temporary: ObjectStoragePath | None = None
     written = 0
-    try:
-        response = route.open(session, url, timeout)
-        with response:
+    response = route.open(session, url, timeout)
+    with response:
+        try:
             _check_status(response, url)
             expected = _content_length(response)
             if expected is not None and expected > max_bytes:
                 raise SeedanceVideoTooLargeError(_safe(url), max_bytes, expected)
             chunks = response.iter_content(chunk_size=CHUNK_BYTES)
-            try:
-                head, ended = _read_head(chunks)
-                if ended and expected is not None and len(head) < expected:
-                    raise _truncated(url, len(head), expected)
-                if not head:
-                    raise SeedanceDownloadError(f"{_safe(url)} served an empty body", retryable=True)
-                problem = describe_non_video(head, response.headers.get("Content-Type"))
-                if problem is not None:
-                    raise SeedanceNotAVideoError(
-                        f"{_safe(url)} served {problem}, not an MP4 video; nothing was written to "
-                        f"{destination}."
-                    )
-                digest = hashlib.sha256()
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                temporary = destination.parent / f".{destination.name}.part-{uuid.uuid4().hex[:12]}"
-                with temporary.open("wb") as handle:
-                    for chunk in _prepend(head, chunks):
-                        if written + len(chunk) > max_bytes:
-                            raise SeedanceVideoTooLargeError(_safe(url), max_bytes, None)
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        written += len(chunk)
-            except requests.RequestException as exc:  # a local OSError (disk full) propagates as is
-                raise SeedanceDownloadError(
-                    f"transfer of {_safe(url)} broke after {written} bytes ({type(exc).__name__})",
-                    retryable=True,
-                ) from None
-        if expected is not None and written != expected:
-            raise _truncated(url, written, expected)
+            head, ended = _read_head(chunks)
+            if ended and expected is not None and len(head) < expected:
+                raise _truncated(url, len(head), expected)
+            if not head:
+                raise SeedanceDownloadError(f"{_safe(url)} served an empty body", retryable=True)
+            problem = describe_non_video(head, response.headers.get("Content-Type"))
+            if problem is not None:
+                raise SeedanceNotAVideoError(
+                    f"{_safe(url)} served {problem}, not an MP4 video; nothing was written to {destination}."
+                )
+            digest = hashlib.sha256()
+            with atomic_file(destination) as handle:
+                for chunk in _prepend(head, chunks):
+                    if written + len(chunk) > max_bytes:
+                        raise SeedanceVideoTooLargeError(_safe(url), max_bytes, None)
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                if expected is not None and written != expected:
+                    raise _truncated(url, written, expected)
+        except requests.RequestException as exc:  # a local OSError (disk full) propagates as is
+            raise SeedanceDownloadError(
+                f"transfer of {_safe(url)} broke after {written} bytes ({type(exc).__name__})",
+                retryable=True,
+            ) from None
+    return DownloadResult(str(destination), written, digest.hexdigest(), url)
+
+
+@contextlib.contextmanager
+def atomic_file(destination: ObjectStoragePath) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary sibling of ``destination`` that is moved into place when
+    the block ends without an error, and removed otherwise: readers never see a partial file."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.parent / f".{destination.name}.part-{uuid.uuid4().hex[:12]}"
+    try:
+        with temporary.open("wb") as handle:
+            yield handle
         temporary.rename(destination)
-        temporary = None
-        return DownloadResult(str(destination), written, digest.hexdigest(), url)
-    finally:
-        if temporary is not None:
-            _remove_quietly(temporary)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
 
 
 def _check_status(response: requests.Response, url: str) -> None:

@@ -957,6 +957,13 @@ class SeedanceHook(HttpHook):
             )
         return self.max_video_bytes
 
+    def close(self) -> None:
+        """Close the HTTP session, if one was opened (for long-lived processes such as the API
+        server; a task's process closes everything when it ends)."""
+        session = self.__dict__.pop("_session", None)
+        if session is not None:
+            session.close()
+
     def prepare_for_threads(self) -> None:
         """Resolve, on the calling thread, everything that needs Airflow's task supervisor (the
         connection, which also registers its secrets for masking), so that threads calling

@@ -36,18 +36,15 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from airflow_provider_seedance.callbacks import (
-    CallbackSettings,
-    CallbackTokenError,
-    unverified_conn_id,
-    verify,
-)
+from airflow_provider_seedance.callbacks import CallbackTokenError, unverified_conn_id, verify
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.hooks.seedance import ConnectionSettings, SeedanceHook
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger, terminal_event
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from airflow_provider_seedance.models import SeedanceTask
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,7 @@ DEFERRAL_CHECK_SECONDS = 0.2
 #: How long a connection's callback settings are remembered, and for how many connections.
 SETTINGS_TTL_SECONDS = 30.0
 SETTINGS_CACHE_SIZE = 256
-_SETTINGS: dict[str, tuple[float, CallbackSettings | None]] = {}
+_SETTINGS: dict[str, tuple[float, ConnectionSettings | None]] = {}
 _SETTINGS_LOCK = threading.Lock()
 
 TRIGGER_CLASSPATH = f"{SeedanceStatusTrigger.__module__}.{SeedanceStatusTrigger.__qualname__}"
@@ -87,10 +84,10 @@ class Outcome(str, enum.Enum):
     UNAVAILABLE = "unavailable"
 
 
-def _hook(conn_id: str) -> SeedanceHook:
-    """A hook whose status read is bounded (the caller of the endpoint waits for it)."""
+def _hook(conn_id: str, settings: ConnectionSettings) -> SeedanceHook:
+    """A hook on the already resolved ``settings`` (no second lookup) whose status read is
+    bounded (the caller of the endpoint waits for it)."""
     hook = SeedanceHook(conn_id, status_retries=STATUS_ATTEMPTS, retry_min_wait=0.5, retry_max_wait=1.0)
-    settings = hook.settings
     hook.settings = dataclasses.replace(  # type: ignore[misc]
         settings,
         connect_timeout=min(settings.connect_timeout, STATUS_CONNECT_TIMEOUT),
@@ -99,24 +96,34 @@ def _hook(conn_id: str) -> SeedanceHook:
     return hook
 
 
-def _callback_settings(conn_id: str) -> CallbackSettings | None:
-    """The connection's callback settings (``None``: missing, unreadable or callbacks off),
-    remembered for :data:`SETTINGS_TTL_SECONDS`, so a flood of forged tokens does not look the
-    same connection up in every secrets backend again (a new secret takes effect within that)."""
+def _settings(conn_id: str) -> ConnectionSettings | None:
+    """The connection's settings (``None``: missing or unreadable), remembered for
+    :data:`SETTINGS_TTL_SECONDS`, so a flood of forged tokens does not look the same connection
+    up in every secrets backend again (a new secret takes effect within that)."""
     now = time.monotonic()
     with _SETTINGS_LOCK:
         cached = _SETTINGS.get(conn_id)
     if cached is not None and cached[0] > now:
         return cached[1]
+    settings: ConnectionSettings | None
     try:
-        callbacks = SeedanceHook(conn_id).settings.callbacks
+        settings = SeedanceHook(conn_id).settings
     except Exception:  # any connection this cannot read is one no token can be checked against
-        callbacks = None
+        settings = None
     with _SETTINGS_LOCK:
         if len(_SETTINGS) >= SETTINGS_CACHE_SIZE:
             _SETTINGS.clear()
-        _SETTINGS[conn_id] = (now + SETTINGS_TTL_SECONDS, callbacks)
-    return callbacks
+        _SETTINGS[conn_id] = (now + SETTINGS_TTL_SECONDS, settings)
+    return settings
+
+
+def _read_status(conn_id: str, settings: ConnectionSettings, seedance_task_id: str) -> SeedanceTask:
+    """One bounded status read; the HTTP session is closed after it (the API server lives on)."""
+    hook = _hook(conn_id, settings)
+    try:
+        return hook.get_status(seedance_task_id)
+    finally:
+        hook.close()
 
 
 def receive(token: str, session: Session, *, now: float | None = None) -> Outcome:
@@ -128,10 +135,10 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
 
     now = time.time() if now is None else now
     try:
-        callbacks = _callback_settings(unverified_conn_id(token))
-        if callbacks is None:
+        settings = _settings(unverified_conn_id(token))
+        if settings is None or settings.callbacks is None:
             return Outcome.REFUSED
-        identity = verify(callbacks.secret, token, now)
+        identity = verify(settings.callbacks.secret, token, now)
     except CallbackTokenError:
         # A bad, forged or expired token, a connection that is missing, unreadable or has no
         # callbacks: the same answer, which says nothing about why.
@@ -176,7 +183,7 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
     session.rollback()  # no transaction held open over the status read
 
     try:
-        task = _hook(identity.conn_id).get_status(seedance_task_id)
+        task = _read_status(identity.conn_id, settings, seedance_task_id)
     except SeedanceError as exc:
         log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
         return Outcome.UNAVAILABLE

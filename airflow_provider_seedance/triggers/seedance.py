@@ -121,7 +121,7 @@ class SeedanceStatusTrigger(BaseTrigger):
                     # The deferring task has just read the status: wait before the first poll.
                     await asleep_until_deadline(self.poll_interval, self.end_time)
                     if self._past_deadline():
-                        yield self._event(TriggerEventStatus.TIMEOUT, last, self._timeout_message(last))
+                        yield status_event(TriggerEventStatus.TIMEOUT, last, self._timeout_message(last))
                         return
                     read_started = time.time()
                     last = await hook.aget_status(
@@ -141,9 +141,9 @@ class SeedanceStatusTrigger(BaseTrigger):
             # Retries of a transient failure stop early rather than sleep past the deadline:
             # when the deadline, not the outage limit, ended them, the wait ran out of time.
             if exc.retryable and deadline_within_outage(read_started, self.max_outage, self.end_time):
-                yield self._event(TriggerEventStatus.TIMEOUT, last, self._timeout_message(last))
+                yield status_event(TriggerEventStatus.TIMEOUT, last, self._timeout_message(last))
             else:
-                event = self._event(
+                event = status_event(
                     TriggerEventStatus.ERROR, last, f"Polling Seedance task {task_id} failed: {exc}"
                 )
                 event.payload["error_code"] = exc.error_code
@@ -204,10 +204,6 @@ class SeedanceStatusTrigger(BaseTrigger):
             f"it keeps running on the server and can be collected with "
             f"SeedanceStatusSensor(seedance_task_id={self.seedance_task_id!r})"
         )
-
-    @staticmethod
-    def _event(status: TriggerEventStatus, task: SeedanceTask, message: str) -> TriggerEvent:
-        return status_event(status, task, message)
 
 
 def status_event(status: TriggerEventStatus, task: SeedanceTask, message: str) -> TriggerEvent:

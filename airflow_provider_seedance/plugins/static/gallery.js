@@ -84,7 +84,12 @@
     const player = el("video", { controls: true, muted: true, playsinline: true, preload: "metadata", src: sources[0] });
     player.muted = true;
     let index = 0;
+    let retried = false;
     player.addEventListener("error", () => {
+      // One retry of the same source first: a busy server or a dropped connection is not a
+      // missing video (a delivered file's card must not lose its player to one failed fetch).
+      if (!retried) { retried = true; setTimeout(() => { player.src = sources[index]; }, 1500); return; }
+      retried = false;
       index += 1;
       if (index < sources.length) { player.src = sources[index]; return; }
       box.replaceChildren(el("div", { class: "placeholder" }, "Video unavailable (the service URL may have expired)"));

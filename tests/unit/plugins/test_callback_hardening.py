@@ -128,3 +128,34 @@ def test_an_echoed_callback_url_is_kept_out_of_the_recorded_request() -> None:
     task = SeedanceTask.from_api(answer)
     assert task.request == {"prompt": "a fox", "resolution": "480p"}
     assert "callbacks" not in json.dumps(task.to_dict())
+
+
+def test_the_status_read_uses_the_checked_settings_bounded_and_closes_its_session(monkeypatch) -> None:
+    """A valid callback's status read is made with the settings its token was checked against
+    (no second connection lookup), with the receiver's short timeouts, and the HTTP session it
+    opened is closed afterwards even when the read fails (the API server is long-lived)."""
+    from airflow.sdk import Connection
+
+    from airflow_provider_seedance.exceptions import SeedanceConnectionError
+    from airflow_provider_seedance.hooks.seedance import ConnectionSettings, SeedanceHook
+
+    conn = Connection(conn_id="c", conn_type="seedance", host="http://h", password="sk-key-123")
+    checked = ConnectionSettings.from_connection(conn, {"timeout": 300})
+    monkeypatch.setattr(SeedanceHook, "_resolve_settings", lambda self: pytest.fail("looked up again"))
+    seen: list[tuple[float, float]] = []
+    closed: list[bool] = []
+
+    class Session:
+        def close(self) -> None:
+            closed.append(True)
+
+    def get_status(self: SeedanceHook, task_id: str) -> Any:
+        self.__dict__["_session"] = Session()
+        seen.append((self.settings.connect_timeout, self.settings.read_timeout))
+        raise SeedanceConnectionError("no answer")
+
+    monkeypatch.setattr(SeedanceHook, "get_status", get_status)
+    with pytest.raises(SeedanceConnectionError):
+        callback_receiver._read_status("c", checked, "t-1")
+    assert seen == [(callback_receiver.STATUS_CONNECT_TIMEOUT, callback_receiver.STATUS_READ_TIMEOUT)]
+    assert closed == [True]
