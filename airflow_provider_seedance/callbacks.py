@@ -83,13 +83,26 @@ class CallbackIdentity:
     map_index: int
     try_number: int
     nonce: str
+    #: Fire-and-forget: the asset (name, uri) whose event the receiver records when the
+    #: generation ends. ``None``: the callback resumes a deferred wait instead.
+    asset: tuple[str, str] | None = None
 
     @classmethod
     def for_try(
-        cls, conn_id: str, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
+        cls,
+        conn_id: str,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        map_index: int,
+        try_number: int,
+        *,
+        asset: tuple[str, str] | None = None,
     ) -> CallbackIdentity:
         """A new identity with a fresh random nonce (each try's token is its own)."""
-        return cls(conn_id, dag_id, run_id, task_id, int(map_index), int(try_number), secrets.token_hex(8))
+        return cls(
+            conn_id, dag_id, run_id, task_id, int(map_index), int(try_number), secrets.token_hex(8), asset
+        )
 
 
 @dataclass(frozen=True)
@@ -205,7 +218,7 @@ def _mac(secret: str, body: str) -> bytes:
 
 def sign(secret: str, identity: CallbackIdentity, expires_at: float) -> str:
     """A URL-safe token for ``identity``, valid until ``expires_at`` (epoch seconds)."""
-    claims = {
+    claims: dict[str, Any] = {
         "c": identity.conn_id,
         "d": identity.dag_id,
         "r": identity.run_id,
@@ -215,6 +228,8 @@ def sign(secret: str, identity: CallbackIdentity, expires_at: float) -> str:
         "x": identity.nonce,
         "e": int(expires_at),
     }
+    if identity.asset is not None:
+        claims["a"] = list(identity.asset)
     body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     return f"{_VERSION}.{body}.{_b64(_mac(secret, body))}"
 
@@ -248,6 +263,7 @@ def verify(secret: str, token: str, now: float) -> CallbackIdentity:
             map_index=_number(claims["m"]),
             try_number=_number(claims["n"]),
             nonce=_text(claims["x"]),
+            asset=_asset(claims.get("a")),
         )
         expires_at = _number(claims["e"])
     except (KeyError, TypeError, ValueError):  # signed by us, yet unreadable: a bug, refused all the same
@@ -282,6 +298,59 @@ def _text(value: Any) -> str:
     return value
 
 
+#: The longest asset name plus URI a token carries (it travels in the callback URL).
+MAX_ASSET_CHARS = 400
+
+
+def completion_asset_key(
+    asset: Any, wait_for_completion: bool, callback_url: Any, outlets: Any
+) -> tuple[str, str] | None:
+    """The ``(name, uri)`` of an operator's ``completion_asset``, checked, or ``None``.
+
+    :raises ValueError: not an asset, too long for a token, for a task that waits, beside a
+        user's own ``callback_url``, or one of the task's ``outlets`` (Airflow records those
+        itself when the task ends, which for a fire-and-forget task is at submission).
+    """
+    if asset is None:
+        return None
+    from airflow.sdk import Asset
+
+    if isinstance(asset, str):
+        asset = Asset(asset)
+    if not isinstance(asset, Asset):
+        raise ValueError(f"completion_asset must be an Asset or an asset URI, not {type(asset).__name__}")
+    key = (asset.name, asset.uri)
+    if len(key[0]) + len(key[1]) > MAX_ASSET_CHARS:
+        raise ValueError(
+            f"completion_asset {asset.uri[:60]!r}…: name and URI may have at most {MAX_ASSET_CHARS} "
+            "characters together (they travel in the callback URL)"
+        )
+    if wait_for_completion:
+        raise ValueError(
+            f"completion_asset={asset.uri!r} is for wait_for_completion=False (fire-and-forget); a task "
+            "that waits records its result on its outlets"
+        )
+    if callback_url not in (None, ""):
+        raise ValueError(
+            f"completion_asset={asset.uri!r} needs the callback URL the provider builds; callback_url "
+            "must not be set as well"
+        )
+    if any(isinstance(o, Asset) and (o.name, o.uri) == key for o in outlets or ()):
+        raise ValueError(
+            f"completion_asset={asset.uri!r} must not be one of outlets: Airflow records an outlet's "
+            "event when the task ends, which for a fire-and-forget task is at submission"
+        )
+    return key
+
+
+def _asset(value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise TypeError("not an asset")
+    return _text(value[0]), _text(value[1])
+
+
 def _number(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError("not an integer")
@@ -298,6 +367,7 @@ __all__ = [
     "TokenFormatError",
     "TokenSignatureError",
     "callback_settings",
+    "completion_asset_key",
     "sign",
     "token_expiry",
     "unverified_conn_id",

@@ -22,10 +22,12 @@ from airflow_provider_seedance.budgets import SharedBudgets
 from airflow_provider_seedance.callbacks import (
     CALLBACK_POLL_INTERVAL,
     CallbackIdentity,
+    completion_asset_key,
     token_expiry,
 )
 from airflow_provider_seedance.exceptions import (
     SeedanceBudgetExceededError,
+    SeedanceConfigurationError,
     SeedanceError,
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
@@ -61,7 +63,7 @@ from airflow_provider_seedance.templating import LiteralSafeTemplater
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Asset, Context, ObjectStoragePath
 
 #: Seconds between status reads unless the task says otherwise (the API guide's advice).
 DEFAULT_POLL_INTERVAL = 10.0
@@ -133,6 +135,11 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         connection extra ``budget.store``; see docs/budgets.md.
     :param resubmit_on_failure: resubmit a FAILED generation up to this many more times
         (failed generations are not billed).
+    :param completion_asset: fire-and-forget (``wait_for_completion=False``) with callbacks on
+        for the connection: when the generation ends, the callback receiver records an event of
+        this asset (an ``Asset`` or its URI) whose ``extra`` is the result, so a DAG scheduled
+        on it runs with no task waiting anywhere. Not one of ``outlets`` (Airflow records
+        those when the task ends, which here is at submission). See docs/waiting.md.
     :param end_in_triggerer: with ``deferrable=True``, let a successful generation end the
         task in the triggerer (one worker start instead of two) when nothing is left to do on
         a worker: no ``output_path`` and no ``outlets``. The task gets the same XComs; any other
@@ -183,10 +190,14 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         hook_params: dict[str, Any] | None = None,
         dag_run_max_credits: int | None = None,
         callback_poll_interval: float = CALLBACK_POLL_INTERVAL,
+        completion_asset: Asset | str | None = None,
         **kwargs: Any,
     ) -> None:
         arguments = locals()  # read before any other local is bound
         super().__init__(**kwargs)
+        self.completion_asset = completion_asset_key(
+            completion_asset, wait_for_completion, callback_url, self.outlets
+        )
         self._connect(
             seedance_conn_id,
             hook_params,
@@ -237,7 +248,12 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             )
             # Resolve the connection before anything is sent: an unusable one must fail here,
             # not after the POST was paid for.
-            self.hook.settings  # noqa: B018
+            if self.completion_asset is not None and self.hook.settings.callbacks is None:
+                raise SeedanceConfigurationError(
+                    f"completion_asset={self.completion_asset[1]!r} needs callbacks: set the extras "
+                    f"'callback_secret' and 'callback_base_url' on connection {self.seedance_conn_id!r} "
+                    "(docs/waiting.md). Nothing was sent."
+                )
             self._open_budgets(context)
             progress.use(request, SubmissionRecord.for_context(context))
             progress.callback_url = self._callback_url(context, request)
@@ -279,15 +295,15 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
 
     # ------------------------------------------------------------------ callbacks
     def _callbacks_on(self, request: GenerationRequest) -> bool:
-        """This task's deferred waits are resumed by callbacks: the connection turns them on, the
-        user gave no ``callback_url`` of their own, and the task defers (only a deferred task
-        instance can be resumed by the API server)."""
-        return (
-            self.hook.settings.callbacks is not None
-            and request.callback_url is None
-            and self.deferrable
-            and self.wait_for_completion
-        )
+        """This task's generations get callback URLs: the connection turns callbacks on, the user
+        gave no ``callback_url`` of their own, and either the task defers (only a deferred task
+        instance can be resumed by the API server) or it does not wait and has a
+        ``completion_asset`` (the receiver records its event)."""
+        if self.hook.settings.callbacks is None or request.callback_url is not None:
+            return False
+        if self.wait_for_completion:
+            return self.deferrable
+        return self.completion_asset is not None
 
     def _callback_url(self, context: Context, request: GenerationRequest) -> str | None:
         """The ``callback_url`` this try sends, bound to this task instance try, or ``None``."""
@@ -302,6 +318,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             str(ti.task_id),
             int(getattr(ti, "map_index", -1)),
             int(getattr(ti, "try_number", 1) or 1),
+            asset=None if self.wait_for_completion else self.completion_asset,
         )
         now = time.time()
         end_time = now + self.timeout if self.timeout is not None else None

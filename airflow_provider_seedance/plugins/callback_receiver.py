@@ -34,11 +34,19 @@ import enum
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedance.callbacks import CallbackTokenError, unverified_conn_id, verify
+from airflow_provider_seedance.callbacks import (
+    CallbackIdentity,
+    CallbackTokenError,
+    unverified_conn_id,
+    verify,
+)
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.seedance import ConnectionSettings, SeedanceHook
+from airflow_provider_seedance.plugins import queries, records
+from airflow_provider_seedance.results import GenerationResult
+from airflow_provider_seedance.task_support import asset_extra
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger, terminal_event
 
 if TYPE_CHECKING:
@@ -82,6 +90,8 @@ class Outcome(str, enum.Enum):
     RESUMED = "resumed"
     #: The generation's status could not be read: 503 (the fallback poll will find it).
     UNAVAILABLE = "unavailable"
+    #: Fire-and-forget: the generation ended and its asset event was recorded: 200.
+    RECORDED = "recorded"
 
 
 def _hook(conn_id: str, settings: ConnectionSettings) -> SeedanceHook:
@@ -155,6 +165,8 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         # No such task instance (another's token, or its run was deleted), or a try it never
         # had: not a token this task instance gave out.
         return Outcome.REFUSED
+    if identity.asset is not None:
+        return _record_completion(identity, identity.asset, settings, ti, key, session)
     waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
     while (
         ti is not None
@@ -212,6 +224,92 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         identity.map_index,
     )
     return Outcome.RESUMED
+
+
+def _record_completion(
+    identity: CallbackIdentity,
+    asset: tuple[str, str],
+    settings: ConnectionSettings,
+    ti: Any,
+    key: tuple[Any, ...],
+    session: Session,
+) -> Outcome:
+    """Fire-and-forget: record the asset event of a generation that ended, once.
+
+    The generation is the one this task instance recorded in its XCom (never one the body
+    names), its status is read with the connection's key, and an event already recorded for
+    it (a repeated callback, another API server) is not recorded again.
+    """
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
+    while ti.state == TaskInstanceState.RUNNING and time.monotonic() < waited_until:
+        # The try that submitted has not recorded its task id yet: see its next commit.
+        session.rollback()
+        time.sleep(DEFERRAL_CHECK_SECONDS)
+        ti = session.scalars(select(TaskInstance).where(*key)).one()
+    seedance_task_id = _recorded_task_id(session, identity)
+    if seedance_task_id is None:
+        log.info("Seedance callback for %s.%s: no submission recorded yet", identity.dag_id, identity.task_id)
+        return Outcome.IGNORED
+    session.rollback()  # no transaction held open over the status read
+    try:
+        task = _read_status(identity.conn_id, settings, seedance_task_id)
+    except SeedanceError as exc:
+        log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
+        return Outcome.UNAVAILABLE
+    if not task.is_terminal:
+        return Outcome.IGNORED
+    model = session.scalars(
+        select(AssetModel).where(AssetModel.name == asset[0], AssetModel.uri == asset[1])
+    ).first()
+    if model is None:
+        log.warning(
+            "Seedance callback: task %s ended, but no DAG declares the asset %r, so no event was recorded",
+            task.task_id,
+            asset[1],
+        )
+        return Outcome.IGNORED
+    # One event per generation: the task instance's row is the lock that orders callbacks.
+    ti = session.scalars(select(TaskInstance).where(*key).with_for_update()).one()
+    earlier = session.scalars(
+        select(AssetEvent.extra).where(
+            AssetEvent.asset_id == model.id,
+            AssetEvent.source_dag_id == identity.dag_id,
+            AssetEvent.source_run_id == identity.run_id,
+            AssetEvent.source_task_id == identity.task_id,
+            AssetEvent.source_map_index == identity.map_index,
+        )
+    ).all()
+    if any(isinstance(extra, dict) and extra.get("seedance_task_id") == task.task_id for extra in earlier):
+        session.rollback()
+        return Outcome.IGNORED
+    result = GenerationResult.from_task(task)
+    extra = {**asset_extra(result), "status": result.status, "error_message": result.error_message}
+    from airflow.assets.manager import asset_manager
+
+    asset_manager.register_asset_change(task_instance=ti, asset=model, extra=extra, session=session)
+    session.commit()
+    log.info(
+        "Seedance callback: task %s is %s; recorded an event of asset %r", task.task_id, task.status, asset[1]
+    )
+    return Outcome.RECORDED
+
+
+def _recorded_task_id(session: Session, identity: CallbackIdentity) -> str | None:
+    """The Seedance task id the task instance recorded (its result, or the link pushed at
+    submission), or ``None``."""
+    key = (identity.dag_id, identity.run_id, identity.task_id, identity.map_index)
+    record = queries.find_record(session, key, queries.operator_names())
+    if record is None:
+        return None
+    for _, result in records.read_results(record.xcoms, record.state):
+        if result is not None and result.task_id:
+            return result.task_id
+    return None
 
 
 __all__ = ["MAX_CALLBACK_BODY", "Outcome", "receive"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -169,3 +171,42 @@ def test_a_signature_respelled_in_its_unused_trailing_bits_is_refused() -> None:
     respelled = signature[:-1] + alphabet[last ^ 1]
     with pytest.raises((TokenFormatError, TokenSignatureError)):
         verify(SECRET, f"{head}.{respelled}", NOW)
+
+
+def test_a_fire_and_forget_token_carries_its_asset_signed_and_a_waiting_one_none() -> None:
+    """The asset a completion event is recorded for comes only from the signed token: change it
+    and the signature no longer matches."""
+    import json
+
+    from airflow_provider_seedance.callbacks import _b64, _unb64
+
+    fire = replace(IDENTITY, asset=("catalog videos", "seedance://catalog/videos"))
+    assert verify(SECRET, sign(SECRET, fire, NOW + 60), NOW) == fire
+    assert verify(SECRET, sign(SECRET, IDENTITY, NOW + 60), NOW).asset is None
+    version, body, signature = sign(SECRET, fire, NOW + 60).split(".")
+    claims = json.loads(_unb64(body))
+    claims["a"] = ["other", "seedance://someone/else"]
+    forged = f"{version}.{_b64(json.dumps(claims).encode())}.{signature}"
+    with pytest.raises(TokenSignatureError):
+        verify(SECRET, forged, NOW)
+
+
+def test_completion_asset_is_checked_where_the_dag_is_written() -> None:
+    from airflow.sdk import Asset
+
+    from airflow_provider_seedance.callbacks import MAX_ASSET_CHARS, completion_asset_key
+
+    videos = Asset("seedance://catalog/videos")
+    assert completion_asset_key(None, True, None, []) is None
+    assert completion_asset_key(videos, False, None, []) == (videos.name, videos.uri)
+    assert completion_asset_key("seedance://catalog/videos", False, None, []) == (videos.name, videos.uri)
+    cases = [
+        ((videos, True, None, []), "wait_for_completion=False"),
+        ((videos, False, "https://example.com/hook", []), "callback_url must not be set"),
+        ((videos, False, None, [Asset("seedance://catalog/videos")]), "must not be one of outlets"),
+        ((42, False, None, []), "not int"),
+        ((Asset("seedance://x/" + "v" * MAX_ASSET_CHARS), False, None, []), f"at most {MAX_ASSET_CHARS}"),
+    ]
+    for arguments, message in cases:
+        with pytest.raises(ValueError, match=message):
+            completion_asset_key(*arguments)
