@@ -415,7 +415,8 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
     it is listed apart as a possible charge (``possible_charges``: how many, per DAG, and what
     they would cost had each become a generation). Credits are summed as integers; dollars are
     converted once per figure with :func:`airflow_provider_seedance.models.credits_to_usd`
-    (``usd_text`` as the logs write it). A record that cannot be read is skipped and counted (``skipped_records``).
+    (``usd_text`` as the logs write it). A record that cannot be read is skipped and counted
+    (``skipped_records``).
     """
     ti = _ti_model()
     places: dict[str, tuple[str, str]] = {}  # seedance id -> (day, dag_id)
