@@ -74,8 +74,11 @@ class Submission:
     submitted_at: float | None = None
     #: Every Seedance task id submitted for this request, oldest first.
     history: tuple[str, ...] = ()
-    #: Why the API refused it (state ``rejected``).
+    #: Why it was not created (state ``rejected``).
     error: str | None = None
+    #: A ``rejected`` entry that reached the service and was refused (a 4xx), as opposed to one
+    #: that never left this machine. Records written before this field read as never sent.
+    refused: bool = False
     #: The generation's terminal status once seen (JSON primitives), so a resumed task
     #: need not ask again.
     outcome: dict[str, Any] | None = None
@@ -96,6 +99,7 @@ class Submission:
             "error": self.error,
             "outcome": self.outcome,
             "released": list(self.released),
+            "refused": self.refused,
         }
 
     @classmethod
@@ -122,6 +126,7 @@ class Submission:
             )
             if isinstance(released, list)
             else (),
+            refused=value.get("refused") is True,
         )
 
 
@@ -339,8 +344,10 @@ class SubmissionRecord:
         self._save(changed)
         return first_seen
 
-    def mark_rejected(self, fingerprint: str, error: str, *, save: bool = True) -> None:
-        """The API refused the POST, or it never reached the API: nothing was created."""
+    def mark_rejected(
+        self, fingerprint: str, error: str, *, refused: bool = False, save: bool = True
+    ) -> None:
+        """The API refused the POST (``refused``), or it never reached the API: nothing was created."""
         previous = self.get(fingerprint)
         history = previous.history if previous is not None else ()
         self._set(
@@ -352,6 +359,7 @@ class SubmissionRecord:
                 history,
                 error,
                 released=previous.released if previous is not None else (),
+                refused=refused,
             )
         )
         self._save(save)

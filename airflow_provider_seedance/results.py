@@ -6,9 +6,13 @@ with a schema version (:meth:`GenerationResult.to_xcom`) and reads back every sh
 released code wrote (:meth:`GenerationResult.from_xcom`), so existing galleries keep working.
 
 Three endings that a user must be able to tell apart are separate outcomes here:
-*nothing was sent* (0 credits, the reason), *the generation failed* (0 credits, the
-service's reason) and *paid, not delivered* (the credits, and why the task failed anyway).
-A video found at the destination is *reused*: it is not a generation and costs nothing.
+*nothing was sent* (0 credits, the reason) — or its sibling *the service refused the request*
+(something was sent and answered with a 4xx: still 0 credits, the service's reason) —, *the
+generation failed* (0 credits, the service's reason) and *paid, not delivered* (the credits,
+the video link while it lasts, and why the task failed anyway). A submission whose answer was
+lost is *uncertain*: it may have been charged. A video found at the destination is *reused*:
+it is not a generation and costs nothing. :attr:`Outcome.summary` words each one as the task
+log and the gallery say it.
 
 Pure values, no I/O: this module sits beside :mod:`airflow_provider_seedance.models`.
 """
@@ -22,7 +26,13 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from airflow_provider_seedance.models import HasVideos, TaskStatus, credits_to_usd, format_usd
+from airflow_provider_seedance.models import (
+    HasVideos,
+    TaskStatus,
+    credits_to_usd,
+    estimate_credits,
+    format_usd,
+)
 
 #: Version of the dict :meth:`GenerationResult.to_xcom` writes. Records without it are the
 #: released 0.x shape (read by :meth:`GenerationResult.from_xcom` all the same).
@@ -43,8 +53,11 @@ class Outcome(str, Enum):
     IN_PROGRESS = "in_progress"
     #: The service ended the generation FAILED: not billed.
     GENERATION_FAILED = "generation_failed"
-    #: Nothing was sent (bad input, budget, connection, refused by the API): nothing spent.
+    #: Nothing was sent (bad input, budget, unusable connection, service unreachable): nothing spent.
     NOT_SENT = "not_sent"
+    #: The generate request was sent and the service refused it (a 4xx: bad key, no credits,
+    #: a request it does not accept): no generation exists, nothing spent.
+    REFUSED = "refused"
     #: The generate request may have created a generation whose id nobody knows.
     UNCERTAIN = "uncertain"
     #: The generation succeeded and was billed, but the Airflow task failed after that
@@ -57,13 +70,31 @@ class Outcome(str, Enum):
         return self.value
 
     @property
+    def summary(self) -> str:
+        """What this ending means for the user and the money, in the words the gallery uses."""
+        return _SUMMARIES[self]
+
+    @property
     def is_generation(self) -> bool:
-        """Whether a generation exists (or may) for this outcome: reuse and not-sent are not."""
-        return self not in (Outcome.REUSED, Outcome.NOT_SENT)
+        """Whether a generation exists (or may) for this outcome: reuse, not-sent and refused are not."""
+        return self not in (Outcome.REUSED, Outcome.NOT_SENT, Outcome.REFUSED)
 
     @property
     def is_success(self) -> bool:
         return self in (Outcome.SUCCEEDED, Outcome.REUSED)
+
+
+_SUMMARIES = {
+    Outcome.SUCCEEDED: "Generated",
+    Outcome.REUSED: "Reused from storage — not a generation, 0 credits",
+    Outcome.IN_PROGRESS: "In progress",
+    Outcome.GENERATION_FAILED: "The generation failed — not billed",
+    Outcome.NOT_SENT: "Nothing was sent — nothing spent",
+    Outcome.REFUSED: "The service refused the request — nothing spent",
+    Outcome.PAID_NOT_DELIVERED: "Paid, not delivered",
+    Outcome.UNCERTAIN: "Submission uncertain — may have been charged",
+    Outcome.UNKNOWN: "Ended without a known result — may still be billed if it succeeds",
+}
 
 
 class ResultFormatError(ValueError):
@@ -127,6 +158,23 @@ class GenerationResult(HasVideos):
     @property
     def consumed_usd_text(self) -> str:
         return format_usd(self.consumed_credits)
+
+    @property
+    def possible_credits(self) -> int | None:
+        """What this result may still cost beyond ``consumed_credits``: the request's estimate
+        for a submission that may have been charged (uncertain) or may still be billed (running,
+        end unknown); ``None`` for every settled ending, or when the request is not recorded."""
+        if self.outcome not in (Outcome.UNCERTAIN, Outcome.UNKNOWN, Outcome.IN_PROGRESS):
+            return None
+        if not self.request:
+            return None
+        try:
+            request = self.request
+            return estimate_credits(
+                request.get("resolution"), request.get("duration"), request.get("generate_audio")
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
 
     @property
     def reused_existing(self) -> bool:
@@ -207,11 +255,53 @@ class GenerationResult(HasVideos):
         item_id: str | None = None,
         index: int | None = None,
     ) -> GenerationResult:
-        """Nothing reached the service (or it refused the request): nothing spent."""
+        """Nothing reached the service: nothing spent."""
         return cls(
             outcome=Outcome.NOT_SENT,
             request=dict(request or {}),
             error_message=reason,
+            item_id=item_id,
+            index=index,
+        )
+
+    @classmethod
+    def refused(
+        cls,
+        reason: str,
+        request: Mapping[str, Any] | None = None,
+        *,
+        seedance_task_ids: Iterable[str] = (),
+        item_id: str | None = None,
+        index: int | None = None,
+    ) -> GenerationResult:
+        """The generate request reached the service and it refused it (4xx): nothing created,
+        nothing spent. ``seedance_task_ids`` are earlier (FAILED, unbilled) submissions of it."""
+        return cls(
+            outcome=Outcome.REFUSED,
+            request=dict(request or {}),
+            error_message=reason,
+            seedance_task_ids=tuple(seedance_task_ids),
+            item_id=item_id,
+            index=index,
+        )
+
+    @classmethod
+    def uncertain(
+        cls,
+        reason: str,
+        request: Mapping[str, Any] | None = None,
+        *,
+        seedance_task_ids: Iterable[str] = (),
+        item_id: str | None = None,
+        index: int | None = None,
+    ) -> GenerationResult:
+        """The generate request may have reached the service and no task id came back: a
+        generation may exist and may have been charged (not counted as spend, shown as possible)."""
+        return cls(
+            outcome=Outcome.UNCERTAIN,
+            request=dict(request or {}),
+            error_message=reason,
+            seedance_task_ids=tuple(seedance_task_ids),
             item_id=item_id,
             index=index,
         )

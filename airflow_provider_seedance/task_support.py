@@ -9,15 +9,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import TaskDeferred
 from airflow_provider_seedance.budgets import BudgetConfig, SharedBudgets, credits_value
 from airflow_provider_seedance.exceptions import (
+    CreationState,
     SeedanceError,
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
+    SeedanceTaskNotFoundError,
+    never_created,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
@@ -169,14 +172,53 @@ def push_result(context: Context, result: GenerationResult, log: Any = None) -> 
             log.warning("Could not record the Seedance result in XCom: %s", exc)
 
 
+class FailureState(Protocol):
+    """What a try knows of its generation when it fails (the operator's and the sensor's state).
+
+    ``last``: the last :class:`SeedanceTask` seen, or ``None``; ``request``: the payload;
+    ``history``: the Seedance task ids submitted for it; ``sending``: a generate request is in
+    flight (it may have reached the service); ``watched_task_id``: the generation a sensor
+    watches (it sends nothing itself), ``None`` for a task that submits.
+    """
+
+    last: SeedanceTask | None
+    request: dict[str, Any]
+    history: tuple[str, ...]
+    sending: bool
+    watched_task_id: str | None
+
+
 def result_on_error(
-    exc: BaseException, last: SeedanceTask | None, request: Mapping[str, Any], history: tuple[str, ...]
+    exc: BaseException,
+    last: SeedanceTask | None,
+    request: Mapping[str, Any],
+    history: tuple[str, ...],
+    *,
+    sending: bool = False,
+    watched_task_id: str | None = None,
 ) -> GenerationResult:
-    """What the task's failure means for the money, from what was last known of the generation."""
+    """What the task's failure means for the money, from what was last known of the generation.
+
+    With nothing seen of a generation: a sensor's watched generation is *unknown* (it exists
+    elsewhere and was never sent from here); a generate request whose answer was lost (an
+    uncertain error, or anything that ended the try while it was ``sending``) *may have been
+    charged*; one the service answered with a 4xx was *refused*; otherwise nothing was sent.
+    """
     message = str(exc)
     if last is None:
-        if isinstance(exc, SeedanceSubmissionUncertainError):
-            return GenerationResult(outcome=Outcome.UNCERTAIN, request=dict(request), error_message=message)
+        if watched_task_id:
+            return _watch_failed(watched_task_id, request, exc)
+        if isinstance(exc, SeedanceSubmissionUncertainError) or (sending and not never_created(exc)):
+            if not isinstance(exc, SeedanceSubmissionUncertainError):
+                cause = message or type(exc).__name__
+                message = (
+                    f"The try ended while the generate request was being sent ({cause}): "
+                    "it may have reached Seedance, so a generation may exist and may have been charged. "
+                    "It is not sent again; check the account's dashboard, then force_new=True releases it."
+                )
+            return GenerationResult.uncertain(message, request, seedance_task_ids=history)
+        if isinstance(exc, SeedanceError) and exc.creation is CreationState.REFUSED:
+            return GenerationResult.refused(message, request, seedance_task_ids=history)
         return GenerationResult.not_sent(message, request)
     result = GenerationResult.from_task(last, request, seedance_task_ids=history)
     if last.is_success:
@@ -185,6 +227,25 @@ def result_on_error(
         return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
     return result.with_(
         outcome=Outcome.UNKNOWN, error_message=_may_still_be_billed(last.task_id, request, message)
+    )
+
+
+def _watch_failed(task_id: str, request: Mapping[str, Any], exc: BaseException) -> GenerationResult:
+    """A sensor that never learned its generation's status: it sent nothing, the generation was
+    submitted elsewhere, and its end (and bill) is unknown here."""
+    if isinstance(exc, SeedanceTaskNotFoundError):
+        read = f"the service does not know it ({exc})"
+    else:
+        read = f"its status could not be read ({exc or type(exc).__name__})"
+    return GenerationResult(
+        outcome=Outcome.UNKNOWN,
+        task_id=task_id,
+        request=dict(request),
+        error_message=(
+            f"Seedance generation {task_id} was submitted elsewhere; this sensor only watches it and "
+            f"sent nothing. {read[0].upper()}{read[1:]}: its end and cost are not known here."
+        ),
+        seedance_task_ids=(task_id,),
     )
 
 
@@ -284,18 +345,24 @@ def on_failed_try(record: Callable[[BaseException], None]) -> Iterator[None]:
 def recording_failures(
     context: Context,
     log: Any,
-    state: Any,
+    state: FailureState,
     keep: Callable[[list[GenerationResult]], None] | None = None,
 ) -> contextlib.AbstractContextManager[None]:
     """Push what a failure means for the money (``seedance_result``) before it propagates.
 
-    ``state`` is any object with ``last`` (the last :class:`SeedanceTask` seen, or ``None``),
-    ``request`` (the payload) and ``history`` (Seedance task ids) attributes; ``keep`` also
-    receives that result (the operator keeps it for lineage).
+    ``state`` is a :class:`FailureState`; ``keep`` also receives that result (the operator keeps
+    it for lineage).
     """
 
     def record(exc: BaseException) -> None:
-        result = result_on_error(exc, state.last, state.request, state.history)
+        result = result_on_error(
+            exc,
+            state.last,
+            state.request,
+            state.history,
+            sending=state.sending,
+            watched_task_id=state.watched_task_id,
+        )
         if keep is not None:
             keep([result])
         push_result(context, result, log)
@@ -303,6 +370,13 @@ def recording_failures(
             log.info(
                 "Nothing was sent to Seedance and nothing was spent; fix the cause and run the task again."
             )
+        elif result.outcome is Outcome.REFUSED:
+            log.error(
+                "The service refused the request — nothing spent (no generation was created): %s",
+                result.error_message,
+            )
+        elif result.outcome is Outcome.UNCERTAIN:
+            log.error("%s: %s", result.outcome.summary, result.error_message)
         elif result.outcome is Outcome.UNKNOWN:
             log.error("%s", result.error_message)
         elif result.outcome is Outcome.PAID_NOT_DELIVERED:
@@ -320,6 +394,7 @@ __all__ = [
     "XCOM_LINK",
     "XCOM_RESULT",
     "XCOM_TASK_ID",
+    "FailureState",
     "SeedanceConnected",
     "SeedanceGenerating",
     "asset_extra",

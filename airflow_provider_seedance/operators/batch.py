@@ -29,6 +29,7 @@ from airflow_provider_seedance.batch_results import (
 )
 from airflow_provider_seedance.budgets import SharedBudgets
 from airflow_provider_seedance.exceptions import (
+    CreationState,
     SeedanceAuthError,
     SeedanceBatchFailedError,
     SeedanceBudgetExceededError,
@@ -81,6 +82,11 @@ class _Item:
             reason, self.request.to_payload(), item_id=self.label, index=self.index
         )
 
+    def refused(self, reason: str, history: tuple[str, ...]) -> GenerationResult:
+        return GenerationResult.refused(
+            reason, self.request.to_payload(), seedance_task_ids=history, item_id=self.label, index=self.index
+        )
+
 
 @dataclass
 class _BatchRun:
@@ -97,6 +103,8 @@ class _BatchRun:
 
     #: The results were pushed to XCom (a failure after that must not overwrite them).
     recorded: bool = False
+    #: Each item's result once the try got to its end (deliveries done), by index.
+    finished: dict[int, GenerationResult] | None = None
 
     @classmethod
     def open(
@@ -345,11 +353,18 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _record_failure(self, context: Context, run: _BatchRun, exc: BaseException) -> None:
-        """Whatever ends the try, XCom ``seedance_batch_results`` says what each item cost."""
+        """Whatever ends the try, XCom ``seedance_batch_results`` says what each item cost.
+
+        As for the single operator, a failed try turns a generation that succeeded (billed) but
+        was not delivered into *paid, not delivered* (its credits, the video URL while it
+        lasts, why the task failed), and one still running into *unknown* (may still be billed).
+        """
         if not run.recorded:
             run.stopped = run.stopped or f"not submitted: {exc}"
+            finished = run.finished or {}
+            results = [finished.get(item.index) or self._result_of(run, item) for item in run.todo]
             self._push_results(
-                context, run, self._outcome(context, run, [self._result_of(run, i) for i in run.todo])
+                context, run, self._outcome(context, run, [_on_failed_try(r, exc) for r in results])
             )
 
     def _outcome(
@@ -502,10 +517,16 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                         record.mark_submitted((item.key, outcome), save=False)
                         submitted += 1
                     elif never_created(outcome):
-                        record.mark_rejected(item.key, str(outcome), save=False)
+                        refused = outcome.creation is CreationState.REFUSED
+                        record.mark_rejected(item.key, str(outcome), refused=refused, save=False)
                         if isinstance(outcome, (SeedanceAuthError, SeedanceInsufficientCreditsError)):
                             run.stopped = f"not submitted: {outcome}"  # the account is unusable
-                        self.log.error("requests[%d]: not submitted: %s", item.index, outcome)
+                        self.log.error(
+                            "requests[%d]: %s: %s",
+                            item.index,
+                            "the service refused the request — nothing spent" if refused else "not submitted",
+                            outcome,
+                        )
                     else:  # a generation may exist: its "submitting" mark stays
                         self.log.error("requests[%d]: %s", item.index, outcome)
                 starting = take(len(done))
@@ -592,13 +613,14 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         if sub is None:
             return item.not_sent(run.stopped or "not submitted")
         if sub.state is SubmissionState.REJECTED:
-            return item.not_sent(sub.error or "refused by the API")
+            if sub.refused:
+                return item.refused(sub.error or "refused by the service", sub.history)
+            return item.not_sent(sub.error or "not submitted")
         if sub.uncertain:
-            return GenerationResult(
-                outcome=Outcome.UNCERTAIN,
-                request=item.request.to_payload(),
-                error_message="the submission's answer was lost: a generation may exist (and be billed); "
-                "not resubmitted (force_new=True releases it)",
+            return GenerationResult.uncertain(
+                "the submission's answer was lost: a generation may exist and may have been charged; "
+                "not resubmitted (check the account's dashboard; force_new=True releases it)",
+                item.request.to_payload(),
                 seedance_task_ids=sub.history,
                 item_id=item.label,
                 index=item.index,
@@ -632,6 +654,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             if isinstance(state, SeedanceTask) and state.is_success and item.destination is not None:
                 deliveries.append((item, state))
         self._deliver(deliveries, results)
+        run.finished = results
         ordered = [results[item.index] for item in run.items]
         self.keep_for_lineage(ordered)
         totals = batch_totals(ordered)
@@ -764,6 +787,27 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
             ],
         }
         attach_to_asset_events(context, self.outlets, extra)
+
+
+def _on_failed_try(result: GenerationResult, exc: BaseException) -> GenerationResult:
+    """What an item's result means once the batch's try failed (``exc``): the task returns no
+    videos, so a billed generation not delivered to a destination is paid, not delivered, and
+    one still running has an unknown end (billed if it succeeds)."""
+    why = str(exc) or type(exc).__name__
+    if result.outcome is Outcome.SUCCEEDED and result.output_path is None:
+        return result.with_(
+            outcome=Outcome.PAID_NOT_DELIVERED,
+            error_message=f"the generation succeeded and was billed, but the batch task failed before "
+            f"delivering it: {why}",
+        )
+    if result.outcome is Outcome.IN_PROGRESS:
+        return result.with_(
+            outcome=Outcome.UNKNOWN,
+            status=None,
+            error_message=f"still running when the batch task failed; it may still be billed if it "
+            f"succeeds ({STILL_RUNNING}): {why}",
+        )
+    return result
 
 
 def _label(result: GenerationResult) -> str:

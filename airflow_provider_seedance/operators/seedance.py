@@ -82,6 +82,10 @@ class _Progress:
     #: The ``callback_url`` this try adds to what it submits (never part of ``spec``, so never
     #: of the fingerprint: a retry re-attaches whatever token its predecessor sent).
     callback_url: str | None = None
+    #: A generate request is in flight: whatever ends the try now, it may have reached Seedance.
+    sending: bool = False
+    #: This task submits its own generation (only a sensor watches one submitted elsewhere).
+    watched_task_id: str | None = None
 
     def use(self, spec: GenerationRequest, record: SubmissionRecord) -> _Progress:
         self.spec, self.record, self.request = spec, record, spec.to_payload()
@@ -448,14 +452,17 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         fingerprint = progress.fingerprint
         reservation = self._reserve(progress)
         record.mark_submitting(fingerprint)
+        progress.last = None  # what follows concerns this submission, not an earlier one
+        progress.sending = True
         try:
             seedance_task_id = self.hook.submit_request(request, callback_url=progress.callback_url)
         except SeedanceError as exc:
             if never_created(exc):
+                progress.sending = False
                 record.forget_attempt(fingerprint)  # the API said no, or was never reached
                 self._release(reservation)
-            progress.last = None  # what follows concerns this submission, not an earlier one
             raise
+        progress.sending = False
         task = SeedanceTask(seedance_task_id, TaskStatus.IN_PROGRESS, request=request.to_payload())
         progress.last = task  # known before the record is written: a failed write still names it
         progress.history = (*record.history(fingerprint), seedance_task_id)

@@ -411,9 +411,12 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
     resubmission's earlier ids count as generations with 0 credits): its credits are the
     most any record of it says was billed (a FAILED one is 0), attributed to the day and DAG
     of the first task instance (newest first) that names it. Reuse is not a generation and
-    costs nothing. Credits are summed as integers; dollars are converted once per figure with
-    :func:`airflow_provider_seedance.models.credits_to_usd` (``usd_text`` as the logs write it).
-    A record that cannot be read is skipped and counted (``skipped_records``).
+    costs nothing. A submission whose answer was lost (*uncertain*, no task id) is not spend:
+    it is listed apart as a possible charge (``possible_charges``: how many, per DAG, and what
+    they would cost had each become a generation). Credits are summed as integers; dollars are
+    converted once per figure with :func:`airflow_provider_seedance.models.credits_to_usd`
+    (``usd_text`` as the logs write it). A record that cannot be read is skipped and counted
+    (``skipped_records``).
     """
     ti = _ti_model()
     places: dict[str, tuple[str, str]] = {}  # seedance id -> (day, dag_id)
@@ -422,6 +425,9 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
     # Generations last seen running (the task ended or gave up first): billed if they succeed.
     pending: set[str] = set()
     settled: set[str] = set()
+    # Submissions that may have been charged (no task id came back): never counted as spend.
+    possible: dict[str, int] = defaultdict(int)
+    possible_credits = 0
     skipped = 0
     if flt.dag_ids:
         rows = session.execute(
@@ -442,6 +448,9 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
                 if result.outcome is Outcome.REUSED:
                     reused[(day, dag_id)] += 1
                     continue
+                if result.outcome is Outcome.UNCERTAIN and not result.task_id:
+                    possible[dag_id] += 1
+                    possible_credits += result.possible_credits or 0
                 ids = list(result.seedance_task_ids)
                 if result.task_id and result.task_id not in ids:
                     ids.append(result.task_id)
@@ -484,6 +493,14 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
         "skipped_records": skipped,
         #: Generations whose end no record knows: not in the credits, possibly billed later.
         "unsettled_generations": len(pending - settled),
+        #: Submissions whose answer was lost: they may have been charged (not in the credits).
+        "possible_charges": {
+            "submissions": sum(possible.values()),
+            "estimated_credits": possible_credits,
+            "usd": float(credits_to_usd(possible_credits)),
+            "usd_text": format_usd(possible_credits),
+            "by_dag": dict(sorted(possible.items())),
+        },
     }
 
 

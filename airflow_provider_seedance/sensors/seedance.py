@@ -65,6 +65,10 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         value = self.seedance_task_id
         return value.strip() if isinstance(value, str) else value
 
+    def _watch(self) -> _Watch:
+        watched = self._watched_id
+        return _Watch(watched_task_id=watched if isinstance(watched, str) and watched else None)
+
     def _check(self, context: Context, progress: _Watch) -> SeedanceTask:
         task = self.hook.get_status(self._watched_id)
         progress.last = task
@@ -88,7 +92,7 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         return result.to_xcom()
 
     def poke(self, context: Context) -> PokeReturnValue:
-        progress = _Watch()
+        progress = self._watch()
         with steps.recording_failures(context, self.log, progress):
             task = self._check(context, progress)
             if not task.is_terminal:
@@ -100,7 +104,7 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        progress = _Watch()
+        progress = self._watch()
         with steps.recording_failures(context, self.log, progress):
             task = self._check(context, progress)
             if task.is_terminal:
@@ -117,7 +121,7 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        progress = _Watch()
+        progress = self._watch()
         with steps.recording_failures(context, self.log, progress):
             status, task, message = steps.task_from_event(event, expected_task_id=self._watched_id)
             progress.last = task
@@ -136,8 +140,14 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
 
 @dataclass
 class _Watch:
-    """What the sensor knows of the generation it watches (for the failure record)."""
+    """What the sensor knows of the generation it watches (for the failure record).
 
+    ``watched_task_id`` is set before the first read: a failure that comes before any status
+    still names the generation, submitted elsewhere (the sensor sends nothing: never "not sent").
+    """
+
+    watched_task_id: str | None = None
     request: dict[str, Any] = field(default_factory=dict)
     last: SeedanceTask | None = None
     history: tuple[str, ...] = ()
+    sending: bool = False

@@ -57,8 +57,10 @@ GALLERY_DAG_IDS = (
     "gallery_launch",
 )
 #: Cards of gallery_mixed: retried, clip, clip_again (reuse), watch_clip, watch_elsewhere,
-#: batch (2 items), undelivered (paid, not delivered), nothing_sent.
-MIXED_CARDS = 9
+#: batch (2 items), undelivered (paid, not delivered), nothing_sent, refused (a wrong key: 401).
+MIXED_CARDS = 10
+#: A connection to the gallery's emulator whose key it does not know: the POST is refused (401).
+WRONG_KEY_CONN = "AIRFLOW_CONN_SEEDANCE_WRONG_KEY"
 
 
 def _forget_other_runs() -> None:
@@ -84,9 +86,13 @@ def _forget_other_runs() -> None:
 def gallery_runs(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalleryRuns]:
     _forget_other_runs()
     output_dir = tmp_path_factory.mktemp("seedance-gallery-videos")
-    saved = {k: os.environ.get(k) for k in ("AIRFLOW_CONN_SEEDANCE_DEFAULT", "SEEDANCE_POLL_INTERVAL")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AIRFLOW_CONN_SEEDANCE_DEFAULT", WRONG_KEY_CONN, "SEEDANCE_POLL_INTERVAL")
+    }
     with EmulatorProcess(api_keys={"sk-ui-tests": 100_000}, generation_seconds=0.3) as emulator:
         os.environ["AIRFLOW_CONN_SEEDANCE_DEFAULT"] = connection_json(emulator.base_url, "sk-ui-tests")
+        os.environ[WRONG_KEY_CONN] = connection_json(emulator.base_url, "sk-not-an-account")
         os.environ["SEEDANCE_POLL_INTERVAL"] = "0.2"
         try:
             gallery = GalleryRuns(emulator=emulator, output_dir=output_dir)

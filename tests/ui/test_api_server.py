@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_seedance.models import format_usd
+from airflow_provider_seedance.results import GenerationResult
 from tests.ui.conftest import MIXED_CARDS, ApiServer, GalleryRuns
 
 pytestmark = pytest.mark.dag
@@ -218,10 +219,19 @@ def test_mixed_cards_tell_each_ending_apart(api_server: ApiServer) -> None:
     assert watch["seedance_task_id"] == clip["seedance_task_id"] and clip["media_url"]
     [sent] = by_task["nothing_sent"]
     assert sent["outcome"] == "not_sent" and sent["consumed_credits"] == 0 and "7:5" in sent["error_message"]
+    assert sent["outcome_text"] == "Nothing was sent — nothing spent"
     assert sent["request"]["prompt"] == "Never sent"  # from the rendered fields
+    [refused] = by_task["refused"]  # sent with a key the service does not know: 401
+    assert refused["outcome"] == "refused" and refused["consumed_credits"] == 0
+    assert refused["outcome_text"] == "The service refused the request — nothing spent"
+    assert "INVALID_API_KEY" in refused["error_message"]
+    assert "sk-not-an-account" not in json.dumps(refused)  # the key is never shown
+    assert clip["delivered_to"] == clip["output_path"] and clip["output_path"].endswith("-clip.mp4")
+    assert again["delivered_to"] == clip["output_path"]
     [paid] = by_task["undelivered"]
     assert paid["outcome"] == "paid_not_delivered" and paid["consumed_credits"] > 0
     assert paid["error_message"] and paid["video_url"] and paid["video_url_expires"] is True
+    assert paid["outcome_text"] == "Paid, not delivered" and paid["delivered_to"] is None
     batch = sorted(by_task["batch"], key=lambda c: c["item"])
     assert [(c["item"], c["item_id"], c["outcome"]) for c in batch] == [
         (0, "tea", "succeeded"),
@@ -230,6 +240,37 @@ def test_mixed_cards_tell_each_ending_apart(api_server: ApiServer) -> None:
     for item in batch:
         video = api_server.get(item["media_url"], user=None)
         assert video.status_code == 200 and hashlib.sha256(video.content).hexdigest() == item["sha256"]
+
+
+def test_a_lost_submission_is_a_possible_charge_in_spend_never_certain_spend(
+    api_server: ApiServer, gallery_runs: GalleryRuns
+) -> None:
+    """Red team D7a: an uncertain submission (no task id came back) may have been charged."""
+    run_a = gallery_runs.runs["gallery_mixed"]
+    path = _xcom_path("gallery_mixed", run_a, "nothing_sent", "seedance_result")
+    original = _xcom(api_server, "gallery_mixed", run_a, "nothing_sent", "seedance_result")
+    before = api_server.get("/seedance/api/spend", params={"dag_id": "gallery_mixed"}).json()
+    assert before["possible_charges"]["submissions"] == 0
+    lost = GenerationResult.uncertain(
+        "The generate request may have reached Seedance, but no usable answer came back (read timeout)",
+        {"prompt": "p", "resolution": "480p", "duration": "4"},
+    ).to_xcom()
+    try:
+        assert api_server.patch(path, {"value": lost, "map_index": -1}).status_code == 200
+        report = api_server.get("/seedance/api/spend", params={"dag_id": "gallery_mixed"}).json()
+        assert report["possible_charges"] == {
+            "submissions": 1,
+            "estimated_credits": 8,
+            "usd": 0.04,
+            "usd_text": format_usd(8),
+            "by_dag": {"gallery_mixed": 1},
+        }
+        assert report["total"] == before["total"]  # not counted as spend
+        [card] = [c for c in _items(api_server, dag_id="gallery_mixed") if c["task_id"] == "nothing_sent"]
+        assert card["outcome"] == "uncertain" and card["possible_credits"] == 8
+        assert "may have been charged" in card["outcome_text"]
+    finally:
+        api_server.patch(path, {"value": original, "map_index": -1})
 
 
 def test_pages_over_batch_items_cover_every_card_once(api_server: ApiServer) -> None:

@@ -155,7 +155,7 @@ def test_gallery_page_in_the_airflow_ui_shows_cards_and_plays_a_video(
     )
 
 
-def test_failed_cards_tell_nothing_sent_failed_and_paid_not_delivered_apart(
+def test_failed_cards_tell_nothing_sent_refused_failed_and_paid_not_delivered_apart(
     browser: webdriver.Chrome, api_server: ApiServer
 ) -> None:
     sign_in(browser, api_server, "alice")
@@ -167,8 +167,12 @@ def test_failed_cards_tell_nothing_sent_failed_and_paid_not_delivered_apart(
         card.get_attribute("data-outcome"): card.text
         for card in browser.find_elements(By.CSS_SELECTOR, "article.card")
     }
-    assert set(cards) == {"not_sent", "generation_failed", "paid_not_delivered"}, cards
-    assert "Nothing was sent" in cards["not_sent"] and "0 credits" in cards["not_sent"]
+    assert set(cards) == {"not_sent", "refused", "generation_failed", "paid_not_delivered"}, cards
+    assert "Nothing was sent — nothing spent" in cards["not_sent"] and "0 credits" in cards["not_sent"]
+    refused = cards["refused"]  # sent with a key the service does not know (401)
+    assert "The service refused the request — nothing spent" in refused and "INVALID_API_KEY" in refused
+    assert "Refused by the service" in refused and "Nothing was sent" not in refused
+    assert "0 credits" in refused
     assert "7:5" in cards["not_sent"]  # the error's own text, not "see the log"
     assert "Never sent" in cards["not_sent"]  # the prompt, from the rendered fields
     assert "generation failed" in cards["generation_failed"] and "0 credits" in cards["generation_failed"]
@@ -207,6 +211,10 @@ def test_extra_link_card_route_shows_the_batch_items_inside_the_ui(
         )
     cards = browser.find_elements(By.CSS_SELECTOR, "article.card")
     assert [c.get_attribute("data-outcome") for c in cards] == ["succeeded", "succeeded"]
+    # Each delivered card says where its video went.
+    delivered = [c.find_element(By.CSS_SELECTOR, ".output-path").text for c in cards]
+    assert all(text.startswith("Delivered to file://") for text in delivered), delivered
+    assert {text.rsplit("-", 1)[-1] for text in delivered} == {"tea.mp4", "fern.mp4"}, delivered
     assert {"item tea", "item fern"} <= {
         chip.text for chip in browser.find_elements(By.CSS_SELECTOR, ".chip")
     }

@@ -123,3 +123,36 @@ def test_paid_not_delivered_keeps_the_credits() -> None:
     back = GenerationResult.from_xcom(result.to_xcom())
     assert back.outcome is Outcome.PAID_NOT_DELIVERED and back.consumed_credits == 28
     assert Outcome.PAID_NOT_DELIVERED.is_generation and not Outcome.REUSED.is_generation
+
+
+# ------------------------------------------------------------------ the outcomes' words and money
+def test_a_refusal_reads_back_as_a_refusal_and_is_not_a_generation() -> None:
+    refused = GenerationResult.refused(
+        "Seedance API error 401 INVALID_API_KEY", {"prompt": "p"}, seedance_task_ids=("seed-0",)
+    )
+    back = GenerationResult.from_xcom(refused.to_xcom())
+    assert back.outcome is Outcome.REFUSED and back.consumed_credits == 0
+    assert back.error_message == "Seedance API error 401 INVALID_API_KEY"
+    assert back.seedance_task_ids == ("seed-0",)
+    totals = batch_totals([back])
+    assert (totals["generations"], totals["failed"], totals["credits"]) == (0, 1, 0)
+
+
+def test_each_outcome_has_its_own_words() -> None:
+    words = {outcome: outcome.summary for outcome in Outcome}
+    assert len(set(words.values())) == len(Outcome)
+    assert words[Outcome.NOT_SENT] == "Nothing was sent — nothing spent"
+    assert words[Outcome.REFUSED] == "The service refused the request — nothing spent"
+    assert words[Outcome.PAID_NOT_DELIVERED] == "Paid, not delivered"
+    assert "may have been charged" in words[Outcome.UNCERTAIN]
+
+
+def test_what_a_result_may_still_cost_is_the_estimate_only_while_unsettled() -> None:
+    request = {"prompt": "p", "resolution": "480p", "duration": "4"}
+    assert GenerationResult.uncertain("lost", request).possible_credits == 8
+    assert GenerationResult(outcome=Outcome.UNKNOWN, task_id="s", request=request).possible_credits == 8
+    assert GenerationResult.refused("no", request).possible_credits is None
+    assert GenerationResult.not_sent("no", request).possible_credits is None
+    assert GenerationResult(outcome=Outcome.SUCCEEDED, request=request).possible_credits is None
+    assert GenerationResult.uncertain("lost").possible_credits is None  # request not recorded
+    assert GenerationResult.uncertain("lost", {"resolution": "8k"}).possible_credits is None

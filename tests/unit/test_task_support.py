@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_seedance.exceptions import (
+    CreationState,
+    SeedanceAuthError,
+    SeedanceBadRequestError,
+    SeedanceConnectionError,
     SeedanceError,
+    SeedanceInsufficientCreditsError,
+    SeedanceServerError,
     SeedanceSubmissionUncertainError,
+    SeedanceTaskNotFoundError,
     SeedanceValidationError,
 )
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
@@ -95,6 +102,8 @@ def test_a_failure_with_money_in_play_is_logged_with_what_happened_to_the_money(
         last = SeedanceTask("seed-1", "IN_PROGRESS")
         request = {"prompt": "p"}
         history = ("seed-1",)
+        sending = False
+        watched_task_id = None
 
     with pytest.raises(SeedanceError), recording_failures({"ti": TI()}, Log(), State()):  # type: ignore[arg-type]
         raise SeedanceError("status unreadable")
@@ -120,7 +129,97 @@ def test_a_failure_before_sending_is_logged_as_nothing_sent_nothing_spent() -> N
         last = None
         request = {"prompt": "p"}
         history = ()
+        sending = False
+        watched_task_id = None
 
     with pytest.raises(SeedanceValidationError), recording_failures({"ti": TI()}, Log(), State()):  # type: ignore[arg-type]
         raise SeedanceValidationError("aspect_ratio", "5:4", "one of 1:1, 16:9")
     assert any("nothing was sent to seedance and nothing was spent" in line.lower() for line in lines), lines
+
+
+# ------------------------------------------------------------------ refused, sent, watched
+@pytest.mark.parametrize(
+    "error",
+    [
+        SeedanceBadRequestError(400, "INVALID_PROMPT", "prompt refused", creation=CreationState.REFUSED),
+        SeedanceAuthError(401, "INVALID_API_KEY", "bad key", creation=CreationState.REFUSED),
+        SeedanceInsufficientCreditsError(
+            402, "INSUFFICIENT_CREDITS", "top up", creation=CreationState.REFUSED
+        ),
+    ],
+    ids=["400", "401", "402"],
+)
+def test_a_4xx_refusal_of_the_post_is_refused_not_nothing_sent(error: SeedanceError) -> None:
+    """Red team D4: something was sent and the service said no: nothing spent, its own words."""
+    result = result_on_error(error, None, {"prompt": "p"}, (), sending=True)
+    assert result.outcome is Outcome.REFUSED and result.consumed_credits == 0
+    assert result.error_message == str(error) and not result.outcome.is_generation
+    assert result.outcome.summary == "The service refused the request — nothing spent"
+
+
+def test_a_post_that_never_left_is_nothing_sent() -> None:
+    error = SeedanceConnectionError("connection refused: nothing was sent", sent=False)
+    result = result_on_error(error, None, {"prompt": "p"}, (), sending=True)
+    assert result.outcome is Outcome.NOT_SENT
+    assert result.outcome.summary == "Nothing was sent — nothing spent"
+
+
+def test_a_try_ended_mid_post_by_a_non_seedance_error_may_have_been_charged() -> None:
+    result = result_on_error(TimeoutError("execution_timeout"), None, {"prompt": "p"}, (), sending=True)
+    assert result.outcome is Outcome.UNCERTAIN and "may have been charged" in (result.error_message or "")
+    assert "execution_timeout" in (result.error_message or "")
+
+
+def test_the_same_error_outside_a_post_is_nothing_sent() -> None:
+    result = result_on_error(TimeoutError("execution_timeout"), None, {"prompt": "p"}, (), sending=False)
+    assert result.outcome is Outcome.NOT_SENT
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (SeedanceServerError(500, "INTERNAL_ERROR", "down"), "its status could not be read"),
+        (SeedanceConnectionError("connection refused", sent=False), "its status could not be read"),
+        (SeedanceTaskNotFoundError(404, "TASK_NOT_FOUND", "no such task"), "the service does not know it"),
+    ],
+)
+def test_a_sensors_failed_first_read_names_the_watched_generation_never_nothing_sent(
+    error: SeedanceError, said: str
+) -> None:
+    """Red team D7c: the sensor sends nothing; it watches a generation submitted elsewhere."""
+    result = result_on_error(error, None, {}, (), watched_task_id="seed-9")
+    assert result.outcome is Outcome.UNKNOWN and result.task_id == "seed-9"
+    assert result.seedance_task_ids == ("seed-9",) and result.consumed_credits == 0
+    message = result.error_message or ""
+    assert "seed-9 was submitted elsewhere" in message and "sent nothing" in message
+    assert said in message.lower() and str(error) in message
+
+
+def test_a_refusal_is_logged_as_refused_with_nothing_spent() -> None:
+    lines: list[str] = []
+
+    class Log:
+        def error(self, message: str, *args: object) -> None:
+            lines.append(message % args)
+
+        info = warning = error
+
+    class TI:
+        def xcom_push(self, key: str, value: object) -> None:
+            pass
+
+    class State:
+        last = None
+        request = {"prompt": "p"}
+        history = ()
+        sending = True
+        watched_task_id = None
+
+    error = SeedanceAuthError(401, "INVALID_API_KEY", "bad key", creation=CreationState.REFUSED)
+    with pytest.raises(SeedanceAuthError), recording_failures({"ti": TI()}, Log(), State()):  # type: ignore[arg-type]
+        raise error
+    assert any(
+        line.startswith("The service refused the request — nothing spent") and "INVALID_API_KEY" in line
+        for line in lines
+    ), lines
+    assert not any("nothing was sent" in line.lower() for line in lines), lines

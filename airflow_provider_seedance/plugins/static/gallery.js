@@ -6,16 +6,24 @@
   const PAGE_SIZE = 24;
   const state = { offset: 0, total: 0, uiRoot: "", one: null };
 
-  // What each recorded outcome means for the user (and for the money).
+  // How each recorded outcome looks; its words come from the server (item.outcome_text,
+  // GenerationResult's Outcome.summary), so the task log, XCom and the card say the same.
   const OUTCOMES = {
-    succeeded: { label: "Generated", cls: "ok" },
-    reused: { label: "Reused from storage — not a generation, 0 credits", cls: "ok" },
-    in_progress: { label: "In progress", cls: "busy" },
-    generation_failed: { label: "The generation failed — not billed", cls: "bad" },
-    not_sent: { label: "Nothing was sent — nothing spent", cls: "bad" },
-    paid_not_delivered: { label: "Paid, not delivered", cls: "bad" },
-    uncertain: { label: "Submission uncertain — a generation may exist", cls: "bad" },
-    unknown: { label: "Ended without a known result — may still be billed if it succeeds", cls: "bad" },
+    succeeded: "ok",
+    reused: "ok",
+    in_progress: "busy",
+    generation_failed: "bad",
+    not_sent: "bad",
+    refused: "bad",
+    paid_not_delivered: "bad",
+    uncertain: "bad",
+    unknown: "bad",
+  };
+  // Outcomes where nothing reached the service, or it refused what did: no generation exists.
+  const NO_GENERATION = {
+    not_sent: "Not sent to the service",
+    refused: "Refused by the service",
+    reused: "Not sent to the service",
   };
 
   function authHeaders() {
@@ -76,6 +84,8 @@
       const why = {
         generation_failed: "No video: the generation failed",
         not_sent: "No video: nothing was sent",
+        refused: "No video: the service refused the request",
+        uncertain: "No video: the submission's answer was lost",
         in_progress: "No video yet",
       }[item.outcome] || (item.unreadable ? "No video: the record could not be read" : "No video");
       box.append(el("div", { class: "placeholder" }, item.outcome || item.unreadable ? why : "No video yet"));
@@ -117,19 +127,28 @@
       links.append(el("a", { href: item.video_url, class: "service-link", target: "_blank", rel: "noopener noreferrer" },
         "Service URL (expires)"));
     }
-    const outcome = OUTCOMES[item.outcome] || { label: item.unreadable ? "Record could not be read" : item.status, cls: "busy" };
+    const outcome = {
+      label: item.outcome_text || (item.unreadable ? "Record could not be read" : item.status),
+      cls: OUTCOMES[item.outcome] || "busy",
+    };
     // Unbilled *so far*: a generation still running (or whose end is unknown) is billed if it succeeds.
     const pending = ["in_progress", "unknown", "uncertain"].includes(item.outcome) && !item.consumed_credits;
-    const cost = item.outcome === "reused" ? "0 credits (reused)"
+    let cost = item.outcome === "reused" ? "0 credits (reused)"
       : item.consumed_credits + " credits · " + (item.consumed_usd_text || "$0") + (pending ? " so far" : "");
+    if (item.outcome === "uncertain") {
+      cost += " · may have been charged" + (item.possible_credits ? " (" + item.possible_credits + " credits if it became a generation)" : "");
+    } else if (pending && item.possible_credits) {
+      cost += " · " + item.possible_credits + " credits if it succeeds";
+    }
     return el("article", { class: "card " + outcome.cls, "data-status": item.status, "data-outcome": item.outcome || "none" },
       video(item),
       el("div", { class: "body" },
         el("p", { class: "prompt" }, r.prompt || "(prompt not recorded)"),
         el("div", { class: "chips" }, chips.map((c) => el("span", { class: "chip" }, c))),
         el("div", { class: "outcome " + outcome.cls }, outcome.label),
-        el("div", { class: "status" }, (item.outcome === "not_sent" || item.outcome === "reused" ? "Not sent to the service" : "Service status " + (item.status || "—")) + (item.ti_state ? " · task " + item.ti_state : "")),
+        el("div", { class: "status" }, (NO_GENERATION[item.outcome] || "Service status " + (item.status || "—")) + (item.ti_state ? " · task " + item.ti_state : "")),
         item.error_message ? el("p", { class: "error" }, item.error_message) : null,
+        item.delivered_to ? el("div", { class: "meta output-path" }, (item.outcome === "reused" ? "Reused file " : "Delivered to ") + item.delivered_to) : null,
         el("div", { class: "cost" }, cost),
         el("div", { class: "meta" }, item.dag_id + " · " + item.task_id + " · " + (item.end_date || item.start_date || "not started").replace("T", " ").slice(0, 19) + (item.end_date || item.start_date ? " UTC" : "")),
         item.seedance_task_id ? el("div", { class: "meta" }, "Seedance task " + item.seedance_task_id) : null,
@@ -185,6 +204,8 @@
       const notes = [];
       if (report.skipped_records) notes.push(report.skipped_records + " record(s) could not be read and are not counted.");
       if (report.unsettled_generations) notes.push(report.unsettled_generations + " generation(s) had not ended when their task stopped: their credits are not counted here and may still be billed.");
+      const possible = report.possible_charges || {};
+      if (possible.submissions) notes.push(possible.submissions + " submission(s) may have been charged: their answer was lost, so it is not known whether a generation was created (up to " + possible.estimated_credits + " credits, " + possible.usd_text + ", not counted above; check the account's dashboard).");
       skipped.textContent = notes.join(" ");
       skipped.hidden = !notes.length;
       const link = new URL("api/spend", document.baseURI);

@@ -190,4 +190,13 @@ with DAG(
     SeedanceGenerateOperator(
         task_id="nothing_sent", prompt="Never sent", aspect_ratio="{{ '7:5' }}", **_common
     )
+    # Sent, and refused by the service (a key it does not know: 401): nothing spent.
+    SeedanceGenerateOperator(
+        task_id="refused",
+        prompt="Sent with a wrong key",
+        resolution="480p",
+        duration=4,
+        seedance_conn_id="seedance_wrong_key",
+        **_common,
+    )
     retried >> clip >> clip_again >> watch_clip >> elsewhere >> watch_elsewhere >> batch >> undelivered

@@ -30,6 +30,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceBadRequestError,
     SeedanceBatchFailedError,
     SeedanceBudgetExceededError,
+    SeedanceConnectionError,
     SeedanceError,
     SeedanceServerError,
     SeedanceSubmissionUncertainError,
@@ -43,8 +44,8 @@ from tests.unit.fakes import BATCH_ITEMS, MP4, FakeHook, OutletEvents, Store, ba
 #: 480p, 4 s, no audio: 8 credits each.
 ITEMS = BATCH_ITEMS
 LOST = (
-    "the submission's answer was lost: a generation may exist (and be billed); "
-    "not resubmitted (force_new=True releases it)"
+    "the submission's answer was lost: a generation may exist and may have been charged; "
+    "not resubmitted (check the account's dashboard; force_new=True releases it)"
 )
 
 
@@ -65,14 +66,37 @@ def task_dict(task_id: str, status: str, **extra: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- what each result says
-def test_a_refused_item_is_not_sent_and_its_result_names_the_item_and_the_refusal() -> None:
+def test_a_refused_item_is_refused_not_nothing_sent_and_its_result_names_the_item_and_the_reason() -> None:
     hook = FakeHook(submits=[refused()])
     outcome = batch(hook, named("a"), fail_on_any_failure=False).execute(context(Store()))
     [result] = outcome["results"]
-    assert result["outcome"] == "not_sent" and result["consumed_credits"] == 0
+    assert result["outcome"] == "refused" and result["consumed_credits"] == 0
     assert result["id"] == "a" and result["index"] == 0
     assert result["request"]["prompt"] == "item 0"
     assert "INVALID_PROMPT" in result["error_message"]
+    assert outcome["totals"]["generations"] == 0 and outcome["totals"]["failed"] == 1
+
+
+def test_an_item_that_never_reached_the_service_is_nothing_sent_not_refused() -> None:
+    unreachable = SeedanceConnectionError("connection refused: nothing was sent", sent=False)
+    outcome = batch(FakeHook(submits=[unreachable]), named("n"), fail_on_any_failure=False).execute(
+        context(Store())
+    )
+    [result] = outcome["results"]
+    assert result["outcome"] == "not_sent" and "connection refused" in result["error_message"]
+
+
+def test_a_refusal_is_still_a_refusal_when_a_resumed_try_reports_it() -> None:
+    """The record keeps that the service refused the item, so execute_complete reports it too."""
+    store = Store()
+    hook = FakeHook(submits=[refused(), None], statuses={"gen-2": ["IN_PROGRESS"]})
+    with pytest.raises(TaskDeferred):
+        deferrable(hook, named("r", "ok"), max_in_flight=1).execute(context(store))
+    event = {"status": "done", "tasks": {"gen-2": task_dict("gen-2", "SUCCESS")}, "errors": {}, "pending": []}
+    outcome = deferrable(hook, named("r", "ok"), max_in_flight=1, fail_on_any_failure=False).execute_complete(
+        context(store), event
+    )
+    assert [r["outcome"] for r in outcome["results"]] == ["refused", "succeeded"]
 
 
 def test_an_uncertain_items_result_names_its_earlier_generations_and_how_to_release_it() -> None:
@@ -119,7 +143,7 @@ def test_the_failure_summary_names_only_the_items_that_did_not_succeed() -> None
     with pytest.raises(SeedanceBatchFailedError) as info:
         batch(hook).execute(context(Store()))
     assert str(info.value).startswith(
-        f"2 of 3 generations did not succeed (#0 - not_sent: {refusal}; #2 gen-3 FAILED: moderation). "
+        f"2 of 3 generations did not succeed (#0 - refused: {refusal}; #2 gen-3 FAILED: moderation). "
         f"Results are in XCom {XCOM_BATCH_RESULTS!r}"
     ), str(info.value)
 
@@ -354,7 +378,9 @@ def test_a_resubmission_the_api_refuses_is_not_sent_again_in_the_same_try() -> N
         context(Store())
     )
     assert len(hook.posts) == 2
-    assert outcome["results"][0]["outcome"] == "not_sent"
+    [result] = outcome["results"]
+    # Refused, and the FAILED generation before it stays on record (0 credits, one generation).
+    assert result["outcome"] == "refused" and result["seedance_task_ids"] == ["gen-1"]
 
 
 # ---------------------------------------------------------------- settings
@@ -603,3 +629,70 @@ def test_a_timeout_event_lists_the_first_ten_generations_and_marks_the_rest(coun
         )
     shown = ", ".join(pending[:10]) + ("…" if count > 10 else "")
     assert f"({shown}). They were submitted" in str(info.value), str(info.value)
+
+
+# ---------------------------------------------------------------- a failed try's items
+def _resume_failing(event: dict[str, Any], labels: tuple[str, ...] = ("paid", "running")) -> dict[str, Any]:
+    """Two items deferred; the resume gets ``event`` and fails: what XCom says of each item."""
+    store = Store()
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
+    with pytest.raises(TaskDeferred):
+        deferrable(hook, named(*labels)).execute(context(store))
+    ctx = context(store)
+    with pytest.raises(SeedanceError):
+        deferrable(hook, named(*labels)).execute_complete(ctx, event)
+    return {r["id"]: r for r in ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]}
+
+
+def test_a_deadline_leaves_a_succeeded_item_paid_not_delivered_with_its_credits_and_link() -> None:
+    event = {
+        "status": "timeout",
+        "tasks": {"gen-1": task_dict("gen-1", "SUCCESS")},
+        "errors": {},
+        "pending": ["gen-2"],
+    }
+    results = _resume_failing(event)
+    paid, running = results["paid"], results["running"]
+    assert paid["outcome"] == "paid_not_delivered" and paid["consumed_credits"] == 8
+    assert paid["video_url"] == "https://cdn.fake.seedance.test/v.mp4"
+    assert "still running at the deadline" in paid["error_message"]  # why the task failed
+    assert running["outcome"] == "unknown" and running["task_id"] == "gen-2"
+    assert running["consumed_credits"] == 0 and "may still be billed" in running["error_message"]
+
+
+def test_a_batch_trigger_error_leaves_a_succeeded_item_paid_not_delivered() -> None:
+    event = {
+        "status": "error",
+        "message": "status reads kept failing",
+        "tasks": {"gen-1": task_dict("gen-1", "SUCCESS")},
+        "errors": {"gen-2": "HTTP 500"},
+        "pending": [],
+    }
+    results = _resume_failing(event)
+    assert results["paid"]["outcome"] == "paid_not_delivered" and results["paid"]["consumed_credits"] == 8
+    assert "status reads kept failing" in results["paid"]["error_message"]
+    assert results["running"]["outcome"] == "unknown" and "HTTP 500" in results["running"]["error_message"]
+
+
+def test_a_failed_try_keeps_an_item_delivered_before_the_failure_as_generated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure comes after delivery (the XCom value cannot be built): the file is there."""
+
+    def broken(*_: Any, **__: Any) -> dict[str, Any]:
+        raise OSError("results store down")
+
+    ctx = context(Store())
+    operator = batch(FakeHook(), named("d"), output_path_template=str(tmp_path / "{id}.mp4"))
+    calls: list[int] = []
+    original = operator._xcom_outcome
+
+    def second_call_fails(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        return broken() if len(calls) == 1 else original(*args, **kwargs)
+
+    monkeypatch.setattr(operator, "_xcom_outcome", second_call_fails)
+    with pytest.raises(OSError, match="results store down"):
+        operator.execute(ctx)
+    [result] = ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]
+    assert result["outcome"] == "succeeded" and result["output_path"].endswith("d.mp4")

@@ -106,14 +106,19 @@ def test_force_new_resends_only_the_uncertain_item() -> None:
 
 
 @pytest.mark.parametrize(
-    "refused",
+    ("refused", "said"),
     [
-        SeedanceBadRequestError(400, "INVALID_PROMPT", "refused", creation=CreationState.REFUSED),
-        SeedanceConnectionError("connection refused", sent=False),
+        (
+            SeedanceBadRequestError(400, "INVALID_PROMPT", "refused", creation=CreationState.REFUSED),
+            "refused",
+        ),
+        (SeedanceConnectionError("connection refused", sent=False), "not_sent"),
     ],
     ids=["api-refused", "never-reached-the-server"],
 )
-def test_an_item_that_created_nothing_is_rejected_and_the_next_try_submits_it(refused: SeedanceError) -> None:
+def test_an_item_that_created_nothing_is_rejected_and_the_next_try_submits_it(
+    refused: SeedanceError, said: str
+) -> None:
     store = Store()
     hook = FakeHook(submits=[None, refused, None])
     ctx = context(store)
@@ -121,7 +126,7 @@ def test_an_item_that_created_nothing_is_rejected_and_the_next_try_submits_it(re
         batch(hook).execute(ctx)
     assert store.states() == ["rejected", "submitted", "submitted"]
     results = ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]
-    assert [r["outcome"] for r in results] == ["succeeded", "not_sent", "succeeded"]
+    assert [r["outcome"] for r in results] == ["succeeded", said, "succeeded"]
     outcome = batch(hook).execute(context(store))
     assert outcome["totals"]["succeeded"] == 3
     assert prompts(hook) == ["item 0", "item 1", "item 2", "item 1"]
@@ -137,7 +142,9 @@ def test_a_bad_key_stops_the_batch_and_sends_nothing_more() -> None:
         batch(hook).execute(ctx)
     assert len(hook.posts) == 1
     results = ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]
-    assert [r["outcome"] for r in results] == ["not_sent"] * 3
+    # The one sent was refused by the service; the others were never sent.
+    assert [r["outcome"] for r in results] == ["refused", "not_sent", "not_sent"]
+    assert "INVALID_API_KEY" in results[1]["error_message"]
 
 
 # ---------------------------------------------------------------- re-attach
@@ -273,7 +280,7 @@ def test_a_refused_items_result_says_why() -> None:
     )
     outcome = batch(hook, ITEMS[:1], fail_on_any_failure=False).execute(context(Store()))
     [result] = outcome["results"]
-    assert result["outcome"] == "not_sent" and "INVALID_PROMPT" in result["error_message"]
+    assert result["outcome"] == "refused" and "INVALID_PROMPT" in result["error_message"]
 
 
 def test_an_answer_is_recorded_while_another_post_still_hangs() -> None:

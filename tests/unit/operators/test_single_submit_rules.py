@@ -266,8 +266,9 @@ def test_a_status_read_failing_after_the_post_records_the_generation_that_was_pa
     [
         (
             SeedanceBadRequestError(400, "INVALID_PROMPT", "refused", creation=CreationState.REFUSED),
-            "not_sent",
+            "refused",
         ),
+        (SeedanceConnectionError("connection refused", sent=False), "not_sent"),
         (SeedanceSubmissionUncertainError("lost"), "uncertain"),
     ],
 )
@@ -280,6 +281,18 @@ def test_a_failed_resubmission_is_recorded_as_itself_not_as_the_earlier_failed_g
         single(hook, resubmit_on_failure=1).execute(ctx)
     failure = ctx["ti"].xcoms["seedance_result"]
     assert failure["outcome"] == outcome and failure["task_id"] is None
+    assert failure["consumed_credits"] == 0
+
+
+def test_a_try_ended_while_the_post_is_in_flight_may_have_been_charged_never_nothing_sent() -> None:
+    """Airflow's execution timeout (or a kill signal) interrupts the POST: it may have arrived."""
+    ctx = context(Store())
+    hook = FakeHook(submits=[KeyboardInterrupt("SIGTERM")])
+    with pytest.raises(KeyboardInterrupt):
+        single(hook).execute(ctx)
+    failure = ctx["ti"].xcoms["seedance_result"]
+    assert failure["outcome"] == "uncertain" and failure["task_id"] is None
+    assert "may have been charged" in failure["error_message"] and "SIGTERM" in failure["error_message"]
 
 
 def test_the_link_pushed_before_waiting_names_the_new_generation_and_its_request() -> None:

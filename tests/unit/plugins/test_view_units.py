@@ -152,6 +152,39 @@ def test_three_failed_outcomes_are_told_apart_on_cards() -> None:
     assert cards[2]["error_message"] == "delivery failed: Permission denied"
 
 
+def test_each_ending_has_its_own_words_on_its_card_and_delivered_ones_say_where() -> None:
+    """Red team D4/D7b: a refusal is not "nothing was sent"; a delivered card names its file."""
+    ti = {**TI, "state": "failed"}
+    refused = GenerationResult.refused("Seedance API error 402 INSUFFICIENT_CREDITS: top up", {"prompt": "p"})
+    not_sent = GenerationResult.not_sent("connection refused: nothing was sent", {"prompt": "p"})
+    lost = GenerationResult.uncertain("read timeout", {"prompt": "p", "resolution": "480p", "duration": 4})
+    cards = [
+        queries.build_generation(ti, {"seedance_result": r.to_xcom()}) for r in (refused, not_sent, lost)
+    ]
+    assert [c["outcome_text"] for c in cards] == [
+        "The service refused the request — nothing spent",
+        "Nothing was sent — nothing spent",
+        "Submission uncertain — may have been charged",
+    ]
+    assert cards[0]["error_message"] == "Seedance API error 402 INSUFFICIENT_CREDITS: top up"
+    assert [c["consumed_credits"] for c in cards] == [0, 0, 0]
+    assert [c["possible_credits"] for c in cards] == [None, None, 8]
+    delivered = GenerationResult(
+        outcome=Outcome.SUCCEEDED,
+        task_id="s1",
+        status="SUCCESS",
+        consumed_credits=8,
+        output_path="s3://user:secret@bucket/v.mp4",
+    )
+    card = queries.build_generation({**TI, "state": "success"}, {"seedance_result": delivered.to_xcom()})
+    assert card["outcome_text"] == "Generated" and card["delivered_to"] == "s3://[hidden]@bucket/v.mp4"
+    reused = GenerationResult.reused("file:///data/v.mp4", 10, "ab" * 32, {"prompt": "p"})
+    card = queries.build_generation({**TI, "state": "success"}, {"seedance_result": reused.to_xcom()})
+    assert card["delivered_to"] == "file:///data/v.mp4"
+    paid = GenerationResult(outcome=Outcome.PAID_NOT_DELIVERED, task_id="s2", consumed_credits=8)
+    assert queries.build_generation(ti, {"seedance_result": paid.to_xcom()})["delivered_to"] is None
+
+
 def test_card_errors_are_one_line_capped_and_hide_keys() -> None:
     text = "POST failed\n  Authorization: Bearer sk-live-abcdef123456 at https://user:pw@host/v1 " + "x" * 500
     cleaned = records.clean_error(text)

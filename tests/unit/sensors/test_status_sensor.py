@@ -93,11 +93,22 @@ def test_poke_on_failed_generation_with_soft_fail_skips() -> None:
         sensor(FakeHook(statuses={"gen-1": ["FAILED"]}), soft_fail=True).poke(context(Store()))
 
 
-def test_a_status_read_error_propagates_and_records_that_nothing_is_known() -> None:
+def test_a_status_read_error_propagates_and_records_the_watched_generation_not_nothing_sent() -> None:
     ctx = context(Store())
     with pytest.raises(SeedanceError, match="boom"):
         sensor(FakeHook(status_errors={"gen-1": SeedanceError("boom")})).poke(ctx)
-    assert ctx["ti"].xcoms[XCOM_RESULT]["outcome"] == Outcome.NOT_SENT
+    result = ctx["ti"].xcoms[XCOM_RESULT]
+    assert result["outcome"] == Outcome.UNKNOWN and result["task_id"] == "gen-1"
+    assert result["consumed_credits"] == 0 and "submitted elsewhere" in result["error_message"]
+    assert "boom" in result["error_message"]
+
+
+def test_a_deferrable_sensors_failed_first_read_names_the_watched_generation() -> None:
+    ctx = context(Store())
+    with pytest.raises(SeedanceError, match="boom"):
+        sensor(FakeHook(status_errors={"gen-1": SeedanceError("boom")}), deferrable=True).execute(ctx)
+    result = ctx["ti"].xcoms[XCOM_RESULT]
+    assert result["outcome"] == Outcome.UNKNOWN and result["task_id"] == "gen-1"
 
 
 # ------------------------------------------------------------------ delivery
