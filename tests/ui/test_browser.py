@@ -112,13 +112,14 @@ def test_gallery_page_in_the_airflow_ui_shows_cards_and_plays_a_video(
 
     cards = browser.find_elements(By.CSS_SELECTOR, "article.card")
     assert len(cards) == 5 + MIXED_CARDS
-    # The failed generation and the one never sent have no video; every other card has one.
+    # The failed generation, the refused request and the one never sent have no video; every
+    # other card has one.
     without = sorted(
         (card.get_attribute("data-outcome"), card.find_element(By.CSS_SELECTOR, ".media").text)
         for card in cards
         if not card.find_elements(By.CSS_SELECTOR, "video")
     )
-    assert [outcome for outcome, _ in without] == ["generation_failed", "not_sent"], without
+    assert [outcome for outcome, _ in without] == ["generation_failed", "not_sent", "refused"], without
     failed = browser.find_element(By.CSS_SELECTOR, "article.card[data-outcome='generation_failed']")
     assert "the generation failed" in failed.text.lower() and failed.find_element(By.CSS_SELECTOR, ".error")
 
