@@ -120,6 +120,7 @@ def _per_trigger_session_trigger() -> Any:
     """SeedanceStatusTrigger with the hook's session handling from before 8b0dcdc: one
     aiohttp session (and connection pool) per trigger instead of one per loop and connection."""
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
+    from airflow_provider_seedance.hooks.tls import ssl_context
     from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
     class PerTriggerSessionHook(SeedanceHook):
@@ -128,7 +129,8 @@ def _per_trigger_session_trigger() -> Any:
             await super().__aenter__()
             if first:
                 assert self._aio_settings is not None
-                self._aio_session = self._own_session = self._aio_settings.client_session()
+                tls_context = ssl_context(self._aio_settings.tls)  # cached by super().__aenter__
+                self._aio_session = self._own_session = self._aio_settings.client_session(tls_context)
             return self
 
         async def __aexit__(self, *exc_info: object) -> None:

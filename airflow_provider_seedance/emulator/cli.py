@@ -1,6 +1,7 @@
 """``seedance-emulator``: run the bundled Seedance 2.0 API emulator on loopback.
 
-The one line printed to stdout, ``seedance-emulator listening on http://HOST:PORT``, is the
+The one line printed to stdout, ``seedance-emulator listening on http://HOST:PORT`` (``https``
+with ``--ssl-certfile``), is the
 readiness signal scripts and ``EmulatorProcess`` wait for; everything else goes to stderr
 through a formatter that masks API keys.
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -95,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_VIDEO_TTL_SECONDS:g})",
     )
     parser.add_argument(
+        "--ssl-certfile",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain) file, for testing clients behind a private CA",
+    )
+    parser.add_argument(
+        "--ssl-keyfile", type=Path, metavar="PEM", help="private key of --ssl-certfile (if not in it)"
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="stderr log level"
     )
     return parser
@@ -125,8 +136,24 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def serve(config: EmulatorConfig, host: str, port: int) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly (state saved, callbacks cancelled)."""
+def tls_context(certfile: Path | None, keyfile: Path | None) -> ssl.SSLContext | None:
+    """The server TLS context of ``--ssl-certfile``/``--ssl-keyfile``, or None (plain HTTP)."""
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("--ssl-keyfile needs --ssl-certfile")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+async def serve(
+    config: EmulatorConfig, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly (state saved, callbacks cancelled).
+
+    With ``ssl_context`` it serves HTTPS (and prints an ``https://`` URL).
+    """
     app = create_app(config)
     # A short shutdown timeout: a request stuck in an injected ``slow`` fault must not hold up
     # SIGTERM for the aiohttp default of a minute.
@@ -135,7 +162,7 @@ async def serve(config: EmulatorConfig, host: str, port: int) -> None:
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound_port = runner.addresses[0][1]
         stop = asyncio.Event()
@@ -149,7 +176,8 @@ async def serve(config: EmulatorConfig, host: str, port: int) -> None:
             "realistic" if config.generation_seconds is None else f"{config.generation_seconds:g}s",
             "allowed" if config.allow_local_callbacks else "refused",
         )
-        print(f"{LISTENING_PREFIX}http://{_url_host(host)}:{bound_port}", flush=True)
+        scheme = "https" if ssl_context is not None else "http"
+        print(f"{LISTENING_PREFIX}{scheme}://{_url_host(host)}:{bound_port}", flush=True)
         await stop.wait()
         log.info("shutting down")
     finally:
@@ -173,14 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.log_level, list(accounts))
     try:
         config = config_from_args(args, accounts)
-        asyncio.run(serve(config, args.host, args.port))
+        context = tls_context(args.ssl_certfile, args.ssl_keyfile)
+        asyncio.run(serve(config, args.host, args.port, context))
     except KeyboardInterrupt:  # platforms without loop signal handlers
         return 0
     except StateFileError as exc:
         # One line, no traceback: the file is the user's to fix or move away.
         log.error("seedance-emulator failed to start: %s", exc)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ssl.SSLError) as exc:
         log.error("seedance-emulator failed to start: %s", exc)
         return 1
     return 0

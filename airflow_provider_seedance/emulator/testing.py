@@ -15,6 +15,7 @@ import atexit
 import json
 import os
 import queue
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,12 @@ class EmulatorProcess:
         port: int = 0,
         startup_timeout: float = 20.0,
         log_path: str | os.PathLike[str] | None = None,
+        ssl_certfile: str | os.PathLike[str] | None = None,
+        ssl_keyfile: str | os.PathLike[str] | None = None,
+        ssl_cafile: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``ssl_certfile``/``ssl_keyfile``: serve HTTPS; ``ssl_cafile``: the CA the admin
+        helpers trust for it (default: ``ssl_certfile`` itself, for a self-signed one)."""
         self.api_keys: dict[str, int] = dict(api_keys) if api_keys else {DEFAULT_API_KEY: 10000}
         self.generation_seconds = generation_seconds
         self.state_file = Path(state_file) if state_file is not None else None
@@ -76,6 +82,9 @@ class EmulatorProcess:
             os.close(fd)
             log_path = name
         self.log_path = Path(log_path)
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_cafile = ssl_cafile if ssl_cafile is not None else ssl_certfile
         self.base_url = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
@@ -106,6 +115,10 @@ class EmulatorProcess:
             args += ["--state-file", str(self.state_file)]
         if self.allow_local_callbacks:
             args.append("--allow-local-callbacks")
+        if self.ssl_certfile is not None:
+            args += ["--ssl-certfile", str(self.ssl_certfile)]
+        if self.ssl_keyfile is not None:
+            args += ["--ssl-keyfile", str(self.ssl_keyfile)]
         args += list(self.extra_args)
         return args
 
@@ -214,7 +227,10 @@ class EmulatorProcess:
             headers={"Content-Type": "application/json"} if data is not None else {},
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            context = None
+            if self.ssl_cafile is not None:
+                context = ssl.create_default_context(cafile=str(self.ssl_cafile))
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise EmulatorError(f"{method} /_emulator/{path}: HTTP {exc.code}: {exc.read()!r}") from exc

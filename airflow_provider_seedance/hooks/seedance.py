@@ -17,7 +17,9 @@ long as the caller holds the hook open (``async with hook: ...``). Both honour t
 connection's ``proxy`` extra, and otherwise the standard proxy environment variables
 (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``): requests with ``trust_env``, aiohttp by
 aiohttp's own environment rule, read once per resolved connection. A connection's proxy
-wins over the environment in both.
+wins over the environment in both. Both check the service's TLS certificate against the
+same CA bundle, decided once by :func:`~airflow_provider_seedance.hooks.tls.tls_settings`
+(extra ``verify``, else ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import functools
 import os
 import platform
+import ssl
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -72,6 +75,13 @@ from airflow_provider_seedance.hooks.retry import (
     is_transient,
     retry_after_floor,
     sleep_until_deadline,
+)
+from airflow_provider_seedance.hooks.tls import (
+    DEFAULT_TLS,
+    TlsSettings,
+    cached_ssl_context,
+    ssl_context,
+    tls_settings,
 )
 from airflow_provider_seedance.hooks.transport import (
     MAX_BODY_BYTES,
@@ -147,6 +157,9 @@ class ConnectionSettings:
     #: Extras ``callback_secret`` and ``callback_base_url`` (:mod:`~airflow_provider_seedance.callbacks`);
     #: None: callbacks off.
     callbacks: CallbackSettings | None = None
+    #: What checks the service's certificate, for both the sync and the async side
+    #: (:mod:`~airflow_provider_seedance.hooks.tls`: extra ``verify``, ``REQUESTS_CA_BUNDLE``…).
+    tls: TlsSettings = DEFAULT_TLS
 
     def __repr__(self) -> str:
         return (
@@ -172,14 +185,17 @@ class ConnectionSettings:
         over the environment's (a session-level one would lose to ``HTTPS_PROXY``)."""
         return {"http": self.proxy, "https": self.proxy} if self.proxy else None
 
-    def client_session(self) -> aiohttp.ClientSession:
-        """A new aiohttp session for these settings: auth headers, connect and total timeouts.
+    def client_session(self, tls_context: ssl.SSLContext) -> aiohttp.ClientSession:
+        """A new aiohttp session for these settings: auth headers, connect and total timeouts,
+        and ``tls_context`` (:func:`~airflow_provider_seedance.hooks.tls.ssl_context` of
+        :attr:`tls`: the certificates the sync side trusts, built off the event loop).
 
         Not ``trust_env``: with it aiohttp looks up ``~/.netrc`` and the proxy environment in a
         worker thread on *every* request (two thread hops per status read, most of a poll's
         CPU at 1,000 triggers); :attr:`aio_proxy` reads the environment once instead.
         """
         return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=tls_context),
             headers=self.headers(),
             timeout=aiohttp.ClientTimeout(
                 sock_connect=self.connect_timeout, total=self.connect_timeout + self.read_timeout
@@ -253,7 +269,8 @@ class ConnectionSettings:
             )
         rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
         callbacks = callback_settings(conn_id, extra)
-        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks)
+        tls = tls_settings(conn_id, extra)
+        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks, tls)
 
 
 def _sendable_base_url(conn_id: str | None, base_url: str) -> str:
@@ -326,11 +343,11 @@ class _SharedSessions:
     def __init__(self) -> None:
         self._sessions: PerLoop[ConnectionSettings, list[Any]] = PerLoop()
 
-    def acquire(self, settings: ConnectionSettings) -> aiohttp.ClientSession:
+    def acquire(self, settings: ConnectionSettings, tls_context: ssl.SSLContext) -> aiohttp.ClientSession:
         sessions = self._sessions.here()
         entry = sessions.get(settings)
         if entry is None or entry[0].closed:
-            entry = sessions[settings] = [settings.client_session(), 0]
+            entry = sessions[settings] = [settings.client_session(tls_context), 0]
         entry[1] += 1
         return entry[0]
 
@@ -346,6 +363,14 @@ class _SharedSessions:
 
 
 _SHARED_SESSIONS = _SharedSessions()
+
+
+async def _atls_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The aiohttp TLS context for ``tls``: cached, else built in a worker thread (it reads
+    files), never on the event loop."""
+    cached = cached_ssl_context(tls)
+    return cached if cached is not None else await asyncio.to_thread(ssl_context, tls)
+
 
 #: Seconds a connection resolved by a trigger is reused by the other triggers on its event loop.
 SETTINGS_TTL_SECONDS = 30.0
@@ -502,7 +527,11 @@ class SeedanceHook(HttpHook):
                 f"Connection {self.seedance_conn_id!r} could not be loaded ({type(exc).__name__}): define it "
                 f"in the UI, or as AIRFLOW_CONN_{self.seedance_conn_id.upper()}."
             ) from exc
-        return ConnectionSettings.from_connection(conn)
+        settings = ConnectionSettings.from_connection(conn)
+        # The TLS context the async side (a deferred wait) will use, built now: an unreadable
+        # CA bundle fails here, before any POST, and the triggerer finds it cached.
+        ssl_context(settings.tls)
+        return settings
 
     @cached_property
     def _session(self) -> requests.Session:
@@ -558,12 +587,16 @@ class SeedanceHook(HttpHook):
                 timeout=(settings.connect_timeout, settings.read_timeout),
                 allow_redirects=False,
                 proxies=settings.requests_proxies(),
+                # Per request, so the one TLS decision (hooks/tls.py) wins over requests' own
+                # reading of the environment and over the session's ``verify``.
+                verify=settings.tls.requests_verify(),
+                cert=settings.tls.client_cert,
                 stream=True,
             ) as response:
                 content = read_capped(response)
                 return response.status_code, content, response.headers.get("Retry-After")
         except requests.exceptions.RequestException as exc:
-            raise requests_failure(endpoint, settings.base_url, exc) from None
+            raise requests_failure(endpoint, settings.base_url, exc, tls=settings.tls) from None
 
     def _status_once(self, task_id: str) -> Any:
         """One status read, its answer read with the status rule (no retries)."""
@@ -765,7 +798,8 @@ class SeedanceHook(HttpHook):
     async def __aenter__(self) -> SeedanceHook:
         if self._aio_depth == 0:
             self._aio_settings = await _SETTINGS_CACHE.get(self.seedance_conn_id, self._aresolve_settings)
-            self._aio_session = _SHARED_SESSIONS.acquire(self._aio_settings)
+            tls_context = await _atls_context(self._aio_settings.tls)
+            self._aio_session = _SHARED_SESSIONS.acquire(self._aio_settings, tls_context)
             self._aio_cap = STATUS_READ_CAPS.bucket(
                 self.seedance_conn_id, self._aio_settings.status_reads_per_second
             )
@@ -794,7 +828,9 @@ class SeedanceHook(HttpHook):
                 type(exc).__name__,
             )
             return await asyncio.to_thread(self._resolve_settings)
-        return ConnectionSettings.from_connection(conn, extra)
+        settings = ConnectionSettings.from_connection(conn, extra)
+        await _atls_context(settings.tls)  # an unreadable CA bundle fails the lookup, not a read
+        return settings
 
     async def _arefresh_settings(self, used: ConnectionSettings) -> bool:
         """After the API refused the key in ``used``: resolve the connection afresh (a rotated
@@ -808,7 +844,8 @@ class SeedanceHook(HttpHook):
         self.log.info(
             "Connection %r changed since it was resolved: using it as it is now", self.seedance_conn_id
         )
-        self._aio_settings, self._aio_session = fresh, _SHARED_SESSIONS.acquire(fresh)
+        tls_context = await _atls_context(fresh.tls)
+        self._aio_settings, self._aio_session = fresh, _SHARED_SESSIONS.acquire(fresh, tls_context)
         self._aio_cap = STATUS_READ_CAPS.bucket(self.seedance_conn_id, fresh.status_reads_per_second)
         await _SHARED_SESSIONS.release(used)
         return True
@@ -836,8 +873,8 @@ class SeedanceHook(HttpHook):
             ) as response:
                 body = await aread_capped(response)
                 status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            error = aiohttp_failure(endpoint, settings.base_url, exc)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError) as exc:
+            error = aiohttp_failure(endpoint, settings.base_url, exc, tls=settings.tls)
             metrics.status_read_failed(error, self.seedance_conn_id)
             raise error from None
         try:

@@ -20,7 +20,9 @@ Two readers share the envelope parsing, and both classify by **transport facts f
 
 Failures without an answer (:func:`requests_failure`, :func:`aiohttp_failure`) are
 ``NOT_SENT`` only when the request provably never left (refused, DNS, connect timeout,
-proxy unreachable); otherwise the request may have arrived.
+proxy unreachable, a TLS handshake that failed: the request is written after it succeeds);
+otherwise the request may have arrived. A rejected certificate has its own text (what it was
+checked against, and which CA setting to change), never "connection refused".
 
 Error texts say what happened to the money and what to do next, in plain words, without
 transport-library noise (no ``HTTPConnectionPool(…)``, no ``Max retries exceeded``) and
@@ -55,6 +57,8 @@ from airflow_provider_seedance.exceptions import (
 if TYPE_CHECKING:
     import aiohttp
     import requests
+
+    from airflow_provider_seedance.hooks.tls import TlsSettings
 
 #: A status or generate answer this large is not one (a proxy error page, a runaway body).
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -333,23 +337,29 @@ def mask_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def no_answer(endpoint: str, base_url: str, reason: str, state: CreationState) -> SeedanceError:
-    """The error for a request that got no answer, saying what happened to the money."""
+def no_answer(
+    endpoint: str, base_url: str, reason: str, state: CreationState, *, next_step: str | None = None
+) -> SeedanceError:
+    """The error for a request that got no answer, saying what happened to the money.
+
+    ``next_step`` (a sentence without its final full stop) replaces the default advice of a
+    request that never left: check the base URL and that the service is running.
+    """
     shown = mask_url(base_url)
     if endpoint.startswith("POST"):
         if state is CreationState.NOT_SENT:
+            step = next_step or f"check the connection's base URL {shown} and that the service is running"
             return SeedanceConnectionError(
                 f"Seedance {endpoint} could not reach {shown} ({reason}): nothing was sent and nothing "
-                f"was spent; check the connection's base URL {shown} and that the service is running.",
+                f"was spent; {step}.",
                 endpoint=endpoint,
                 sent=False,
             )
         return SeedanceSubmissionUncertainError(f"{reason} after the request was sent to {shown}")
-    check = (
-        " Check the connection's base URL and that the service is running."
-        if state is (CreationState.NOT_SENT)
-        else ""
-    )
+    check = ""
+    if state is CreationState.NOT_SENT:
+        step = next_step or "check the connection's base URL and that the service is running"
+        check = f" {step[:1].upper()}{step[1:]}."
     return SeedanceConnectionError(
         f"Seedance {endpoint} got no answer from {shown} ({reason}). {READ_SPENDS_NOTHING}.{check}",
         endpoint=endpoint,
@@ -372,11 +382,13 @@ def _preparation_errors() -> tuple[type[Exception], ...]:
 
 
 def requests_failure(
-    endpoint: str, base_url: str, exc: requests.exceptions.RequestException
+    endpoint: str, base_url: str, exc: requests.exceptions.RequestException, *, tls: TlsSettings | None = None
 ) -> SeedanceError:
-    """The typed error for a ``requests`` failure without an answer."""
+    """The typed error for a ``requests`` failure without an answer (``tls``: what checked the
+    server's certificate, named in a certificate error)."""
     import requests
     from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
+    from urllib3.exceptions import SSLError as Urllib3SSLError
 
     if isinstance(exc, _preparation_errors()):  # raised while preparing: nothing was written
         return no_answer(
@@ -398,9 +410,10 @@ def requests_failure(
             return no_answer(endpoint, base_url, "connection refused", CreationState.NOT_SENT)
         if isinstance(reason, ConnectTimeoutError):
             return no_answer(endpoint, base_url, "timed out connecting", CreationState.NOT_SENT)
-        handshake = _tls_handshake_failure(reason)
-        if handshake:
-            return no_answer(endpoint, base_url, handshake, CreationState.NOT_SENT)
+        cause = reason.args[0] if isinstance(reason, Urllib3SSLError) and reason.args else reason
+        tls_error = _tls_handshake_failure(endpoint, base_url, cause, tls)
+        if tls_error is not None:
+            return tls_error
         return no_answer(endpoint, base_url, _DROPPED, CreationState.MAY_EXIST)
     return no_answer(endpoint, base_url, f"{type(exc).__name__} before an answer", CreationState.MAY_EXIST)
 
@@ -411,27 +424,51 @@ _HANDSHAKE_REASONS = frozenset(
 )
 
 
-def _tls_handshake_failure(reason: Any) -> str | None:
-    """Why the TLS handshake failed, when ``reason`` (urllib3's wrapped cause) proves it did.
+#: The next step after a rejected certificate (the same advice for both sides of the hook).
+TLS_NEXT_STEP = (
+    "set the connection's extra 'verify' (or REQUESTS_CA_BUNDLE) to the file of the CA that signed "
+    "the server's certificate (a private CA, or a TLS-inspecting proxy's), then run the task again"
+)
+
+
+def _tls_handshake_failure(
+    endpoint: str, base_url: str, cause: BaseException | None, tls: TlsSettings | None
+) -> SeedanceError | None:
+    """The error for a failed TLS handshake, when ``cause`` proves the handshake failed.
 
     Certificate checks and a non-TLS answer to the client hello happen before a byte of the
-    request is written; any other TLS error (one while reading the answer) proves nothing.
+    request is written (``NOT_SENT``); any other TLS error (one while reading the answer)
+    proves nothing and returns None.
     """
     import ssl
 
-    from urllib3.exceptions import SSLError as Urllib3SSLError
-
-    cause = reason.args[0] if isinstance(reason, Urllib3SSLError) and reason.args else reason
     if isinstance(cause, ssl.SSLCertVerificationError) or type(cause).__name__ == "CertificateError":
-        return "the TLS handshake failed: the server's certificate was not accepted"
+        detail = getattr(cause, "verify_message", None) or ""
+        reason = "the server's TLS certificate was not accepted" + (f": {detail}" if detail else "")
+        if tls is not None:
+            reason += f"; {tls.describe()}"
+        step = TLS_NEXT_STEP
+        if "hostname mismatch" in detail.lower() or "doesn't match" in str(cause):
+            step = "check the connection's base URL: its host must be a name the server's certificate names"
+        return no_answer(endpoint, base_url, reason, CreationState.NOT_SENT, next_step=step)
     if isinstance(cause, ssl.SSLError) and getattr(cause, "reason", None) in _HANDSHAKE_REASONS:
-        return "the TLS handshake failed: the server does not speak TLS there; is the base URL http://?"
+        return no_answer(
+            endpoint,
+            base_url,
+            "the TLS handshake failed: the server does not speak TLS there",
+            CreationState.NOT_SENT,
+            next_step="check the connection's base URL: is it http:// rather than https://?",
+        )
     return None
 
 
-def aiohttp_failure(endpoint: str, base_url: str, exc: BaseException) -> SeedanceError:
-    """The typed error for an aiohttp failure (or timeout) without an answer."""
+def aiohttp_failure(
+    endpoint: str, base_url: str, exc: BaseException, *, tls: TlsSettings | None = None
+) -> SeedanceError:
+    """The typed error for an aiohttp failure (or timeout) without an answer (``tls``: what
+    checked the server's certificate, named in a certificate error)."""
     import socket
+    import ssl
 
     import aiohttp
 
@@ -439,6 +476,27 @@ def aiohttp_failure(endpoint: str, base_url: str, exc: BaseException) -> Seedanc
     connect_timeout: Any = getattr(aiohttp, "ConnectionTimeoutError", ())
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return no_answer(endpoint, base_url, "the proxy could not be reached", CreationState.NOT_SENT)
+    # Certificate and handshake errors are ClientConnectorError subclasses: before that test.
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        tls_error = _tls_handshake_failure(endpoint, base_url, exc.certificate_error, tls)
+        if tls_error is not None:
+            return tls_error
+    if isinstance(exc, aiohttp.ClientSSLError):
+        cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+        tls_error = _tls_handshake_failure(endpoint, base_url, cause, tls)
+        if tls_error is not None:
+            return tls_error
+        return no_answer(
+            endpoint,
+            base_url,
+            f"the TLS handshake failed ({getattr(cause, 'reason', None) or type(cause).__name__})",
+            CreationState.NOT_SENT,
+            next_step="check the connection's base URL and the server's TLS set-up",
+        )
+    if isinstance(exc, ssl.SSLError):  # raised bare by some aiohttp versions during the handshake
+        tls_error = _tls_handshake_failure(endpoint, base_url, exc, tls)
+        if tls_error is not None:
+            return tls_error
     if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc.os_error, socket.gaierror):
             return no_answer(endpoint, base_url, "the host name did not resolve", CreationState.NOT_SENT)
