@@ -9,6 +9,7 @@ triggerer runs here), so that only the callback can resume it.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -367,3 +368,145 @@ def test_a_callback_that_arrives_before_the_try_has_deferred_waits_for_the_defer
     finally:
         deferring.join()
     assert answer.status_code == 200 and ti_row(receiver)[0] == "scheduled"
+
+
+# --------------------------------------------------------------------------- fire-and-forget
+FIRE_DAG_ID = "fire_and_forget_probe"
+UPLOAD_DAG_ID = "fire_and_forget_upload"
+COMPLETED_URI = "seedance://tests/fire-and-forget"
+FIRE_DAGS = f'''
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Asset, task
+
+from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+COMPLETED = Asset("{COMPLETED_URI}")
+
+with DAG("{FIRE_DAG_ID}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+    SeedanceGenerateOperator(
+        task_id="submit",
+        prompt="a lighthouse at dusk",
+        resolution="480p",
+        duration=4,
+        seedance_conn_id="{CONN_ID}",
+        wait_for_completion=False,
+        completion_asset=COMPLETED,
+    )
+
+with DAG("{UPLOAD_DAG_ID}", schedule=[COMPLETED], start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+
+    @task
+    def upload() -> None:
+        return None
+
+    upload()
+'''
+
+
+def completion_events() -> list[tuple[dict[str, Any], tuple[str, str, str, int]]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .filter(AssetModel.uri == COMPLETED_URI)
+            .all()
+        )
+        return [
+            (
+                dict(row.extra or {}),
+                (row.source_dag_id, row.source_run_id, row.source_task_id, row.source_map_index),
+            )
+            for row in rows
+        ]
+
+
+def unpause(dag_id: str) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == dag_id).update({"is_paused": False})
+
+
+def queued_upload_runs() -> int:
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(AssetDagRunQueue).filter(AssetDagRunQueue.target_dag_id == UPLOAD_DAG_ID).count()
+
+
+def test_a_fire_and_forget_generation_records_one_asset_event_with_its_result_when_it_ends(receiver) -> None:
+    """The task submits and ends at once; the emulator's callback makes the receiver read the
+    status and record one event of ``completion_asset`` (the result in ``extra``), which
+    queues the DAG scheduled on it. The same callback again records nothing more."""
+    from tests.dag_support import run_dag
+
+    dag_file = DAGS_FOLDER / "fire_and_forget_probe.py"
+    dag_file.write_text(FIRE_DAGS)
+    try:
+        # Both DAGs in the database (a dag.test() writes its file's DAGs), the upload DAG
+        # unpaused as in a deployment (Airflow queues no run for a paused DAG).
+        assert run_dag(DAGS_FOLDER, UPLOAD_DAG_ID).state == "success"
+        unpause(UPLOAD_DAG_ID)
+        before = receiver.emulator.ledger()["generate_requests"]
+        run = run_dag(DAGS_FOLDER, FIRE_DAG_ID)
+        assert run.state == "success", run.tasks
+        (submitted,) = run.results("submit")
+        assert submitted["status"] == "IN_PROGRESS"
+        assert receiver.emulator.ledger()["generate_requests"] == before + 1
+
+        deadline = time.time() + 30
+        while not completion_events() and time.time() < deadline:
+            time.sleep(0.3)
+        events = completion_events()
+        assert len(events) == 1, events
+        extra, source = events[0]
+        assert source == (FIRE_DAG_ID, run.run_id, "submit", -1)
+        assert extra["seedance_task_id"] == submitted["task_id"]
+        assert extra["status"] == "SUCCESS" and extra["video_url"] and extra["consumed_credits"] > 0
+        assert KEY not in json.dumps(extra)
+        assert queued_upload_runs() == 1
+
+        # The service calls again (a retry of its callback): idempotent.
+        fire = CallbackIdentity.for_try(
+            CONN_ID, FIRE_DAG_ID, run.run_id, "submit", -1, 1, asset=(COMPLETED_URI, COMPLETED_URI)
+        )
+        again = requests.post(receiver.url(sign(SECRET, fire, time.time() + 600)), json={}, timeout=30)
+        assert (again.status_code, again.json()) == (202, {"status": "ignored"})
+        assert len(completion_events()) == 1
+        assert receiver.emulator.ledger()["generate_requests"] == before + 1
+    finally:
+        dag_file.unlink(missing_ok=True)
+
+
+def test_a_fire_and_forget_task_on_a_connection_without_callbacks_fails_before_sending(receiver) -> None:
+    from airflow.sdk import Connection
+
+    from airflow_provider_seedance.exceptions import SeedanceConfigurationError
+    from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+    operator = SeedanceGenerateOperator(
+        task_id="submit",
+        prompt="a fox",
+        seedance_conn_id="seedance_no_callbacks",
+        wait_for_completion=False,
+        completion_asset=COMPLETED_URI,
+    )
+    before = receiver.emulator.ledger()["generate_requests"]
+    with pytest.MonkeyPatch.context() as mp:
+        conn = Connection(
+            conn_id="seedance_no_callbacks",
+            conn_type="seedance",
+            host=receiver.emulator.base_url,
+            password=KEY,
+        )
+        mp.setenv("AIRFLOW_CONN_SEEDANCE_NO_CALLBACKS", conn.as_json())
+        with pytest.raises(SeedanceConfigurationError, match=r"needs callbacks.*Nothing was sent"):
+            operator.execute({"ti": None})  # type: ignore[arg-type]
+    assert receiver.emulator.ledger()["generate_requests"] == before
