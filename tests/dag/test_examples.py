@@ -16,6 +16,9 @@ EXAMPLE_DAGS = [
     "seedance_catalog_backfill",
     "seedance_external_task",
     "seedance_review_and_publish",  # run by tests/realproc/test_review_and_publish.py (a person answers)
+    # Both run by tests/realproc/test_webhook_publish.py (the API server receives the callbacks).
+    "seedance_webhook_publish",
+    "seedance_webhook_upload",
 ]
 
 

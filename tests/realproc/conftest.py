@@ -23,7 +23,10 @@ from tests.airflow_processes import AirflowCluster, connection_uri_json, free_po
 
 DAGS = Path(__file__).parent / "dags"
 #: Example DAGs that need the real scheduler and triggerer (a person answers through the REST API).
-EXAMPLES = [Path(__file__).parents[2] / "dags_examples" / "seedance_review_and_publish.py"]
+EXAMPLES = [
+    Path(__file__).parents[2] / "dags_examples" / name
+    for name in ("seedance_review_and_publish.py", "seedance_webhook_publish.py")
+]
 #: Distinctive, so the secrets scan cannot confuse it with anything else.
 REALPROC_API_KEY = "sk-realproc-L3AK-CANARY-7d41c9e2b8"
 #: Generation time of each emulator, in seconds.
@@ -40,9 +43,13 @@ EMULATOR_SECONDS = {
     "seedance_budget": 3.0,
     # Deferred generations resumed by the emulator's callbacks (test_callbacks.py).
     "seedance_callbacks": 30.0,
+    # Fire-and-forget generations whose callbacks record asset events (the webhook example).
+    "seedance_webhook": 3.0,
 }
 #: The ``seedance_callbacks`` connection's HMAC secret (the secrets scan looks for it too).
 CALLBACK_SECRET = "realproc-callback-S3CRET-5e8f1a2b3c4d5e6f7a8b"
+#: The connections whose emulator calls back (the callback extras point at the API server).
+CALLBACK_CONNECTIONS = ("seedance_callbacks", "seedance_webhook")
 #: The daily budget of the ``seedance_budget`` connection, in credits.
 BUDGET_DAILY_CREDITS = 40
 
@@ -85,6 +92,8 @@ class RealprocEnv:
     api_key: str = REALPROC_API_KEY
     #: The shared budget store of the ``seedance_budget`` connection (a SQLAlchemy URL).
     budget_store: str = ""
+    #: Where the example DAGs deliver (``SEEDANCE_OUTPUT_DIR`` of every process).
+    output_dir: Path = Path()
 
 
 @pytest.fixture(scope="package")
@@ -99,17 +108,20 @@ def realproc() -> Iterator[RealprocEnv]:
                 api_keys={REALPROC_API_KEY: 1_000_000},
                 generation_seconds=seconds,
                 log_path=workdir / f"emulator-{conn_id}.log",
-                allow_local_callbacks=conn_id == "seedance_callbacks",
+                allow_local_callbacks=conn_id in CALLBACK_CONNECTIONS,
             ).start()
         budget_store = f"sqlite:///{workdir / 'budgets.db'}"
         #: The API server's port, known before it starts: the callback connection names it.
         api_port = free_port()
         extras: dict[str, dict[str, object]] = {
             "seedance_budget": {"budget": {"daily_credits": BUDGET_DAILY_CREDITS, "store": budget_store}},
-            "seedance_callbacks": {
-                "callback_secret": CALLBACK_SECRET,
-                "callback_base_url": f"http://127.0.0.1:{api_port}",
-                "emulator": True,
+            **{
+                conn_id: {
+                    "callback_secret": CALLBACK_SECRET,
+                    "callback_base_url": f"http://127.0.0.1:{api_port}",
+                    "emulator": True,
+                }
+                for conn_id in CALLBACK_CONNECTIONS
             },
         }
         connections = {
@@ -119,6 +131,11 @@ def realproc() -> Iterator[RealprocEnv]:
         cluster = AirflowCluster(
             dags=[DAGS, *EXAMPLES],
             connections=connections,
+            # The webhook example submits on its own connection and delivers under the workdir.
+            env={
+                "SEEDANCE_WEBHOOK_CONN_ID": "seedance_webhook",
+                "SEEDANCE_OUTPUT_DIR": f"file://{workdir / 'out'}",
+            },
             parallelism=8,
             # Every process sends Airflow's metrics (and ours) to the test's StatsD listener.
             config={
@@ -133,7 +150,13 @@ def realproc() -> Iterator[RealprocEnv]:
         )
         cluster.port = api_port
         with cluster:
-            yield RealprocEnv(cluster=cluster, emulators=emulators, statsd=statsd, budget_store=budget_store)
+            yield RealprocEnv(
+                cluster=cluster,
+                emulators=emulators,
+                statsd=statsd,
+                budget_store=budget_store,
+                output_dir=workdir / "out",
+            )
     finally:
         for emulator in emulators.values():
             emulator.stop()
