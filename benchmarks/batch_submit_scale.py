@@ -29,6 +29,7 @@ import os
 import pstats
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import REQUEST_BODY, connection_json, fmt, start_emulator, table, write_result
@@ -177,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         for phase in ("submit", "trigger", "resume"):
             row[f"{phase}_ratio"] = row[f"{phase}_ms_per_item"] / base[f"{phase}_ms_per_item"]
     print(table(rows, COLUMNS))
-    print(f"per-item submit cost at N = {fmt(rows[-1]['n'])} vs N = {fmt(base['n'])}: {fmt(rows[-1]['submit_ratio'])}×")
-    from pathlib import Path
+    last = rows[-1]
+    ratio = fmt(last["submit_ratio"])
+    print(f"per-item submit cost at N = {fmt(last['n'])} vs N = {fmt(base['n'])}: {ratio}x")
 
     write_result(
         args.name,

@@ -22,7 +22,11 @@ def fake_get(value: Any = None, error: Exception | None = None) -> Any:
 
 def test_a_missing_variable_is_an_empty_record(monkeypatch) -> None:
     monkeypatch.setattr(Variable, "get", fake_get())
-    assert _VariableBackend("seedance_record_x").load() == {}
+    # The backend says "never written" (a record's parts are read up to the first such)...
+    assert _VariableBackend("seedance_record_x").load() is None
+    # ...and the record over it holds nothing.
+    record = SubmissionRecord(_VariableBackend("seedance_record_x"), where="test")
+    assert record.entries == {} and record.get("fp") is None
 
 
 def test_a_stored_record_is_read(monkeypatch) -> None:
@@ -68,10 +72,10 @@ def test_an_unreadable_entry_is_an_error_never_nothing_submitted() -> None:
     from airflow_provider_seedance.reattach import SubmissionRecord
 
     class Backend:
-        def load(self) -> dict[str, Any]:
+        def load(self, part: int = 0) -> dict[str, Any] | None:
             return {"fp": {"fingerprint": "fp", "state": "half-written"}}
 
-        def save(self, value: dict[str, Any]) -> None:
+        def save(self, value: dict[str, Any], part: int = 0) -> None:
             raise AssertionError("must not write")
 
     with pytest.raises(SeedanceError, match="unreadable entry"):
@@ -84,10 +88,10 @@ def test_force_new_release_is_recorded_and_the_history_kept() -> None:
     class Backend:
         value: dict[str, Any] = {}
 
-        def load(self) -> dict[str, Any]:
+        def load(self, part: int = 0) -> dict[str, Any] | None:
             return dict(self.value)
 
-        def save(self, value: dict[str, Any]) -> None:
+        def save(self, value: dict[str, Any], part: int = 0) -> None:
             self.value = dict(value)
 
     record = SubmissionRecord(Backend(), where="test")
@@ -110,10 +114,10 @@ class FlakyBackend:
         self.failures = failures
         self.saved: list[dict[str, Any]] = []
 
-    def load(self) -> dict[str, Any]:
+    def load(self, part: int = 0) -> dict[str, Any] | None:
         return {}
 
-    def save(self, value: dict[str, Any]) -> None:
+    def save(self, value: dict[str, Any], part: int = 0) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("api-server unreachable")
