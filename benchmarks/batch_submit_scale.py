@@ -177,14 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         for phase in ("submit", "trigger", "resume"):
             row[f"{phase}_ratio"] = row[f"{phase}_ms_per_item"] / base[f"{phase}_ms_per_item"]
-    print(table(rows, COLUMNS))
+    markdown = table(rows, COLUMNS)
+    print(markdown)
     last = rows[-1]
     ratio = fmt(last["submit_ratio"])
     print(f"per-item submit cost at N = {fmt(last['n'])} vs N = {fmt(base['n'])}: {ratio}x")
 
     write_result(
         args.name,
-        {"rows": [{k: v for k, v in row.items() if k != "profile_top"} for row in rows]},
+        {
+            "rows": [{k: v for k, v in row.items() if k != "profile_top"} for row in rows],
+            "table_markdown": markdown,
+        },
         Path(args.results_dir) if args.results_dir else None,
     )
     return 0
