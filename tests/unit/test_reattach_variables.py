@@ -139,3 +139,30 @@ def test_a_store_that_stays_away_still_fails_the_write() -> None:
     record = SubmissionRecord(backend, where="test", save_retry_seconds=0)
     with pytest.raises(ConnectionError):
         record.mark_submitted(("fp", "seed15abcpro"))
+
+
+def test_a_batch_record_in_parts_keeps_each_part_in_its_own_variable(monkeypatch) -> None:
+    """Airflow 3.1-3.2: part i of a batch's record is a Variable of its own (a hashed name per
+    part, the task instance's description on each), read back in order up to the first missing."""
+    from types import SimpleNamespace
+
+    from airflow_provider_seedance.reattach import RECORD_KEY, part_key, variable_name
+
+    stored: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+
+    def set_(key: str, value: str, description: str | None = None, **_: Any) -> None:
+        stored[key] = value
+        descriptions[key] = description or ""
+
+    monkeypatch.setattr(Variable, "get", lambda key, default=None, **_: stored.get(key, default))
+    monkeypatch.setattr(Variable, "set", set_)
+    ti = SimpleNamespace(dag_id="dag", run_id="run", task_id="task", map_index=-1)
+    record = SubmissionRecord.for_context({"ti": ti}, shard_size=2)
+    record.mark_submitting("a", "b", "c")
+    names = [variable_name("dag", "run", "task", -1, key=part_key(RECORD_KEY, part)) for part in (0, 1)]
+    assert names[0] == variable_name("dag", "run", "task", -1)  # part 0: the record's usual name
+    assert sorted(stored) == sorted(names)
+    assert len(set(descriptions.values())) == 1 and "dag_id='dag'" in descriptions[names[0]]
+    again = SubmissionRecord.for_context({"ti": ti}, shard_size=2)
+    assert sorted(again.entries) == ["a", "b", "c"]
