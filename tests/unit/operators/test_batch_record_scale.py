@@ -115,3 +115,24 @@ def test_a_record_in_parts_reads_back_whole_and_stops_at_the_first_missing_part(
     again.rename("a", "a2")
     again.flush()
     assert "a2" in store.data[RECORD_KEY] and "a" not in store.data[RECORD_KEY]
+
+
+def test_parts_of_one_entry_each_work_and_a_size_below_one_is_refused() -> None:
+    store = Store()
+    record = SubmissionRecord.for_context({"task_state_store": store}, shard_size=1)
+    record.mark_submitting("a", "b")
+    assert sorted(store.data) == [RECORD_KEY, part_key(RECORD_KEY, 1)]
+    with pytest.raises(ValueError, match=r"shard_size must be >= 1 \(or None: one part\)"):
+        SubmissionRecord.for_context({"task_state_store": store}, shard_size=0)
+
+
+def test_rename_never_overwrites_a_taken_key_nor_invents_an_absent_one() -> None:
+    store = Store()
+    record = SubmissionRecord.for_context({"task_state_store": store}, shard_size=4)
+    record.mark_submitting("a")
+    record.mark_submitted(("b", "gen-b"))
+    record.rename("a", "b")  # "b" is taken: both stay as they are
+    record.rename("absent", "c")  # nothing to move
+    record.flush()
+    assert store.entries()["b"]["seedance_task_id"] == "gen-b"
+    assert sorted(store.entries()) == ["a", "b"]
