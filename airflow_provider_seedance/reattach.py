@@ -24,6 +24,11 @@ Where the record lives:
   instead of paying again; ``seedance-records prune --older-than-days N`` removes old ones.
 
 The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
+
+A big batch keeps its record in **parts** of at most ``shard_size`` entries (see
+:class:`SubmissionRecord`): part 0 under the name above, part ``i`` under ``<key>.<i>``. Each
+write stores only the parts that changed, so what one item costs to record does not grow with
+the size of the batch.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -46,6 +51,9 @@ MAX_VARIABLE_KEY = 250
 #: How long a write of the record is retried while Airflow's API server or database is away
 #: (a restart, a failover): once a POST has paid, losing its task id means a human must decide.
 SAVE_RETRY_SECONDS = 180.0
+#: Entries per part of a batch's record: a part with every generation's outcome in it (about
+#: 600 bytes an entry) stays under Airflow's 64 KB ``[state_store] max_value_storage_bytes``.
+BATCH_SHARD_SIZE = 64
 
 
 class SubmissionState(StrEnum):
@@ -130,10 +138,17 @@ class Submission:
         )
 
 
-class _Backend(Protocol):
-    def load(self) -> dict[str, Any]: ...
+def part_key(key: str, part: int) -> str:
+    """The store key of part ``part`` of a record kept under ``key`` (part 0: ``key`` itself,
+    so records written before parts existed are part 0)."""
+    return key if part == 0 else f"{key}.{part}"
 
-    def save(self, value: dict[str, Any]) -> None: ...
+
+class _Backend(Protocol):
+    def load(self, part: int = 0) -> dict[str, Any] | None:
+        """The part's entries; ``None`` when the part was never written."""
+
+    def save(self, value: dict[str, Any], part: int = 0) -> None: ...
 
 
 class _TaskStateStoreBackend:
@@ -143,21 +158,38 @@ class _TaskStateStoreBackend:
         self._store = store
         self._key = key
 
-    def load(self) -> dict[str, Any]:
-        value = self._store.get(self._key, None)
+    def load(self, part: int = 0) -> dict[str, Any] | None:
+        value = self._store.get(part_key(self._key, part), None)
+        if value is None:
+            return None
         return dict(value) if isinstance(value, Mapping) else {}
 
-    def save(self, value: dict[str, Any]) -> None:
-        self._store.set(self._key, value)
+    def save(self, value: dict[str, Any], part: int = 0) -> None:
+        self._store.set(part_key(self._key, part), value)
 
 
 class _VariableBackend:
     """Airflow 3.1-3.2: an Airflow Variable per task instance."""
 
-    def __init__(self, name: str, *, legacy_name: str | None = None, description: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        legacy_name: str | None = None,
+        description: str = "",
+        part_name: Callable[[int], str] | None = None,
+    ) -> None:
         self._name = name
         self._legacy_name = legacy_name
         self._description = description
+        self._part_name = part_name
+
+    def _name_of(self, part: int) -> str:
+        if part == 0:
+            return self._name
+        if self._part_name is None:
+            raise ValueError("this record is kept in one Variable (no parts)")
+        return self._part_name(part)
 
     def _read(self, name: str) -> dict[str, Any] | None:
         from airflow.sdk import Variable
@@ -178,16 +210,16 @@ class _VariableBackend:
             )
         return dict(value)
 
-    def load(self) -> dict[str, Any]:
-        found = self._read(self._name)
-        if found is None and self._legacy_name is not None:
+    def load(self, part: int = 0) -> dict[str, Any] | None:
+        found = self._read(self._name_of(part))
+        if found is None and part == 0 and self._legacy_name is not None:
             found = self._read(self._legacy_name)
-        return found or {}
+        return found
 
-    def save(self, value: dict[str, Any]) -> None:
+    def save(self, value: dict[str, Any], part: int = 0) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(self._name, json.dumps(value, sort_keys=True), description=self._description)
+        Variable.set(self._name_of(part), json.dumps(value, sort_keys=True), description=self._description)
 
 
 def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str = RECORD_KEY) -> str:
@@ -224,56 +256,114 @@ class SubmissionRecord:
     Entries are read once and written back after each change (or each group of changes made
     with ``save=False`` and then :meth:`flush`): only one try of a task instance runs at a time,
     so nobody else writes this record.
+
+    With ``shard_size`` (the batch operator), the record is kept in parts of at most that many
+    entries, and a write stores only the parts holding a changed entry: recording one item
+    costs the same whether the batch has 500 items or 10,000 (writing the whole record for
+    every item made a batch's submission cost grow with the square of its size). What keeps
+    the money rule ("a mark is durable before its POST") intact:
+
+    * :meth:`flush` writes every changed part before it returns, and callers send a POST only
+      after the flush that stored its ``submitting`` mark, exactly as with one part;
+    * an entry stays in the part it was first put in; new entries fill the last part, and a
+      new part is opened only when the last one is full;
+    * a flush writes the changed parts in ascending order and stops at the first that cannot
+      be written, so part ``i + 1`` is never stored while part ``i`` is not: reading parts 0,
+      1, 2, ... up to the first one missing finds every entry ever stored.
+
+    Without ``shard_size`` (the single operator) the record is one value, as it always was.
     """
 
-    def __init__(self, backend: _Backend, *, where: str, save_retry_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        backend: _Backend,
+        *,
+        where: str,
+        save_retry_seconds: float | None = None,
+        shard_size: int | None = None,
+    ) -> None:
+        if shard_size is not None and shard_size < 1:
+            raise ValueError("shard_size must be >= 1 (or None: one part)")
         self._backend = backend
-        self._entries: dict[str, Any] | None = None
+        #: The entries of each part, as read and then changed in memory.
+        self._parts: list[dict[str, Any]] | None = None
+        #: The part holding each fingerprint.
+        self._part_of: dict[str, int] = {}
+        #: Parts changed in memory since they were last written.
+        self._dirty: set[int] = set()
         #: Human description of the storage, for log lines.
         self.where = where
         self.save_retry_seconds = save_retry_seconds
+        self.shard_size = shard_size
 
     @classmethod
-    def for_context(cls, context: Mapping[str, Any], *, key: str = RECORD_KEY) -> SubmissionRecord:
+    def for_context(
+        cls, context: Mapping[str, Any], *, key: str = RECORD_KEY, shard_size: int | None = None
+    ) -> SubmissionRecord:
         store = context.get("task_state_store")
         if store is not None:
-            return cls(_TaskStateStoreBackend(store, key), where="the task state store")
+            backend = _TaskStateStoreBackend(store, key)
+            return cls(backend, where="the task state store", shard_size=shard_size)
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         map_index = -1 if map_index is None else int(map_index)
         ids = (ti.dag_id, ti.run_id, ti.task_id, map_index)
         name = variable_name(*ids, key=key)
-        backend = _VariableBackend(
+        variables = _VariableBackend(
             name,
             legacy_name=_legacy_variable_name(*ids, key=key),
             description=(
                 "airflow-provider-seedance: generations submitted by task instance "
                 f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]} (re-attach)"
             ),
+            part_name=lambda part: variable_name(*ids, key=part_key(key, part)),
         )
-        return cls(backend, where=f"Variable {name!r}")
+        return cls(variables, where=f"Variable {name!r}", shard_size=shard_size)
+
+    def _load(self) -> list[dict[str, Any]]:
+        if self._parts is None:
+            parts = [self._backend.load(0) or {}]
+            if self.shard_size is not None:
+                while (part := self._backend.load(len(parts))) is not None:
+                    parts.append(part)
+            self._part_of = {fingerprint: i for i, part in enumerate(parts) for fingerprint in part}
+            self._parts = parts
+        return self._parts
 
     @property
     def entries(self) -> dict[str, Any]:
-        if self._entries is None:
-            self._entries = self._backend.load()
-        return self._entries
+        """Every entry of every part (a new dict: change entries through the methods)."""
+        return {fingerprint: raw for part in self._load() for fingerprint, raw in part.items()}
+
+    def __contains__(self, fingerprint: object) -> bool:
+        self._load()
+        return fingerprint in self._part_of
+
+    @property
+    def parts(self) -> int:
+        """How many parts the record has (in memory, written or about to be)."""
+        return len(self._load())
 
     def flush(self) -> None:
-        """Write the record as it stands, retrying while the store is unreachable (idempotent)."""
+        """Write every part changed since its last write, in ascending order, each retried
+        while the store is unreachable (idempotent; nothing changed: nothing written)."""
         seconds = SAVE_RETRY_SECONDS if self.save_retry_seconds is None else self.save_retry_seconds
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(seconds),
             wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
             reraise=True,
         )
-        retrying(self._backend.save, self.entries)
+        parts = self._load()
+        for part in sorted(self._dirty):
+            retrying(self._backend.save, parts[part], part)
+            self._dirty.discard(part)
 
     def get(self, fingerprint: str) -> Submission | None:
-        raw = self.entries.get(fingerprint)
-        if raw is None:
+        parts = self._load()
+        part = self._part_of.get(fingerprint)
+        if part is None:
             return None
-        submission = Submission.from_json(raw)
+        submission = Submission.from_json(parts[part][fingerprint])
         if submission is None:
             # Taking an unreadable entry for "nothing submitted" would pay for it again.
             raise SeedanceError(
@@ -286,8 +376,45 @@ class SubmissionRecord:
         previous = self.get(fingerprint)
         return previous.history if previous is not None else ()
 
+    def _part_for_new_entry(self) -> int:
+        parts = self._load()
+        last = len(parts) - 1
+        if self.shard_size is None or len(parts[last]) < self.shard_size:
+            return last
+        parts.append({})
+        return last + 1
+
+    def _put(self, fingerprint: str, raw: dict[str, Any]) -> None:
+        part = self._part_of.get(fingerprint)
+        if part is None:
+            part = self._part_for_new_entry()
+            self._part_of[fingerprint] = part
+        self._load()[part][fingerprint] = raw
+        self._dirty.add(part)
+
+    def _remove(self, fingerprint: str) -> None:
+        self._load()
+        part = self._part_of.pop(fingerprint, None)
+        if part is not None:
+            del self._load()[part][fingerprint]
+            self._dirty.add(part)
+
     def _set(self, submission: Submission) -> None:
-        self.entries[submission.fingerprint] = submission.to_json()
+        self._put(submission.fingerprint, submission.to_json())
+
+    def rename(self, old: str, new: str) -> None:
+        """Key an entry written under an older naming (``old``) by today's (``new``), in its own
+        part: in memory, stored by the next write. Nothing happens when ``new`` is taken or
+        ``old`` is absent."""
+        self._load()
+        part = self._part_of.get(old)
+        if part is None or new in self._part_of:
+            return
+        raw = self._load()[part].pop(old)
+        del self._part_of[old]
+        self._load()[part][new] = {**raw, "fingerprint": new}
+        self._part_of[new] = part
+        self._dirty.add(part)
 
     def _save(self, save: bool) -> None:
         if save:
@@ -395,5 +522,5 @@ class SubmissionRecord:
                 )
             )
         else:
-            self.entries.pop(fingerprint, None)
+            self._remove(fingerprint)
         self._save(save)

@@ -26,29 +26,43 @@ from typing import Any
 PREFIX = "seedance_attach__"
 
 
-def newest_submission(raw: str | None) -> float | None:
-    """The newest ``submitted_at`` in a stored record; ``None`` when it cannot be read."""
+def _submission_times(raw: str | None) -> list[float] | None:
+    """The ``submitted_at`` of every entry of a stored record (or part); ``None`` when it is
+    not a record's shape (unreadable)."""
     try:
         value = json.loads(raw) if raw else None
     except ValueError:
         return None
     if not isinstance(value, Mapping):
         return None
-    times = [
+    return [
         entry["submitted_at"]
         for entry in value.values()
         if isinstance(entry, Mapping)
         and isinstance(entry.get("submitted_at"), (int, float))
         and not isinstance(entry.get("submitted_at"), bool)
     ]
+
+
+def newest_submission(raw: str | None) -> float | None:
+    """The newest ``submitted_at`` in a stored record; ``None`` when it cannot be read."""
+    times = _submission_times(raw)
     return max(times) if times else None
+
+
+#: How the description of every Variable of one task instance's record begins (a batch's
+#: record is in parts, one Variable each, all with the same description).
+_DESCRIPTION_PREFIX = "airflow-provider-seedance:"
 
 
 def prune(older_than_days: float, *, dry_run: bool = False, now: float | None = None) -> list[str]:
     """Delete (or with ``dry_run`` only list) the records older than ``older_than_days``.
 
-    Records that cannot be read are left alone: an unreadable record is a question for a person
-    (deleting it could make a clear pay again).
+    The parts of one task instance's record (a batch keeps its record in parts, each in a
+    Variable with the same description) go together or not at all, by the newest submission
+    in any of them: a retry reads parts up to the first missing one, so deleting one part
+    alone would hide the parts after it. Records that cannot be read are left alone: an
+    unreadable record is a question for a person (deleting it could make a clear pay again).
     """
     from airflow.models import Variable
     from airflow.utils.session import create_session
@@ -57,12 +71,21 @@ def prune(older_than_days: float, *, dry_run: bool = False, now: float | None = 
     pruned: list[str] = []
     with create_session() as session:
         rows = session.query(Variable).filter(Variable.key.like(f"{PREFIX}%")).all()
+        records: dict[str, list[Any]] = {}
         for row in rows:
-            newest = newest_submission(row.get_val())
+            description = row.description or ""
+            owner = description if description.startswith(_DESCRIPTION_PREFIX) else f"key:{row.key}"
+            records.setdefault(owner, []).append(row)
+        for parts in records.values():
+            times = [_submission_times(row.get_val()) for row in parts]
+            if any(t is None for t in times):
+                continue
+            newest = max((t for part in times for t in part or ()), default=None)
             if newest is not None and newest < cutoff:
-                pruned.append(row.key)
-                if not dry_run:
-                    session.delete(row)
+                for row in parts:
+                    pruned.append(row.key)
+                    if not dry_run:
+                        session.delete(row)
     return sorted(pruned)
 
 

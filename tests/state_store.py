@@ -12,7 +12,7 @@ import copy
 import threading
 from typing import Any
 
-from airflow_provider_seedance.reattach import RECORD_KEY
+from airflow_provider_seedance.reattach import RECORD_KEY, part_key
 
 
 class Killed(BaseException):
@@ -44,9 +44,15 @@ class Store:
             self.snapshots.append(copy.deepcopy(value))
 
     def entries(self) -> dict[str, Any]:
-        """The record as written to the store (not as the operator holds it in memory)."""
+        """The record as written to the store (not as the operator holds it in memory): every
+        part of it, read as the record reads them (parts 0, 1, ... up to the first missing)."""
         with self.lock:
-            return copy.deepcopy(self.data.get(RECORD_KEY, {}))
+            merged: dict[str, Any] = {}
+            part = 0
+            while (value := self.data.get(part_key(RECORD_KEY, part))) is not None:
+                merged.update(copy.deepcopy(value))
+                part += 1
+            return merged
 
     def states(self) -> list[str]:
         """The states of the record's entries, sorted."""

@@ -44,7 +44,7 @@ from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_v
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
-from airflow_provider_seedance.reattach import SubmissionRecord, SubmissionState
+from airflow_provider_seedance.reattach import BATCH_SHARD_SIZE, SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
 from airflow_provider_seedance.task_support import SeedanceGenerating, attach_to_asset_events, on_failed_try
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
@@ -111,7 +111,7 @@ class _BatchRun:
         cls, context: Context, items: list[_Item], reused: dict[int, GenerationResult], end_time: float | None
     ) -> _BatchRun:
         """This try's run, with the record read from the task state store (legacy keys adopted)."""
-        record = SubmissionRecord.for_context(context)
+        record = SubmissionRecord.for_context(context, shard_size=BATCH_SHARD_SIZE)
         _adopt_legacy_keys(record, items)
         return cls(items, record, reused, end_time)
 
@@ -149,12 +149,11 @@ def _adopt_legacy_keys(record: SubmissionRecord, items: list[_Item]) -> None:
 
     In memory only, as the record is read: the next write of the record stores them moved.
     """
-    entries = record.entries
     claimed = {item.key for item in items}
     for item in items:
         legacy = item.legacy_key
-        if item.key not in entries and legacy in entries and legacy not in claimed:
-            entries[item.key] = {**entries.pop(legacy), "fingerprint": item.key}
+        if legacy is not None and item.key not in record and legacy in record and legacy not in claimed:
+            record.rename(legacy, item.key)
 
 
 class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):

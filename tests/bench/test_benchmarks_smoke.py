@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    batch_submit_scale,
     catalog_throughput,
     emulator_capacity,
     poll_cost_split,
@@ -171,3 +172,16 @@ def test_status_request_times_reads_only_status_lines_of_the_access_log() -> Non
     )
     times = status_rate_cap.status_request_times(log)
     assert len(times) == 2 and times[1] - times[0] == pytest.approx(1.5)
+
+
+def test_batch_submit_scale_smoke(tmp_path: Path) -> None:
+    argv = ["--n", "20", "70", "--generation-seconds", "0.2", "--poll-interval", "0.2"]
+    assert batch_submit_scale.main([*argv, "--results-dir", str(tmp_path)]) == 0
+    rows = _load(tmp_path / "batch_submit_scale.json")["rows"]
+    assert [row["n"] for row in rows] == [20, 70]
+    for row in rows:
+        # Every item was submitted, waited for and finished; the record was written.
+        assert row["succeeded"] == row["n"]
+        assert row["record_writes"] >= 1 and row["record_bytes"] > 0
+        assert row["submit_ms_per_item"] > 0
+    assert rows[0]["submit_ratio"] == 1.0

@@ -22,7 +22,11 @@ def fake_get(value: Any = None, error: Exception | None = None) -> Any:
 
 def test_a_missing_variable_is_an_empty_record(monkeypatch) -> None:
     monkeypatch.setattr(Variable, "get", fake_get())
-    assert _VariableBackend("seedance_record_x").load() == {}
+    # The backend says "never written" (a record's parts are read up to the first such)...
+    assert _VariableBackend("seedance_record_x").load() is None
+    # ...and the record over it holds nothing.
+    record = SubmissionRecord(_VariableBackend("seedance_record_x"), where="test")
+    assert record.entries == {} and record.get("fp") is None
 
 
 def test_a_stored_record_is_read(monkeypatch) -> None:
@@ -68,10 +72,10 @@ def test_an_unreadable_entry_is_an_error_never_nothing_submitted() -> None:
     from airflow_provider_seedance.reattach import SubmissionRecord
 
     class Backend:
-        def load(self) -> dict[str, Any]:
+        def load(self, part: int = 0) -> dict[str, Any] | None:
             return {"fp": {"fingerprint": "fp", "state": "half-written"}}
 
-        def save(self, value: dict[str, Any]) -> None:
+        def save(self, value: dict[str, Any], part: int = 0) -> None:
             raise AssertionError("must not write")
 
     with pytest.raises(SeedanceError, match="unreadable entry"):
@@ -84,10 +88,10 @@ def test_force_new_release_is_recorded_and_the_history_kept() -> None:
     class Backend:
         value: dict[str, Any] = {}
 
-        def load(self) -> dict[str, Any]:
+        def load(self, part: int = 0) -> dict[str, Any] | None:
             return dict(self.value)
 
-        def save(self, value: dict[str, Any]) -> None:
+        def save(self, value: dict[str, Any], part: int = 0) -> None:
             self.value = dict(value)
 
     record = SubmissionRecord(Backend(), where="test")
@@ -110,10 +114,10 @@ class FlakyBackend:
         self.failures = failures
         self.saved: list[dict[str, Any]] = []
 
-    def load(self) -> dict[str, Any]:
+    def load(self, part: int = 0) -> dict[str, Any] | None:
         return {}
 
-    def save(self, value: dict[str, Any]) -> None:
+    def save(self, value: dict[str, Any], part: int = 0) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("api-server unreachable")
@@ -135,3 +139,30 @@ def test_a_store_that_stays_away_still_fails_the_write() -> None:
     record = SubmissionRecord(backend, where="test", save_retry_seconds=0)
     with pytest.raises(ConnectionError):
         record.mark_submitted(("fp", "seed15abcpro"))
+
+
+def test_a_batch_record_in_parts_keeps_each_part_in_its_own_variable(monkeypatch) -> None:
+    """Airflow 3.1-3.2: part i of a batch's record is a Variable of its own (a hashed name per
+    part, the task instance's description on each), read back in order up to the first missing."""
+    from types import SimpleNamespace
+
+    from airflow_provider_seedance.reattach import RECORD_KEY, part_key, variable_name
+
+    stored: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+
+    def set_(key: str, value: str, description: str | None = None, **_: Any) -> None:
+        stored[key] = value
+        descriptions[key] = description or ""
+
+    monkeypatch.setattr(Variable, "get", lambda key, default=None, **_: stored.get(key, default))
+    monkeypatch.setattr(Variable, "set", set_)
+    ti = SimpleNamespace(dag_id="dag", run_id="run", task_id="task", map_index=-1)
+    record = SubmissionRecord.for_context({"ti": ti}, shard_size=2)
+    record.mark_submitting("a", "b", "c")
+    names = [variable_name("dag", "run", "task", -1, key=part_key(RECORD_KEY, part)) for part in (0, 1)]
+    assert names[0] == variable_name("dag", "run", "task", -1)  # part 0: the record's usual name
+    assert sorted(stored) == sorted(names)
+    assert len(set(descriptions.values())) == 1 and "dag_id='dag'" in descriptions[names[0]]
+    again = SubmissionRecord.for_context({"ti": ti}, shard_size=2)
+    assert sorted(again.entries) == ["a", "b", "c"]

@@ -326,6 +326,24 @@ def test_a_record_written_under_the_positional_key_of_0_1_is_adopted_not_paid_ag
     assert key != legacy_key and entry["fingerprint"] == key and entry["seedance_task_id"] == "gen-1"
 
 
+def test_a_0_1_key_that_is_another_items_key_today_is_not_taken_from_it() -> None:
+    """An item with an ``id`` whose 0.1 key (``<fp>-1``) is today's key of an identical item
+    without one must not adopt that item's entry: the other item would be paid again."""
+    from airflow_provider_seedance.models import GenerationRequest
+    from airflow_provider_seedance.reattach import RECORD_KEY, SUBMITTED, Submission
+
+    fingerprint = GenerationRequest.from_mapping(ITEMS[0]).fingerprint()
+    store = Store()
+    taken = f"{fingerprint}-1"  # the item without an id, recorded by an earlier try
+    store.data[RECORD_KEY] = {taken: Submission(taken, SUBMITTED, "gen-0", 1.0, ("gen-0",)).to_json()}
+    hook = FakeHook()
+    batch(hook, [{**ITEMS[0], "id": "a"}, ITEMS[0]], wait_for_completion=False).execute(context(store))
+    assert len(hook.posts) == 1  # only the item with the id is new
+    entries = store.entries()
+    assert entries[taken]["seedance_task_id"] == "gen-0"
+    assert sorted(e["seedance_task_id"] for e in entries.values()) == ["gen-0", "gen-1"]
+
+
 def test_the_deadline_error_says_the_generations_may_still_be_billed_and_how_to_reattach() -> None:
     """Red-team of issue 18: giving up at the deadline leaves paid-for-if-they-succeed
     generations behind; the error says so and names the next step, not only the count."""
