@@ -134,6 +134,7 @@ def realproc() -> Iterator[RealprocEnv]:
             # The webhook example submits on its own connection and delivers under the workdir.
             env={
                 "SEEDANCE_WEBHOOK_CONN_ID": "seedance_webhook",
+                "SEEDANCE_WEBHOOK_SWEEP_CRON": "* * * * *",
                 "SEEDANCE_OUTPUT_DIR": f"file://{workdir / 'out'}",
             },
             parallelism=8,
