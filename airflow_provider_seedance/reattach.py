@@ -471,9 +471,7 @@ class SubmissionRecord:
         self._save(changed)
         return first_seen
 
-    def mark_rejected(
-        self, fingerprint: str, error: str, *, refused: bool = False, save: bool = True
-    ) -> None:
+    def mark_rejected(self, fingerprint: str, error: str, *, refused: bool, save: bool = True) -> None:
         """The API refused the POST (``refused``), or it never reached the API: nothing was created."""
         previous = self.get(fingerprint)
         history = previous.history if previous is not None else ()

@@ -210,3 +210,14 @@ def test_completion_asset_is_checked_where_the_dag_is_written() -> None:
     for arguments, message in cases:
         with pytest.raises(ValueError, match=message):
             completion_asset_key(*arguments)
+
+
+def test_the_operator_refuses_a_completion_asset_for_a_task_that_waits() -> None:
+    from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+    with pytest.raises(ValueError, match="wait_for_completion=False"):
+        SeedanceGenerateOperator(task_id="t", prompt="a fox", completion_asset="seedance://catalog/videos")
+    waiting_not = SeedanceGenerateOperator(
+        task_id="u", prompt="a fox", wait_for_completion=False, completion_asset="seedance://catalog/videos"
+    )
+    assert waiting_not.completion_asset == ("seedance://catalog/videos", "seedance://catalog/videos")

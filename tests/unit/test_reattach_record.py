@@ -45,7 +45,7 @@ def test_a_release_is_dated_and_keeps_the_history() -> None:
 def test_a_refusal_keeps_history_releases_and_the_reason() -> None:
     store = Store()
     rec = submitted_then_released(store)
-    rec.mark_rejected(FP, "INVALID_PROMPT: refused")
+    rec.mark_rejected(FP, "INVALID_PROMPT: refused", refused=True)
     entry = saved(store)
     assert entry["state"] == "rejected" and entry["error"] == "INVALID_PROMPT: refused"
     assert entry["seedance_task_id"] == "gen-1" and entry["history"] == ["gen-1"]
@@ -56,7 +56,7 @@ def test_a_refusal_of_a_first_submission_names_no_generation() -> None:
     store = Store()
     rec = record(store)
     rec.mark_submitting(FP)
-    rec.mark_rejected(FP, "refused")
+    rec.mark_rejected(FP, "refused", refused=True)
     entry = saved(store)
     assert entry["state"] == "rejected" and entry["seedance_task_id"] is None and entry["history"] == []
 
@@ -120,7 +120,7 @@ def test_an_answer_or_a_refusal_can_be_recorded_without_an_earlier_mark() -> Non
     store = Store()
     rec = record(store)
     rec.mark_submitted((FP, "gen-1"))
-    rec.mark_rejected("other", "refused")
+    rec.mark_rejected("other", "refused", refused=True)
     entry = saved(store)
     assert entry["state"] == "submitted" and entry["history"] == ["gen-1"] and entry["released"] == []
     other = store.entries()["other"]

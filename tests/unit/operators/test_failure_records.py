@@ -138,3 +138,25 @@ def test_a_resume_with_an_unusable_event_names_the_submitted_generation_not_noth
         single(FakeHook(), **CHEAP).execute_complete(ctx, event=odd, seedance_task_id="gen-1")
     result = ctx["ti"].xcoms["seedance_result"]
     assert result["outcome"] == "unknown" and result["task_id"] == "gen-1", result
+
+
+def test_a_refused_post_whose_record_update_then_fails_is_refused_not_may_have_been_charged(
+    monkeypatch,
+) -> None:
+    """Once the service has refused the POST, the request is no longer in flight: a failure
+    while forgetting its mark (the state store away) must not turn it into "may have been
+    charged"."""
+    monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 0)
+
+    class FailingSecondWrite(Store):
+        def set(self, key: str, value: Any) -> None:
+            if self.writes >= 1:
+                raise RuntimeError("state store unavailable")
+            super().set(key, value)
+
+    refused = SeedanceBadRequestError(400, "INVALID_PROMPT", "no", creation=CreationState.REFUSED)
+    ctx = context(FailingSecondWrite())
+    with pytest.raises(RuntimeError):
+        single(FakeHook(submits=[refused]), **CHEAP).execute(ctx)
+    result = ctx["ti"].xcoms["seedance_result"]
+    assert result["outcome"] in ("not_sent", "refused"), result
