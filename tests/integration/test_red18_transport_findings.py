@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
 
 from airflow_provider_seedance.emulator.testing import EmulatorProcess
-from airflow_provider_seedance.exceptions import SeedanceConfigurationError, SeedanceDownloadError
+from airflow_provider_seedance.exceptions import (
+    SeedanceConfigurationError,
+    SeedanceDownloadError,
+    SeedanceError,
+)
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from tests.conftest import API_KEY
@@ -133,3 +140,64 @@ def test_a_proxy_the_status_reads_cannot_use_is_refused_before_the_post(
 
 def _conn(base_url: str, **extra: object) -> str:
     return json.dumps({"conn_type": "seedance", "host": base_url, "password": API_KEY, "extra": extra})
+
+
+class _ProxyAuthRequired(BaseHTTPRequestHandler):
+    """A corporate proxy that wants credentials: 407 to everything (CONNECT included)."""
+
+    def _answer(self) -> None:
+        body = b"<html><body>Proxy Authentication Required</body></html>"
+        self.send_response(407)
+        self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET = do_CONNECT = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def auth_proxy() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyAuthRequired)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_proxy_asking_for_credentials_is_named_not_blamed_on_the_service_http_base_url(
+    emulator: EmulatorProcess, auth_proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", _conn(emulator.base_url, proxy=auth_proxy))
+
+    with pytest.raises(SeedanceError) as raised:
+        SeedanceHook(CONN_ID, retry_min_wait=0.0, retry_max_wait=0.0).submit(
+            "a fox", duration=4, resolution="480p"
+        )
+
+    # Today: "Seedance API error 407 HTTP_ERROR … The service refused the generate request …
+    # fix what the service names" — the service never saw it; the proxy wants credentials.
+    text = str(raised.value)
+    assert "proxy" in text.lower() and "service refused" not in text, text
+    assert emulator.ledger()["generate_requests"] == 0
+
+
+def test_a_proxy_asking_for_credentials_is_not_reported_as_unreachable_https_base_url(
+    emulator_tls: EmulatorProcess, private_ca: PrivateCA, auth_proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_connection(monkeypatch, emulator_tls.base_url, verify=str(private_ca.ca_file), proxy=auth_proxy)
+
+    with pytest.raises(SeedanceError) as raised:
+        SeedanceHook(CONN_ID, retry_min_wait=0.0, retry_max_wait=0.0).submit(
+            "a fox", duration=4, resolution="480p"
+        )
+
+    # Today: "(the proxy could not be reached) … check the connection's base URL … and that the
+    # service is running" — the proxy answered (407 to CONNECT): its credentials are the fix.
+    text = str(raised.value)
+    assert "could not be reached" not in text and "407" in text, text
