@@ -26,7 +26,14 @@ import re
 import unicodedata
 from urllib.parse import SplitResult, unquote, urlsplit
 
-__all__ = ["NON_PUBLIC_SUFFIXES", "is_public_host", "is_public_url", "parse_ipv4", "split_url"]
+__all__ = [
+    "NON_PUBLIC_SUFFIXES",
+    "is_public_host",
+    "is_public_url",
+    "parse_ipv4",
+    "split_url",
+    "url_for_logs",
+]
 
 #: Name suffixes that never resolve on the public internet (RFC 6761, 6762, 8375, ICANN).
 NON_PUBLIC_SUFFIXES: tuple[str, ...] = (
@@ -210,3 +217,11 @@ def _from_ascii(name: str) -> str | None:
         return name.encode("ascii").decode("idna")
     except UnicodeError:
         return None
+
+
+def url_for_logs(url: str | None) -> str | None:
+    """A URL for logs and messages: without its query string and fragment (signed URLs carry
+    their tokens there)."""
+    if url is None:
+        return None
+    return url.split("?", 1)[0].split("#", 1)[0]

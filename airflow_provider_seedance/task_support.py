@@ -23,6 +23,7 @@ from airflow_provider_seedance.exceptions import (
     never_created,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
 from airflow_provider_seedance.results import GenerationResult, Outcome
 from airflow_provider_seedance.xcoms import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID, link_value
@@ -280,7 +281,7 @@ def deliver(
     log.info(
         "Seedance task %s SUCCESS: %s — %s",
         task.task_id,
-        result.output_path or task.video_url,
+        result.output_path or url_for_logs(task.video_url),
         hook.describe_cost(task.consumed_credits),
     )
     return result

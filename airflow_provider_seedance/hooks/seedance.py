@@ -82,17 +82,21 @@ from airflow_provider_seedance.hooks.tls import (
     cached_ssl_context,
     ssl_context,
     tls_settings,
+    trusts_environment,
 )
 from airflow_provider_seedance.hooks.transport import (
     MAX_BODY_BYTES,
+    PROXY_AUTH_REQUIRED,
     aiohttp_failure,
     aread_capped,
     generate_answer,
     mask_url,
+    proxy_wants_credentials,
     read_capped,
     requests_failure,
     status_answer,
 )
+from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import (
     GenerationRequest,
     SeedanceTask,
@@ -160,6 +164,8 @@ class ConnectionSettings:
     #: What checks the service's certificate, for both the sync and the async side
     #: (:mod:`~airflow_provider_seedance.hooks.tls`: extra ``verify``, ``REQUESTS_CA_BUNDLE``…).
     tls: TlsSettings = DEFAULT_TLS
+    #: The extra ``trust_env``: False keeps the environment's proxies (and CA bundles) out.
+    trust_env: bool = True
 
     def __repr__(self) -> str:
         return (
@@ -210,6 +216,8 @@ class ConnectionSettings:
         by aiohttp's own rule), looked up once per resolved connection."""
         if self.proxy:
             return self.proxy, None
+        if not self.trust_env:
+            return None, None  # the extra trust_env: false, as the POST (requests) does
         try:
             proxy, auth = get_env_proxy_for_url(URL(self.base_url))
         except LookupError:
@@ -267,10 +275,14 @@ class ConnectionSettings:
             raise SeedanceConfigurationError(
                 f"Connection {conn_id!r}: extra 'proxy' must be a URL string, got {type(proxy).__name__}."
             )
+        _check_proxy_scheme(conn_id, proxy)
         rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
         callbacks = callback_settings(conn_id, extra)
         tls = tls_settings(conn_id, extra)
-        return cls(base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks, tls)
+        trust_env = trusts_environment(conn_id, extra)
+        return cls(
+            base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks, tls, trust_env
+        )
 
 
 def _sendable_base_url(conn_id: str | None, base_url: str) -> str:
@@ -288,6 +300,22 @@ def _sendable_base_url(conn_id: str | None, base_url: str) -> str:
             f"Use e.g. {DEFAULT_BASE_URL!r}."
         )
     return base_url
+
+
+#: Proxy schemes both sides can use (requests and aiohttp): a SOCKS proxy would carry the POST
+#: (requests with PySocks) while every status read fails, so it is refused before anything.
+PROXY_SCHEMES = ("http", "https")
+
+
+def _check_proxy_scheme(conn_id: str | None, proxy: str | None) -> None:
+    if not proxy:
+        return
+    scheme = proxy.split("://", 1)[0].lower() if "://" in proxy else ""
+    if scheme not in PROXY_SCHEMES:
+        raise SeedanceConfigurationError(
+            f"Connection {conn_id!r}: extra 'proxy' must be an http:// or https:// proxy URL (the status "
+            f"reads cannot use a {scheme or 'scheme-less'} proxy), got {mask_url(proxy)!r}. Nothing was sent."
+        )
 
 
 def _check_header_safe_key(conn_id: str | None, api_key: str) -> None:
@@ -668,6 +696,8 @@ class SeedanceHook(HttpHook):
         for attempt in retrying:
             with attempt:
                 status, content, retry_after = self._exchange("POST", GENERATE_PATH, body=payload)
+        if status == PROXY_AUTH_REQUIRED:
+            raise proxy_wants_credentials(endpoint, self.settings.base_url)
         task_id = generate_answer(status, content, endpoint=endpoint, retry_after=retry_after)
         self.log.info("Seedance generation submitted: task_id=%s", task_id)
         metrics.generation_submitted(self.seedance_conn_id)
@@ -742,7 +772,7 @@ class SeedanceHook(HttpHook):
                     task_id,
                     task.status,
                     time.time() - started,
-                    task.video_url or f"none ({task.error_message or 'no message'})",
+                    url_for_logs(task.video_url) or f"none ({task.error_message or 'no message'})",
                     self.describe_cost(task.consumed_credits),
                 )
                 return task

@@ -91,12 +91,18 @@ def tls_settings(
     if isinstance(verify, str):
         source = "the connection's extra 'verify'"
         return TlsSettings(ca_bundle=verify, source=source, client_cert=client_cert)
-    if _verify_value(conn_id, extra.get("trust_env"), field="trust_env") is not False:
+    if trusts_environment(conn_id, extra):
         for name in CA_BUNDLE_ENV_VARS:
             value = environ.get(name)
             if value:  # requests skips an empty value too
                 return TlsSettings(ca_bundle=value, source=name, client_cert=client_cert)
     return TlsSettings(client_cert=client_cert)
+
+
+def trusts_environment(conn_id: str | None, extra: Mapping[str, Any]) -> bool:
+    """The extra ``trust_env`` (HttpHook's): false keeps the environment's proxies and CA
+    bundles out, for the POST and the status reads alike."""
+    return _verify_value(conn_id, extra.get("trust_env"), field="trust_env") is not False
 
 
 def _verify_value(conn_id: str | None, value: Any, *, field: str = "verify") -> bool | str | None:

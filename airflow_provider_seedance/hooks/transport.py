@@ -367,6 +367,25 @@ def no_answer(
     )
 
 
+PROXY_STEP = "check the connection's proxy (extra 'proxy', or HTTPS_PROXY/HTTP_PROXY) and that it is running"
+#: HTTP 407: only a proxy answers it; the service never saw the request.
+PROXY_AUTH_REQUIRED = 407
+
+
+def proxy_wants_credentials(endpoint: str, base_url: str) -> SeedanceError:
+    """The proxy between here and the service asked for credentials (HTTP 407)."""
+    return no_answer(
+        endpoint,
+        base_url,
+        "the proxy asked for credentials: HTTP 407 Proxy Authentication Required",
+        CreationState.NOT_SENT,
+        next_step=(
+            "put the proxy's user and password in the connection's proxy URL "
+            "(http://user:password@proxy:port; the password is masked in logs)"
+        ),
+    )
+
+
 def _preparation_errors() -> tuple[type[Exception], ...]:
     """``requests`` errors raised while the request is prepared, before a byte is sent."""
     import requests
@@ -395,7 +414,15 @@ def requests_failure(
             endpoint, base_url, f"the request could not be built ({exc})", CreationState.NOT_SENT
         )
     if isinstance(exc, requests.exceptions.ProxyError):
-        return no_answer(endpoint, base_url, "the proxy could not be reached", CreationState.NOT_SENT)
+        if "407" in str(exc):
+            return proxy_wants_credentials(endpoint, base_url)
+        return no_answer(
+            endpoint,
+            base_url,
+            "the proxy could not be reached",
+            CreationState.NOT_SENT,
+            next_step=PROXY_STEP,
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return no_answer(endpoint, base_url, "timed out connecting", CreationState.NOT_SENT)
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -448,8 +475,11 @@ def _tls_handshake_failure(
         if tls is not None:
             reason += f"; {tls.describe()}"
         step = TLS_NEXT_STEP
-        if "hostname mismatch" in detail.lower() or "doesn't match" in str(cause):
-            step = "check the connection's base URL: its host must be a name the server's certificate names"
+        if _names_the_wrong_host(detail, cause):
+            step = (
+                "check the connection's base URL: its host must be a name (or IP address) the server's "
+                "certificate names"
+            )
         return no_answer(endpoint, base_url, reason, CreationState.NOT_SENT, next_step=step)
     if isinstance(cause, ssl.SSLError) and getattr(cause, "reason", None) in _HANDSHAKE_REASONS:
         return no_answer(
@@ -460,6 +490,12 @@ def _tls_handshake_failure(
             next_step="check the connection's base URL: is it http:// rather than https://?",
         )
     return None
+
+
+def _names_the_wrong_host(detail: str, cause: BaseException | None) -> bool:
+    """The certificate is fine but names another host or IP address than the base URL's."""
+    text = f"{detail} {cause}".lower()
+    return any(words in text for words in ("hostname mismatch", "ip address mismatch", "doesn't match"))
 
 
 def aiohttp_failure(

@@ -23,6 +23,7 @@ from airflow_provider_seedance.hooks.retry import (
     deadline_within_outage,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.xcoms import success_xcoms
@@ -190,7 +191,7 @@ class SeedanceStatusTrigger(BaseTrigger):
         self.log.info(
             "Seedance task %s SUCCESS: %s — %s (the task ends here, in the triggerer)",
             task.task_id,
-            task.video_url,
+            url_for_logs(task.video_url),
             hook.describe_cost(task.consumed_credits),
         )
         return event  # type: ignore[no-any-return]
