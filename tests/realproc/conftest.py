@@ -43,13 +43,15 @@ EMULATOR_SECONDS = {
     "seedance_budget": 3.0,
     # Deferred generations resumed by the emulator's callbacks (test_callbacks.py).
     "seedance_callbacks": 30.0,
+    # Deferred generations whose callbacks the emulator drops: the fallback poll ends them.
+    "seedance_callbacks_lost": 8.0,
     # Fire-and-forget generations whose callbacks record asset events (the webhook example).
     "seedance_webhook": 3.0,
 }
 #: The ``seedance_callbacks`` connection's HMAC secret (the secrets scan looks for it too).
 CALLBACK_SECRET = "realproc-callback-S3CRET-5e8f1a2b3c4d5e6f7a8b"
 #: The connections whose emulator calls back (the callback extras point at the API server).
-CALLBACK_CONNECTIONS = ("seedance_callbacks", "seedance_webhook")
+CALLBACK_CONNECTIONS = ("seedance_callbacks", "seedance_callbacks_lost", "seedance_webhook")
 #: The daily budget of the ``seedance_budget`` connection, in credits.
 BUDGET_DAILY_CREDITS = 40
 

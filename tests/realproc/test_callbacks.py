@@ -17,7 +17,7 @@ import requests
 
 from airflow_provider_seedance.callbacks import CALLBACK_PATH, CallbackIdentity, sign
 from tests.realproc.conftest import CALLBACK_SECRET, RealprocEnv
-from tests.realproc.dags.realproc_dags import CALLBACK_N
+from tests.realproc.dags.realproc_dags import CALLBACK_N, LOST_CALLBACK_N
 
 pytestmark = pytest.mark.realproc
 
@@ -99,3 +99,22 @@ def test_deferred_generations_are_resumed_by_callbacks_and_hostile_callers_resum
     # Per generation: the operator's read after submitting and the receiver's own read; plus the
     # one read the validly signed lying callback above cost. None by the trigger.
     assert ledger["status_requests"] == 2 * CALLBACK_N + 1, ledger
+
+
+def test_lost_callbacks_cost_latency_never_the_video(realproc: RealprocEnv) -> None:
+    """The emulator drops every callback: the trigger's slow fallback poll still ends each
+    generation, none is lost and none is paid for twice."""
+    cluster, emulator = realproc.cluster, realproc.emulators["seedance_callbacks_lost"]
+    emulator.add_faults({"endpoint": "callback", "fault": "drop", "times": LOST_CALLBACK_N})
+    dag_id = "realproc_callbacks_lost"
+    cluster.wait_for_dag(dag_id)
+    cluster.unpause(dag_id)
+    run_id = cluster.trigger(dag_id)
+    run = cluster.wait_for_run(dag_id, run_id, timeout=240)
+    assert run["state"] == "success", cluster.describe_stuck_run(dag_id, run_id)
+    ledger = emulator.ledger()
+    assert ledger["callbacks_dropped"] == LOST_CALLBACK_N and ledger["callbacks_sent"] == 0, ledger
+    assert ledger["generate_requests"] == LOST_CALLBACK_N, ledger
+    assert all(task["status"] == "SUCCESS" for task in emulator.tasks())
+    tis = cluster.task_instances(dag_id, run_id)
+    assert sorted(ti["map_index"] for ti in tis if ti["state"] == "success") == list(range(LOST_CALLBACK_N))

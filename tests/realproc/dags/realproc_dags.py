@@ -197,3 +197,19 @@ with DAG(
         duration=4,
         hook_params=FAST,
     ).expand(prompt=[f"Resumed by its callback, clip {i}" for i in range(CALLBACK_N)])
+
+
+#: Deferred generations whose callbacks are all lost (test_callbacks.py): the fallback poll,
+#: here every RACE_SAFE_POLL seconds instead of 300, ends them.
+LOST_CALLBACK_N = 4
+
+with DAG("realproc_callbacks_lost", schedule=None, start_date=START, catchup=False):
+    SeedanceGenerateOperator.partial(
+        task_id="generate",
+        seedance_conn_id="seedance_callbacks_lost",
+        deferrable=True,
+        resolution="480p",
+        duration=4,
+        callback_poll_interval=RACE_SAFE_POLL,
+        hook_params=FAST,
+    ).expand(prompt=[f"Its callback is lost, clip {i}" for i in range(LOST_CALLBACK_N)])
