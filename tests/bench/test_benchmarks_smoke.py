@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import (
     batch_submit_scale,
+    callbacks_vs_polling,
     catalog_throughput,
     emulator_capacity,
     poll_cost_split,
@@ -185,3 +186,15 @@ def test_batch_submit_scale_smoke(tmp_path: Path) -> None:
         assert row["record_writes"] >= 1 and row["record_bytes"] > 0
         assert row["submit_ms_per_item"] > 0
     assert rows[0]["submit_ratio"] == 1.0
+
+
+def test_callbacks_vs_polling_smoke(tmp_path: Path) -> None:
+    argv = ["--n", "2", "--generation-seconds", "3", "--poll-interval", "2", "--results-dir", str(tmp_path)]
+    assert callbacks_vs_polling.main(argv) == 0
+    rows = {r["alternative"]: r for r in _load(tmp_path / "callbacks_vs_polling.json")["rows"]}
+    assert set(rows) == {"polling", "callbacks"}
+    for row in rows.values():
+        assert row["run_state"] == "success" and row["generate_requests"] == 2, row
+        assert not math.isnan(row["latency_p95_s"])
+    assert rows["callbacks"]["callbacks_sent"] == 2 and rows["polling"]["callbacks_sent"] == 0
+    assert rows["callbacks"]["status_reads_per_generation"] <= 2
