@@ -95,7 +95,9 @@ def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:
 
     Objects appear at the destination only once complete (see :func:`download_video`), so a
     non-empty object that passes :func:`describe_non_video` is a finished video. Anything
-    else (an HTML page saved by an older release, junk, nothing) is ``None``.
+    else (an HTML page saved by an older release, junk, nothing) is ``None``. Only "not found"
+    means nothing is there: any other error (no access, no such store) is raised, since a
+    destination that cannot be read cannot be trusted to take the video either.
     """
     try:
         if not destination.exists() or not destination.is_file():
@@ -110,9 +112,58 @@ def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:
                 digest.update(head)
                 size += len(head)
                 head = handle.read(CHUNK_BYTES)
-    except (OSError, ValueError):
+    except FileNotFoundError:  # removed between the check and the read
         return None
     return DownloadResult(str(destination), size, digest.hexdigest(), None)
+
+
+#: Protocols of the local filesystem, where the parent folder is created before the POST.
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def probe_destination(
+    destination: ObjectStoragePath, field: str, *, reuse: bool, before_post: bool = True
+) -> DownloadResult | None:
+    """Whether ``destination`` can take a video, checked before paying for one; with ``reuse``,
+    also the video already there (:func:`existing_video`).
+
+    The store's filesystem is resolved (a scheme with no filesystem registered, or a missing
+    connection, fails here) and the destination is read once (``exists``, or the existing-video
+    read). ``before_post``: a local destination's parent folder is created too (delivery would
+    create it anyway), which finds a parent under a regular file or in a place that cannot be
+    written. Remote stores get no write here: no bucket or object is ever created by a check.
+
+    :param field: what names the destination in the error (``output_path``, …).
+    :raises SeedanceConfigurationError: the destination cannot be used, with the reason.
+    """
+    try:
+        destination.fs  # noqa: B018 -- resolving the store's filesystem is the first check
+        if before_post and destination.protocol in LOCAL_PROTOCOLS:
+            _make_parent(destination)
+        if reuse:
+            return existing_video(destination)
+        destination.exists()
+    except Exception as exc:  # any store's error: fsspec back-ends raise their own types
+        sent = "; nothing was sent" if before_post else ""
+        raise SeedanceConfigurationError(
+            f"{field} {str(destination)!r} cannot be written: {_reason(exc)}{sent}."
+        ) from None
+    return None
+
+
+def _make_parent(destination: ObjectStoragePath) -> None:
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(
+            f"a part of its folder {str(destination.parent)!r} exists and is not a folder"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """An error as a short reason: its type and its text."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def describe_non_video(head: bytes, content_type: str | None = None) -> str | None:
