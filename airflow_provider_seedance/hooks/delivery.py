@@ -39,7 +39,7 @@ from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.hosts import is_public_host, is_public_url, split_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from airflow.sdk import ObjectStoragePath
 
@@ -237,6 +237,10 @@ def download_video(
     allowed_host: str | None = None,
     max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
     max_redirects: int = MAX_REDIRECTS,
+    verify: bool | str = True,
+    cert: str | tuple[str, str] | None = None,
+    proxies: Mapping[str, str] | None = None,
+    trust_env: bool = True,
 ) -> DownloadResult:
     """Stream ``url`` into ``destination``; retry dropped transfers; never leave a partial file.
 
@@ -247,6 +251,12 @@ def download_video(
         and each redirect, must be http(s) on a public host.
     :param max_bytes: the largest body accepted; checked against ``Content-Length`` before
         reading and while streaming.
+    :param verify: requests' ``verify`` for every request (False, or a CA bundle path; the
+        hook passes its connection's TLS decision, :meth:`TlsSettings.requests_verify`).
+    :param cert: client certificate (the connection's extra ``cert``).
+    :param proxies: requests' per-request ``proxies`` (the connection's extra ``proxy``).
+    :param trust_env: whether requests reads the environment (proxy variables, ``.netrc``,
+        CA bundle variables), as the connection's own session does.
     :raises SeedanceNotAVideoError: the body is not an MP4 (nothing is written).
     :raises SeedanceVideoURLRefusedError: a URL or redirect leads to a refused host, or the
         redirects loop or exceed ``max_redirects``.
@@ -269,11 +279,14 @@ def download_video(
     retrying = policy.retrying(
         lambda exc: isinstance(exc, SeedanceDownloadError) and exc.retryable, before_sleep=_before_sleep
     )
+    # Per request, like the hook's own requests: they win over requests' reading of the environment.
+    options = {"verify": verify, "cert": cert, "proxies": dict(proxies) if proxies else None}
     with requests.Session() as session:
         session.headers["User-Agent"] = user_agent
+        session.trust_env = trust_env
         for attempt in retrying:
             with attempt:
-                return _transfer_once(session, route, url, destination, timeout, max_bytes)
+                return _transfer_once(session, route, url, destination, timeout, max_bytes, options)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -300,13 +313,21 @@ class _Route:
             f"single-label names are refused. Nothing was written."
         )
 
-    def open(self, session: requests.Session, url: str, timeout: tuple[float, float]) -> requests.Response:
+    def open(
+        self,
+        session: requests.Session,
+        url: str,
+        timeout: tuple[float, float],
+        options: Mapping[str, Any] | None = None,
+    ) -> requests.Response:
         """GET ``url`` (streamed), following at most ``max_redirects`` checked redirects."""
         visited: list[str] = []
         current = url
         while True:
             try:
-                response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+                response = session.get(
+                    current, stream=True, timeout=timeout, allow_redirects=False, **(options or {})
+                )
             except requests.RequestException as exc:
                 raise SeedanceDownloadError(
                     f"could not fetch {_safe(current)}: {type(exc).__name__}", retryable=True
@@ -336,9 +357,10 @@ def _transfer_once(
     destination: ObjectStoragePath,
     timeout: tuple[float, float],
     max_bytes: int,
+    options: Mapping[str, Any],
 ) -> DownloadResult:
     written = 0
-    response = route.open(session, url, timeout)
+    response = route.open(session, url, timeout, options)
     with response:
         try:
             _check_status(response, url)
