@@ -75,12 +75,14 @@ def test_an_error_other_than_not_found_at_the_destination_is_not_taken_for_no_vi
 
 # ---------------------------------------------------------------- probe_destination
 def test_a_scheme_with_no_filesystem_is_refused_naming_field_value_and_reason() -> None:
+    target = as_storage_path("ftp://videos.example.com/fox.mp4")
+
     with pytest.raises(SeedanceConfigurationError) as caught:
-        probe_destination(as_storage_path("memory://bucket/fox.mp4"), "output_path", reuse=False)
+        probe_destination(target, "output_path", reuse=False)
 
     assert str(caught.value) == (
-        "output_path 'memory://bucket/fox.mp4' cannot be written: ValueError: No filesystem "
-        "registered for scheme memory; nothing was sent."
+        f"output_path {str(target)!r} cannot be written: ValueError: No filesystem "
+        "registered for scheme ftp; nothing was sent."
     )
 
 
@@ -108,8 +110,10 @@ def test_a_plan_only_reads_a_local_destination_and_does_not_say_nothing_was_sent
     assert not target.parent.exists()
 
     with pytest.raises(SeedanceConfigurationError) as caught:
-        probe_destination(as_storage_path("memory://b/x.mp4"), "output_path", reuse=False, before_post=False)
-    assert str(caught.value).endswith("No filesystem registered for scheme memory.")
+        probe_destination(
+            as_storage_path("ftp://videos.example.com/x.mp4"), "output_path", reuse=False, before_post=False
+        )
+    assert str(caught.value).endswith("No filesystem registered for scheme ftp.")
 
 
 def test_with_reuse_the_video_already_there_is_returned_and_without_it_not(tmp_path: Path) -> None:
