@@ -98,8 +98,13 @@ def test_a_local_path_under_a_regular_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     target = as_storage_path(str(tmp_path / "a-file" / "fox.mp4"))
 
-    with pytest.raises(SeedanceConfigurationError, match="exists and is not a folder; nothing was sent"):
+    with pytest.raises(SeedanceConfigurationError) as caught:
         probe_destination(target, "output_path", reuse=False)
+
+    assert str(caught.value).endswith(
+        f"NotADirectoryError: a part of its folder {str(target.parent)!r} exists and is not a folder; "
+        "nothing was sent."
+    )
 
 
 def test_a_plan_only_reads_a_local_destination_and_does_not_say_nothing_was_sent(tmp_path: Path) -> None:
