@@ -46,8 +46,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "operators.batch": ("*",),
     "triggers.seedance": ("*",),
     "triggers.batch": ("*",),
-    # delivery: the existing-video check and the MP4 check only
-    "hooks.delivery": ("x_existing_video", "x_describe_non_video"),
+    # delivery: the existing-video check, the MP4 check and the pre-POST destination check only
+    "hooks.delivery": ("x_existing_video", "x_describe_non_video", "x_probe_destination", "x__make_parent"),
     # the hook: the generate POST and the status read, down to the one sync exchange
     # (tests/unit/hooks/test_hook_submit_status.py drives them over a scripted requests adapter)
     "hooks.seedance": (

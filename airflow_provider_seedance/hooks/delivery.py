@@ -39,7 +39,7 @@ from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.hosts import is_public_host, is_public_url, split_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from airflow.sdk import ObjectStoragePath
 
@@ -95,7 +95,9 @@ def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:
 
     Objects appear at the destination only once complete (see :func:`download_video`), so a
     non-empty object that passes :func:`describe_non_video` is a finished video. Anything
-    else (an HTML page saved by an older release, junk, nothing) is ``None``.
+    else (an HTML page saved by an older release, junk, nothing) is ``None``. Only "not found"
+    means nothing is there: any other error (no access, no such store) is raised, since a
+    destination that cannot be read cannot be trusted to take the video either.
     """
     try:
         if not destination.exists() or not destination.is_file():
@@ -110,9 +112,58 @@ def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:
                 digest.update(head)
                 size += len(head)
                 head = handle.read(CHUNK_BYTES)
-    except (OSError, ValueError):
+    except FileNotFoundError:  # removed between the check and the read
         return None
     return DownloadResult(str(destination), size, digest.hexdigest(), None)
+
+
+#: Protocols of the local filesystem, where the parent folder is created before the POST.
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def probe_destination(
+    destination: ObjectStoragePath, field: str, *, reuse: bool, before_post: bool = True
+) -> DownloadResult | None:
+    """Whether ``destination`` can take a video, checked before paying for one; with ``reuse``,
+    also the video already there (:func:`existing_video`).
+
+    The store's filesystem is resolved (a scheme with no filesystem registered, or a missing
+    connection, fails here) and the destination is read once (``exists``, or the existing-video
+    read). ``before_post``: a local destination's parent folder is created too (delivery would
+    create it anyway), which finds a parent under a regular file or in a place that cannot be
+    written. Remote stores get no write here: no bucket or object is ever created by a check.
+
+    :param field: what names the destination in the error (``output_path``, …).
+    :raises SeedanceConfigurationError: the destination cannot be used, with the reason.
+    """
+    try:
+        destination.fs  # noqa: B018 -- resolving the store's filesystem is the first check
+        if before_post and destination.protocol in LOCAL_PROTOCOLS:
+            _make_parent(destination)
+        if reuse:
+            return existing_video(destination)
+        destination.exists()
+    except Exception as exc:  # any store's error: fsspec back-ends raise their own types
+        sent = "; nothing was sent" if before_post else ""
+        raise SeedanceConfigurationError(
+            f"{field} {str(destination)!r} cannot be written: {_reason(exc)}{sent}."
+        ) from None
+    return None
+
+
+def _make_parent(destination: ObjectStoragePath) -> None:
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(
+            f"a part of its folder {str(destination.parent)!r} exists and is not a folder"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    """An error as a short reason: its type and its text."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def describe_non_video(head: bytes, content_type: str | None = None) -> str | None:
@@ -186,6 +237,10 @@ def download_video(
     allowed_host: str | None = None,
     max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
     max_redirects: int = MAX_REDIRECTS,
+    verify: bool | str = True,
+    cert: str | tuple[str, str] | None = None,
+    proxies: Mapping[str, str] | None = None,
+    trust_env: bool = True,
 ) -> DownloadResult:
     """Stream ``url`` into ``destination``; retry dropped transfers; never leave a partial file.
 
@@ -196,6 +251,12 @@ def download_video(
         and each redirect, must be http(s) on a public host.
     :param max_bytes: the largest body accepted; checked against ``Content-Length`` before
         reading and while streaming.
+    :param verify: requests' ``verify`` for every request (False, or a CA bundle path; the
+        hook passes its connection's TLS decision, :meth:`TlsSettings.requests_verify`).
+    :param cert: client certificate (the connection's extra ``cert``).
+    :param proxies: requests' per-request ``proxies`` (the connection's extra ``proxy``).
+    :param trust_env: whether requests reads the environment (proxy variables, ``.netrc``,
+        CA bundle variables), as the connection's own session does.
     :raises SeedanceNotAVideoError: the body is not an MP4 (nothing is written).
     :raises SeedanceVideoURLRefusedError: a URL or redirect leads to a refused host, or the
         redirects loop or exceed ``max_redirects``.
@@ -218,11 +279,14 @@ def download_video(
     retrying = policy.retrying(
         lambda exc: isinstance(exc, SeedanceDownloadError) and exc.retryable, before_sleep=_before_sleep
     )
+    # Per request, like the hook's own requests: they win over requests' reading of the environment.
+    options = {"verify": verify, "cert": cert, "proxies": dict(proxies) if proxies else None}
     with requests.Session() as session:
         session.headers["User-Agent"] = user_agent
+        session.trust_env = trust_env
         for attempt in retrying:
             with attempt:
-                return _transfer_once(session, route, url, destination, timeout, max_bytes)
+                return _transfer_once(session, route, url, destination, timeout, max_bytes, options)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -249,13 +313,21 @@ class _Route:
             f"single-label names are refused. Nothing was written."
         )
 
-    def open(self, session: requests.Session, url: str, timeout: tuple[float, float]) -> requests.Response:
+    def open(
+        self,
+        session: requests.Session,
+        url: str,
+        timeout: tuple[float, float],
+        options: Mapping[str, Any] | None = None,
+    ) -> requests.Response:
         """GET ``url`` (streamed), following at most ``max_redirects`` checked redirects."""
         visited: list[str] = []
         current = url
         while True:
             try:
-                response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+                response = session.get(
+                    current, stream=True, timeout=timeout, allow_redirects=False, **(options or {})
+                )
             except requests.RequestException as exc:
                 raise SeedanceDownloadError(
                     f"could not fetch {_safe(current)}: {type(exc).__name__}", retryable=True
@@ -285,9 +357,10 @@ def _transfer_once(
     destination: ObjectStoragePath,
     timeout: tuple[float, float],
     max_bytes: int,
+    options: Mapping[str, Any],
 ) -> DownloadResult:
     written = 0
-    response = route.open(session, url, timeout)
+    response = route.open(session, url, timeout, options)
     with response:
         try:
             _check_status(response, url)

@@ -1001,6 +1001,7 @@ class SeedanceHook(HttpHook):
         target = as_storage_path(destination)
         allowed_host = allowed_host_of(self.settings.base_url)  # the emulator's own non-public host
         max_bytes = self._video_size_cap()
+        settings = self.settings
         result = download_video(
             url,
             target,
@@ -1009,6 +1010,12 @@ class SeedanceHook(HttpHook):
             log=self.log,
             allowed_host=allowed_host,
             max_bytes=max_bytes,
+            # The connection's TLS decision, proxy and environment use, as for its own requests:
+            # a network that needs them for the service needs them for the video too.
+            verify=settings.tls.requests_verify(),
+            cert=settings.tls.client_cert,
+            proxies=settings.requests_proxies(),
+            trust_env=self._session.trust_env,
         )
         self.log.info(
             "Delivered video to %s (%d bytes, sha256 %s)", result.output_path, result.bytes, result.sha256

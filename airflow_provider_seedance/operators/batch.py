@@ -40,7 +40,12 @@ from airflow_provider_seedance.exceptions import (
     SeedanceValidationError,
     never_created,
 )
-from airflow_provider_seedance.hooks.delivery import as_storage_path, existing_video, resolve_filesystems
+from airflow_provider_seedance.hooks.delivery import (
+    as_storage_path,
+    existing_video,
+    probe_destination,
+    resolve_filesystems,
+)
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
@@ -76,6 +81,8 @@ class _Item:
     label: str | None
     #: The key 0.1 used (position among identical requests): records it wrote are still found.
     legacy_key: str | None = None
+    #: What names ``destination`` in errors: the item's ``output_path`` or ``output_path_template``.
+    destination_field: str = "output_path_template"
 
     def not_sent(self, reason: str) -> GenerationResult:
         return GenerationResult.not_sent(
@@ -276,6 +283,11 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     destination,
                     None if label is None else str(label),
                     legacy_key=f"{fingerprint}-{seen[fingerprint]}",
+                    destination_field=(
+                        f"{prefix}output_path"
+                        if raw.get("output_path") not in (None, "")
+                        else f"output_path_template {self.output_path_template!r} for {prefix.rstrip('.')}:"
+                    ),
                 )
             )
         return items
@@ -302,6 +314,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         items = self.build_items()
+        self.check_destinations(items)
         run = _BatchRun.open(context, items, self.existing_videos(items), self._end_time())
         with on_failed_try(lambda exc: self._record_failure(context, run, exc)):
             todo = run.todo
@@ -395,6 +408,20 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         if self.max_credits is not None and estimate > self.max_credits:
             raise SeedanceBudgetExceededError(estimate, self.max_credits, what=f"{len(todo)} generations")
         return estimate
+
+    def check_destinations(self, items: list[_Item]) -> None:
+        """Before any POST: every destination can take its video (its store resolves, a local
+        folder is created, a remote one is read once), else the configuration error naming it.
+        Read concurrently, like :meth:`existing_videos`."""
+        targets = [item for item in items if item.destination is not None]
+        with self._pool(
+            self.max_parallel_downloads, [i.destination for i in targets], uses_hook=False
+        ) as pool:
+            list(
+                pool.map(
+                    lambda i: probe_destination(i.destination, i.destination_field, reuse=False), targets
+                )
+            )
 
     def existing_videos(self, items: list[_Item]) -> dict[int, GenerationResult]:
         """Items whose destination already holds a complete video (``skip_if_exists``), as

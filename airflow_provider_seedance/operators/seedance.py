@@ -35,7 +35,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     never_created,
 )
-from airflow_provider_seedance.hooks.delivery import DownloadResult, as_storage_path, existing_video
+from airflow_provider_seedance.hooks.delivery import DownloadResult, as_storage_path, probe_destination
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import (
@@ -346,17 +346,21 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             return None
         return as_storage_path(self.output_path)  # type: ignore[arg-type]
 
-    def existing_output(self) -> DownloadResult | None:
+    def existing_output(self, *, before_post: bool = False) -> DownloadResult | None:
         """The complete video already at ``output_path`` when ``skip_if_exists`` applies, else
-        ``None``. It only reads the destination (``seedance-plan`` uses it too)."""
+        ``None``; an ``output_path`` that cannot be used raises (see
+        :func:`~airflow_provider_seedance.hooks.delivery.probe_destination`). Without
+        ``before_post`` it only reads the destination (``seedance-plan`` uses it too); with it,
+        a local destination's folder is created, so that one that cannot be is found before
+        paying."""
         destination = self._destination()
-        skip = self.skip_if_exists if self.skip_if_exists is not None else destination is not None
-        if destination is None or not skip:
+        if destination is None:
             return None
-        return existing_video(destination)
+        skip = self.skip_if_exists if self.skip_if_exists is not None else True
+        return probe_destination(destination, "output_path", reuse=skip, before_post=before_post)
 
     def _reuse_existing(self, context: Context, request: GenerationRequest) -> dict[str, Any] | None:
-        existing = self.existing_output()
+        existing = self.existing_output(before_post=True)
         if existing is None:
             return None
         context["ti"].xcom_push(key=XCOM_LINK, value={"output_path": existing.output_path})

@@ -22,6 +22,19 @@ from tests.state_store import Store
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _forget_the_unregistered_memory_store():
+    """Resolving ``memory://`` with no filesystem registered leaves Airflow a cached store
+    without one (``airflow.sdk.io.store._STORE_CACHE``): later tests in this process that
+    attach fsspec's memory filesystem would get that broken store back. Drop it again."""
+    from airflow.sdk.io import store
+
+    had = "memory" in store._STORE_CACHE
+    yield
+    if not had:
+        store._STORE_CACHE.pop("memory", None)
+
+
 def _destinations(tmp_path: Path) -> dict[str, str]:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a directory")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_seedance.exceptions import SeedanceValidationError
+from airflow_provider_seedance.exceptions import SeedanceConfigurationError, SeedanceValidationError
 from airflow_provider_seedance.hooks.delivery import as_storage_path
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from tests.unit.fakes import FakeHook, Store, context, use
@@ -143,3 +143,39 @@ def test_items_with_the_same_id_and_request_are_still_distinct() -> None:
     hook = FakeHook()
     outcome = batch(hook, [item(id="x"), item(id="x")]).execute(context(Store()))
     assert len(hook.posts) == 2 and [r["id"] for r in outcome["results"]] == ["x", "x"]
+
+
+def test_a_destination_that_cannot_be_written_is_refused_before_any_post_naming_where_it_came_from(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    under_a_file = f"file://{tmp_path}/a-file"
+    hook = FakeHook()
+
+    with pytest.raises(SeedanceConfigurationError) as from_template:
+        batch(hook, [item(id="a")], output_path_template=under_a_file + "/{id}.mp4").execute(context(Store()))
+    with pytest.raises(SeedanceConfigurationError) as from_item:
+        batch(hook, [item(), item("a wolf", output_path=under_a_file + "/wolf.mp4")]).execute(
+            context(Store())
+        )
+
+    assert str(from_template.value).startswith(
+        f"output_path_template {under_a_file + '/{id}.mp4'!r} for requests[0]: {under_a_file + '/a.mp4'!r} "
+        "cannot be written: NotADirectoryError:"
+    )
+    assert str(from_item.value).startswith(
+        f"requests[1].output_path {under_a_file + '/wolf.mp4'!r} cannot be"
+    )
+    assert str(from_item.value).endswith("; nothing was sent.")
+    assert hook.posts == []
+
+
+def test_before_any_post_each_local_destination_folder_is_created(tmp_path: Path) -> None:
+    hook = FakeHook()
+    operator = batch(hook, [item(id="a"), item("a wolf", output_path=str(tmp_path / "own" / "wolf.mp4"))])
+    operator.output_path_template = str(tmp_path / "tpl" / "{id}.mp4")
+
+    operator.check_destinations(operator.build_items())
+
+    assert (tmp_path / "tpl").is_dir() and (tmp_path / "own").is_dir()
+    assert hook.posts == []

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_seedance.exceptions import SeedanceConfigurationError
 from airflow_provider_seedance.hooks.delivery import as_storage_path
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
@@ -187,3 +188,33 @@ def test_a_batch_item_whose_recorded_generation_failed_is_not_claimed_for_a_foun
 
     first = outcome["results"][0]
     assert first["outcome"] == "reused" and first["consumed_credits"] == 0 and first["task_id"] is None
+
+
+@pytest.mark.parametrize("skip_if_exists", [None, False])
+def test_an_output_path_that_cannot_be_written_fails_before_the_post_as_not_sent(
+    tmp_path: Path, skip_if_exists: bool | None
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    target = tmp_path / "a-file" / "fox.mp4"
+    hook = FakeHook()
+    ctx = context(Store())
+
+    with pytest.raises(SeedanceConfigurationError) as caught:
+        single(hook, output_path=str(target), skip_if_exists=skip_if_exists).execute(ctx)
+
+    assert str(caught.value).startswith(
+        f"output_path {shown(target)!r} cannot be written: NotADirectoryError"
+    )
+    assert str(caught.value).endswith("; nothing was sent.")
+    assert hook.posts == []
+    assert ctx["ti"].xcoms["seedance_result"]["outcome"] == "not_sent"
+
+
+def test_the_plan_reads_the_destination_without_creating_its_folder(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "fox.mp4"
+    operator = single(FakeHook(), output_path=str(target))
+
+    assert operator.existing_output() is None
+    assert not target.parent.exists()
+    assert operator.existing_output(before_post=True) is None
+    assert target.parent.is_dir()
