@@ -1,7 +1,7 @@
-"""Red team #18: an ``output_path`` that can never receive the video is found only after the
+"""Red team #18: an ``output_path`` that can never receive the video was found only after the
 generation was paid for (real emulator process, the operator's ``execute`` as a try runs it).
 
-``existing_video`` (the skip_if_exists check before the POST) treats every ``OSError`` and
+Before the fix, ``existing_video`` (the skip_if_exists check before the POST) treated every ``OSError`` and
 ``ValueError`` as "no video there", so a destination that cannot be written — a scheme with no
 filesystem registered, a path under a regular file, a parent that cannot be created — passes,
 the POST is sent and charged, and delivery then fails: ``paid_not_delivered`` for a reason
@@ -59,7 +59,7 @@ def test_an_output_path_that_cannot_be_written_fails_before_the_paid_post(emulat
     with pytest.raises(Exception):  # noqa: B017 -- which error is the product's choice
         single(output_path=_destinations(tmp_path)[case], duration=4, resolution="480p").execute(ctx)
 
-    # Today: 1 POST, 8 credits charged, outcome paid_not_delivered.
+    # Before the fix: 1 POST, 8 credits charged, outcome paid_not_delivered.
     assert posts(emulator) == 0, ctx["ti"].xcoms.get("seedance_result")
     assert ctx["ti"].xcoms["seedance_result"]["outcome"] == Outcome.NOT_SENT.value
 

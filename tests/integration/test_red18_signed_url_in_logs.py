@@ -1,10 +1,10 @@
 """Red team #18: a signed video URL's query (its token) must not reach the task log.
 
 The download's own messages strip the query (``delivery._safe``: "signed URLs carry tokens
-there"), but the success lines print ``task.video_url`` whole: the sync wait
+there"), but the success lines printed ``task.video_url`` whole: the sync wait
 (``SeedanceHook.wait_for_completion``: "Seedance task … SUCCESS after …s: video <url>"), the
 trigger's end-in-triggerer line and ``task_support.deliver`` without ``output_path``.
-A service (or CDN) that signs its video URLs thus leaks the token into every task log.
+A service (or CDN) that signs its video URLs thus leaked the token into every task log.
 """
 
 from __future__ import annotations

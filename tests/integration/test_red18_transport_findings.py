@@ -2,7 +2,7 @@
 """Red team #18: configurations where the generate POST is paid but a later step of the same
 task cannot work, for a reason knowable before paying (real emulator processes, real HTTP).
 
-Each test fails today and names the rule it protects:
+Each test names the rule it protects (each failed before the fix):
 
 * the video download (delivery) uses the same TLS trust as the POST and the status reads
   (extra ``verify`` / ``cert``), and the connection's proxy;
@@ -64,7 +64,7 @@ def test_the_download_trusts_the_ca_of_the_connections_verify_extra_like_the_pai
     )
     assert task.is_success and charged(emulator_tls) > 0  # paid
 
-    # Today: SeedanceDownloadError "could not fetch https://…: SSLError" after 4 attempts —
+    # Before the fix: SeedanceDownloadError "could not fetch https://…: SSLError" after 4 attempts —
     # the download uses a bare requests.Session, not the connection's TLS decision.
     delivered = hook.download(task, tmp_path / "fox.mp4")
 
@@ -91,7 +91,7 @@ def test_the_download_goes_through_the_connections_proxy_extra(
 ) -> None:
     # The connection's proxy carries the POST and the status reads; the download must take it
     # too (a network that needs the proxy has no direct route). Here the proxy is dead: a
-    # download that uses it fails. Today it goes direct and succeeds: the proxy is ignored.
+    # download that uses it fails. Before the fix it went direct and succeeds: the proxy is ignored.
     hook = SeedanceHook(retry_min_wait=0.0, retry_max_wait=0.0)
     task = hook.wait_for_completion(
         hook.submit("a fox in snow", duration=4, resolution="480p"), poll_interval=0.2, timeout=60
@@ -115,7 +115,7 @@ def test_trust_env_false_keeps_the_status_reads_off_the_environments_proxy_like_
     task_id = SeedanceHook(CONN_ID).submit("a fox in snow", duration=4, resolution="480p")
     assert emulator.ledger()["generate_requests"] == 1  # the POST went direct: paid
 
-    # Today: every status read goes to the dead environment proxy ("the proxy could not be
+    # Before the fix: every status read goes to the dead environment proxy ("the proxy could not be
     # reached"), the wait fails, the paid video is never delivered.
     events = asyncio.run(_deferred_wait(task_id))
 
@@ -180,7 +180,7 @@ def test_a_proxy_asking_for_credentials_is_named_not_blamed_on_the_service_http_
             "a fox", duration=4, resolution="480p"
         )
 
-    # Today: "Seedance API error 407 HTTP_ERROR … The service refused the generate request …
+    # Before the fix: "Seedance API error 407 HTTP_ERROR … The service refused the generate request …
     # fix what the service names" — the service never saw it; the proxy wants credentials.
     text = str(raised.value)
     assert "proxy" in text.lower() and "service refused" not in text, text
@@ -197,7 +197,7 @@ def test_a_proxy_asking_for_credentials_is_not_reported_as_unreachable_https_bas
             "a fox", duration=4, resolution="480p"
         )
 
-    # Today: "(the proxy could not be reached) … check the connection's base URL … and that the
+    # Before the fix: "(the proxy could not be reached) … check the connection's base URL … and that the
     # service is running" — the proxy answered (407 to CONNECT): its credentials are the fix.
     text = str(raised.value)
     assert "could not be reached" not in text and "407" in text, text
