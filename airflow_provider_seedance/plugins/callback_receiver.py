@@ -245,13 +245,16 @@ def _record_completion(
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
+    seedance_task_id = _recorded_task_id(session, identity)
     waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
-    while ti.state == TaskInstanceState.RUNNING and time.monotonic() < waited_until:
+    while (
+        seedance_task_id is None and ti.state == TaskInstanceState.RUNNING and time.monotonic() < waited_until
+    ):
         # The try that submitted has not recorded its task id yet: see its next commit.
         session.rollback()
         time.sleep(DEFERRAL_CHECK_SECONDS)
         ti = session.scalars(select(TaskInstance).where(*key)).one()
-    seedance_task_id = _recorded_task_id(session, identity)
+        seedance_task_id = _recorded_task_id(session, identity)
     if seedance_task_id is None:
         log.info("Seedance callback for %s.%s: no submission recorded yet", identity.dag_id, identity.task_id)
         return Outcome.IGNORED

@@ -289,10 +289,33 @@ _CALLBACK_ANSWERS = {
 
 
 #: Callbacks handled at once, each in a thread of its own limiter (one may hold its thread for
-#: seconds: a status read, the wait for a deferral). More at once get 503 straight away, so no
-#: caller can take the threads Airflow's own routes share (the workers' heartbeats among them).
+#: seconds: a status read, the wait for a deferral). More at once wait for a slot without a
+#: thread, so no caller can take the threads Airflow's own routes share (the workers' heartbeats
+#: among them).
 CALLBACK_CONCURRENCY = 4
-_CALLBACK_SLOTS: PerLoop[str, anyio.CapacityLimiter] = PerLoop()
+#: A callback that finds every slot busy waits (on the event loop, holding no thread) up to this
+#: long for one, so a burst of generations ending together is not turned away (a fire-and-forget
+#: generation has no fallback poll); at most this many wait at once, more get 503 straight away.
+CALLBACK_QUEUE_SECONDS = 20.0
+CALLBACK_QUEUE_LIMIT = 64
+_CALLBACK_SLOTS: PerLoop[str, Any] = PerLoop()
+
+
+async def _slot_freed(slots: anyio.CapacityLimiter, waiting: list[int]) -> bool:
+    """Wait for a free slot, at most :data:`CALLBACK_QUEUE_SECONDS`; ``False``: none came, or the
+    queue is full."""
+    if waiting[0] >= CALLBACK_QUEUE_LIMIT:
+        return False
+    waiting[0] += 1
+    try:
+        deadline = anyio.current_time() + CALLBACK_QUEUE_SECONDS
+        while slots.available_tokens < 1:
+            if anyio.current_time() >= deadline:
+                return False
+            await anyio.sleep(0.05)
+        return True
+    finally:
+        waiting[0] -= 1
 
 
 async def _body_within_cap(request: Request, cap: int) -> bool:
@@ -317,9 +340,10 @@ async def seedance_callback(token: str, request: Request) -> JSONResponse:
     if not await _body_within_cap(request, callback_receiver.MAX_CALLBACK_BODY):
         return JSONResponse({"status": "too large"}, 413, headers=NO_STORE)
 
-    slots = _CALLBACK_SLOTS.here().setdefault("slots", anyio.CapacityLimiter(CALLBACK_CONCURRENCY))
-    if slots.available_tokens < 1:
-        # Every slot is busy (a flood, or slow status reads): the fallback poll covers this one.
+    state = _CALLBACK_SLOTS.here()
+    slots = state.setdefault("slots", anyio.CapacityLimiter(CALLBACK_CONCURRENCY))
+    if slots.available_tokens < 1 and not await _slot_freed(slots, state.setdefault("waiting", [0])):
+        # Every slot stayed busy (a flood, or slow status reads), or too many wait already.
         return JSONResponse({"status": "busy"}, status.HTTP_503_SERVICE_UNAVAILABLE, headers=NO_STORE)
 
     def handle() -> callback_receiver.Outcome:

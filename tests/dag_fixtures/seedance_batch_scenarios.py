@@ -99,7 +99,10 @@ with batch_dag("batch_unwritable_item"):
         task_id="batch",
         requests=[
             {**SIX[0], "output_path": "{{ params.out }}/ok.mp4"},
-            {**SIX[1], "output_path": "/proc/seedance-not-writable/x.mp4"},
+            {
+                **SIX[1],
+                "output_path": "/sys/kernel/seedance-not-writable.mp4",
+            },  # passes the pre-POST check, fails to write
         ],
         deferrable=True,
         poll_interval=0.3,

@@ -39,7 +39,7 @@ def _destinations(tmp_path: Path) -> dict[str, str]:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a directory")
     return {
-        "a scheme with no filesystem registered": "memory://red18-bucket/fox.mp4",
+        "a scheme with no filesystem registered": "nosuchstore://red18-bucket/fox.mp4",
         "a path under a regular file": f"file://{a_file}/fox.mp4",
         "a parent that cannot be created": "file:///proc/seedance-red18/fox.mp4",
     }

@@ -54,12 +54,16 @@ def test_ten_fire_and_forget_generations_become_ten_asset_events_and_ten_deliver
     # The publishing run ended with its generations still rendering: nothing waited for them.
     assert any(task["status"] == "IN_PROGRESS" for task in emulator.tasks()), "all ended before the run"
 
-    events = cluster.wait_until(
-        lambda: len(rows := completion_events(realproc)) >= N and rows,
-        timeout=180,
-        what=f"{N} completion events",
-        interval=1.0,
-    )
+    try:
+        events = cluster.wait_until(
+            lambda: len(rows := completion_events(realproc)) >= N and rows,
+            timeout=180,
+            what=f"{N} completion events",
+            interval=1.0,
+        )
+    except Exception as exc:
+        found = len(completion_events(realproc))
+        raise AssertionError(f"{found} of {N} events; emulator ledger {emulator.ledger()}") from exc
     assert len(events) == N, events
     assert sorted(int(e["source_map_index"]) for e in events) == list(range(N))
     assert {(e["source_dag_id"], e["source_task_id"]) for e in events} == {(PUBLISH, "submit")}

@@ -182,7 +182,8 @@ with DAG(
         prompt="A video paid for and never written",
         resolution="480p",
         duration=4,
-        output_path="file:///proc/seedance-cannot-write/x.mp4",
+        # The folder exists (the check before the POST passes); no file can be made there.
+        output_path="file:///sys/kernel/seedance-cannot-write.mp4",
         skip_if_exists=False,
         **_common,
     )

@@ -3,7 +3,8 @@
 The promises: whatever a caller puts in a token (deep JSON, a connection id of any shape, the
 name of a connection that is broken) is refused with the same 403 and never a 500; a flood of
 forged tokens looks each claimed connection up once per ``SETTINGS_TTL_SECONDS``, not once per
-request; when every callback slot is busy the caller gets 503 at once; and a callback URL an
+request; a caller that finds every callback slot busy waits a bounded time (a full queue: 503
+at once), then gets 503; and a callback URL an
 answer echoes (its token asks the receiver for status reads) is kept out of recorded results.
 """
 
@@ -97,22 +98,67 @@ def test_the_settings_cache_stays_bounded_whatever_ids_a_flood_claims(monkeypatc
     assert len(callback_receiver._SETTINGS) <= callback_receiver.SETTINGS_CACHE_SIZE
 
 
-def test_when_every_callback_slot_is_busy_the_caller_gets_503_at_once(monkeypatch) -> None:
+@pytest.mark.parametrize("waiting", [0, 64], ids=["slots-stay-busy", "queue-full"])
+def test_when_every_callback_slot_stays_busy_the_caller_gets_503(monkeypatch, waiting: int) -> None:
+    """A callback waits (without a thread) for a slot up to CALLBACK_QUEUE_SECONDS, then 503;
+    when CALLBACK_QUEUE_LIMIT callers wait already, 503 at once. Nothing is handled either way."""
+    import time
+
     from fastapi.testclient import TestClient
 
     from airflow_provider_seedance.plugins import seedance_view
 
+    state = {"slots": SimpleNamespace(available_tokens=0), "waiting": [waiting]}
+
     class Full:
         def here(self) -> dict[str, Any]:
-            return {"slots": SimpleNamespace(available_tokens=0)}
+            return state
 
     monkeypatch.setattr(seedance_view, "_CALLBACK_SLOTS", Full())
+    monkeypatch.setattr(seedance_view, "CALLBACK_QUEUE_SECONDS", 0.3)
+    monkeypatch.setattr(seedance_view, "CALLBACK_QUEUE_LIMIT", 64)
     handled: list[str] = []
     monkeypatch.setattr(
         seedance_view.callback_receiver, "receive", lambda token, session: handled.append(token)
     )
+    started = time.monotonic()
     answer = TestClient(seedance_view.app).post("/callbacks/v1.a.b", json={})
+    waited = time.monotonic() - started
     assert (answer.status_code, answer.json(), handled) == (503, {"status": "busy"}, [])
+    assert state["waiting"] == [waiting]  # a waiter always leaves the queue count as it found it
+    if waiting == 0:
+        assert waited >= 0.3  # it did wait for a slot before giving up
+    else:
+        assert waited < 0.3  # a full queue turns the caller away at once
+
+
+def test_a_callback_waiting_for_a_slot_is_handled_once_one_frees(monkeypatch) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from airflow_provider_seedance.plugins import callback_receiver, seedance_view
+
+    slots = SimpleNamespace(available_tokens=0)
+    state = {"slots": slots, "waiting": [0]}
+
+    class Busy:
+        def here(self) -> dict[str, Any]:
+            return state
+
+    monkeypatch.setattr(seedance_view, "_CALLBACK_SLOTS", Busy())
+    monkeypatch.setattr(seedance_view, "CALLBACK_QUEUE_SECONDS", 10.0)
+
+    async def run_sync(function: Any, limiter: Any = None) -> Any:
+        return function()
+
+    monkeypatch.setattr(seedance_view.anyio.to_thread, "run_sync", run_sync)
+    monkeypatch.setattr(
+        seedance_view.callback_receiver, "receive", lambda token, session: callback_receiver.Outcome.IGNORED
+    )
+    threading.Timer(0.3, lambda: setattr(slots, "available_tokens", 1)).start()
+    answer = TestClient(seedance_view.app).post("/callbacks/v1.a.b", json={})
+    assert (answer.status_code, answer.json()) == (202, {"status": "ignored"})
 
 
 def test_an_echoed_callback_url_is_kept_out_of_the_recorded_request() -> None:
