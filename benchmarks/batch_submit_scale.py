@@ -71,8 +71,7 @@ def _context(store: JsonStore) -> dict[str, Any]:
 
 
 def run_one(n: int, *, poll_interval: float, profile: bool) -> dict[str, Any]:
-    from airflow.sdk.exceptions import TaskDeferred
-
+    from airflow_provider_seedance._compat import TaskDeferred
     from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 
     requests = [{**REQUEST_BODY, "id": f"item-{i:06d}"} for i in range(n)]

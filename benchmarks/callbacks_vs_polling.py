@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(markdown)
     print(f"results: {path}")
+    print("run states: " + ", ".join(f"{row['alternative']} {row['run_state']}" for row in rows))
     return 0 if all(row["run_state"] == "success" for row in rows) else 1
 
 

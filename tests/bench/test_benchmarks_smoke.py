@@ -189,7 +189,9 @@ def test_batch_submit_scale_smoke(tmp_path: Path) -> None:
 
 
 def test_callbacks_vs_polling_smoke(tmp_path: Path) -> None:
-    argv = ["--n", "2", "--generation-seconds", "3", "--poll-interval", "2", "--results-dir", str(tmp_path)]
+    # Intervals of 10 s or more: a trigger firing within seconds of deferring races the
+    # scheduler on Airflow 3.1-3.3 (see tests/realproc/dags/realproc_dags.py, RACE_SAFE_POLL).
+    argv = ["--n", "2", "--generation-seconds", "12", "--poll-interval", "10", "--results-dir", str(tmp_path)]
     assert callbacks_vs_polling.main(argv) == 0
     rows = {r["alternative"]: r for r in _load(tmp_path / "callbacks_vs_polling.json")["rows"]}
     assert set(rows) == {"polling", "callbacks"}
