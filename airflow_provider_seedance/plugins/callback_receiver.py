@@ -34,6 +34,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_seedance.callbacks import (
@@ -167,17 +168,8 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         return Outcome.REFUSED
     if identity.asset is not None:
         return _record_completion(identity, identity.asset, settings, ti, key, session)
-    waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
-    while (
-        ti is not None
-        and ti.state == TaskInstanceState.RUNNING
-        and ti.try_number == identity.try_number
-        and time.monotonic() < waited_until
-    ):
-        # The try this token was made for has not deferred yet: see its next commit.
-        session.rollback()
-        time.sleep(DEFERRAL_CHECK_SECONDS)
-        ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
+    # The try this token was made for may not have deferred yet: see its next commit.
+    ti = _wait_while_running(session, key, ti, lambda row: row.try_number != identity.try_number)
     if ti is None:
         return Outcome.IGNORED
     if ti.state != TaskInstanceState.DEFERRED or ti.trigger_id is None:
@@ -192,16 +184,9 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         return Outcome.REFUSED  # signed for another connection than the one this task waits with
     if not isinstance(seedance_task_id, str):
         return Outcome.IGNORED
-    session.rollback()  # no transaction held open over the status read
-
-    try:
-        task = _read_status(identity.conn_id, settings, seedance_task_id)
-    except SeedanceError as exc:
-        log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
-        return Outcome.UNAVAILABLE
-    if not task.is_terminal:
-        log.info("Seedance callback for task %s, which is still %s: nothing to do", task.task_id, task.status)
-        return Outcome.IGNORED
+    task = _terminal_status(identity.conn_id, settings, seedance_task_id, session)
+    if isinstance(task, Outcome):
+        return task
 
     # Still deferred on the same trigger? (A triggerer or another API server may have won.)
     still = session.scalars(
@@ -242,30 +227,17 @@ def _record_completion(
     """
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
+    # The try that submitted may not have recorded its task id yet: see its next commit.
+    _wait_while_running(session, key, ti, lambda _: _recorded_task_id(session, identity) is not None)
     seedance_task_id = _recorded_task_id(session, identity)
-    waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
-    while (
-        seedance_task_id is None and ti.state == TaskInstanceState.RUNNING and time.monotonic() < waited_until
-    ):
-        # The try that submitted has not recorded its task id yet: see its next commit.
-        session.rollback()
-        time.sleep(DEFERRAL_CHECK_SECONDS)
-        ti = session.scalars(select(TaskInstance).where(*key)).one()
-        seedance_task_id = _recorded_task_id(session, identity)
     if seedance_task_id is None:
         log.info("Seedance callback for %s.%s: no submission recorded yet", identity.dag_id, identity.task_id)
         return Outcome.IGNORED
-    session.rollback()  # no transaction held open over the status read
-    try:
-        task = _read_status(identity.conn_id, settings, seedance_task_id)
-    except SeedanceError as exc:
-        log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
-        return Outcome.UNAVAILABLE
-    if not task.is_terminal:
-        return Outcome.IGNORED
+    task = _terminal_status(identity.conn_id, settings, seedance_task_id, session)
+    if isinstance(task, Outcome):
+        return task
     model = session.scalars(
         select(AssetModel).where(AssetModel.name == asset[0], AssetModel.uri == asset[1])
     ).first()
@@ -300,6 +272,45 @@ def _record_completion(
         "Seedance callback: task %s is %s; recorded an event of asset %r", task.task_id, task.status, asset[1]
     )
     return Outcome.RECORDED
+
+
+def _wait_while_running(
+    session: Session, key: tuple[Any, ...], ti: Any, settled: Callable[[Any], bool]
+) -> Any:
+    """The task instance re-read while it is RUNNING and not ``settled``, for at most
+    :data:`DEFERRAL_WAIT_SECONDS` (the try that submitted has not committed its next step)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    waited_until = time.monotonic() + DEFERRAL_WAIT_SECONDS
+    while (
+        ti is not None
+        and ti.state == TaskInstanceState.RUNNING
+        and not settled(ti)
+        and time.monotonic() < waited_until
+    ):
+        session.rollback()
+        time.sleep(DEFERRAL_CHECK_SECONDS)
+        ti = session.scalars(select(TaskInstance).where(*key)).one_or_none()
+    return ti
+
+
+def _terminal_status(
+    conn_id: str, settings: ConnectionSettings, seedance_task_id: str, session: Session
+) -> SeedanceTask | Outcome:
+    """The generation's status read with the connection's key, if it has ended; else the outcome
+    to answer (unreadable: ``UNAVAILABLE``; still running: ``IGNORED``)."""
+    session.rollback()  # no transaction held open over the status read
+    try:
+        task = _read_status(conn_id, settings, seedance_task_id)
+    except SeedanceError as exc:
+        log.warning("Seedance callback: could not read task %s (%s)", seedance_task_id, type(exc).__name__)
+        return Outcome.UNAVAILABLE
+    if not task.is_terminal:
+        log.info("Seedance callback for task %s, which is still %s: nothing to do", task.task_id, task.status)
+        return Outcome.IGNORED
+    return task
 
 
 def _recorded_task_id(session: Session, identity: CallbackIdentity) -> str | None:
