@@ -28,7 +28,11 @@ the trigger is built and lists the top allocation sites at the traced peak.
 
 Alternatives:
 
-* ``shipped``: :class:`SeedanceBatchStatusTrigger` as it is in this checkout.
+* ``shipped``: :class:`SeedanceBatchStatusTrigger` as it is in this checkout: each round, a
+  pool of ``max_concurrency`` readers walks the ids and reduces each answer as it arrives.
+* ``gather_per_item``: the same trigger with its rounds as before the change measured here:
+  one asyncio task per generation behind a semaphore (``asyncio.gather``), every parsed
+  answer kept until the round ends.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from typing import Any
 
 CONN_ID = "seedance_rss_bench"
 SAMPLE_EVERY = 0.02
-VARIANTS = ("shipped",)
+VARIANTS = ("shipped", "gather_per_item")
 
 
 # ---------------------------------------------------------------------------------- worker
@@ -80,10 +84,41 @@ class _RssSampler:
         self._thread.join()
 
 
+def _gather_per_item_trigger() -> type[Any]:
+    """SeedanceBatchStatusTrigger with its rounds as before 2026-12 (issue 16 item 3): one
+    asyncio task per generation behind a semaphore, every parsed answer kept until the whole
+    round has been read, then reduced."""
+    from airflow_provider_seedance.exceptions import SeedanceError
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+    from airflow_provider_seedance.models import SeedanceTask
+    from airflow_provider_seedance.triggers.batch import Read, SeedanceBatchStatusTrigger, slim
+
+    class GatherPerItemTrigger(SeedanceBatchStatusTrigger):
+        async def _read_round(self, hook: SeedanceHook, pending: list[str]) -> list[Read]:
+            semaphore = asyncio.Semaphore(self.max_concurrency)
+
+            async def read(task_id: str) -> SeedanceTask | SeedanceError:
+                async with semaphore:
+                    try:
+                        return await hook.aget_status(task_id)
+                    except SeedanceError as exc:
+                        return exc
+
+            answers = await asyncio.gather(*(read(task_id) for task_id in pending))
+            return [
+                (slim(a) if a.is_terminal else None) if isinstance(a, SeedanceTask) else a for a in answers
+            ]
+
+    return GatherPerItemTrigger
+
+
 def _trigger_class(variant: str) -> type[Any]:
     from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
-    classes: dict[str, Callable[[], type[Any]]] = {"shipped": lambda: SeedanceBatchStatusTrigger}
+    classes: dict[str, Callable[[], type[Any]]] = {
+        "shipped": lambda: SeedanceBatchStatusTrigger,
+        "gather_per_item": _gather_per_item_trigger,
+    }
     return classes[variant]()
 
 
