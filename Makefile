@@ -74,6 +74,7 @@ bench: $(STAMP)
 	@$(VENV)/bin/python -m benchmarks.catalog_throughput --n $(BENCH_N)
 	@$(VENV)/bin/python -m benchmarks.status_rate_cap
 	@$(VENV)/bin/python -m benchmarks.batch_submit_scale
+	@$(VENV)/bin/python -m benchmarks.batch_trigger_rss
 	@$(VENV)/bin/python -m benchmarks.callbacks_vs_polling
 	@$(VENV)/bin/python -m benchmarks.charts
 

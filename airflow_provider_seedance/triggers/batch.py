@@ -29,6 +29,9 @@ from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
 MAX_BACKOFF = 300.0
+#: A round's outcome for one generation: ``None`` while it runs, its :func:`slim` result
+#: once it has ended, or the error its status read raised.
+Read = dict[str, Any] | SeedanceError | None
 
 
 def slim(task: SeedanceTask) -> dict[str, Any]:
@@ -106,15 +109,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         failing_since: dict[str, float] = {}
         bad_rounds = 0
         retry_floor = 0.0
-        semaphore = asyncio.Semaphore(self.max_concurrency)
         hook = self.hook_class(self.seedance_conn_id, status_retries=1)
-
-        async def read(task_id: str) -> SeedanceTask | SeedanceError:
-            async with semaphore:
-                try:
-                    return await hook.aget_status(task_id)
-                except SeedanceError as exc:
-                    return exc
 
         try:
             async with hook, metrics.InFlight(len(pending)) as flight:
@@ -122,18 +117,18 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                     await asleep_until_deadline(self._pause(bad_rounds, retry_floor), self.end_time)
                     if self.end_time is not None and time.time() >= self.end_time:
                         break
-                    outcomes = await asyncio.gather(*(read(task_id) for task_id in pending))
+                    outcomes = await self._read_round(hook, pending)
                     still: list[str] = []
                     transient = 0
                     retry_floor = 0.0
-                    for task_id, outcome in zip(pending, outcomes, strict=False):
-                        if isinstance(outcome, SeedanceTask):
+                    for task_id, outcome in zip(pending, outcomes, strict=True):
+                        if not isinstance(outcome, SeedanceError):
                             failures.pop(task_id, None)
                             failing_since.pop(task_id, None)
-                            if outcome.is_terminal:
-                                finished[task_id] = slim(outcome)
-                            else:
+                            if outcome is None:
                                 still.append(task_id)
+                            else:
+                                finished[task_id] = outcome
                         elif outcome.retryable:
                             transient += 1
                             retry_floor = max(retry_floor, retry_after_floor(outcome))
@@ -165,6 +160,30 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
             return
         status = (BatchEventStatus.TIMEOUT if pending else BatchEventStatus.DONE).value
         yield TriggerEvent({"status": status, "tasks": finished, "errors": errors, "pending": pending})
+
+    async def _read_round(self, hook: SeedanceHook, pending: list[str]) -> list[Read]:
+        """One status read of each of ``pending``, ``max_concurrency`` at a time; the outcomes
+        in ``pending``'s order.
+
+        A fixed pool of readers walks the list, and each answer is reduced as it arrives to
+        what the round needs (``None`` while running, the :func:`slim` result, or the error): a
+        round over 10,000 generations holds neither a task per generation nor 10,000 parsed
+        answers at once (see BENCHMARKS.md, "Batch trigger memory").
+        """
+        outcomes: list[Read] = [None] * len(pending)
+        work = iter(enumerate(pending))
+
+        async def reader() -> None:
+            for index, task_id in work:
+                try:
+                    task = await hook.aget_status(task_id)
+                except SeedanceError as exc:
+                    outcomes[index] = exc
+                else:
+                    outcomes[index] = slim(task) if task.is_terminal else None
+
+        await asyncio.gather(*(reader() for _ in range(min(self.max_concurrency, len(pending)))))
+        return outcomes
 
     def _outage_over(self, failures: int, since: float) -> bool:
         """Whether a generation's consecutive read failures exceed the wait policy."""

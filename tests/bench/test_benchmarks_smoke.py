@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import (
     batch_submit_scale,
+    batch_trigger_rss,
     callbacks_vs_polling,
     catalog_throughput,
     emulator_capacity,
@@ -200,3 +201,20 @@ def test_callbacks_vs_polling_smoke(tmp_path: Path) -> None:
         assert not math.isnan(row["latency_p95_s"])
     assert rows["callbacks"]["callbacks_sent"] == 2 and rows["polling"]["callbacks_sent"] == 0
     assert rows["callbacks"]["status_reads_per_generation"] <= 2
+
+
+def test_batch_trigger_rss_smoke(tmp_path: Path) -> None:
+    argv = ["--n", "20", "60", "--rounds", "2", "--poll-interval", "0.1", "--generation-seconds", "60"]
+    assert batch_trigger_rss.main([*argv, "--results-dir", str(tmp_path)]) == 0
+    rows = _load(tmp_path / "batch_trigger_rss.json")["rows"]
+    assert [(row["variant"], row["n"]) for row in rows] == [
+        (variant, n) for n in (20, 60) for variant in batch_trigger_rss.VARIANTS
+    ]
+    for row in rows:
+        # Every item was read at least twice while still running: all were in flight when sampled.
+        assert row["status_reads"] >= 2 * row["n"] and row["terminal_reads"] == 0 and row["events"] == 0
+        assert row["peak_rss"] >= row["rss_before"] > 0 and row["rss_start"] > 0
+        assert row["rss_samples"] >= 1
+        # The kwargs hold every id (the emulator's ids are longer than 10 characters).
+        assert row["kwargs_bytes_per_item"] > 10
+    assert "marginal_kb_per_item" in rows[-1]
