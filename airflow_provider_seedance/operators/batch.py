@@ -230,8 +230,13 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         self.requests = requests
         self.output_path_template = output_path_template
         self.fail_on_any_failure = fail_on_any_failure
-        if max_in_flight < 1 or max_parallel_downloads < 1:
-            raise ValueError("max_in_flight and max_parallel_downloads must be >= 1")
+        for name, count in (
+            ("max_in_flight", max_in_flight),
+            ("max_parallel_downloads", max_parallel_downloads),
+            ("max_poll_concurrency", max_poll_concurrency),
+        ):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise SeedanceValidationError(name, count, "a whole number of at least 1")
         self.max_in_flight = max_in_flight
         self.max_parallel_downloads = max_parallel_downloads
         self.max_poll_concurrency = max_poll_concurrency

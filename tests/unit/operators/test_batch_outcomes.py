@@ -34,6 +34,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceError,
     SeedanceServerError,
     SeedanceSubmissionUncertainError,
+    SeedanceValidationError,
 )
 from airflow_provider_seedance.hooks.delivery import DownloadResult
 from airflow_provider_seedance.models import SeedanceTask
@@ -402,12 +403,24 @@ def test_the_connection_and_hook_params_are_kept() -> None:
     assert operator.seedance_conn_id == "seedance_eu" and operator.hook_params == {"timeout": 5}
 
 
-@pytest.mark.parametrize(("in_flight", "downloads"), [(0, 4), (8, 0), (0, 0), (-1, 1)])
-def test_bounds_below_one_are_refused(in_flight: int, downloads: int) -> None:
-    with pytest.raises(ValueError, match=r"^max_in_flight and max_parallel_downloads must be >= 1$"):
-        SeedanceBatchGenerateOperator(
-            task_id="batch", requests=[], max_in_flight=in_flight, max_parallel_downloads=downloads
-        )
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_in_flight", 0),
+        ("max_in_flight", -1),
+        ("max_parallel_downloads", 0),
+        ("max_poll_concurrency", 0),
+        ("max_poll_concurrency", 2.5),
+        ("max_in_flight", True),
+    ],
+)
+def test_counts_below_one_or_not_whole_are_refused_naming_the_field_and_value(field: str, value: Any) -> None:
+    # A poll concurrency of 0 would start no status reader: the batch would wait until its
+    # timeout with every generation "running". Refused when the DAG is parsed.
+    with pytest.raises(SeedanceValidationError) as caught:
+        SeedanceBatchGenerateOperator(task_id="batch", requests=[], **{field: value})
+    assert caught.value.field == field and caught.value.value is value
+    assert field in str(caught.value) and "at least 1" in str(caught.value)
 
 
 def test_bounds_of_one_are_accepted() -> None:
