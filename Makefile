@@ -6,6 +6,9 @@ VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_MIN_VERSION ?= 3.1.0
 PYTEST_ARGS ?=
+# Test workers of `make test` (pytest-xdist): the suite mostly waits (emulator generations,
+# Airflow's loops), so more workers than cores pay off. 1 runs it in one process.
+TEST_WORKERS ?= 3
 
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
@@ -29,7 +32,7 @@ system-deps:
 	@bash scripts/system_deps.sh
 
 test: $(STAMP) system-deps
-	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The inner loop: unit tests only (no emulator process, no Airflow processes), well under a minute.
 test-fast: $(STAMP)

@@ -19,8 +19,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 #: A child process of the tests that imports this file (e.g. a DAG run with OpenLineage enabled,
 #: see tests/dag/test_lineage_events.py) shares the session's home, its database and its DAGs folder.
-_HOME = Path(os.environ.get("SEEDANCE_TEST_HOME") or tempfile.mkdtemp(prefix="seedance-airflow-home-"))
+#: Under pytest-xdist (``make test`` runs the suite on several workers) each worker has a home of
+#: its own: its own SQLite database and DAGs folder, as if it were a separate session. A worker
+#: inherits the controller's home in its environment and replaces it once; its child processes
+#: inherit the worker's and keep it.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_inherited = os.environ.get("SEEDANCE_TEST_HOME")
+if os.environ.get("SEEDANCE_TEST_HOME_OF") != _WORKER:
+    _inherited = None
+_HOME = Path(_inherited or tempfile.mkdtemp(prefix=f"seedance-airflow-home-{_WORKER}"))
 os.environ["SEEDANCE_TEST_HOME"] = str(_HOME)
+os.environ["SEEDANCE_TEST_HOME_OF"] = _WORKER
 #: One DAGs folder for the whole session (Airflow caches the bundle's path): the example
 #: DAGs and the test DAGs side by side, as links to the real files.
 DAGS_FOLDER = _HOME / "dags"
@@ -70,3 +79,25 @@ def airflow_db() -> Path:
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
     return _HOME
+
+
+#: Folders whose tests share one expensive set-up (a real Airflow per package, the gallery's
+#: runs per session): under pytest-xdist each runs whole on one worker. Every other test file
+#: is a unit of its own. Listed longest first, so that they start first and no worker is left
+#: with a long tail at the end.
+_WHOLE_FOLDERS = ("realproc", "ui")
+_FIRST = ("realproc", "ui", "bench", "reliability", "dag", "integration")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def folder(item: pytest.Item) -> str:
+        parts = Path(str(item.path)).relative_to(REPO / "tests").parts
+        return parts[0] if len(parts) > 1 else ""
+
+    for item in items:
+        name = folder(item)
+        group = name if name in _WHOLE_FOLDERS else str(Path(str(item.path)).relative_to(REPO))
+        item.add_marker(pytest.mark.xdist_group(group))
+    if _WORKER:  # each worker collects, in the same order, and the controller hands out groups
+        order = {name: rank for rank, name in enumerate(_FIRST)}
+        items.sort(key=lambda item: order.get(folder(item), len(order)))

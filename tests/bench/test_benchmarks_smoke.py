@@ -82,7 +82,10 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
 @pytest.mark.realproc
 def test_catalog_throughput_smoke(tmp_path: Path) -> None:
     n = 3
-    argv = ["--n", str(n), "--generation-seconds", "1", "--poll-interval", "0.5", "--timeout", "120"]
+    # Race-safe intervals (10 s polls, 12 s generations) for the deferrable variants, as in
+    # test_callbacks_vs_polling_smoke: with 0.5 s polls a mapped deferrable task failed once
+    # under load (a trigger firing within seconds of deferring races the scheduler on 3.1-3.3).
+    argv = ["--n", str(n), "--generation-seconds", "12", "--poll-interval", "10", "--timeout", "240"]
     argv += ["--xcom-results-limit", "1"]  # batch_results_file writes its file even at N = 3
     argv += ["--results-dir", str(tmp_path)]
     assert catalog_throughput.main(argv) == 0
