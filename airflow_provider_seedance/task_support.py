@@ -223,7 +223,10 @@ def result_on_error(
         return GenerationResult.not_sent(message, request)
     result = GenerationResult.from_task(last, request, seedance_task_ids=history)
     if last.is_success:
-        return result.with_(outcome=Outcome.PAID_NOT_DELIVERED, error_message=message)
+        return result.with_(
+            outcome=Outcome.PAID_NOT_DELIVERED,
+            error_message=_paid_not_delivered(last.task_id, message or type(exc).__name__),
+        )
     if last.is_failed or isinstance(exc, SeedanceGenerationFailedError):
         return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
     return result.with_(
@@ -247,6 +250,15 @@ def _watch_failed(task_id: str, request: Mapping[str, Any], exc: BaseException) 
             f"sent nothing. {read[0].upper()}{read[1:]}: its end and cost are not known here."
         ),
         seedance_task_ids=(task_id,),
+    )
+
+
+def _paid_not_delivered(task_id: str, cause: str) -> str:
+    """The next step for a generation paid for but not delivered: re-attach, never a new run."""
+    return (
+        f"{cause}. Seedance generation {task_id} is paid for: a retry (set retries) or clearing the "
+        "task re-attaches to it and delivers its video without paying again, while the service "
+        "still serves the video; a new run pays again."
     )
 
 
