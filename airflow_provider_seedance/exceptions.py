@@ -198,10 +198,11 @@ class SeedanceSubmissionUncertainError(AirflowFailException, SeedanceError):
         self.error_code = error_code
         super().__init__(
             f"The generate request may have reached Seedance, but no usable answer came back "
-            f"({reason}). A generation may exist and may be billed: it was NOT sent again. "
-            f"If the task has `retries` set, a task retry re-attaches to it instead of paying "
-            f"again; `force_new=True` only releases this uncertain submission (the next try then "
-            f"sends a new, separately billed request), so check the account's dashboard first."
+            f"({reason}). A generation may exist and may be billed: it was NOT sent again, and "
+            f"the task fails without retrying (no try can learn that generation's id to re-attach "
+            f"to it). Check the account's dashboard first; then clearing the task with "
+            f"`force_new=True` releases only this uncertain submission (that try sends a new, "
+            f"separately billed request)."
         )
 
 
