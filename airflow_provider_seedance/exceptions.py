@@ -198,11 +198,10 @@ class SeedanceSubmissionUncertainError(AirflowFailException, SeedanceError):
         self.error_code = error_code
         super().__init__(
             f"The generate request may have reached Seedance, but no usable answer came back "
-            f"({reason}). A generation may exist and may be billed: it was NOT sent again, and "
-            f"the task fails without retrying (no try can learn that generation's id to re-attach "
-            f"to it). Check the account's dashboard first; then clearing the task with "
-            f"`force_new=True` releases only this uncertain submission (that try sends a new, "
-            f"separately billed request)."
+            f"({reason}). A generation may exist and may be billed: it was NOT sent again, and no "
+            f"retry sends it or can re-attach to it (its id never came back). Check the account's "
+            f"dashboard first; then `force_new=True` on a cleared try releases only this uncertain "
+            f"submission (that try sends a new, separately billed request)."
         )
 
 

@@ -124,13 +124,14 @@ def test_an_uncertain_submission_does_not_promise_a_retry_that_never_comes() -> 
     """Red team 3 of issue 18: the text said "if the task has `retries` set, a task retry
     re-attaches to it", but the error fails the task without retrying (an
     AirflowFailException; seen with retries=1 under `airflow dags test`), and no try knows the
-    lost generation's id to re-attach to. It says what does happen and the one way on."""
+    lost generation's id to re-attach to (a batch's retry leaves such an item alone too). It
+    says what does happen and the one way on."""
     from airflow.exceptions import AirflowFailException
 
     err = SeedanceSubmissionUncertainError("timed out waiting for the answer")
     text = str(err)
     assert isinstance(err, AirflowFailException)
-    assert "retry re-attaches" not in text and "without retrying" in text
+    assert "retry re-attaches" not in text and "no retry sends it or can re-attach to it" in text
     assert "dashboard" in text and "force_new=True" in text and "separately billed" in text
 
 
