@@ -41,10 +41,10 @@ from airflow_provider_seedance.exceptions import (
     never_created,
 )
 from airflow_provider_seedance.hooks.delivery import (
-    as_storage_path,
     existing_video,
     probe_destination,
     resolve_filesystems,
+    task_destination,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
@@ -297,12 +297,12 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     ) -> ObjectStoragePath | None:
         explicit = raw.get("output_path")
         if explicit not in (None, ""):
-            return as_storage_path(explicit)
+            return task_destination(explicit, f"{prefix}output_path")
         if not self.output_path_template:
             return None
         fields = {**request.to_payload(), "index": index, "id": raw.get("id", index)}
         try:
-            return as_storage_path(self.output_path_template.format(**fields))
+            filled = self.output_path_template.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
             raise SeedanceValidationError(
                 "output_path_template",
@@ -310,6 +310,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 f"a template whose fields are among {sorted(fields)} ({exc})",
                 prefix=prefix,
             ) from None
+        return task_destination(
+            filled, f"output_path_template {self.output_path_template!r} for {prefix.rstrip('.')}"
+        )
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
