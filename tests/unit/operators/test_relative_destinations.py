@@ -79,3 +79,19 @@ def test_absolute_destinations_and_home_paths_are_still_taken(
     hook = FakeHook()
     result = single(hook, output_path=absolute.format(tmp=tmp_path)).execute(context(Store()))
     assert len(hook.posts) == 1 and result["output_path"].startswith(f"file://{tmp_path}")
+
+
+def test_a_sensor_with_a_relative_output_path_is_refused_before_its_first_read(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The sensor pays nothing, but its delivered copy is what its card's link lasts by: refused
+    at the first check, not after the watched generation succeeded."""
+    from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
+
+    monkeypatch.chdir(tmp_path)
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    watch = SeedanceStatusSensor(task_id="watch", seedance_task_id="gen-1", output_path="out/v.mp4")
+    sensor = use(watch, hook)
+    with pytest.raises(SeedanceConfigurationError, match=r"output_path 'out/v.mp4' is a relative path"):
+        sensor.poke(context(Store()))
+    assert hook.reads == [] and hook.downloads == [] and not list(tmp_path.iterdir())
