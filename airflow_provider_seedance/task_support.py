@@ -225,7 +225,7 @@ def result_on_error(
     if last.is_success:
         return result.with_(
             outcome=Outcome.PAID_NOT_DELIVERED,
-            error_message=_paid_not_delivered(last.task_id, message or type(exc).__name__),
+            error_message=paid_not_delivered_text(last.task_id, message or type(exc).__name__),
         )
     if last.is_failed or isinstance(exc, SeedanceGenerationFailedError):
         return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
@@ -253,10 +253,10 @@ def _watch_failed(task_id: str, request: Mapping[str, Any], exc: BaseException) 
     )
 
 
-def _paid_not_delivered(task_id: str, cause: str) -> str:
+def paid_not_delivered_text(task_id: str, cause: str) -> str:
     """The next step for a generation paid for but not delivered: re-attach, never a new run."""
     return (
-        f"{cause}. Seedance generation {task_id} is paid for: a retry (set retries) or clearing the "
+        f"{cause.rstrip().rstrip('.')}. Seedance generation {task_id} is paid for: a retry (set retries) or clearing the "
         "task re-attaches to it and delivers its video without paying again, while the service "
         "still serves the video; a new run pays again."
     )
@@ -414,6 +414,7 @@ __all__ = [
     "attach_to_asset_events",
     "deliver",
     "on_failed_try",
+    "paid_not_delivered_text",
     "push_progress",
     "push_result",
     "recording_failures",

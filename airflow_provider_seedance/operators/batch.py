@@ -51,7 +51,12 @@ from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import BATCH_SHARD_SIZE, SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
-from airflow_provider_seedance.task_support import SeedanceGenerating, attach_to_asset_events, on_failed_try
+from airflow_provider_seedance.task_support import (
+    SeedanceGenerating,
+    attach_to_asset_events,
+    on_failed_try,
+    paid_not_delivered_text,
+)
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
 if TYPE_CHECKING:
@@ -794,7 +799,8 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 done = self.hook.download(task, item.destination)  # type: ignore[arg-type]
             except (SeedanceError, OSError) as exc:  # OSError: the destination cannot be written
                 return item.index, result.with_(
-                    outcome=Outcome.PAID_NOT_DELIVERED, error_message=f"delivery failed: {exc}"
+                    outcome=Outcome.PAID_NOT_DELIVERED,
+                    error_message=paid_not_delivered_text(task.task_id, f"delivery failed: {exc}"),
                 )
             return item.index, result.with_(
                 output_path=done.output_path, bytes=done.bytes, sha256=done.sha256

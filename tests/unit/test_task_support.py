@@ -73,6 +73,9 @@ def test_paid_not_delivered_says_how_to_get_the_paid_video_without_paying_again(
     assert "seed-7" in text and "without paying again" in text and "retries" in text
     assert "a new run pays again" in text
     assert "SECRET" not in text
+    # A cause that ends its own sentence is not given a second full stop.
+    again = result_on_error(SeedanceError("the service went away."), done, {"prompt": "p"}, ("seed-7",))
+    assert (again.error_message or "").startswith("the service went away. Seedance generation seed-7")
 
 
 def test_failure_while_running_is_unknown_and_unbilled() -> None:
