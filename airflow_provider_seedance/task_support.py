@@ -255,8 +255,9 @@ def _watch_failed(task_id: str, request: Mapping[str, Any], exc: BaseException) 
 
 def paid_not_delivered_text(task_id: str, cause: str) -> str:
     """The next step for a generation paid for but not delivered: re-attach, never a new run."""
+    cause = cause.rstrip().rstrip(".")
     return (
-        f"{cause.rstrip().rstrip('.')}. Seedance generation {task_id} is paid for: a retry (set retries) or clearing the "
+        f"{cause}. Seedance generation {task_id} is paid for: a retry (set retries) or clearing the "
         "task re-attaches to it and delivers its video without paying again, while the service "
         "still serves the video; a new run pays again."
     )
