@@ -198,10 +198,10 @@ class SeedanceSubmissionUncertainError(AirflowFailException, SeedanceError):
         self.error_code = error_code
         super().__init__(
             f"The generate request may have reached Seedance, but no usable answer came back "
-            f"({reason}). A generation may exist and may be billed: it was NOT sent again. "
-            f"If the task has `retries` set, a task retry re-attaches to it instead of paying "
-            f"again; `force_new=True` only releases this uncertain submission (the next try then "
-            f"sends a new, separately billed request), so check the account's dashboard first."
+            f"({reason}). A generation may exist and may be billed: it was NOT sent again, and no "
+            f"retry sends it or can re-attach to it (its id never came back). Check the account's "
+            f"dashboard first; then `force_new=True` on a cleared try releases only this uncertain "
+            f"submission (that try sends a new, separately billed request)."
         )
 
 

@@ -223,7 +223,10 @@ def result_on_error(
         return GenerationResult.not_sent(message, request)
     result = GenerationResult.from_task(last, request, seedance_task_ids=history)
     if last.is_success:
-        return result.with_(outcome=Outcome.PAID_NOT_DELIVERED, error_message=message)
+        return result.with_(
+            outcome=Outcome.PAID_NOT_DELIVERED,
+            error_message=paid_not_delivered_text(last.task_id, message or type(exc).__name__),
+        )
     if last.is_failed or isinstance(exc, SeedanceGenerationFailedError):
         return result.with_(outcome=Outcome.GENERATION_FAILED, consumed_credits=0)
     return result.with_(
@@ -247,6 +250,16 @@ def _watch_failed(task_id: str, request: Mapping[str, Any], exc: BaseException) 
             f"sent nothing. {read[0].upper()}{read[1:]}: its end and cost are not known here."
         ),
         seedance_task_ids=(task_id,),
+    )
+
+
+def paid_not_delivered_text(task_id: str, cause: str) -> str:
+    """The next step for a generation paid for but not delivered: re-attach, never a new run."""
+    cause = cause.rstrip().rstrip(".")
+    return (
+        f"{cause}. Seedance generation {task_id} is paid for: a retry (set retries) or clearing the "
+        "task re-attaches to it and delivers its video without paying again, while the service "
+        "still serves the video; a new run pays again."
     )
 
 
@@ -402,6 +415,7 @@ __all__ = [
     "attach_to_asset_events",
     "deliver",
     "on_failed_try",
+    "paid_not_delivered_text",
     "push_progress",
     "push_result",
     "recording_failures",

@@ -82,6 +82,30 @@ def as_storage_path(destination: str | os.PathLike[str] | ObjectStoragePath) -> 
     return ObjectStoragePath(text)
 
 
+def task_destination(
+    destination: str | os.PathLike[str] | ObjectStoragePath, field: str
+) -> ObjectStoragePath:
+    """A task's destination (``output_path`` …) as an ``ObjectStoragePath``, refusing a relative
+    local path: it would land under whichever working directory each try's process has, so a
+    retry, a resumed deferral or a re-run elsewhere would not find the paid video (and the
+    Seedance page could not match the file to the task). ``~`` is expanded, as by
+    :func:`as_storage_path`.
+
+    :raises SeedanceConfigurationError: a relative path, naming ``field`` and the value.
+    """
+    if not isinstance(destination, (str, os.PathLike)):
+        return as_storage_path(destination)
+    text = os.fspath(destination)
+    if "://" not in text and not os.path.isabs(os.path.expanduser(text)):
+        raise SeedanceConfigurationError(
+            f"{field} {text!r} is a relative path: where it lands would depend on the working "
+            "directory of each try's process, so a retry or a re-run could miss the paid video. "
+            "Use an absolute path, a file:// URL or an object-store URL (s3://bucket/key.mp4, "
+            "…); nothing was sent."
+        )
+    return as_storage_path(text)
+
+
 def resolve_filesystems(destinations: Iterable[ObjectStoragePath]) -> None:
     """Resolve each destination's filesystem (and the connection behind it) on the calling
     thread. Airflow caches one filesystem per store, so threads that later read or write these

@@ -487,7 +487,7 @@ def _tls_handshake_failure(
             base_url,
             "the TLS handshake failed: the server does not speak TLS there",
             CreationState.NOT_SENT,
-            next_step="check the connection's base URL: is it http:// rather than https://?",
+            next_step="check the connection's base URL: it may need http://, not https://",
         )
     return None
 

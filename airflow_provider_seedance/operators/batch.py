@@ -41,17 +41,22 @@ from airflow_provider_seedance.exceptions import (
     never_created,
 )
 from airflow_provider_seedance.hooks.delivery import (
-    as_storage_path,
     existing_video,
     probe_destination,
     resolve_filesystems,
+    task_destination,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import BATCH_SHARD_SIZE, SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
-from airflow_provider_seedance.task_support import SeedanceGenerating, attach_to_asset_events, on_failed_try
+from airflow_provider_seedance.task_support import (
+    SeedanceGenerating,
+    attach_to_asset_events,
+    on_failed_try,
+    paid_not_delivered_text,
+)
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
 if TYPE_CHECKING:
@@ -302,12 +307,12 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     ) -> ObjectStoragePath | None:
         explicit = raw.get("output_path")
         if explicit not in (None, ""):
-            return as_storage_path(explicit)
+            return task_destination(explicit, f"{prefix}output_path")
         if not self.output_path_template:
             return None
         fields = {**request.to_payload(), "index": index, "id": raw.get("id", index)}
         try:
-            return as_storage_path(self.output_path_template.format(**fields))
+            filled = self.output_path_template.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
             raise SeedanceValidationError(
                 "output_path_template",
@@ -315,6 +320,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 f"a template whose fields are among {sorted(fields)} ({exc})",
                 prefix=prefix,
             ) from None
+        return task_destination(
+            filled, f"output_path_template {self.output_path_template!r} for {prefix.rstrip('.')}"
+        )
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
@@ -796,7 +804,8 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 done = self.hook.download(task, item.destination)  # type: ignore[arg-type]
             except (SeedanceError, OSError) as exc:  # OSError: the destination cannot be written
                 return item.index, result.with_(
-                    outcome=Outcome.PAID_NOT_DELIVERED, error_message=f"delivery failed: {exc}"
+                    outcome=Outcome.PAID_NOT_DELIVERED,
+                    error_message=paid_not_delivered_text(task.task_id, f"delivery failed: {exc}"),
                 )
             return item.index, result.with_(
                 output_path=done.output_path, bytes=done.bytes, sha256=done.sha256

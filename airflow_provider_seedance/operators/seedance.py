@@ -35,7 +35,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTimeoutError,
     never_created,
 )
-from airflow_provider_seedance.hooks.delivery import DownloadResult, as_storage_path, probe_destination
+from airflow_provider_seedance.hooks.delivery import DownloadResult, probe_destination, task_destination
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import (
@@ -344,7 +344,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
     def _destination(self) -> ObjectStoragePath | None:
         if self.output_path in (None, ""):
             return None
-        return as_storage_path(self.output_path)  # type: ignore[arg-type]
+        return task_destination(self.output_path, "output_path")  # type: ignore[arg-type]
 
     def existing_output(self, *, before_post: bool = False) -> DownloadResult | None:
         """The complete video already at ``output_path`` when ``skip_if_exists`` applies, else

@@ -12,6 +12,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow_provider_seedance import task_support as steps
 from airflow_provider_seedance._compat import AirflowSensorTimeout, AirflowSkipException, default_deferrable
 from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerationFailedError
+from airflow_provider_seedance.hooks.delivery import task_destination
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
@@ -70,6 +71,8 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         return _Watch(watched_task_id=watched if isinstance(watched, str) and watched else None)
 
     def _check(self, context: Context, progress: _Watch) -> SeedanceTask:
+        if self.output_path not in (None, ""):
+            task_destination(self.output_path, "output_path")  # refused before the first read
         task = self.hook.get_status(self._watched_id)
         progress.last = task
         progress.request = dict(task.request)

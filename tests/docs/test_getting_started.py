@@ -68,6 +68,13 @@ def test_getting_started_dag_with_cli_connection_delivers_and_charges_once(emula
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
 
+    # What the page says the task log shows is what it shows. (Red team 3 of issue 18: it
+    # promised "progress lines", which a deferred wait does not log; only a blocking wait does.)
+    page = PAGE.read_text(encoding="utf-8")
+    assert "estimated 8 credits ($0.04)" in output and "Seedance generation submitted: task_id=seed" in output
+    assert f"{VIDEO}" in output and "8 credits ($0.04)" in output
+    assert ("progress lines" in page.replace("logs no progress lines", "")) == ("IN_PROGRESS after" in output)
+
     with VIDEO.open("rb") as handle:
         assert handle.read(12)[4:8] == b"ftyp", f"{VIDEO} is not an MP4 file"
     ledger = emulator.ledger()

@@ -120,6 +120,21 @@ def test_an_uncertain_submission_keeps_its_reason_status_and_code_and_says_it_wa
     assert bare.status_code == 0 and bare.error_code is None and not never_created(bare)
 
 
+def test_an_uncertain_submission_does_not_promise_a_retry_that_never_comes() -> None:
+    """Red team 3 of issue 18: the text said "if the task has `retries` set, a task retry
+    re-attaches to it", but the error fails the task without retrying (an
+    AirflowFailException; seen with retries=1 under `airflow dags test`), and no try knows the
+    lost generation's id to re-attach to (a batch's retry leaves such an item alone too). It
+    says what does happen and the one way on."""
+    from airflow.exceptions import AirflowFailException
+
+    err = SeedanceSubmissionUncertainError("timed out waiting for the answer")
+    text = str(err)
+    assert isinstance(err, AirflowFailException)
+    assert "retry re-attaches" not in text and "no retry sends it or can re-attach to it" in text
+    assert "dashboard" in text and "force_new=True" in text and "separately billed" in text
+
+
 # ----------------------------------------------------------------- the generation's end
 def test_a_timeout_names_the_generation_the_wait_and_how_to_collect_it() -> None:
     err = SeedanceTimeoutError("gen-1", 600.4, "QUEUED")

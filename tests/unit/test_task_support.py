@@ -58,7 +58,24 @@ def test_failure_after_success_is_paid_not_delivered_with_the_credits() -> None:
     done = SeedanceTask("seed-1", "SUCCESS", ["https://cdn.example.com/v.mp4"], 28)
     result = result_on_error(OSError("disk full"), done, {"prompt": "p"}, ("seed-1",))
     assert result.outcome is Outcome.PAID_NOT_DELIVERED and result.consumed_credits == 28
-    assert result.error_message == "disk full" and result.video_url
+    assert result.error_message.startswith("disk full") and result.video_url
+
+
+def test_paid_not_delivered_says_how_to_get_the_paid_video_without_paying_again() -> None:
+    """Red team 3 of issue 18: a delivery that failed after the bill (an unwritable file) told
+    the log and the card only the OS error; the user, told nothing of the money's next step,
+    re-runs the DAG (a new run) and pays again. The text names the generation and that a retry
+    or clear re-attaches and delivers it without paying again."""
+    done = SeedanceTask("seed-7", "SUCCESS", ["https://cdn.example.com/v.mp4?sig=SECRET"], 8)
+    result = result_on_error(PermissionError(13, "Permission denied"), done, {"prompt": "p"}, ("seed-7",))
+    text = result.error_message or ""
+    assert text.startswith("[Errno 13] Permission denied")
+    assert "seed-7" in text and "without paying again" in text and "retries" in text
+    assert "a new run pays again" in text
+    assert "SECRET" not in text
+    # A cause that ends its own sentence is not given a second full stop.
+    again = result_on_error(SeedanceError("the service went away."), done, {"prompt": "p"}, ("seed-7",))
+    assert (again.error_message or "").startswith("the service went away. Seedance generation seed-7")
 
 
 def test_failure_while_running_is_unknown_and_unbilled() -> None:

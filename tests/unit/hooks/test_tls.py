@@ -295,7 +295,9 @@ def test_a_plain_http_server_behind_an_https_url_says_so() -> None:
     exc = aiohttp.ClientConnectorSSLError(_key(), wrong)  # type: ignore[arg-type]
     err = aiohttp_failure(GENERATE, BASE, exc)
     assert err.creation is CreationState.NOT_SENT
-    assert "does not speak TLS there" in str(err) and "is it http:// rather than https://?" in str(err)
+    assert "does not speak TLS there" in str(err) and "it may need http://, not https://" in str(err)
+    # The advice is a statement ending the sentence once (it read "... https://?." before).
+    assert "?." not in str(err) and str(err).endswith("https://.")
 
 
 def test_other_handshake_failures_are_tls_failures_not_refusals() -> None:

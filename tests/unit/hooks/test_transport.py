@@ -294,8 +294,9 @@ def test_a_post_that_may_have_arrived_says_a_generation_may_exist_and_what_to_do
     assert isinstance(err, SeedanceSubmissionUncertainError) and not never_created(err)
     text = str(err)
     assert "A generation may exist and may be billed" in text
-    assert "`retries`" in text and "re-attaches" in text
-    assert "`force_new=True` only releases this uncertain submission" in text
+    # No promise of a retry that re-attaches: the id never came back (red team 3 of #18).
+    assert "no retry sends it or can re-attach to it" in text
+    assert "`force_new=True` on a cleared try releases only this uncertain submission" in text
     assert not any(noise in text for noise in NOISE), text
 
 
