@@ -21,6 +21,7 @@ from benchmarks import (
     poll_cost_split,
     status_rate_cap,
     trigger_poll_cost,
+    ui_scale,
 )
 
 
@@ -200,3 +201,25 @@ def test_callbacks_vs_polling_smoke(tmp_path: Path) -> None:
         assert not math.isnan(row["latency_p95_s"])
     assert rows["callbacks"]["callbacks_sent"] == 2 and rows["polling"]["callbacks_sent"] == 0
     assert rows["callbacks"]["status_reads_per_generation"] <= 2
+
+
+def test_ui_scale_smoke(tmp_path: Path) -> None:
+    argv = ["--sizes", "100", "400", "--repeat", "1", "--compare", "HEAD", "--results-dir", str(tmp_path)]
+    assert ui_scale.main(argv) == 0
+    document = _load(tmp_path / "ui_scale.json")
+    rows = {(r["variant"], r["n"], r["case"]): r for r in document["rows"]}
+    assert set(rows) == {
+        (v, n, c) for v in ("baseline_HEAD", "current") for n in (100, 400) for c in ui_scale.CASES
+    }
+    for (variant, n, case), row in rows.items():
+        assert row["seconds"] > 0 and row["xcoms_decoded"] >= 0, (variant, n, case)
+        # The same queries on the same DB answer the same, whichever module ran them.
+        assert row["same_result_as_baseline"], (variant, n, case, row["summary"])
+        assert row["growth_ratio"] is not None and row["n_ratio"] == n / 100
+    # Spend reads (and decodes) its whole window: more generations, more XComs decoded.
+    assert (
+        rows[("current", 400, "spend_90_days")]["xcoms_decoded"]
+        > rows[("current", 100, "spend_90_days")]["xcoms_decoded"]
+    )
+    assert rows[("current", 100, "spend_90_days")]["summary"]["days"] == ui_scale.DAYS
+    assert rows[("current", 400, "first_page_24")]["summary"]["items"] == 24
