@@ -235,7 +235,7 @@ def _worker_template(home: Path) -> None:
         from airflow.models.dagbag import DagBag, sync_bag_to_db  # type: ignore[attr-defined,no-redef]
 
         DagBundlesManager().sync_bundles_to_db()
-        bag = DagBag(dag_folder=str(home / "dags"), include_examples=False)
+        bag = DagBag(dag_folder=str(home / "dags"), include_examples=False)  # type: ignore[call-arg]
         sync_bag_to_db(bag, "dags-folder", None)
     if bag.import_errors:
         raise RuntimeError(f"template DAG does not import: {bag.import_errors}")
@@ -293,18 +293,18 @@ def load_queries(ref: str) -> types.ModuleType:
 @contextlib.contextmanager
 def _counting_decodes(module: types.ModuleType) -> Iterator[list[int]]:
     """Count the XCom values ``module`` decodes (its ``decode_xcom`` is looked up at call time)."""
-    real = module.decode_xcom
+    real = getattr(module, "decode_xcom")  # noqa: B009
     count = [0]
 
     def counted(value: Any) -> Any:
         count[0] += 1
         return real(value)
 
-    module.decode_xcom = counted
+    setattr(module, "decode_xcom", counted)  # noqa: B010 (a module attribute, patched)
     try:
         yield count
     finally:
-        module.decode_xcom = real
+        setattr(module, "decode_xcom", real)  # noqa: B010
 
 
 def _digest(content: bytes) -> str:
