@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from airflow_provider_seedance.plugins import queries, seedance_view
+from airflow_provider_seedance.plugins import queries, records, seedance_view
 from benchmarks.ui_scale import DAGS, DAYS, FIRST_DAY, clone_rows
 from tests.ui.conftest import GalleryRuns
 
@@ -143,3 +143,44 @@ def test_ten_thousand_generations_pages_filters_and_spend(
         assert response.status_code == 200 and response.text.count("<rect") > DAYS
     finally:
         app.dependency_overrides.clear()
+
+
+def test_a_pages_xcoms_are_read_by_index_not_by_walking_every_xcom(scale_engine: Engine) -> None:
+    """The XCom read of a page (and of each Spend chunk) is an index search on Airflow's
+    ``idx_xcom_task_instance``; a walk of ``idx_xcom_key`` reads every XCom of the DB."""
+    from airflow.models.xcom import XComModel
+
+    with Session(scale_engine) as session:
+        everything = queries.GenerationFilter(dag_ids=READABLE)
+        cards = queries.list_generations(session, everything, limit=100, offset=5_000).items
+        keys = [(c["dag_id"], c["run_id"], c["task_id"], c["map_index"]) for c in cards]
+        clauses = queries._of_task_instances(XComModel, keys)
+        assert clauses
+        for clause in clauses:
+            statement = select(XComModel.value).where(clause, XComModel.key.in_(records.XCOM_KEYS))
+            sql = str(statement.compile(scale_engine, compile_kwargs={"literal_binds": True}))
+            plan = " | ".join(
+                row[-1] for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            )
+            assert "idx_xcom_task_instance (dag_id=? AND task_id=? AND run_id=? AND map_index=?)" in plan, (
+                plan
+            )
+            assert "idx_xcom_key" not in plan and "SCAN" not in plan, plan
+
+        # Exactly the task instances asked for, whatever else their runs hold.
+        asked = keys[::7]
+        found = queries._load_xcoms(session, asked)
+        assert set(found) == set(asked)
+        for dag_id, run_id, task_id, map_index in asked:
+            expected = session.execute(
+                select(XComModel.key, XComModel.value).where(
+                    XComModel.dag_id == dag_id,
+                    XComModel.run_id == run_id,
+                    XComModel.task_id == task_id,
+                    XComModel.map_index == map_index,
+                    XComModel.key.in_(records.XCOM_KEYS),
+                )
+            ).all()
+            assert found[(dag_id, run_id, task_id, map_index)] == {
+                key: queries.decode_xcom(value) for key, value in expected
+            }
