@@ -447,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="best of k (default 5)")
     parser.add_argument("--compare", default=None, help="also time queries.py of this git ref (e.g. main)")
     parser.add_argument("--results-dir", type=Path, default=None)
-    parser.add_argument("--name", default="ui_scale", help="result file name (default ui_scale)")
+    parser.add_argument(
+        "--name", default=None, help="result file name (default ui_scale, ui_scale_vs_<REF> with --compare)"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -514,8 +516,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = table(rows, columns)
     print(text)
+    name = args.name or (
+        "ui_scale_vs_" + "".join(c if c.isalnum() else "_" for c in args.compare)
+        if args.compare
+        else "ui_scale"
+    )
     write_result(
-        args.name,
+        name,
         {
             "sizes": sizes,
             "repeat": args.repeat,

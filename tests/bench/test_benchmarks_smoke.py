@@ -206,7 +206,7 @@ def test_callbacks_vs_polling_smoke(tmp_path: Path) -> None:
 def test_ui_scale_smoke(tmp_path: Path) -> None:
     argv = ["--sizes", "100", "400", "--repeat", "1", "--compare", "HEAD", "--results-dir", str(tmp_path)]
     assert ui_scale.main(argv) == 0
-    document = _load(tmp_path / "ui_scale.json")
+    document = _load(tmp_path / "ui_scale_vs_HEAD.json")
     rows = {(r["variant"], r["n"], r["case"]): r for r in document["rows"]}
     assert set(rows) == {
         (v, n, c) for v in ("baseline_HEAD", "current") for n in (100, 400) for c in ui_scale.CASES
