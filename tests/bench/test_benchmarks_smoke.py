@@ -212,7 +212,11 @@ def test_ui_scale_smoke(tmp_path: Path) -> None:
         (v, n, c) for v in ("baseline_HEAD", "current") for n in (100, 400) for c in ui_scale.CASES
     }
     for (variant, n, case), row in rows.items():
-        assert row["seconds"] > 0 and row["xcoms_decoded"] >= 0, (variant, n, case)
+        assert row["seconds"] > 0 and row["cpu_seconds"] >= 0 and row["xcoms_decoded"] >= 0, (
+            variant,
+            n,
+            case,
+        )
         # The same queries on the same DB answer the same, whichever module ran them.
         assert row["same_result_as_baseline"], (variant, n, case, row["summary"])
         assert row["growth_ratio"] is not None and row["n_ratio"] == n / 100
