@@ -79,6 +79,7 @@ bench: $(STAMP)
 	@$(VENV)/bin/python -m benchmarks.batch_submit_scale
 	@$(VENV)/bin/python -m benchmarks.batch_trigger_rss
 	@$(VENV)/bin/python -m benchmarks.callbacks_vs_polling
+	@$(VENV)/bin/python -m benchmarks.ui_scale --repeat 3
 	@$(VENV)/bin/python -m benchmarks.charts
 
 # Mutation testing of the money paths (issue 19; config: [tool.mutmut] in pyproject.toml).

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import and_, case, func, or_, select
 
 from airflow_provider_seedance.models import credits_to_usd, format_usd
 from airflow_provider_seedance.plugins import records
@@ -169,20 +169,66 @@ def decode_xcom(value: Any) -> Any:
 
 TiKey = tuple[str, str, str, int]
 
+#: Task instances per XCom / rendered-fields query (their bound parameters stay far below every
+#: database's limit).
+KEYS_PER_QUERY = 500
 
-def _load_xcoms(session: Session, keys: list[TiKey]) -> dict[TiKey, dict[str, Any]]:
+
+def _of_task_instances(model: Any, keys: Collection[TiKey]) -> list[Any]:
+    """WHERE clauses that find ``model``'s rows of these task instances by index, one query each.
+
+    Airflow indexes ``xcom`` and ``rendered_task_instance_fields`` on ``dag_id, task_id,
+    run_id, map_index``; each clause is ``dag_id = ? AND task_id = ? AND run_id IN (...) AND
+    map_index IN (...)``, which every database answers with index searches. (A row-value
+    ``IN (VALUES ...)``, or an OR of per-run terms, is not: SQLite plans them as a walk of the
+    ``key`` index or of a whole DAG's task, a pass over every XCom of the DB per query, so a
+    page cost O(all XComs) and spend O(window x all XComs).) A clause may also match other
+    task instances of those runs (callers keep only the keys they asked for); where runs x
+    map indexes would exceed 4 x the keys, the group is split by run to keep that bounded.
+    """
+    groups: dict[tuple[str, str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for dag_id, run_id, task_id, map_index in keys:
+        groups[(dag_id, task_id)][run_id].add(map_index)
+    clauses = []
+    for (dag_id, task_id), runs in groups.items():
+        indexes = set().union(*runs.values())
+        wanted = sum(len(found) for found in runs.values())
+        split = [runs] if len(runs) * len(indexes) <= 4 * wanted else [{r: m} for r, m in runs.items()]
+        for part in split:
+            clauses.append(
+                and_(
+                    model.dag_id == dag_id,
+                    model.task_id == task_id,
+                    model.run_id.in_(sorted(part)),
+                    model.map_index.in_(sorted(set().union(*part.values()))),
+                )
+            )
+    return clauses
+
+
+def _chunks(keys: list[TiKey]) -> Iterable[list[TiKey]]:
+    for first in range(0, len(keys), KEYS_PER_QUERY):
+        yield keys[first : first + KEYS_PER_QUERY]
+
+
+def _load_xcoms(
+    session: Session, keys: list[TiKey], xcom_keys: Collection[str] = records.XCOM_KEYS
+) -> dict[TiKey, dict[str, Any]]:
     from airflow.models.xcom import XComModel as X
 
     found: dict[TiKey, dict[str, Any]] = defaultdict(dict)
-    if not keys:
-        return found
-    rows = session.execute(
-        select(X.dag_id, X.run_id, X.task_id, X.map_index, X.key, X.value).where(
-            tuple_(X.dag_id, X.run_id, X.task_id, X.map_index).in_(keys), X.key.in_(records.XCOM_KEYS)
-        )
-    )
-    for dag_id, run_id, task_id, map_index, key, value in rows:
-        found[(dag_id, run_id, task_id, map_index)][key] = decode_xcom(value)
+    for chunk in _chunks(keys):
+        asked = set(chunk)
+        for clause in _of_task_instances(X, chunk):
+            rows = session.execute(
+                select(X.dag_id, X.run_id, X.task_id, X.map_index, X.key, X.value).where(
+                    clause, X.key.in_(xcom_keys)
+                )
+            )
+            for dag_id, run_id, task_id, map_index, key, value in rows:
+                ti_key = (dag_id, run_id, task_id, map_index)
+                if ti_key in asked:
+                    found[ti_key][key] = decode_xcom(value)
     return found
 
 
@@ -190,17 +236,19 @@ def _load_rendered(session: Session, keys: list[TiKey]) -> dict[TiKey, dict[str,
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as R
 
     found: dict[TiKey, dict[str, Any]] = {}
-    if not keys:
-        return found
-    rows = session.execute(
-        select(R.dag_id, R.run_id, R.task_id, R.map_index, R.rendered_fields).where(
-            tuple_(R.dag_id, R.run_id, R.task_id, R.map_index).in_(keys)
-        )
-    )
-    for dag_id, run_id, task_id, map_index, fields in rows:
-        fields = decode_xcom(fields)
-        if isinstance(fields, dict):
-            found[(dag_id, run_id, task_id, map_index)] = fields
+    for chunk in _chunks(keys):
+        asked = set(chunk)
+        for clause in _of_task_instances(R, chunk):
+            rows = session.execute(
+                select(R.dag_id, R.run_id, R.task_id, R.map_index, R.rendered_fields).where(clause)
+            )
+            for dag_id, run_id, task_id, map_index, fields in rows:
+                ti_key = (dag_id, run_id, task_id, map_index)
+                if ti_key not in asked:
+                    continue
+                fields = decode_xcom(fields)
+                if isinstance(fields, dict):
+                    found[ti_key] = fields
     return found
 
 
@@ -256,18 +304,7 @@ def _batch_sizes(session: Session, keys: list[TiKey]) -> dict[TiKey, int]:
     Decodes each batch's stored JSON to count its items but builds no result from it: only
     the items on the requested page are parsed into results (see :func:`list_generations`).
     """
-    from airflow.models.xcom import XComModel as X
-
-    stored: dict[TiKey, dict[str, Any]] = defaultdict(dict)
-    for chunk in range(0, len(keys), 500):
-        rows = session.execute(
-            select(X.dag_id, X.run_id, X.task_id, X.map_index, X.key, X.value).where(
-                tuple_(X.dag_id, X.run_id, X.task_id, X.map_index).in_(keys[chunk : chunk + 500]),
-                X.key.in_(records.RESULT_KEYS),
-            )
-        )
-        for dag_id, run_id, task_id, map_index, key, value in rows:
-            stored[(dag_id, run_id, task_id, map_index)][key] = decode_xcom(value)
+    stored = _load_xcoms(session, keys, records.RESULT_KEYS)
     sizes = {}
     for key, values in stored.items():
         size = records.batch_size(records.stored_value(values)[1])
@@ -298,12 +335,16 @@ def list_generations(session: Session, flt: GenerationFilter, *, limit: int = 24
     )
     names = (*_TI_COLUMNS, "start_date", "end_date")
     batch_ops = sorted(flt.operators & BATCH_OPERATORS)
-    has_batches = bool(batch_ops) and bool(
-        session.scalar(select(func.count()).select_from(ti).where(*conditions, ti.operator.in_(batch_ops)))
-    )
+    # One pass counts the task instances and, of them, the batches (the count is the one read
+    # that must see every matching row: the pager shows the total).
+    counted = [func.count()]
+    if batch_ops:
+        counted.append(func.count(case((ti.operator.in_(batch_ops), 1))))
+    counts = session.execute(select(*counted).select_from(ti).where(*conditions)).one()
+    rows_total, batch_rows = int(counts[0] or 0), int(counts[1] or 0) if batch_ops else 0
     windows: list[tuple[dict[str, Any], slice | None]] = []
-    if not has_batches:
-        total = session.scalar(select(func.count()).select_from(ti).where(*conditions)) or 0
+    if not batch_rows:
+        total = rows_total
         rows = session.execute(ordered.limit(limit).offset(offset)).all()
         windows = [(dict(zip(names, row, strict=True)), None) for row in rows]
     else:
@@ -316,10 +357,7 @@ def list_generations(session: Session, flt: GenerationFilter, *, limit: int = 24
             )
         ]
         sizes = _batch_sizes(session, batch_keys)
-        plain = session.scalar(
-            select(func.count()).select_from(ti).where(*conditions, ti.operator.not_in(batch_ops))
-        )
-        total = int(plain or 0) + sum(sizes.get(k, 1) for k in batch_keys)
+        total = rows_total - batch_rows + sum(sizes.get(k, 1) for k in batch_keys)
         position, end = 0, offset + limit
         # Walk the ordered rows only up to the page's end (streamed, light columns).
         result = session.execute(ordered.execution_options(yield_per=500))
@@ -435,32 +473,33 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
             .where(*_conditions(ti, flt))
             .order_by(_when(ti).desc(), ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
         ).all()
-        keys: list[TiKey] = [(r[0], r[1], r[2], r[3]) for r in rows]
-        xcoms: dict[TiKey, dict[str, Any]] = {}
-        for chunk in range(0, len(keys), 500):
-            xcoms.update(_load_xcoms(session, keys[chunk : chunk + 500]))
-        for (dag_id, _run, _task, _map, state, when), key in zip(rows, keys, strict=True):
-            day = _day(when)
-            for _index, result in records.read_results(xcoms.get(key, {}), state):
-                if result is None:
-                    skipped += 1
-                    continue
-                if result.outcome is Outcome.REUSED:
-                    reused[(day, dag_id)] += 1
-                    continue
-                if result.outcome is Outcome.UNCERTAIN and not result.task_id:
-                    possible[dag_id] += 1
-                    possible_credits += result.possible_credits or 0
-                ids = list(result.seedance_task_ids)
-                if result.task_id and result.task_id not in ids:
-                    ids.append(result.task_id)
-                for seedance_id in ids:
-                    places.setdefault(seedance_id, (day, dag_id))
-                    billed.setdefault(seedance_id, 0)
-                if result.task_id:
-                    billed[result.task_id] = max(billed[result.task_id], result.consumed_credits)
-                    unsettled = result.outcome in (Outcome.UNKNOWN, Outcome.IN_PROGRESS)
-                    (pending if unsettled else settled).add(result.task_id)
+        # Newest first, a chunk at a time: each record is read once, by index, and dropped.
+        for first in range(0, len(rows), KEYS_PER_QUERY):
+            chunk = rows[first : first + KEYS_PER_QUERY]
+            keys: list[TiKey] = [(r[0], r[1], r[2], r[3]) for r in chunk]
+            xcoms = _load_xcoms(session, keys)
+            for (dag_id, _run, _task, _map, state, when), key in zip(chunk, keys, strict=True):
+                day = _day(when)
+                for _index, result in records.read_results(xcoms.get(key, {}), state):
+                    if result is None:
+                        skipped += 1
+                        continue
+                    if result.outcome is Outcome.REUSED:
+                        reused[(day, dag_id)] += 1
+                        continue
+                    if result.outcome is Outcome.UNCERTAIN and not result.task_id:
+                        possible[dag_id] += 1
+                        possible_credits += result.possible_credits or 0
+                    ids = list(result.seedance_task_ids)
+                    if result.task_id and result.task_id not in ids:
+                        ids.append(result.task_id)
+                    for seedance_id in ids:
+                        places.setdefault(seedance_id, (day, dag_id))
+                        billed.setdefault(seedance_id, 0)
+                    if result.task_id:
+                        billed[result.task_id] = max(billed[result.task_id], result.consumed_credits)
+                        unsettled = result.outcome in (Outcome.UNKNOWN, Outcome.IN_PROGRESS)
+                        (pending if unsettled else settled).add(result.task_id)
     figures: dict[tuple[str, str], dict[str, int]] = defaultdict(
         lambda: {"credits": 0, "generations": 0, "reused": 0}
     )

@@ -22,6 +22,7 @@ from benchmarks import (
     poll_cost_split,
     status_rate_cap,
     trigger_poll_cost,
+    ui_scale,
 )
 
 
@@ -221,3 +222,29 @@ def test_batch_trigger_rss_smoke(tmp_path: Path) -> None:
         # The kwargs hold every id (the emulator's ids are longer than 10 characters).
         assert row["kwargs_bytes_per_item"] > 10
     assert "marginal_kb_per_item" in rows[-1]
+
+
+def test_ui_scale_smoke(tmp_path: Path) -> None:
+    argv = ["--sizes", "100", "400", "--repeat", "1", "--compare", "HEAD", "--results-dir", str(tmp_path)]
+    assert ui_scale.main(argv) == 0
+    document = _load(tmp_path / "ui_scale_vs_HEAD.json")
+    rows = {(r["variant"], r["n"], r["case"]): r for r in document["rows"]}
+    assert set(rows) == {
+        (v, n, c) for v in ("baseline_HEAD", "current") for n in (100, 400) for c in ui_scale.CASES
+    }
+    for (variant, n, case), row in rows.items():
+        assert row["seconds"] > 0 and row["cpu_seconds"] >= 0 and row["xcoms_decoded"] >= 0, (
+            variant,
+            n,
+            case,
+        )
+        # The same queries on the same DB answer the same, whichever module ran them.
+        assert row["same_result_as_baseline"], (variant, n, case, row["summary"])
+        assert row["growth_ratio"] is not None and row["n_ratio"] == n / 100
+    # Spend reads (and decodes) its whole window: more generations, more XComs decoded.
+    assert (
+        rows[("current", 400, "spend_90_days")]["xcoms_decoded"]
+        > rows[("current", 100, "spend_90_days")]["xcoms_decoded"]
+    )
+    assert rows[("current", 100, "spend_90_days")]["summary"]["days"] == ui_scale.DAYS
+    assert rows[("current", 400, "first_page_24")]["summary"]["items"] == 24

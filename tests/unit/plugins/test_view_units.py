@@ -432,3 +432,24 @@ def test_a_page_of_a_big_batch_parses_only_the_items_it_shows(monkeypatch: pytes
     cards = queries.build_cards(ti, {"return_value": value}, window=slice(4990, 5014))
     assert [c["item_id"] for c in cards] == [f"v{i}" for i in range(4990, 5000)]
     assert len(parsed) == 10
+
+
+def test_xcom_reads_go_one_query_per_dag_and_task_and_split_by_run_when_the_over_read_would_grow() -> None:
+    from airflow.models.xcom import XComModel
+
+    def shape(keys: list[queries.TiKey]) -> list[tuple[str, str, list[str], list[int]]]:
+        found = []
+        for clause in queries._of_task_instances(XComModel, keys):
+            dag, task, runs, indexes = clause.clauses
+            found.append((dag.right.value, task.right.value, runs.right.value, indexes.right.value))
+        return found
+
+    # One run's 20 mapped task instances, and a second task of the same run: two queries.
+    run = [("d", "r1", "gen", i) for i in range(20)] + [("d", "r1", "other", -1)]
+    assert shape(run) == [("d", "gen", ["r1"], list(range(20))), ("d", "other", ["r1"], [-1])]
+    # Two runs x 20 map indexes each (40 keys, 40 combinations): still one query.
+    two = [("d", r, "gen", i) for r in ("r1", "r2") for i in range(20)]
+    assert shape(two) == [("d", "gen", ["r1", "r2"], list(range(20)))]
+    # Ten runs with one distinct map index each: 100 combinations for 10 keys, over 4x: by run.
+    diagonal = [("d", f"r{i}", "gen", i) for i in range(10)]
+    assert shape(diagonal) == [("d", "gen", [f"r{i}"], [i]) for i in range(10)]
