@@ -20,7 +20,12 @@ What the receiver trusts, in order:
    SUCCESS for a generation still IN_PROGRESS changes nothing.
 
 Only a terminal status resumes, with exactly the event the trigger would have fired
-(:func:`~airflow_provider_seedance.triggers.seedance.terminal_event`). Everything is
+(:func:`~airflow_provider_seedance.triggers.seedance.terminal_event`). A SUCCESS of a task
+whose trigger carries ``end_on_success`` (``end_in_triggerer=True``, nothing to deliver) ends
+it here instead, as the trigger would in the triggerer
+(:func:`~airflow_provider_seedance.triggers.seedance.task_end`): its XComs stored as Airflow's
+execution API stores a task runner's, then Airflow's ``TaskSuccessEvent``, in one transaction,
+so no worker starts after the deferral. Everything is
 idempotent: a repeat finds the task instance no longer deferred and does nothing. A callback
 that arrives while the try it was made for is still running (a generation that ended between
 the operator's status read and its deferral) waits up to :data:`DEFERRAL_WAIT_SECONDS` for the
