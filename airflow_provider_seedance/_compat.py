@@ -53,6 +53,54 @@ async def push_xcoms_from_trigger(ti: Any, xcoms: dict[str, Any], links: dict[st
         await sync_to_async(XCom.set)(key=key, value=value, **ids)
 
 
+def serialize_xcoms(ids: dict[str, Any], xcoms: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
+    """The values the task runner sends to Airflow's execution API for these XComs of the task
+    instance ``ids`` (``dag_id``, ``task_id``, ``run_id``, ``map_index``): ``xcoms`` serialised by
+    the configured XCom backend (``XCom.set`` on a worker), the extra links' ``links`` as they are
+    (``XCom._set_xcom_in_db``). A custom backend may raise here (or write its payload away)."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    values = dict(links)
+    for key, value in xcoms.items():
+        values[key] = XCom.serialize_value(value=value, key=key, **ids)
+    return values
+
+
+def store_serialized_xcoms(session: Any, ids: dict[str, Any], values: dict[str, Any]) -> None:
+    """Store :func:`serialize_xcoms`' ``values`` through ``session`` as the execution API's
+    ``set_xcom`` route stores a task runner's push: unchanged (3.2+: ``XComModel.set(...,
+    serialize=False)``; 3.1, whose ``XComModel.set`` always serialises: the route's own delete
+    of the key and insert). Nothing is committed: the caller's transaction holds it."""
+    import inspect
+
+    from airflow.models.xcom import XComModel
+
+    if "serialize" in inspect.signature(XComModel.set).parameters:
+        for key, value in values.items():
+            XComModel.set(key=key, value=value, serialize=False, session=session, **ids)
+        return
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import delete, select
+
+    dag_run_id = session.scalar(
+        select(DagRun.id).where(DagRun.dag_id == ids["dag_id"], DagRun.run_id == ids["run_id"])
+    )
+    if dag_run_id is None:
+        raise ValueError(f"DAG run not found on DAG {ids['dag_id']!r} with ID {ids['run_id']!r}")
+    for key, value in values.items():
+        session.execute(
+            delete(XComModel).where(
+                XComModel.key == key,
+                XComModel.dag_id == ids["dag_id"],
+                XComModel.run_id == ids["run_id"],
+                XComModel.task_id == ids["task_id"],
+                XComModel.map_index == ids["map_index"],
+            )
+        )
+        session.add(XComModel(dag_run_id=dag_run_id, key=key, value=value, **ids))
+    session.flush()
+
+
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, the deployment-wide default for deferrable operators."""
     try:
@@ -70,5 +118,7 @@ __all__ = [
     "TaskDeferred",
     "default_deferrable",
     "push_xcoms_from_trigger",
+    "serialize_xcoms",
+    "store_serialized_xcoms",
     "task_success_event",
 ]

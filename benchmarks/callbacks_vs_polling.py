@@ -1,11 +1,14 @@
 """Status reads and completion latency per generation: polling against callbacks, same run.
 
-One real Airflow (API server with the plugin, scheduler, triggerer, LocalExecutor) runs two
+One real Airflow (API server with the plugin, scheduler, triggerer, LocalExecutor) runs three
 DAGs of ``--n`` mapped deferrable generations at the same time, each against its own emulator:
 
 * ``polling``: the trigger reads the status every ``--poll-interval`` seconds;
 * ``callbacks``: the connection turns callbacks on; the emulator calls the plugin's receiver
-  when a generation ends, and the trigger only polls every 300 s as a safety net.
+  when a generation ends, and the trigger only polls every 300 s as a safety net; the receiver
+  resumes the task, which a worker then finishes (``execute_complete``);
+* ``callbacks_end_in_triggerer``: callbacks as above with ``end_in_triggerer=True`` (nothing to
+  deliver): the receiver ends the task itself on a SUCCESS, no worker starts after deferring.
 
 Per alternative: status reads per generation (the emulator's ledger) and the latency from the
 generation's end on the service (created + its generation time) to the task instance's end, p50 and p95.
@@ -27,7 +30,9 @@ from airflow_provider_seedance.emulator.testing import EmulatorProcess
 from benchmarks._common import API_KEY, CREDITS, machine, mean, percentile, table, write_result
 from tests.airflow_processes import AirflowCluster, connection_uri_json, free_port
 
-ALTERNATIVES = ("polling", "callbacks")
+ALTERNATIVES = ("polling", "callbacks", "callbacks_end_in_triggerer")
+#: The alternatives whose connection turns callbacks on.
+WITH_CALLBACKS = ("callbacks", "callbacks_end_in_triggerer")
 DAG_TEMPLATE = """
 from __future__ import annotations
 
@@ -36,7 +41,11 @@ from airflow.sdk import DAG
 
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 
-for name, extra in (("polling", {{"poll_interval": {poll}}}), ("callbacks", {{}})):
+for name, extra in (
+    ("polling", {{"poll_interval": {poll}}}),
+    ("callbacks", {{}}),
+    ("callbacks_end_in_triggerer", {{"end_in_triggerer": True}}),
+):
     with DAG(f"bench_{{name}}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
         SeedanceGenerateOperator.partial(
             task_id="generate",
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         name: EmulatorProcess(
             api_keys={API_KEY: CREDITS},
             generation_seconds=args.generation_seconds,
-            allow_local_callbacks=name == "callbacks",
+            allow_local_callbacks=name in WITH_CALLBACKS,
             extra_args=["--log-level", "warning"],
         ).start()
         for name in ALTERNATIVES
@@ -113,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             "emulator": True,
         }
         connections = {
-            "seedance_polling": connection_uri_json(emulators["polling"].base_url, API_KEY),
-            "seedance_callbacks": connection_uri_json(emulators["callbacks"].base_url, API_KEY, **callbacks),
+            f"seedance_{name}": connection_uri_json(
+                emulators[name].base_url, API_KEY, **(callbacks if name in WITH_CALLBACKS else {})
+            )
+            for name in ALTERNATIVES
         }
         cluster = AirflowCluster(
             dags=[dags],

@@ -20,7 +20,12 @@ What the receiver trusts, in order:
    SUCCESS for a generation still IN_PROGRESS changes nothing.
 
 Only a terminal status resumes, with exactly the event the trigger would have fired
-(:func:`~airflow_provider_seedance.triggers.seedance.terminal_event`). Everything is
+(:func:`~airflow_provider_seedance.triggers.seedance.terminal_event`). A SUCCESS of a task
+whose trigger carries ``end_on_success`` (``end_in_triggerer=True``, nothing to deliver) ends
+it here instead, as the trigger would in the triggerer
+(:func:`~airflow_provider_seedance.triggers.seedance.task_end`): its XComs stored as Airflow's
+execution API stores a task runner's, then Airflow's ``TaskSuccessEvent``, in one transaction,
+so no worker starts after the deferral. Everything is
 idempotent: a repeat finds the task instance no longer deferred and does nothing. A callback
 that arrives while the try it was made for is still running (a generation that ended between
 the operator's status read and its deferral) waits up to :data:`DEFERRAL_WAIT_SECONDS` for the
@@ -37,6 +42,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_seedance._compat import serialize_xcoms, store_serialized_xcoms, task_success_event
 from airflow_provider_seedance.callbacks import (
     CallbackIdentity,
     CallbackTokenError,
@@ -48,7 +54,12 @@ from airflow_provider_seedance.hooks.seedance import ConnectionSettings, Seedanc
 from airflow_provider_seedance.plugins import queries, records
 from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.task_support import asset_extra
-from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger, terminal_event
+from airflow_provider_seedance.triggers.seedance import (
+    SeedanceStatusTrigger,
+    TaskEnd,
+    task_end,
+    terminal_event,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -91,6 +102,8 @@ class Outcome(str, enum.Enum):
     RESUMED = "resumed"
     #: The generation's status could not be read: 503 (the fallback poll will find it).
     UNAVAILABLE = "unavailable"
+    #: The generation succeeded and the task ended here, without a worker (``end_on_success``): 200.
+    ENDED = "ended"
     #: Fire-and-forget: the generation ended and its asset event was recorded: 200.
     RECORDED = "recorded"
 
@@ -197,6 +210,11 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
     if still is None:
         session.rollback()
         return Outcome.IGNORED
+    # The operator asked for no worker after a success: end the task here, as its trigger would.
+    end = task_end(kwargs.get("end_on_success"), task)
+    if end is not None and _end_here(end, still, identity.conn_id, settings, session):
+        session.commit()
+        return Outcome.ENDED
     Trigger.submit_event(trigger_id, terminal_event(task), session=session)
     session.commit()
     log.info(
@@ -209,6 +227,29 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         identity.map_index,
     )
     return Outcome.RESUMED
+
+
+def _end_here(end: TaskEnd, ti: Any, conn_id: str, settings: ConnectionSettings, session: Session) -> bool:
+    """End the deferred ``ti`` successfully in this transaction, as its trigger would in the
+    triggerer: the same XComs stored as the execution API stores a task runner's, then Airflow's
+    ``TaskSuccessEvent`` (which sets the state and sends the task's callbacks). ``False`` (nothing
+    written) when this Airflow has no such event or the XCom backend cannot serialise the values:
+    the task then resumes on a worker as any other."""
+    from airflow.models.trigger import Trigger
+
+    event = task_success_event()
+    if event is None:
+        return False
+    ids = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+    try:
+        values = serialize_xcoms(ids, end.xcoms, end.links)
+    except Exception as exc:
+        log.warning("Seedance callback: could not serialise the XComs (%s); resuming on a worker", exc)
+        return False
+    store_serialized_xcoms(session, ids, values)
+    Trigger.submit_event(ti.trigger_id, event, session=session)
+    end.report(log, ti, _hook(conn_id, settings).describe_cost(end.task.consumed_credits), "API server")
+    return True
 
 
 def _record_completion(

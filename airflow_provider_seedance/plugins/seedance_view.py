@@ -283,6 +283,7 @@ _CALLBACK_ANSWERS = {
     callback_receiver.Outcome.REFUSED: status.HTTP_403_FORBIDDEN,
     callback_receiver.Outcome.IGNORED: status.HTTP_202_ACCEPTED,
     callback_receiver.Outcome.RESUMED: status.HTTP_200_OK,
+    callback_receiver.Outcome.ENDED: status.HTTP_200_OK,
     callback_receiver.Outcome.RECORDED: status.HTTP_200_OK,
     callback_receiver.Outcome.UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
 }

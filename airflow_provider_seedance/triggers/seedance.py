@@ -8,6 +8,7 @@ time computed once on the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -168,32 +169,19 @@ class SeedanceStatusTrigger(BaseTrigger):
         ``dag.test()`` runs it without a task instance, and would resume the task with the
         task-end event's bare payload.
         """
-        spec, ti = self.end_on_success, self.task_instance
-        if spec is None or ti is None:
+        ti = self.task_instance
+        end = task_end(self.end_on_success, task)
+        if end is None or ti is None:
             return None
-        result, xcoms = success_xcoms(
-            task,
-            spec.get("request") or {},
-            spec.get("seedance_task_ids") or (),
-            str(spec.get("base_url") or ""),
-            return_value=bool(spec.get("return_value", True)),
-        )
         event = task_success_event()
         if event is None:
             return None
         try:
-            await push_xcoms_from_trigger(ti, xcoms, dict(spec.get("links") or {}))
+            await push_xcoms_from_trigger(ti, end.xcoms, end.links)
         except Exception as exc:  # the worker resumes and pushes them itself
             self.log.warning("Could not push the XComs from the triggerer (%s); resuming on a worker", exc)
             return None
-        metrics.count_finished([task.to_dict()], str(ti.dag_id), str(ti.task_id))
-        metrics.count_results({"ti": ti}, [result])
-        self.log.info(
-            "Seedance task %s SUCCESS: %s — %s (the task ends here, in the triggerer)",
-            task.task_id,
-            url_for_logs(task.video_url),
-            hook.describe_cost(task.consumed_credits),
-        )
+        end.report(self.log, ti, hook.describe_cost(task.consumed_credits), "triggerer")
         return event  # type: ignore[no-any-return]
 
     def _past_deadline(self) -> bool:
@@ -205,6 +193,52 @@ class SeedanceStatusTrigger(BaseTrigger):
             f"it keeps running on the server and can be collected with "
             f"SeedanceStatusSensor(seedance_task_id={self.seedance_task_id!r})"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEnd:
+    """A successful generation's task ended without a worker: what it leaves behind.
+
+    The trigger (in the triggerer) and the callback receiver (in the API server) both end a task
+    this way when the operator put ``end_on_success`` in the trigger's kwargs; both take it from
+    :func:`task_end`, so the two endings leave the same XComs, metrics and log line.
+    """
+
+    task: SeedanceTask
+    result: GenerationResult
+    #: XComs the worker's ``execute_complete`` would push (``XCom.set``: the XCom backend).
+    xcoms: dict[str, Any]
+    #: The extra links' XComs (``_link_<name>``), which the task runner writes straight to the DB.
+    links: dict[str, Any]
+
+    def report(self, log: Any, ti: Any, cost: str, where: str) -> None:
+        """The metrics and the log line of the worker's ``execute_complete`` for the task
+        instance ``ti`` (anything with its ``dag_id`` and ``task_id``)."""
+        metrics.count_finished([self.task.to_dict()], str(ti.dag_id), str(ti.task_id))
+        metrics.count_results({"ti": ti}, [self.result])
+        log.info(
+            "Seedance task %s SUCCESS: %s — %s (the task ends here, in the %s)",
+            self.task.task_id,
+            url_for_logs(self.task.video_url),
+            cost,
+            where,
+        )
+
+
+def task_end(end_on_success: Mapping[str, Any] | None, task: SeedanceTask) -> TaskEnd | None:
+    """How ``task`` ends its Airflow task without a worker, or ``None`` when a worker must resume it
+    (no ``end_on_success`` in the trigger's kwargs, or the generation did not succeed)."""
+    if end_on_success is None or not task.is_success:
+        return None
+    spec = end_on_success
+    result, xcoms = success_xcoms(
+        task,
+        spec.get("request") or {},
+        spec.get("seedance_task_ids") or (),
+        str(spec.get("base_url") or ""),
+        return_value=bool(spec.get("return_value", True)),
+    )
+    return TaskEnd(task, result, xcoms, dict(spec.get("links") or {}))
 
 
 def status_event(status: TriggerEventStatus, task: SeedanceTask, message: str) -> TriggerEvent:

@@ -128,6 +128,7 @@ def defer_on(
     task_id: str = "generate",
     conn_id: str = CONN_ID,
     try_number: int = 1,
+    end_on_success: dict[str, Any] | None = None,
 ) -> None:
     """Leave ``task_id`` as a deferring operator leaves it: DEFERRED on our trigger."""
     from airflow.models.taskinstance import TaskInstance
@@ -135,7 +136,9 @@ def defer_on(
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
 
-    trigger = SeedanceStatusTrigger(seedance_task_id, conn_id, poll_interval=300.0)
+    trigger = SeedanceStatusTrigger(
+        seedance_task_id, conn_id, poll_interval=300.0, end_on_success=end_on_success
+    )
     with create_session() as session:
         row = Trigger.from_object(trigger)
         session.add(row)
@@ -225,6 +228,71 @@ def test_a_repeated_callback_after_the_resume_does_nothing(receiver) -> None:
     assert first.status_code == 200 and first.json() == {"status": "resumed"}
     again = requests.post(receiver.url(token), json={}, timeout=30)
     assert again.status_code == 202 and again.json() == {"status": "ignored"}
+
+
+# --------------------------------------------------------------------------- ending without a worker
+def xcom_rows(receiver: Receiver, task_id: str) -> dict[str, Any]:
+    """The XCom rows of ``task_id`` as stored (no decoding)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel).filter_by(dag_id=DAG_ID, run_id=receiver.run_id, task_id=task_id)
+        return {row.key: row.value for row in rows}
+
+
+def push_as_the_task_runner(
+    receiver: Receiver, task_id: str, xcoms: dict[str, Any], links: dict[str, Any]
+) -> None:
+    """Store XComs through Airflow's own execution API route, with what the task runner sends it:
+    ``XCom.set`` serialises with the XCom backend, ``XCom._set_xcom_in_db`` sends a link as is."""
+    from airflow.api_fastapi.execution_api.routes.xcoms import set_xcom
+    from airflow.sdk.execution_time.xcom import XCom
+    from airflow.utils.session import create_session
+
+    sent = {**links}
+    for key, value in xcoms.items():
+        sent[key] = XCom.serialize_value(
+            value, key=key, task_id=task_id, dag_id=DAG_ID, run_id=receiver.run_id
+        )
+    with create_session() as session:
+        for key, value in sent.items():
+            set_xcom(DAG_ID, receiver.run_id, task_id, key, session, value=value, map_index=-1)
+
+
+def test_a_success_callback_ends_an_end_on_success_task_with_the_xcoms_the_task_runner_stores(
+    receiver,
+) -> None:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    from airflow_provider_seedance.triggers.seedance import task_end
+
+    spec = {
+        "request": {"prompt": "a lighthouse at dusk", "resolution": "480p", "duration": "4"},
+        "base_url": "https://example.invalid/api",
+        "return_value": True,
+        "links": {"_link_SeedanceVideoLink": "https://example.invalid/video"},
+    }
+    url = callbacks().url_for(identity(receiver), time.time() + 600)
+    seedance_task_id = submit(receiver, url)
+    spec["seedance_task_ids"] = [seedance_task_id]
+    defer_on(receiver, seedance_task_id, end_on_success=spec)
+
+    # Ended, not resumed: no worker will run ``execute_complete``.
+    assert wait_for_state(receiver, "success") == "success", "the callback did not end the task"
+    stored = xcom_rows(receiver, "generate")
+    task = SeedanceHook(CONN_ID).get_status(seedance_task_id)
+    end = task_end(spec, task)
+    assert end is not None
+    assert set(stored) == set(end.xcoms) | set(end.links)
+
+    # Byte for byte what Airflow stores when the task runner pushes the same values.
+    push_as_the_task_runner(receiver, "other", end.xcoms, end.links)
+    by_task_runner = xcom_rows(receiver, "other")
+    assert {key: by_task_runner[key] for key in stored} == stored
+    # A downstream task (the task SDK's reader) gets the result as a dict, not a string.
+    returned = XCom.deserialize_value(type("Row", (), {"value": stored["return_value"]})())
+    assert returned == end.result.to_xcom() and returned["task_id"] == seedance_task_id
 
 
 # --------------------------------------------------------------------------- hostile callers

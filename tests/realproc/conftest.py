@@ -43,6 +43,8 @@ EMULATOR_SECONDS = {
     "seedance_budget": 3.0,
     # Deferred generations resumed by the emulator's callbacks (test_callbacks.py).
     "seedance_callbacks": 30.0,
+    # A deferred generation with end_in_triggerer=True that its callback ends in the API server.
+    "seedance_callbacks_end": 10.0,
     # Deferred generations whose callbacks the emulator drops: the fallback poll ends them.
     "seedance_callbacks_lost": 8.0,
     # Fire-and-forget generations whose callbacks record asset events (the webhook example).
@@ -51,9 +53,29 @@ EMULATOR_SECONDS = {
 #: The ``seedance_callbacks`` connection's HMAC secret (the secrets scan looks for it too).
 CALLBACK_SECRET = "realproc-callback-S3CRET-5e8f1a2b3c4d5e6f7a8b"
 #: The connections whose emulator calls back (the callback extras point at the API server).
-CALLBACK_CONNECTIONS = ("seedance_callbacks", "seedance_callbacks_lost", "seedance_webhook")
+CALLBACK_CONNECTIONS = (
+    "seedance_callbacks",
+    "seedance_callbacks_lost",
+    "seedance_callbacks_end",
+    "seedance_webhook",
+)
 #: The daily budget of the ``seedance_budget`` connection, in credits.
 BUDGET_DAILY_CREDITS = 40
+
+#: Every start of a task process (the first one and each resume) parses the DAG file and logs
+#: this in the try's log (Airflow 3.1 to 3.3); the triggerer writes to its own log file.
+WORKER_START = "Filling up the DagBag from"
+
+
+def worker_starts(
+    cluster: AirflowCluster, dag_id: str, run_id: str, task_id: str, map_index: int, attempt: int
+) -> int:
+    """Starts of a task process in the try's log (the triggerer and API server log elsewhere)."""
+    folder = cluster.logs_folder / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    if map_index >= 0:  # Airflow's log path names the map index of mapped tasks only
+        folder = folder / f"map_index={map_index}"
+    log = folder / f"attempt={attempt}.log"
+    return log.read_text(encoding="utf-8").count(WORKER_START)
 
 
 class StatsdListener:

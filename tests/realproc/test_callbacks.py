@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from airflow_provider_seedance.callbacks import CALLBACK_PATH, CallbackIdentity, sign
-from tests.realproc.conftest import CALLBACK_SECRET, RealprocEnv
+from airflow_provider_seedance.plugins.queries import decode_xcom
+from tests.realproc.conftest import CALLBACK_SECRET, RealprocEnv, worker_starts
 from tests.realproc.dags.realproc_dags import CALLBACK_N, LOST_CALLBACK_N
 
 pytestmark = pytest.mark.realproc
@@ -118,3 +119,38 @@ def test_lost_callbacks_cost_latency_never_the_video(realproc: RealprocEnv) -> N
     assert all(task["status"] == "SUCCESS" for task in emulator.tasks())
     tis = cluster.task_instances(dag_id, run_id)
     assert sorted(ti["map_index"] for ti in tis if ti["state"] == "success") == list(range(LOST_CALLBACK_N))
+
+
+def test_a_callback_ends_an_end_in_triggerer_generation_with_no_worker_after_deferral(
+    realproc: RealprocEnv,
+) -> None:
+    """``end_in_triggerer=True`` with callbacks: the API server's receiver ends the task on the
+    callback (the trigger's first poll is 300 s away), so no worker starts after the deferral,
+    and a downstream task reads the return value as a dict."""
+    cluster, emulator = realproc.cluster, realproc.emulators["seedance_callbacks_end"]
+    dag_id = "realproc_callbacks_end_in_triggerer"
+    cluster.wait_for_dag(dag_id)
+    cluster.unpause(dag_id)
+    run_id = cluster.trigger(dag_id)
+    run = cluster.wait_for_run(dag_id, run_id, timeout=240)
+    assert run["state"] == "success", cluster.describe_stuck_run(dag_id, run_id)
+
+    (generate,) = cluster.sql(
+        "SELECT try_number, state, next_method FROM task_instance WHERE dag_id = ? AND run_id = ?"
+        " AND task_id = 'generate'",
+        (dag_id, run_id),
+    )
+    assert generate["try_number"] == 1 and generate["state"] == "success", generate
+    # One task-process start (submit and defer); none after it to run execute_complete.
+    assert worker_starts(cluster, dag_id, run_id, "generate", -1, 1) == 1
+    ledger = emulator.ledger()
+    assert ledger["generate_requests"] == 1 and ledger["callbacks_sent"] >= 1, ledger
+    # The operator's read after submitting and the receiver's own: the trigger never polled.
+    assert ledger["status_requests"] == 2, ledger
+    (task,) = emulator.tasks()
+    (read,) = cluster.sql(
+        "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'read_result'"
+        " AND key = 'return_value'",
+        (dag_id, run_id),
+    )
+    assert decode_xcom(read["value"]) == task["task_id"]

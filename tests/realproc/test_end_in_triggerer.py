@@ -18,7 +18,7 @@ import requests
 
 from airflow_provider_seedance.plugins.queries import decode_xcom
 from tests.airflow_processes import AirflowCluster
-from tests.realproc.conftest import RealprocEnv
+from tests.realproc.conftest import RealprocEnv, worker_starts
 from tests.realproc.dags.realproc_dags import END_IN_TRIGGERER_PROMPTS
 
 pytestmark = pytest.mark.realproc
@@ -26,9 +26,6 @@ pytestmark = pytest.mark.realproc
 DAG_ID = "realproc_end_in_triggerer"
 TASKS = {"worker": "ends_in_worker", "triggerer": "ends_in_triggerer"}
 KEYS = {"return_value", "seedance_result", "seedance_link", "seedance_task_id", "_link_SeedanceVideoLink"}
-#: Every start of a task process (the first one and each resume) parses the DAG file and logs
-#: this in the try's log (Airflow 3.1 to 3.3); the triggerer writes to its own log file.
-WORKER_START = "Filling up the DagBag from"
 
 
 def xcoms(cluster: AirflowCluster, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
@@ -39,12 +36,6 @@ def xcoms(cluster: AirflowCluster, run_id: str, task_id: str, map_index: int) ->
     # As the gallery reads them: Airflow stores the XComs of a task-end event JSON-encoded once
     # more than the task runner's (every reader, the task SDK's included, decodes both).
     return {r["key"]: decode_xcom(r["value"]) for r in rows}
-
-
-def worker_starts(cluster: AirflowCluster, run_id: str, task_id: str, map_index: int, attempt: int) -> int:
-    folder = cluster.logs_folder / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
-    log = folder / f"map_index={map_index}" / f"attempt={attempt}.log"
-    return log.read_text(encoding="utf-8").count(WORKER_START)
 
 
 def same_shape(value: Any, ids: dict[str, str]) -> Any:
@@ -69,8 +60,8 @@ def test_mapped_generations_end_in_the_triggerer_after_one_worker_start_leaving_
 
     for index in range(n):
         # Today's path starts a worker twice (submit and defer; resume); the new one once.
-        assert worker_starts(cluster, run_id, TASKS["worker"], index, 1) == 2
-        assert worker_starts(cluster, run_id, TASKS["triggerer"], index, 1) == 1
+        assert worker_starts(cluster, DAG_ID, run_id, TASKS["worker"], index, 1) == 2
+        assert worker_starts(cluster, DAG_ID, run_id, TASKS["triggerer"], index, 1) == 1
         found = {where: xcoms(cluster, run_id, task, index) for where, task in TASKS.items()}
         assert set(found["worker"]) == set(found["triggerer"]) == KEYS
         shapes = {}

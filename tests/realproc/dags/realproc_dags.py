@@ -213,3 +213,31 @@ with DAG("realproc_callbacks_lost", schedule=None, start_date=START, catchup=Fal
         callback_poll_interval=RACE_SAFE_POLL,
         hook_params=FAST,
     ).expand(prompt=[f"Its callback is lost, clip {i}" for i in range(LOST_CALLBACK_N)])
+
+
+with DAG(
+    "realproc_callbacks_end_in_triggerer",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=1)},
+):
+    # Callbacks on (the fallback poll is 300 s away) and nothing to do on a worker after a
+    # success: the API server's callback receiver ends the task itself.
+    ended = SeedanceGenerateOperator(
+        task_id="generate",
+        seedance_conn_id="seedance_callbacks_end",
+        deferrable=True,
+        end_in_triggerer=True,
+        prompt="Ended by its callback",
+        resolution="480p",
+        duration=4,
+        hook_params=FAST,
+    )
+
+    @task
+    def read_result(result: dict) -> str:
+        """A downstream task reads the return value as a dict (a string would fail here)."""
+        return str(result["task_id"])
+
+    read_result(ended.output)

@@ -188,3 +188,28 @@ def test_a_trigger_rebuilt_from_serialize_watches_the_same_generations_the_same_
         assert kwargs["seedance_task_ids"] == ["a", "b"] and kwargs["max_concurrency"] == 5
     else:
         assert kwargs["seedance_task_id"] == "gen-1"
+
+
+@pytest.mark.parametrize(
+    ("status", "spec", "ends"),
+    [
+        pytest.param("SUCCESS", {"request": {"prompt": "p"}}, True, id="success-asked"),
+        pytest.param("SUCCESS", None, False, id="success-not-asked"),
+        pytest.param("FAILED", {"request": {"prompt": "p"}}, False, id="failed-asked"),
+    ],
+)
+def test_only_an_asked_for_success_ends_a_task_without_a_worker(
+    status: str, spec: dict[str, Any] | None, ends: bool
+) -> None:
+    """The trigger and the callback receiver both decide with ``task_end``: a FAILED generation
+    (the worker may resubmit) or an operator that did not ask must resume on a worker."""
+    from airflow_provider_seedance.triggers.seedance import task_end
+    from airflow_provider_seedance.xcoms import XCOM_RETURN
+
+    task = SeedanceTask(task_id="gen-1", status=status, video_urls=["https://v/1.mp4"], consumed_credits=8)
+    end = task_end({**spec, "links": {"_link_SeedanceVideoLink": "https://l"}} if spec else None, task)
+    assert (end is not None) is ends
+    if end is not None:
+        assert end.xcoms[XCOM_RETURN] == end.result.to_xcom()
+        assert end.result.seedance_task_ids == ("gen-1",)
+        assert end.links == {"_link_SeedanceVideoLink": "https://l"}
