@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_provider_seedance.models import (
     HasVideos,
@@ -33,6 +33,9 @@ from airflow_provider_seedance.models import (
     estimate_credits,
     format_usd,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Version of the dict :meth:`GenerationResult.to_xcom` writes. Records without it are the
 #: released 0.x shape (read by :meth:`GenerationResult.from_xcom` all the same).
@@ -122,6 +125,15 @@ def _credits(value: Any, *, where: str = "consumed_credits") -> int:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+class Placement(TypedDict, total=False):
+    """Where a result without a generation of its own stands: the submissions tried before (for
+    a refused or uncertain request) and, for a batch item, its label and position."""
+
+    seedance_task_ids: Iterable[str]
+    item_id: str | None
+    index: int | None
 
 
 @dataclass(frozen=True)
@@ -248,62 +260,39 @@ class GenerationResult(HasVideos):
 
     @classmethod
     def not_sent(
-        cls,
-        reason: str,
-        request: Mapping[str, Any] | None = None,
-        *,
-        item_id: str | None = None,
-        index: int | None = None,
+        cls, reason: str, request: Mapping[str, Any] | None = None, **where: Unpack[Placement]
     ) -> GenerationResult:
         """Nothing reached the service: nothing spent."""
-        return cls(
-            outcome=Outcome.NOT_SENT,
-            request=dict(request or {}),
-            error_message=reason,
-            item_id=item_id,
-            index=index,
-        )
+        return cls._without_generation(Outcome.NOT_SENT, reason, request, where)
 
     @classmethod
     def refused(
-        cls,
-        reason: str,
-        request: Mapping[str, Any] | None = None,
-        *,
-        seedance_task_ids: Iterable[str] = (),
-        item_id: str | None = None,
-        index: int | None = None,
+        cls, reason: str, request: Mapping[str, Any] | None = None, **where: Unpack[Placement]
     ) -> GenerationResult:
         """The generate request reached the service and it refused it (4xx): nothing created,
         nothing spent. ``seedance_task_ids`` are earlier (FAILED, unbilled) submissions of it."""
-        return cls(
-            outcome=Outcome.REFUSED,
-            request=dict(request or {}),
-            error_message=reason,
-            seedance_task_ids=tuple(seedance_task_ids),
-            item_id=item_id,
-            index=index,
-        )
+        return cls._without_generation(Outcome.REFUSED, reason, request, where)
 
     @classmethod
     def uncertain(
-        cls,
-        reason: str,
-        request: Mapping[str, Any] | None = None,
-        *,
-        seedance_task_ids: Iterable[str] = (),
-        item_id: str | None = None,
-        index: int | None = None,
+        cls, reason: str, request: Mapping[str, Any] | None = None, **where: Unpack[Placement]
     ) -> GenerationResult:
         """The generate request may have reached the service and no task id came back: a
         generation may exist and may have been charged (not counted as spend, shown as possible)."""
+        return cls._without_generation(Outcome.UNCERTAIN, reason, request, where)
+
+    @classmethod
+    def _without_generation(
+        cls, outcome: Outcome, reason: str, request: Mapping[str, Any] | None, where: Placement
+    ) -> GenerationResult:
+        """A result with no generation of its own to describe (not sent, refused, uncertain)."""
         return cls(
-            outcome=Outcome.UNCERTAIN,
+            outcome=outcome,
             request=dict(request or {}),
             error_message=reason,
-            seedance_task_ids=tuple(seedance_task_ids),
-            item_id=item_id,
-            index=index,
+            seedance_task_ids=tuple(where.get("seedance_task_ids", ())),
+            item_id=where.get("item_id"),
+            index=where.get("index"),
         )
 
     # ------------------------------------------------------------------ XCom
