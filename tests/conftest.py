@@ -91,12 +91,13 @@ _FIRST = ("realproc", "ui", "bench", "reliability", "dag", "integration")
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def folder(item: pytest.Item) -> str:
-        parts = Path(str(item.path)).relative_to(REPO / "tests").parts
-        return parts[0] if len(parts) > 1 else ""
+        parts = Path(str(item.path)).parts[:-1]  # the folders above the test file
+        below = [n for n, part in enumerate(parts) if part == "tests"]
+        return parts[below[-1] + 1] if below and below[-1] + 1 < len(parts) else ""
 
     for item in items:
         name = folder(item)
-        group = name if name in _WHOLE_FOLDERS else str(Path(str(item.path)).relative_to(REPO))
+        group = name if name in _WHOLE_FOLDERS else str(item.path)
         item.add_marker(pytest.mark.xdist_group(group))
     if _WORKER:  # each worker collects, in the same order, and the controller hands out groups
         order = {name: rank for rank, name in enumerate(_FIRST)}

@@ -426,7 +426,10 @@ def test_each_emulator_post_fault_is_uncertain_after_exactly_one_post(emulator, 
     assert not never_created(info.value)
     assert emulator.ledger()["generate_requests"] == 1
     text = str(info.value)
-    assert "may be billed" in text and "re-attaches" in text and not any(n in text for n in NOISE)
+    # It says what may have happened and the way on, and promises no automatic re-attach
+    # (no try knows the lost id).
+    assert "may be billed" in text and "NOT sent again" in text and "force_new=True" in text
+    assert "re-attaches" not in text and not any(n in text for n in NOISE)
 
 
 def test_a_refused_post_says_nothing_was_spent_and_may_be_sent_again(emulator, monkeypatch) -> None:
