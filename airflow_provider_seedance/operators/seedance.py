@@ -521,8 +521,11 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         """What the trigger needs to end the task itself after SUCCESS, or ``None`` when a worker
         must finish it: not asked for, a delivery to do, outlets (asset events are emitted by a
         worker only), or a downstream task mapped over this one's result (the task runner pushes
-        that with its length)."""
+        that with its length), ``multiple_outputs`` (the task runner pushes each key) or a DAG
+        result (Airflow 3.3 marks that XCom as the run's result): a worker pushes those."""
         if not self.end_in_triggerer or self._destination() is not None or self.outlets:
+            return None
+        if self.multiple_outputs or getattr(self, "returns_dag_result", False):
             return None
         if self._feeds_a_mapped_task():
             return None

@@ -197,24 +197,61 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
         return Outcome.REFUSED  # signed for another connection than the one this task waits with
     if not isinstance(seedance_task_id, str):
         return Outcome.IGNORED
+    ti_id = ti.id  # this try's row: a later try may defer on a reused trigger id (SQLite)
     task = _terminal_status(identity.conn_id, settings, seedance_task_id, session)
     if isinstance(task, Outcome):
         return task
+    # The operator asked for no worker after a success: end the task here, as its trigger would.
+    # Everything that does not need the row (the XComs, serialised by the configured backend) is
+    # ready before the row is locked, so the lock is held only to write.
+    ids = {
+        "dag_id": identity.dag_id,
+        "task_id": identity.task_id,
+        "run_id": identity.run_id,
+        "map_index": identity.map_index,
+    }
+    ending = _ending(kwargs.get("end_on_success"), task, ids)
 
-    # Still deferred on the same trigger? (A triggerer or another API server may have won.)
-    still = session.scalars(
-        select(TaskInstance)
-        .where(*key, TaskInstance.state == TaskInstanceState.DEFERRED, TaskInstance.trigger_id == trigger_id)
-        .with_for_update()
-    ).one_or_none()
+    # Still deferred on the same trigger, in the same try? (A triggerer or another API server
+    # may have won.)
+    def locked() -> Any:
+        return session.scalars(
+            select(TaskInstance)
+            .where(
+                *key,
+                TaskInstance.id == ti_id,
+                TaskInstance.state == TaskInstanceState.DEFERRED,
+                TaskInstance.trigger_id == trigger_id,
+            )
+            .with_for_update()
+        ).one_or_none()
+
+    still = locked()
     if still is None:
         session.rollback()
         return Outcome.IGNORED
-    # The operator asked for no worker after a success: end the task here, as its trigger would.
-    end = task_end(kwargs.get("end_on_success"), task)
-    if end is not None and _end_here(end, still, identity.conn_id, settings, session):
-        session.commit()
-        return Outcome.ENDED
+    if ending is not None:
+        end, values, event = ending
+        try:
+            store_serialized_xcoms(session, ids, values)
+            Trigger.submit_event(trigger_id, event, session=session)
+            session.commit()
+        except Exception as exc:  # e.g. a conflict with the triggerer's own push: a worker finishes
+            session.rollback()
+            log.warning("Seedance callback: could not end the task here (%s); resuming it on a worker", exc)
+            still = locked()
+            if still is None:
+                session.rollback()
+                return Outcome.IGNORED
+        else:
+            # Counted once the ending is committed (a failed commit is retried by Seedance).
+            end.report(
+                log,
+                still,
+                _hook(identity.conn_id, settings).describe_cost(task.consumed_credits),
+                "API server",
+            )
+            return Outcome.ENDED
     Trigger.submit_event(trigger_id, terminal_event(task), session=session)
     session.commit()
     log.info(
@@ -229,27 +266,21 @@ def receive(token: str, session: Session, *, now: float | None = None) -> Outcom
     return Outcome.RESUMED
 
 
-def _end_here(end: TaskEnd, ti: Any, conn_id: str, settings: ConnectionSettings, session: Session) -> bool:
-    """End the deferred ``ti`` successfully in this transaction, as its trigger would in the
-    triggerer: the same XComs stored as the execution API stores a task runner's, then Airflow's
-    ``TaskSuccessEvent`` (which sets the state and sends the task's callbacks). ``False`` (nothing
-    written) when this Airflow has no such event or the XCom backend cannot serialise the values:
-    the task then resumes on a worker as any other."""
-    from airflow.models.trigger import Trigger
-
-    event = task_success_event()
-    if event is None:
-        return False
-    ids = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+def _ending(spec: Any, task: SeedanceTask, ids: dict[str, Any]) -> tuple[TaskEnd, dict[str, Any], Any] | None:
+    """How to end the task here, as its trigger would in the triggerer: what to report and the
+    XComs serialised as the execution API stores a task runner's (then Airflow's
+    ``TaskSuccessEvent`` sets the state and sends the task's callbacks). ``None`` (the task
+    resumes on a worker as any other) unless the operator asked for it and the generation
+    succeeded, or when this Airflow has no such event or the XCom backend cannot serialise the
+    values."""
+    end, event = task_end(spec, task), task_success_event()
+    if end is None or event is None:
+        return None
     try:
-        values = serialize_xcoms(ids, end.xcoms, end.links)
+        return end, serialize_xcoms(ids, end.xcoms, end.links), event
     except Exception as exc:
         log.warning("Seedance callback: could not serialise the XComs (%s); resuming on a worker", exc)
-        return False
-    store_serialized_xcoms(session, ids, values)
-    Trigger.submit_event(ti.trigger_id, event, session=session)
-    end.report(log, ti, _hook(conn_id, settings).describe_cost(end.task.consumed_credits), "API server")
-    return True
+        return None
 
 
 def _record_completion(

@@ -152,10 +152,12 @@ class SeedanceStatusTrigger(BaseTrigger):
                 yield event
 
     async def on_kill(self) -> None:
-        """Airflow 3.3+: called when a user kills the deferred task. Nothing can be cancelled."""
+        """Airflow 3.3+: called when the trigger is cancelled: a user killed the deferred task, or
+        the task ended elsewhere (a callback ended or resumed it). Nothing can be cancelled."""
         self.log.warning(
-            "Seedance has no cancel API: generation %s keeps running on the server and is billed "
-            "if it succeeds. Its result can still be collected with "
+            "Seedance has no cancel API: if generation %s had not finished, it keeps running on the "
+            "server and is billed if it succeeds (a task ended by its callback needs nothing). Its "
+            "result can still be collected with "
             "SeedanceStatusSensor(seedance_task_id=%r).",
             self.seedance_task_id,
             self.seedance_task_id,

@@ -294,6 +294,11 @@ def test_a_success_callback_ends_an_end_on_success_task_with_the_xcoms_the_task_
     returned = XCom.deserialize_value(type("Row", (), {"value": stored["return_value"]})())
     assert returned == end.result.to_xcom() and returned["task_id"] == seedance_task_id
 
+    # The same callback again (a retry by the service, a replay): nothing more is written.
+    again = requests.post(url, json={}, timeout=30)
+    assert again.status_code == 202 and again.json() == {"status": "ignored"}
+    assert xcom_rows(receiver, "generate") == stored and ti_row(receiver)[0] == "success"
+
 
 # --------------------------------------------------------------------------- hostile callers
 @pytest.fixture

@@ -134,6 +134,8 @@ async def test_a_failed_generation_resumes_on_a_worker_which_decides_about_resub
         pytest.param({}, id="not asked for"),
         pytest.param({"end_in_triggerer": True, "output_path": "/tmp/v.mp4"}, id="a delivery to do"),
         pytest.param({"end_in_triggerer": True, "outlets": [Asset("s3://b/v.mp4")]}, id="asset events"),
+        # The task runner pushes each key of the result as an XCom of its own.
+        pytest.param({"end_in_triggerer": True, "multiple_outputs": True}, id="multiple outputs"),
     ],
 )
 async def test_the_worker_finishes_the_task_when_it_has_something_left_to_do(kwargs: dict[str, Any]) -> None:
