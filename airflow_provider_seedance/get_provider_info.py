@@ -32,6 +32,24 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "HTTP(S) proxy URL for API requests, e.g. http://proxy.example.com:3128.",
         "schema": {"type": ["string", "null"]},
     },
+    "status_reads_per_second": {
+        "label": "Status reads per second",
+        "description": "Cap on the status reads of this connection per triggerer (e.g. 200); empty: no cap.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+    "callback_base_url": {
+        "label": "Callback base URL",
+        "description": (
+            "Public https:// URL of the Airflow API server; with a callback secret, generations "
+            "report back to /seedance/callbacks/ there instead of waiting for the next poll."
+        ),
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "callback_secret": {
+        "label": "Callback secret",
+        "description": "Key of the callback tokens, at least 32 characters; set with the callback base URL.",
+        "schema": {"type": ["string", "null"], "format": "password", "minLength": 32},
+    },
 }
 
 

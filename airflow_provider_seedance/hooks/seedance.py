@@ -522,23 +522,32 @@ class SeedanceHook(HttpHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The extra fields (timeout, proxy) on Airflow 3.1, which needs ``wtforms`` installed.
+        """The extra fields of ``CONN_FIELDS`` on Airflow 3.1, which needs ``wtforms`` installed.
 
-        3.2+ read ``conn-fields`` from the provider metadata and never call this.
+        3.2+ read ``conn-fields`` from the provider metadata and never call this. 3.1 takes
+        only integer, string, password and boolean fields, so the rate is a string field (the
+        connection reads ``"200"`` as 200) and the callback secret a password field (sensitive).
         """
-        from wtforms import IntegerField, StringField
+        from wtforms import IntegerField, PasswordField, StringField
         from wtforms.validators import NumberRange, Optional
 
         from airflow_provider_seedance.get_provider_info import CONN_FIELDS
 
-        timeout, proxy = CONN_FIELDS["timeout"], CONN_FIELDS["proxy"]
+        def text(name: str, field: type[StringField] = StringField) -> Any:
+            spec = CONN_FIELDS[name]
+            return field(spec["label"], validators=[Optional()], description=spec["description"])
+
+        timeout = CONN_FIELDS["timeout"]
         return {
             "timeout": IntegerField(
                 timeout["label"],
                 validators=[Optional(), NumberRange(min=1)],
                 description=timeout["description"],
             ),
-            "proxy": StringField(proxy["label"], validators=[Optional()], description=proxy["description"]),
+            "proxy": text("proxy"),
+            "status_reads_per_second": text("status_reads_per_second"),
+            "callback_base_url": text("callback_base_url"),
+            "callback_secret": text("callback_secret", PasswordField),
         }
 
     # ------------------------------------------------------------------ connection

@@ -54,6 +54,11 @@ ORDER = ("postgres", "redis", "s3", "emulator", *AIRFLOW_PARTS)
 #: Seconds without a heartbeat after which a triggerer's triggers move (an integer option).
 TRIGGERER_HEALTH_THRESHOLD = int(FAST_FAILOVER[("triggerer", "triggerer_health_check_threshold")])
 
+#: A frozen process (SIGSTOP, a paused VM) keeps its open transaction and the row locks in
+#: it; the other triggerer's ``FOR UPDATE SKIP LOCKED`` then skips those triggers for as long
+#: as the freeze lasts. PostgreSQL ends such a session after this long (docs/running-at-scale.md).
+PG_IDLE_IN_TRANSACTION_TIMEOUT = "60s"
+
 
 def default_home() -> Path:
     return Path(os.environ.get("SEEDANCE_CLUSTER_HOME") or Path(tempfile.gettempdir()) / "seedance-cluster")
@@ -376,7 +381,10 @@ class Stack:
         log.touch()
         if os.geteuid() == 0:
             shutil.chown(log, "postgres", "postgres")
-        options = f"-p {port} -k {self.pg_socket_dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        options = (
+            f"-p {port} -k {self.pg_socket_dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+            f" -c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_TIMEOUT}"
+        )
         self.pg_ctl("start", "-w", "-l", str(log), "-o", options)
         pid = int((self.pg_data / "postmaster.pid").read_text().split()[0])
         if not (self.pg_data / "created").exists():

@@ -120,7 +120,12 @@ class Chaos:
 
     # ---------------------------------------------------------------- observation
     def wait(
-        self, condition: Callable[[], Any], what: str, timeout: float = 300.0, interval: float = 1.0
+        self,
+        condition: Callable[[], Any],
+        what: str,
+        timeout: float = 300.0,
+        interval: float = 1.0,
+        diagnose: Callable[[], str] | None = None,
     ) -> Any:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
@@ -136,6 +141,7 @@ class Chaos:
         raise AssertionError(
             f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})\n"
             + self.stack.status_text()
+            + (f"\n{diagnose()}" if diagnose else "")
         )
 
     def in_flight(self) -> tuple[int, int]:
@@ -161,6 +167,19 @@ class Chaos:
 
     def triggers_moved_off(self, job_id: int | None) -> bool:
         return self.stack.triggers_by_triggerer().get(job_id, 0) == 0
+
+    def why_triggers_stay(self, job_id: int | None) -> str:
+        """What holds a triggerer's triggers: their task instances and the open transactions."""
+        held = self.stack.sql(
+            "SELECT t.id, ti.dag_id, ti.task_id, ti.map_index, ti.state FROM trigger t"
+            " LEFT JOIN task_instance ti ON ti.trigger_id = t.id WHERE t.triggerer_id = %s",
+            (job_id,),
+        )
+        sessions = self.stack.sql(
+            "SELECT pid, application_name, state, now() - xact_start, left(query, 120)"
+            " FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+        )
+        return "triggers still held: " + repr(held) + "\nopen transactions: " + repr(sessions)
 
     def heal(self) -> list[str]:
         """Start again any Airflow part that exited (what a process supervisor does)."""
@@ -274,17 +293,34 @@ class Chaos:
         self.stack.signal(name, signal.SIGSTOP)
         paused = time.monotonic()
         try:
-            self.wait(lambda: self.triggers_moved_off(job_id), f"{name}'s triggers to move", timeout=180)
+            # A trigger whose row the frozen triggerer had locked moves once PostgreSQL ends
+            # that idle transaction (PG_IDLE_IN_TRANSACTION_TIMEOUT), not before.
+            self.wait(
+                lambda: self.triggers_moved_off(job_id),
+                f"{name}'s triggers to move",
+                timeout=180,
+                diagnose=lambda: self.why_triggers_stay(job_id),
+            )
             recovery = time.monotonic() - paused
             time.sleep(max(0.0, TRIGGERER_HEALTH_THRESHOLD + PAUSE_MARGIN_SECONDS - recovery))
         finally:
             self.stack.signal(name, signal.SIGCONT)
-        self.wait(lambda: self.stack.health(name)[0], f"{name} heartbeating again", timeout=120)
+        paused_for = time.monotonic() - paused
+        restarted: list[str] = []
+
+        def heartbeating() -> bool:
+            # If PostgreSQL ended its session while it was frozen, the triggerer may exit on
+            # waking; a supervisor starts it again.
+            restarted.extend(self.heal())
+            return bool(self.stack.health(name)[0])
+
+        self.wait(heartbeating, f"{name} heartbeating again", timeout=120)
         return Fault(
             "SIGSTOP triggerer, then SIGCONT",
             in_flight,
             recovery,
-            f"{name} held {held}; paused {time.monotonic() - paused:.0f}s",
+            f"{name} held {held}; paused {paused_for:.0f}s;"
+            f" exited and restarted: {', '.join(restarted) or 'none'}",
         )
 
     # ---------------------------------------------------------------- the scenario

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.dag
 
 KEY = "sk-connection-ui-test-51d2"
 AIRFLOW_VERSION = metadata.version("apache-airflow")
+AIRFLOW_VERSION_INFO = tuple(int(part) for part in AIRFLOW_VERSION.split(".")[:2])
 
 
 def seedance_meta(api_server: ApiServer) -> dict:
@@ -48,10 +49,20 @@ def test_hook_meta_gives_the_ui_base_url_api_key_timeout_and_proxy(api_server: A
     assert fields["host"] == {"hidden": False, "title": "Base URL", "placeholder": "https://seedanceapi.org"}
     assert fields["password"]["title"] == "API key" and not fields["password"]["hidden"]
     extra = meta["extra_fields"]
-    assert set(extra) == {"timeout", "proxy"}
+    assert set(extra) == {
+        "timeout",
+        "proxy",
+        "status_reads_per_second",
+        "callback_base_url",
+        "callback_secret",
+    }
     assert extra["timeout"]["schema"]["title"] == "Timeout (seconds)"
     assert set(extra["timeout"]["schema"]["type"]) & {"number", "integer"}
     assert extra["proxy"]["schema"]["title"] == "Proxy"
+    assert extra["status_reads_per_second"]["schema"]["title"] == "Status reads per second"
+    assert extra["callback_base_url"]["schema"]["title"] == "Callback base URL"
+    assert extra["callback_secret"]["schema"]["title"] == "Callback secret"
+    assert extra["callback_secret"]["schema"]["format"] == "password"
 
 
 def open_seedance_form(driver: webdriver.Chrome, api_server: ApiServer) -> None:
@@ -87,7 +98,15 @@ def test_add_connection_form_shows_only_the_seedance_fields(
         (label.get_attribute("textContent") or "").replace("*", "").strip()
         for label in browser.find_elements(By.TAG_NAME, "label")
     ]
-    for wanted in ("Base URL", "API key", "Timeout (seconds)", "Proxy"):
+    for wanted in (
+        "Base URL",
+        "API key",
+        "Timeout (seconds)",
+        "Proxy",
+        "Status reads per second",
+        "Callback base URL",
+        "Callback secret",
+    ):
         assert wanted in labels, labels
     for unwanted in ("Schema", "Port", "Login"):
         assert unwanted not in labels, labels
@@ -99,6 +118,11 @@ def test_add_connection_form_shows_only_the_seedance_fields(
             toggle.click()
     proxy = browser.find_element(By.CSS_SELECTOR, "input[name$='proxy']")
     wait_for(proxy.is_displayed, 10, "the Extra Fields section to open")
+    # The callback secret is typed like a password (3.2+; 3.1's form draws every extra field as
+    # text, though its hook meta marks the field as a password: the hook-meta test checks that).
+    secret = browser.find_element(By.CSS_SELECTOR, "input[name$='callback_secret']")
+    if AIRFLOW_VERSION_INFO >= (3, 2):
+        assert secret.get_attribute("type") == "password"
     time.sleep(0.5)  # let the accordion animation finish for the screenshot
     browser.save_screenshot(str(ARTIFACTS / f"seedance-connection-form-extra-{AIRFLOW_VERSION}.png"))
 
