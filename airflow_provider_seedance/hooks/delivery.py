@@ -194,7 +194,7 @@ def _missing_store_hint(exc: BaseException, protocol: str) -> str:
             f" (no installed Airflow provider registers {protocol!r}: install the provider of that "
             "store where the tasks run)"
         )
-    return f" (install {package} where the tasks run: workers, and triggerers too)"
+    return f" (install {package} on the workers)"
 
 
 def _make_parent(destination: ObjectStoragePath) -> None:

@@ -108,8 +108,7 @@ def test_a_store_whose_provider_is_missing_names_the_package_to_install(scheme: 
         probe_destination(NoStore(protocol=scheme), "output_path", reuse=True)  # type: ignore[arg-type]
 
     assert str(caught.value).endswith(
-        f"No filesystem registered for scheme {scheme} (install {package} where the tasks run: "
-        "workers, and triggerers too); nothing was sent."
+        f"No filesystem registered for scheme {scheme} (install {package} on the workers); nothing was sent."
     )
 
 
