@@ -144,6 +144,14 @@ def existing_video(destination: ObjectStoragePath) -> DownloadResult | None:
 #: Protocols of the local filesystem, where the parent folder is created before the POST.
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
+#: What registers an object store's scheme with Airflow: the provider package (with the fsspec
+#: library it needs), named when a destination's scheme has no filesystem.
+STORE_PROVIDERS = {
+    **dict.fromkeys(("s3", "s3a"), "apache-airflow-providers-amazon[s3fs]"),
+    **dict.fromkeys(("gs", "gcs"), "apache-airflow-providers-google"),
+    **dict.fromkeys(("abfs", "abfss", "az", "adl"), "apache-airflow-providers-microsoft-azure"),
+}
+
 
 def probe_destination(
     destination: ObjectStoragePath, field: str, *, reuse: bool, before_post: bool = True
@@ -170,9 +178,23 @@ def probe_destination(
     except Exception as exc:  # any store's error: fsspec back-ends raise their own types
         sent = "; nothing was sent" if before_post else ""
         raise SeedanceConfigurationError(
-            f"{field} {str(destination)!r} cannot be written: {_reason(exc)}{sent}."
+            f"{field} {str(destination)!r} cannot be written: {_reason(exc)}"
+            f"{_missing_store_hint(exc, destination.protocol)}{sent}."
         ) from None
     return None
+
+
+def _missing_store_hint(exc: BaseException, protocol: str) -> str:
+    """What to install when Airflow has no filesystem for the destination's scheme; else ""."""
+    if not (isinstance(exc, ValueError) and str(exc).startswith("No filesystem registered for scheme")):
+        return ""
+    package = STORE_PROVIDERS.get(protocol)
+    if package is None:
+        return (
+            f" (no installed Airflow provider registers {protocol!r}: install the provider of that "
+            "store where the tasks run)"
+        )
+    return f" (install {package} on the workers)"
 
 
 def _make_parent(destination: ObjectStoragePath) -> None:

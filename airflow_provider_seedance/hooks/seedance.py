@@ -25,7 +25,9 @@ same CA bundle, decided once by :func:`~airflow_provider_seedance.hooks.tls.tls_
 from __future__ import annotations
 
 import asyncio
+import difflib
 import functools
+import logging
 import os
 import platform
 import ssl
@@ -276,12 +278,54 @@ class ConnectionSettings:
                 f"Connection {conn_id!r}: extra 'proxy' must be a URL string, got {type(proxy).__name__}."
             )
         _check_proxy_scheme(conn_id, proxy)
+        _warn_unknown_extras(conn_id, extra)
         rate = parse_status_rate(conn_id, extra.get("status_reads_per_second"))
         callbacks = callback_settings(conn_id, extra)
         tls = tls_settings(conn_id, extra)
         trust_env = trusts_environment(conn_id, extra)
         return cls(
             base_url, api_key, connect_timeout, read_timeout, proxy or None, rate, callbacks, tls, trust_env
+        )
+
+
+#: Every extra a ``seedance`` connection reads (docs/connection.md, docs/budgets.md).
+KNOWN_EXTRAS = frozenset(
+    {
+        "timeout",
+        "proxy",
+        "proxies",
+        "status_reads_per_second",
+        "callback_secret",
+        "callback_base_url",
+        "emulator",
+        "verify",
+        "verify_ssl",
+        "cert",
+        "trust_env",
+        "max_video_bytes",
+        "budget",
+    }
+)
+_warned_extras: set[tuple[str | None, str]] = set()
+_log = logging.getLogger(__name__)
+
+
+def _warn_unknown_extras(conn_id: str | None, extra: Mapping[str, Any]) -> None:
+    """Warn (once per connection and key, per process) about an extra no setting reads: a typo
+    such as ``timout`` would otherwise be ignored without a word. Only the key is named, never
+    its value (it could be a secret)."""
+    for key in sorted(str(k) for k in extra if str(k) not in KNOWN_EXTRAS):
+        if (conn_id, key) in _warned_extras:
+            continue
+        _warned_extras.add((conn_id, key))
+        close = difflib.get_close_matches(key, sorted(KNOWN_EXTRAS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        _log.warning(
+            "Connection %r: extra %r is not a Seedance setting and is ignored%s. The extras read are: %s.",
+            conn_id,
+            key,
+            hint,
+            ", ".join(sorted(KNOWN_EXTRAS)),
         )
 
 

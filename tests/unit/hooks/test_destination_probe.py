@@ -82,8 +82,43 @@ def test_a_scheme_with_no_filesystem_is_refused_naming_field_value_and_reason() 
 
     assert str(caught.value) == (
         f"output_path {str(target)!r} cannot be written: ValueError: No filesystem "
-        "registered for scheme ftp; nothing was sent."
+        "registered for scheme ftp (no installed Airflow provider registers 'ftp': install the "
+        "provider of that store where the tasks run); nothing was sent."
     )
+
+
+class NoStore(FakeRemote):
+    """A destination whose scheme no installed provider registers (what Airflow raises)."""
+
+    @property
+    def fs(self) -> object:
+        raise ValueError(f"No filesystem registered for scheme {self.protocol}")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "package"),
+    [
+        ("s3", "apache-airflow-providers-amazon[s3fs]"),
+        ("gs", "apache-airflow-providers-google"),
+        ("abfs", "apache-airflow-providers-microsoft-azure"),
+    ],
+)
+def test_a_store_whose_provider_is_missing_names_the_package_to_install(scheme: str, package: str) -> None:
+    with pytest.raises(SeedanceConfigurationError) as caught:
+        probe_destination(NoStore(protocol=scheme), "output_path", reuse=True)  # type: ignore[arg-type]
+
+    assert str(caught.value).endswith(
+        f"No filesystem registered for scheme {scheme} (install {package} on the workers); nothing was sent."
+    )
+
+
+def test_other_store_errors_get_no_install_hint() -> None:
+    refused = FakeRemote(exists_error=ValueError("Access denied"))
+
+    with pytest.raises(SeedanceConfigurationError) as caught:
+        probe_destination(refused, "output_path", reuse=False)  # type: ignore[arg-type]
+
+    assert str(caught.value).endswith("cannot be written: ValueError: Access denied; nothing was sent.")
 
 
 def test_before_the_post_a_local_folder_is_created(tmp_path: Path) -> None:
@@ -118,7 +153,10 @@ def test_a_plan_only_reads_a_local_destination_and_does_not_say_nothing_was_sent
         probe_destination(
             as_storage_path("ftp://videos.example.com/x.mp4"), "output_path", reuse=False, before_post=False
         )
-    assert str(caught.value).endswith("No filesystem registered for scheme ftp.")
+    assert str(caught.value).endswith(
+        "No filesystem registered for scheme ftp (no installed Airflow provider registers 'ftp': "
+        "install the provider of that store where the tasks run)."
+    )
 
 
 def test_with_reuse_the_video_already_there_is_returned_and_without_it_not(tmp_path: Path) -> None:

@@ -102,3 +102,32 @@ def test_an_api_key_a_header_cannot_carry_fails_naming_the_position_never_the_ke
         ConnectionSettings.from_connection(conn, {})
     assert where in str(raised.value) and "API key" in str(raised.value)
     assert key.strip() not in str(raised.value) and "123" not in str(raised.value)
+
+
+def test_an_unknown_extra_is_named_once_with_the_setting_it_resembles_and_never_its_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_provider_seedance.hooks import seedance
+
+    seedance._warned_extras.clear()
+    with caplog.at_level("WARNING", logger=seedance.__name__):
+        settings("http://h", timout=60, callback_secert="s3cr3t-value-never-logged")
+        settings("http://h", timout=60)  # the same connection again: no second warning
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("Connection 'c': extra 'callback_secert' is not a Seedance setting")
+    assert "(did you mean 'callback_secret'?)" in warnings[0]
+    assert warnings[1].startswith("Connection 'c': extra 'timout' is not a Seedance setting and is ignored")
+    assert "(did you mean 'timeout'?)" in warnings[1]
+    assert "s3cr3t-value-never-logged" not in caplog.text
+
+
+def test_known_extras_raise_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from airflow_provider_seedance.hooks import seedance
+
+    seedance._warned_extras.clear()
+    with caplog.at_level("WARNING", logger=seedance.__name__):
+        settings("http://h", timeout=60, proxy="http://proxy:3128", status_reads_per_second=5, trust_env=True)
+
+    assert not [r for r in caplog.records if "not a Seedance setting" in r.getMessage()]
