@@ -228,3 +228,68 @@ def test_a_batch_rerun_without_its_record_reserves_again(url: str) -> None:
     with pytest.raises(SeedanceSharedBudgetExceededError):
         batch(again, 1).execute(ctx(Store(), "batch"))  # the same task instance, its record gone
     assert again.posts == [] and spent(url, 8) == 8
+
+
+# ---------------------------------------------------------------------- one reservation per POST
+# A reservation left open and unbound by an uncertain POST (a generation may exist, and may be
+# billed) must never be taken over by a later POST of the same task instance: each submission
+# is numbered (history + released marks + an open uncertain mark) and reserves under its number.
+def test_every_forced_post_after_uncertain_ones_takes_room_of_its_own(url: str) -> None:
+    store = Store()
+    lost = SeedanceSubmissionUncertainError("lost")
+    with pytest.raises(SeedanceSubmissionUncertainError):
+        single(hook_with(url, daily=100, submits=[lost]), **CHEAP).execute(ctx(store))
+    with pytest.raises(SeedanceSubmissionUncertainError):
+        single(hook_with(url, daily=100, submits=[lost]), force_new=True, **CHEAP).execute(ctx(store))
+    assert spent(url, 100) == 16
+    single(hook_with(url, daily=100), force_new=True, **CHEAP).execute(ctx(store))
+    assert spent(url, 100) == 24  # three POSTs, each possibly billed
+
+
+def test_a_resubmission_after_a_forced_post_failed_never_rides_on_the_uncertain_reservation(url: str) -> None:
+    store = Store()
+    with pytest.raises(SeedanceSubmissionUncertainError):
+        lost = SeedanceSubmissionUncertainError("lost")
+        single(hook_with(url, daily=100, submits=[lost]), **CHEAP).execute(ctx(store))
+    forced = hook_with(url, daily=100, statuses={"gen-1": ["FAILED"]})
+    single(forced, force_new=True, resubmit_on_failure=1, **CHEAP).execute(ctx(store))
+    assert len(forced.posts) == 2
+    # the uncertain POST (8, kept) + the FAILED one (0) + its resubmission (8)
+    assert spent(url, 100) == 16
+
+
+def test_a_changed_request_after_an_uncertain_post_takes_room_of_its_own(url: str) -> None:
+    store = Store()
+    with pytest.raises(SeedanceSubmissionUncertainError):
+        lost = SeedanceSubmissionUncertainError("lost")
+        single(hook_with(url, daily=100, submits=[lost]), **CHEAP).execute(ctx(store))
+    changed = hook_with(url, daily=100)
+    single(changed, prompt="a grey wolf in snow", **CHEAP).execute(ctx(store))
+    assert len(changed.posts) == 1 and spent(url, 100) == 16
+
+
+def test_a_batch_item_forced_after_an_uncertain_post_takes_room_of_its_own(url: str) -> None:
+    store = Store()
+    hook = hook_with(url, daily=100, submits=[SeedanceSubmissionUncertainError("read timeout")])
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(hook, 1).execute(ctx(store, "batch"))
+    assert spent(url, 100) == 8
+    forced = hook_with(url, daily=100)
+    batch(forced, 1, force_new=True).execute(ctx(store, "batch"))
+    assert len(forced.posts) == 1 and spent(url, 100) == 16
+    # and a retry of that try re-attaches: no room taken again
+    again = hook_with(url, daily=100)
+    batch(again, 1, force_new=True).execute(ctx(store, "batch"))
+    assert again.posts == [] and spent(url, 100) == 16
+
+
+def test_a_batch_resubmission_after_a_forced_post_failed_takes_room_of_its_own(url: str) -> None:
+    store = Store()
+    hook = hook_with(url, daily=100, submits=[SeedanceSubmissionUncertainError("read timeout")])
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(hook, 1).execute(ctx(store, "batch"))
+    forced = hook_with(url, daily=100, statuses={"gen-1": ["FAILED"]})
+    batch(forced, 1, force_new=True, resubmit_on_failure=1).execute(ctx(store, "batch"))
+    assert len(forced.posts) == 2
+    # the uncertain POST (8, kept) + the FAILED one (0) + its resubmission (8)
+    assert spent(url, 100) == 16
