@@ -132,10 +132,8 @@ class SeedanceGenerating(SeedanceConnected):
         config = BudgetConfig.from_extra(self.seedance_conn_id, self.hook.connection_extra())
         if not config.limited and self.dag_run_max_credits is None:
             return None
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        identity = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
-        return SharedBudgets.open(config, self.dag_run_max_credits, identity)
+        dag_id, run_id, task_id, map_index, _ = try_identity(context["ti"])
+        return SharedBudgets.open(config, self.dag_run_max_credits, (dag_id, run_id, task_id, map_index))
 
     def settle_budget(self, budgets: SharedBudgets | None, task: SeedanceTask) -> None:
         """A generation ended: its reservation takes its actual credits (0 when it FAILED).
@@ -149,6 +147,20 @@ class SeedanceGenerating(SeedanceConnected):
             budgets.settle(task.task_id, task.consumed_credits if task.is_success else 0)
         except Exception as exc:
             self.log.warning("Seedance budget: could not settle task %s: %s", task.task_id, exc)  # type: ignore[attr-defined]
+
+
+def try_identity(ti: Any) -> tuple[str, str, str, int, int]:
+    """``(dag_id, run_id, task_id, map_index, try_number)`` of a running task instance try, the
+    identity a callback token and a batch's results file are bound to. An unmapped task's
+    ``map_index`` is -1 (the execution API may also send None for it)."""
+    map_index = ti.map_index
+    return (
+        str(ti.dag_id),
+        str(ti.run_id),
+        str(ti.task_id),
+        -1 if map_index is None else int(map_index),
+        int(ti.try_number),
+    )
 
 
 def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:

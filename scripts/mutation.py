@@ -67,12 +67,17 @@ MONEY: dict[str, tuple[str, ...]] = {
         "xǁSeedanceGenerateOperatorǁ_check_budget",
         "xǁSeedanceGenerateOperatorǁ_attach_or_submit",
         "xǁSeedanceGenerateOperatorǁ_submit",
+        "xǁSeedanceGenerateOperatorǁ_reserve",
+        "xǁSeedanceGenerateOperatorǁ_release",
+        "xǁSeedanceGenerateOperatorǁ_bind",
     ),
     "operators.batch": (
         "xǁSeedanceBatchGenerateOperatorǁexecute",
         "xǁSeedanceBatchGenerateOperatorǁ_reattach",
         "xǁSeedanceBatchGenerateOperatorǁ_needs_submission",
         "xǁSeedanceBatchGenerateOperatorǁ_submit",
+        "xǁSeedanceBatchGenerateOperatorǁ_reserve_items",
+        "xǁSeedanceBatchGenerateOperatorǁ_bind_or_release",
     ),
     "reattach": (
         "xǁSubmissionRecordǁget",
@@ -82,6 +87,8 @@ MONEY: dict[str, tuple[str, ...]] = {
         "xǁSubmissionRecordǁforget_attempt",
     ),
     "exceptions": ("x_never_created",),
+    # the generate POST: sent once, again only when it provably never left
+    "hooks.seedance": ("xǁSeedanceHookǁsubmit_request", "x__not_sent"),
 }
 
 KILLED = {"killed", "timeout", "caught by type check"}

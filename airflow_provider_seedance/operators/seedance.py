@@ -58,6 +58,7 @@ from airflow_provider_seedance.task_support import (
     push_result,
     recording_failures,
     task_from_event,
+    try_identity,
 )
 from airflow_provider_seedance.templating import LiteralSafeTemplater
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
@@ -314,15 +315,11 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         callbacks = self.hook.settings.callbacks
         if callbacks is None or not self._callbacks_on(request):
             return None
-        ti = context["ti"]
         identity = CallbackIdentity.for_try(
             self.seedance_conn_id,
-            str(ti.dag_id),
-            str(ti.run_id),
-            str(ti.task_id),
-            int(getattr(ti, "map_index", -1)),
-            int(getattr(ti, "try_number", 1) or 1),
-            asset=None if self.wait_for_completion else self.completion_asset,
+            *try_identity(context["ti"]),
+            # set only for fire-and-forget (completion_asset_key refuses it beside a wait)
+            asset=self.completion_asset,
         )
         now = time.time()
         end_time = now + self.timeout if self.timeout is not None else None
@@ -501,6 +498,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                 return self._finish(context, progress, task)
             end_time = time.time() + self.timeout if self.timeout is not None else None
             if self.deferrable:
+                # no Airflow-side timeout (the default): the trigger owns the deadline (end_time)
                 self.defer(
                     trigger=SeedanceStatusTrigger(
                         seedance_task_id=task.task_id,
@@ -511,7 +509,6 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                     ),
                     method_name="execute_complete",
                     kwargs={"seedance_task_id": task.task_id},
-                    timeout=None,
                 )
             task = self.hook.wait_for_completion(
                 task.task_id, poll_interval=self.poll_interval, deadline=end_time
@@ -578,18 +575,22 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
 
     def _release(self, reservation: str | None) -> None:
         """The POST provably created nothing: its reservation is free again."""
-        if self._budgets is not None and reservation is not None:
-            try:
-                self._budgets.release(reservation)
-            except Exception as exc:  # the room stays taken: never less than was spent
-                self.log.warning("Seedance budget: could not release a reservation: %s", exc)
+        if reservation is None:  # no shared budget
+            return
+        assert self._budgets is not None  # the reservation was taken there
+        try:
+            self._budgets.release(reservation)
+        except Exception as exc:  # the room stays taken: never less than was spent
+            self.log.warning("Seedance budget: could not release a reservation: %s", exc)
 
     def _bind(self, reservation: str | None, seedance_task_id: str) -> None:
-        if self._budgets is not None and reservation is not None:
-            try:
-                self._budgets.bind(reservation, seedance_task_id)
-            except Exception as exc:  # the reservation keeps its estimate: never less than was spent
-                self.log.warning("Seedance budget: could not record task %s: %s", seedance_task_id, exc)
+        if reservation is None:  # no shared budget
+            return
+        assert self._budgets is not None  # the reservation was taken there
+        try:
+            self._budgets.bind(reservation, seedance_task_id)
+        except Exception as exc:  # the reservation keeps its estimate: never less than was spent
+            self.log.warning("Seedance budget: could not record task %s: %s", seedance_task_id, exc)
 
     def _count_reattached(self) -> None:
         metrics.incr("generations.reattached", dag_id=self.dag_id, task_id=self.task_id)
@@ -612,7 +613,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             push_result(context, result, self.log)
             return result.to_xcom()
         snapshot = task.to_dict()
-        snapshot.pop("request", None)  # the record keys the request by its fingerprint
+        del snapshot["request"]  # the record keys the request by its fingerprint
         metrics.count_finished(
             record.mark_finished((progress.fingerprint, snapshot)), self.dag_id, self.task_id
         )

@@ -35,7 +35,10 @@ def scripted_task(task_id: str, status: str) -> SeedanceTask:
 
 
 class TI:
+    """A running task instance try: its identity (as the execution API gives it) and XComs."""
+
     def __init__(self) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = "dag", "run", "task", -1, 1
         self.xcoms: dict[str, Any] = {}
         self.pushes: list[tuple[str, Any]] = []
 

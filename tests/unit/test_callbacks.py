@@ -221,3 +221,38 @@ def test_the_operator_refuses_a_completion_asset_for_a_task_that_waits() -> None
         task_id="u", prompt="a fox", wait_for_completion=False, completion_asset="seedance://catalog/videos"
     )
     assert waiting_not.completion_asset == ("seedance://catalog/videos", "seedance://catalog/videos")
+
+
+def test_the_operator_refuses_a_completion_asset_beside_its_own_callback_url_or_among_its_outlets() -> None:
+    from airflow.sdk import Asset
+
+    from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+
+    fire_and_forget = {"prompt": "a fox", "wait_for_completion": False, "completion_asset": "s3://v/catalog"}
+    with pytest.raises(ValueError, match="callback_url must not be set as well"):
+        SeedanceGenerateOperator(
+            task_id="t", callback_url="https://hooks.example.org/mine", **fire_and_forget
+        )
+    with pytest.raises(ValueError, match="must not be one of outlets"):
+        SeedanceGenerateOperator(task_id="u", outlets=[Asset("s3://v/catalog")], **fire_and_forget)
+
+
+def test_a_completion_asset_without_callback_extras_fails_naming_them_before_any_post() -> None:
+    from airflow_provider_seedance.exceptions import SeedanceConfigurationError
+    from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
+    from tests.unit.fakes import FakeHook, Store, context, use
+
+    hook = FakeHook()
+    operator = use(
+        SeedanceGenerateOperator(
+            task_id="t", prompt="a fox", wait_for_completion=False, completion_asset="s3://v/catalog"
+        ),
+        hook,
+    )
+    with pytest.raises(SeedanceConfigurationError) as info:
+        operator.execute(context(Store()))
+    assert str(info.value) == (
+        "completion_asset='s3://v/catalog' needs callbacks: set the extras 'callback_secret' and "
+        "'callback_base_url' on connection 'seedance_default' (docs/waiting.md). Nothing was sent."
+    )
+    assert hook.posts == []

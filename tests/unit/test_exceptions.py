@@ -156,3 +156,45 @@ def test_envelope_http_200_with_error_code_in_body() -> None:
 def test_envelope_error_status() -> None:
     with pytest.raises(SeedanceTaskNotFoundError):
         parse_envelope(404, body(404, "TASK_NOT_FOUND: no such task"), endpoint="GET /v1/status")
+
+
+def test_delivery_errors_that_no_retry_can_fix_are_not_retryable() -> None:
+    """A non-video body, a refused URL, a video over the cap and an expired URL end the task:
+    a retry would fetch the same thing again (and the status/download retry loops read
+    ``retryable``), while a dropped transfer stays retryable."""
+    from airflow_provider_seedance.exceptions import (
+        SeedanceDownloadError,
+        SeedanceNotAVideoError,
+        SeedanceVideoExpiredError,
+        SeedanceVideoTooLargeError,
+        SeedanceVideoURLRefusedError,
+    )
+
+    terminal = [
+        SeedanceNotAVideoError("an HTML page"),
+        SeedanceVideoURLRefusedError("redirect to a private address"),
+        SeedanceVideoTooLargeError("https://cdn.example/v.mp4", 1024, 4096),
+        SeedanceVideoExpiredError("https://cdn.example/v.mp4", 410),
+    ]
+    for error in terminal:
+        assert error.retryable is False, type(error).__name__
+        assert isinstance(error, AirflowFailException), type(error).__name__
+    assert SeedanceDownloadError("connection reset", retryable=True).retryable is True
+    assert SeedanceDownloadError("404").retryable is False
+
+
+def test_shared_budget_error_names_the_budget_and_every_amount_in_credits_and_dollars() -> None:
+    from airflow_provider_seedance.exceptions import SeedanceSharedBudgetExceededError
+
+    error = SeedanceSharedBudgetExceededError("daily budget of connection 'seedance_default'", 190, 200, 28)
+    assert str(error) == (
+        "The daily budget of connection 'seedance_default' is exhausted: 190 credits ($0.95) spent or "
+        "reserved of 200 ($1.00); this generation would cost 28 credits ($0.14). Nothing was "
+        "submitted, and the task is not retried (raise the limit, or wait for the next period, "
+        "then clear it)."
+    )
+    assert error.budget == "daily budget of connection 'seedance_default'"
+    assert (error.spent_credits, error.limit_credits, error.estimated_credits) == (190, 200, 28)
+    assert isinstance(error, AirflowFailException)
+    batch = SeedanceSharedBudgetExceededError("run budget", 0, 10, 56, what="2 items")
+    assert "; 2 items would cost 56 credits ($0.28)." in str(batch)

@@ -30,6 +30,7 @@ from airflow_provider_seedance.lineage.facets import SCHEMA_URL, SeedanceRunFace
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
 from airflow_provider_seedance.results import GenerationResult, Outcome
+from airflow_provider_seedance.task_support import XCOM_RESULT
 from tests.conftest import REPO
 from tests.unit.fakes import FakeHook, Store, context, use
 
@@ -204,6 +205,34 @@ def test_a_failed_generation_is_handed_over_with_its_id_and_no_output(tmp_path: 
     facet = built.run_facets[FACET_NAME]
     assert built.outputs == [] and facet.seedanceTaskIds == ["gen-1"]
     assert facet.outcomes == {"generation_failed": 1} and facet.consumedCredits == 0
+
+
+def test_a_resumed_task_that_times_out_hands_over_every_generation_it_paid_for() -> None:
+    from airflow.exceptions import TaskDeferred
+
+    from airflow_provider_seedance.exceptions import SeedanceTimeoutError
+
+    store = Store()
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
+    operator = use(
+        SeedanceGenerateOperator(
+            task_id="generate", prompt="a shoe", deferrable=True, resubmit_on_failure=1, timeout=600
+        ),
+        hook,
+    )
+    with pytest.raises(TaskDeferred):
+        operator.execute(context(store))
+    failed = {"status": "failed", "task": {"task_id": "gen-1", "status": "FAILED"}, "message": ""}
+    with pytest.raises(TaskDeferred):
+        operator.execute_complete(context(store), failed, seedance_task_id="gen-1")
+    running = {"status": "timeout", "task": {"task_id": "gen-2", "status": "IN_PROGRESS"}, "message": ""}
+    ctx = context(store)
+    with pytest.raises(SeedanceTimeoutError):
+        operator.execute_complete(ctx, running, seedance_task_id="gen-2")
+
+    assert ctx["ti"].xcoms[XCOM_RESULT]["seedance_task_ids"] == ["gen-1", "gen-2"]
+    facet = operator.get_openlineage_facets_on_failure(None).run_facets[FACET_NAME]
+    assert facet.seedanceTaskIds == ["gen-1", "gen-2"]
 
 
 def test_the_batch_operator_hands_over_every_item(tmp_path: Path) -> None:

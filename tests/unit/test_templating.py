@@ -23,3 +23,17 @@ def test_prompt_ending_in_txt_is_rendered_as_text(tmp_path) -> None:
 def test_prompt_naming_a_template_file_is_read_from_it(tmp_path) -> None:
     (tmp_path / "prompt.txt").write_text("a sunrise on {{ ds }}")
     assert _render("prompt.txt", tmp_path) == "a sunrise on 2026-01-01"
+
+
+def test_an_optional_field_rendered_empty_is_unset_but_a_blank_prompt_is_named_in_the_error() -> None:
+    import pytest
+
+    from airflow_provider_seedance.exceptions import SeedanceValidationError
+
+    request = SeedanceGenerateOperator(
+        task_id="t", prompt="a fox", resolution=" ", aspect_ratio=""
+    ).build_request()
+    assert (request.resolution, request.aspect_ratio) == (None, None)
+    with pytest.raises(SeedanceValidationError) as info:
+        SeedanceGenerateOperator(task_id="u", prompt="  ").build_request()
+    assert info.value.field == "prompt" and info.value.value == "  "

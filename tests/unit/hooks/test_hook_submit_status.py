@@ -509,3 +509,109 @@ def test_a_wait_past_its_deadline_during_an_outage_is_a_timeout(monkeypatch: pyt
         hook.wait_for_completion("g", poll_interval=0, deadline=time.time() - 1)
 
     assert len(adapter.sent) == 1
+
+
+# ----------------------------------------------------------------------------- the hook's own rules
+def test_the_hook_itself_resends_only_what_provably_never_left_whatever_the_transport_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defence in depth: even if the transport raised a retryable error for a generate POST that
+    *may* have arrived (a future transport bug, another transport), ``submit_request`` does not
+    send it again: its own predicate, not the error's ``retryable``, decides a resend."""
+    hook, _ = make_hook(accepted())
+    calls: list[str] = []
+    may_have_arrived = SeedanceConnectionError(
+        "dropped after sending", endpoint="POST /v1/generate", sent=True
+    )
+    busy = SeedanceServerError(503, "INTERNAL_ERROR", "busy")
+    for error in (may_have_arrived, busy):
+        assert error.retryable, "these are the errors a status read would retry"
+
+        def exchange(method: str, path: str, *, error: SeedanceError = error, **_: Any) -> Any:
+            calls.append(method)
+            raise error
+
+        monkeypatch.setattr(hook, "_exchange", exchange)
+        calls.clear()
+        with pytest.raises(type(error)):
+            hook.submit_request(REQUEST)
+        assert calls == ["POST"], f"{type(error).__name__} was sent again"
+
+
+def test_a_407_answer_to_the_generate_post_names_the_endpoint_and_base_url_and_sent_nothing() -> None:
+    hook, adapter = make_hook(Answer(407, b"Proxy Authentication Required"))
+
+    with pytest.raises(SeedanceConnectionError) as info:
+        hook.submit_request(REQUEST)
+
+    message = str(info.value)
+    assert message.startswith(
+        f"Seedance POST /v1/generate could not reach {BASE} (the proxy asked for credentials"
+    )
+    assert never_created(info.value) and len(adapter.posts()) == 1
+
+
+def test_the_client_certificate_goes_with_each_request_and_a_rejected_certificate_says_what_checked_it(
+    tmp_path: Any,
+) -> None:
+    import ssl
+
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+
+    from airflow_provider_seedance.hooks.tls import TlsSettings
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not read: the adapter is scripted")
+    tls = TlsSettings(
+        ca_bundle=str(bundle), source="the connection's extra 'verify'", client_cert=("c.pem", "k.pem")
+    )
+    rejected = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    rejected.verify_message = "self-signed certificate in certificate chain"  # type: ignore[attr-defined]
+    failure = requests.exceptions.SSLError(MaxRetryError(None, "/v1/generate", Urllib3SSLError(rejected)))  # type: ignore[arg-type]
+    hook, adapter = make_hook(accepted(), failure)
+    hook.__dict__["settings"] = ConnectionSettings(BASE, "sk-secret", 2.0, 7.0, None, tls=tls)
+
+    hook.submit_request(REQUEST)
+    with pytest.raises(SeedanceConnectionError) as info:
+        hook.submit_request(REQUEST)
+
+    assert adapter.kwargs[0]["cert"] == ("c.pem", "k.pem")
+    assert adapter.kwargs[0]["verify"] == str(bundle)
+    assert f"checked against the connection's extra 'verify' = {bundle}" in str(info.value)
+    assert never_created(info.value)
+
+
+def test_a_wait_logs_its_status_retries_without_an_attempt_limit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wait retries for as long as an outage lasts (``max_outage``), not ``status_retries``
+    times, so its log says no "of N" it would not keep."""
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    busy = Answer(503, {"code": 503, "message": "INTERNAL_ERROR: busy"})
+    hook, adapter = make_hook(busy, busy, busy, busy, status_body(task_id="g", status="SUCCESS"))
+
+    assert hook.wait_for_completion("g", poll_interval=0).status == "SUCCESS"
+
+    out = capsys.readouterr()
+    assert len(adapter.sent) == 5, "four failures in a row, more than status_retries=3, then the task"
+    assert "Seedance status read failed (attempt 4): " in out.out + out.err
+    assert "attempt 1 of" not in out.out + out.err
+
+
+def test_submissions_and_failed_status_reads_are_counted_per_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_seedance import metrics
+
+    counted: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(metrics, "incr", lambda stat, **tags: counted.append((stat, tags)))
+    hook, _ = make_hook(accepted(), Answer(404, {"code": 404, "message": "TASK_NOT_FOUND: gone"}))
+
+    hook.submit_request(REQUEST)
+    with pytest.raises(SeedanceTaskNotFoundError):
+        hook.get_status("gone")
+
+    assert counted == [
+        ("generations.submitted", {"conn_id": "seedance_fake"}),
+        ("status_read_errors.not_found", {"conn_id": "seedance_fake", "kind": "not_found"}),
+    ]

@@ -117,3 +117,62 @@ def test_the_request_recorded_in_the_result_never_carries_the_token() -> None:
     result = single(hook, wait_for_completion=False, deferrable=True).execute(try_context(Store()))
     assert hook.callback_urls == [None]  # fire-and-forget: nothing would resume a task
     assert "callback_url" not in result["request"]
+
+
+def test_a_fire_and_forget_token_names_its_completion_asset_and_a_waiting_token_names_none() -> None:
+    def identity_sent(hook: FakeHook) -> Any:
+        [url] = hook.callback_urls
+        assert url is not None
+        return verify(SECRET, url[len(BASE + CALLBACK_PATH) :], now=0)
+
+    hook = with_callbacks(FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}))
+    single(hook, wait_for_completion=False, completion_asset="s3://videos/catalog").execute(
+        try_context(Store())
+    )
+    assert identity_sent(hook).asset == ("s3://videos/catalog", "s3://videos/catalog")
+
+    hook = with_callbacks(FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}))
+    defer(single(hook), try_context(Store()))
+    assert identity_sent(hook).asset is None
+
+
+def test_the_token_lives_as_long_as_the_wait_may_plus_an_hour_else_a_week(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_seedance.callbacks import TokenExpiredError
+
+    monkeypatch.setattr("time.time", lambda: 1_000_000.0)
+
+    def token(**kwargs: Any) -> str:
+        hook = with_callbacks(FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}))
+        defer(single(hook, **kwargs), try_context(Store()))
+        [url] = hook.callback_urls
+        assert url is not None
+        return url[len(BASE + CALLBACK_PATH) :]
+
+    bounded = token(timeout=600)
+    verify(SECRET, bounded, now=1_000_000.0 + 600 + 3600 - 1)
+    with pytest.raises(TokenExpiredError):
+        verify(SECRET, bounded, now=1_000_000.0 + 600 + 3600 + 1)
+
+    unbounded = token()
+    verify(SECRET, unbounded, now=1_000_000.0 + 7 * 24 * 3600 - 1)
+    with pytest.raises(TokenExpiredError):
+        verify(SECRET, unbounded, now=1_000_000.0 + 7 * 24 * 3600 + 1)
+
+
+def test_a_resubmission_after_a_failed_generation_carries_a_callback_url_for_the_resumed_try() -> None:
+    store = Store()
+    hook = with_callbacks(FakeHook(statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]}))
+    operator = single(hook, resubmit_on_failure=1)
+    defer(operator, try_context(store))
+    failed = {"status": "failed", "task": {"task_id": "gen-1", "status": "FAILED"}, "message": ""}
+
+    with pytest.raises(TaskDeferred):
+        operator.execute_complete(try_context(store, try_number=1), failed, seedance_task_id="gen-1")
+
+    assert len(hook.posts) == 2
+    first, second = hook.callback_urls
+    assert first is not None and second is not None and second != first
+    identity = verify(SECRET, second[len(BASE + CALLBACK_PATH) :], now=0)
+    assert (identity.task_id, identity.map_index, identity.try_number) == ("generate", 3, 1)

@@ -145,6 +145,18 @@ async def test_the_worker_finishes_the_task_when_it_has_something_left_to_do(kwa
     assert not isinstance(event, TaskSuccessEvent) and event.payload["status"] == "success"
 
 
+def test_the_dag_s_result_task_ends_on_a_worker_which_marks_that_xcom_as_the_run_s_result() -> None:
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    operator = single(hook, end_in_triggerer=True)
+    assert deferred(operator, task_context(store)).trigger.end_on_success is not None
+
+    # what ``dag.result = task.output`` sets on Airflow 3.3 (set by hand: 3.1 has no such API)
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    operator = single(hook, end_in_triggerer=True)
+    operator.returns_dag_result = True
+    assert deferred(operator, task_context(store)).trigger.end_on_success is None
+
+
 async def test_a_generation_resubmitted_after_failed_ends_in_the_triggerer_with_its_history(
     pushed: dict[str, Any],
 ) -> None:

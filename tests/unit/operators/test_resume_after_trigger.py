@@ -165,8 +165,26 @@ def test_an_invalid_event_is_refused_and_submits_nothing(bad: Any) -> None:
     operator = single(hook)
     deferred(operator, context(store))
 
+    ctx = context(store)
     with pytest.raises(SeedanceError, match="Seedance trigger"):
-        operator.execute_complete(context(store), bad, seedance_task_id="gen-1")
+        operator.execute_complete(ctx, bad, seedance_task_id="gen-1")
+    assert len(hook.posts) == 1
+    # the failure still names the generation that was paid for, its status not read
+    failure = ctx["ti"].xcoms[XCOM_RESULT]
+    assert (failure["task_id"], failure["status"]) == ("gen-1", "UNKNOWN")
+    assert failure["seedance_task_ids"] == ["gen-1"]
+
+
+def test_a_task_deferred_without_the_task_id_argument_still_resumes() -> None:
+    """A task instance deferred by a release whose ``execute_complete`` took no
+    ``seedance_task_id`` resumes after an upgrade from its event alone."""
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    operator = single(hook)
+    deferred(operator, context(store))
+
+    result = operator.execute_complete(context(store), event("success", task_dict("gen-1", "SUCCESS")))
+
+    assert result["task_id"] == "gen-1" and result["consumed_credits"] == 8
     assert len(hook.posts) == 1
 
 

@@ -9,6 +9,7 @@ generation (its id and credits, counted once) instead of being reported as a fre
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from airflow_provider_seedance.exceptions import SeedanceConfigurationError
 from airflow_provider_seedance.hooks.delivery import as_storage_path
 from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
-from airflow_provider_seedance.task_support import XCOM_LINK
+from airflow_provider_seedance.task_support import XCOM_LINK, XCOM_RESULT
 from tests.unit.fakes import MP4, FakeHook, Store, context, use
 
 PROMPT = "a red fox in snow"
@@ -92,13 +93,31 @@ def test_a_clear_after_delivery_keeps_the_generation_an_earlier_try_paid_for(tmp
     first = single(hook, output_path=str(target)).execute(context(store))
     assert first["task_id"] == "gen-1" and hook.downloads == ["gen-1"]
 
-    again = single(hook, output_path=str(target)).execute(context(store))
+    ctx = context(store)
+    again = single(hook, output_path=str(target)).execute(ctx)
 
     assert len(hook.posts) == 1, "the delivered video is not paid for twice"
+    assert again["bytes"] == first["bytes"] == target.stat().st_size
+    assert ctx["ti"].xcoms[XCOM_RESULT] == again, "the gallery's record of this try"
     assert again["outcome"] == "succeeded" and again["reused_existing"] is False
     assert again["task_id"] == "gen-1" and again["consumed_credits"] == 8
     assert again["seedance_task_ids"] == ["gen-1"]
     assert again["output_path"] == shown(target) and again["sha256"] == first["sha256"]
+
+
+def test_a_clear_after_delivery_keeps_the_request_and_every_generation_the_task_paid_for(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "fox.mp4"
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["FAILED"], "gen-2": ["SUCCESS"]})
+    first = single(hook, output_path=str(target), resubmit_on_failure=1).execute(context(store))
+    assert first["seedance_task_ids"] == ["gen-1", "gen-2"]
+
+    again = single(hook, output_path=str(target), resubmit_on_failure=1).execute(context(store))
+
+    assert len(hook.posts) == 2
+    assert again["task_id"] == "gen-2" and again["seedance_task_ids"] == ["gen-1", "gen-2"]
+    assert again["request"] == first["request"] and again["request"]["prompt"] == PROMPT
 
 
 def test_a_video_for_another_request_is_a_free_reuse_not_an_earlier_generation(tmp_path: Path) -> None:
@@ -106,9 +125,13 @@ def test_a_video_for_another_request_is_a_free_reuse_not_an_earlier_generation(t
     store, hook = Store(), FakeHook()
     single(hook, output_path=str(target)).execute(context(store))
 
-    other = single(hook, output_path=str(target), prompt="a grey wolf").execute(context(store))
+    ctx = context(store)
+    other = single(hook, output_path=str(target), prompt="a grey wolf").execute(ctx)
 
     assert len(hook.posts) == 1
+    assert other["bytes"] == target.stat().st_size
+    assert other["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert ctx["ti"].xcoms[XCOM_RESULT] == other, "the gallery's record of this try"
     assert other["outcome"] == "reused" and other["task_id"] is None and other["consumed_credits"] == 0
 
 

@@ -109,6 +109,23 @@ def test_a_failed_generation_frees_its_room_for_the_resubmission(url: str) -> No
     assert len(hook.posts) == 2 and spent(url, 8) == 8
 
 
+def test_a_resumed_task_resubmitting_a_failed_generation_frees_its_room_and_reserves_again(url: str) -> None:
+    from airflow.exceptions import TaskDeferred
+
+    store = Store()
+    hook = hook_with(url, daily=8, statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
+    operator = single(hook, resubmit_on_failure=1, deferrable=True, **CHEAP)
+    with pytest.raises(TaskDeferred):
+        operator.execute(ctx(store))
+    assert spent(url, 8) == 8
+    failed = {"status": "failed", "task": {"task_id": "gen-1", "status": "FAILED"}, "message": ""}
+
+    with pytest.raises(TaskDeferred):
+        operator.execute_complete(ctx(store), failed, seedance_task_id="gen-1")
+
+    assert len(hook.posts) == 2 and spent(url, 8) == 8  # gen-1 settled at 0, gen-2 reserved
+
+
 def test_the_dag_run_budget_is_shared_by_the_run_s_tasks(url: str) -> None:
     hook = FakeHook()
     hook.extra = {"budget": {"store": url}}
