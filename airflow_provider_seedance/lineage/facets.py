@@ -38,9 +38,9 @@ class SeedanceRunFacet(RunFacet):
     seedanceTaskIdCount: int = 0
     requests: list[dict[str, Any]] = field(factory=list)
     requestCount: int = 0
-    outcomes: dict[str, int] = field(factory=dict)
     consumedCredits: int = 0
     consumedUsd: float = 0.0
+    outcomes: dict[str, int] = field(factory=dict)
     inputCount: int = 0
     outputCount: int = 0
     listLimit: int = 0

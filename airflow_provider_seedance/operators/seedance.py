@@ -76,10 +76,10 @@ class _Progress:
 
     #: The request's payload (what was, or would be, sent).
     request: dict[str, Any] = field(default_factory=dict)
-    last: SeedanceTask | None = None
-    history: tuple[str, ...] = ()
     spec: GenerationRequest | None = None
     record: SubmissionRecord | None = None
+    history: tuple[str, ...] = ()
+    last: SeedanceTask | None = None
     #: The ``callback_url`` this try adds to what it submits (never part of ``spec``, so never
     #: of the fingerprint: a retry re-attaches whatever token its predecessor sent).
     callback_url: str | None = None
