@@ -110,7 +110,7 @@ def test_a_failed_generation_frees_its_room_for_the_resubmission(url: str) -> No
 
 
 def test_a_resumed_task_resubmitting_a_failed_generation_frees_its_room_and_reserves_again(url: str) -> None:
-    from airflow.exceptions import TaskDeferred
+    from airflow_provider_seedance._compat import TaskDeferred
 
     store = Store()
     hook = hook_with(url, daily=8, statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
@@ -310,3 +310,26 @@ def test_a_batch_resubmission_after_a_forced_post_failed_takes_room_of_its_own(u
     assert len(forced.posts) == 2
     # the uncertain POST (8, kept) + the FAILED one (0) + its resubmission (8)
     assert spent(url, 100) == 16
+
+
+def test_every_forced_batch_post_after_uncertain_ones_takes_room_of_its_own(url: str) -> None:
+    store = Store()
+    lost = SeedanceSubmissionUncertainError("read timeout")
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(hook_with(url, daily=100, submits=[lost]), 1).execute(ctx(store, "batch"))
+    with pytest.raises(SeedanceBatchFailedError):
+        forced_lost = hook_with(url, daily=100, submits=[SeedanceSubmissionUncertainError("dropped")])
+        batch(forced_lost, 1, force_new=True).execute(ctx(store, "batch"))
+    assert spent(url, 100) == 16
+    forced = hook_with(url, daily=100)
+    batch(forced, 1, force_new=True).execute(ctx(store, "batch"))
+    assert len(forced.posts) == 1 and spent(url, 100) == 24, "three POSTs may each be billed"
+
+
+def test_a_batch_without_room_names_the_budget_and_what_the_whole_batch_would_cost(url: str) -> None:
+    with pytest.raises(SeedanceSharedBudgetExceededError) as info:
+        batch(hook_with(url, daily=20), 3).execute(ctx(Store(), "batch"))
+    error = info.value
+    assert error.budget.startswith("daily budget") and "seedance_default" in error.budget
+    assert (error.spent_credits, error.limit_credits, error.estimated_credits) == (0, 20, 24)
+    assert spent(url, 20) == 0, "the items that fitted were released again"
