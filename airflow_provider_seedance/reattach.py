@@ -25,6 +25,13 @@ Where the record lives:
 
 The fingerprint is part of the record, so a changed prompt never re-attaches to an old video.
 
+A POST answer that arrives after Airflow declared its try dead (missed heartbeats: a frozen
+worker, a stalled API server) cannot be written to the task state store any more: the
+Execution API refuses a try that is no longer the task instance's. That try hands the task id
+over in an Airflow Variable instead (:class:`LateAnswers`), and the next try that loads the
+record adopts it for the very mark it answers: it re-attaches instead of calling the
+submission uncertain.
+
 A big batch keeps its record in **parts** of at most ``shard_size`` entries (see
 :class:`SubmissionRecord`): part 0 under the name above, part ``i`` under ``<key>.<i>``. Each
 write stores only the parts that changed, so what one item costs to record does not grow with
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -44,6 +52,8 @@ import tenacity
 
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.models import StrEnum
+
+log = logging.getLogger(__name__)
 
 RECORD_KEY = "seedance_generation"
 #: Airflow's limit on a Variable's key length.
@@ -222,6 +232,59 @@ class _VariableBackend:
         Variable.set(self._name_of(part), json.dumps(value, sort_keys=True), description=self._description)
 
 
+class LateAnswers:
+    """Task ids whose POST answered after the try that sent it lost its task state store.
+
+    Airflow moves a try it declares dead to the task instance's history, and from then on its
+    task state store writes are refused (404); Variables are not bound to a try. So when a
+    write of the record fails, the answers it held are handed over here, keyed by fingerprint
+    with the time of the ``submitting`` mark they answer; a later try adopts an answer only
+    for a record entry that is still that very mark (:meth:`SubmissionRecord._adopt_late_answers`).
+    Reading or writing it is best effort: without it the mark simply stays uncertain, which
+    never pays twice.
+    """
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self._description = description
+
+    def read(self) -> dict[str, tuple[str, float]]:
+        """``{fingerprint: (seedance task id, time of the mark it answers)}``."""
+        from airflow.sdk import Variable
+
+        try:
+            raw = Variable.get(self.name, default=None)
+            value = json.loads(raw) if isinstance(raw, str) and raw else {}
+        except Exception as exc:  # best effort: the marks stay uncertain
+            log.warning("Seedance: could not read late answers (Variable %r): %s", self.name, exc)
+            return {}
+        answers: dict[str, tuple[str, float]] = {}
+        for fingerprint, entry in value.items() if isinstance(value, Mapping) else ():
+            task_id = entry.get("seedance_task_id") if isinstance(entry, Mapping) else None
+            marked_at = entry.get("submitted_at") if isinstance(entry, Mapping) else None
+            if isinstance(task_id, str) and task_id and isinstance(marked_at, (int, float)):
+                answers[fingerprint] = (task_id, float(marked_at))
+        return answers
+
+    def write(self, answers: Mapping[str, tuple[str, float]]) -> None:
+        """Add ``answers`` to those already handed over (best effort, logged)."""
+        from airflow.sdk import Variable
+
+        merged = {**self.read(), **answers}
+        value = {fp: {"seedance_task_id": tid, "submitted_at": at} for fp, (tid, at) in merged.items()}
+        try:
+            Variable.set(self.name, json.dumps(value, sort_keys=True), description=self._description)
+        except Exception as exc:
+            log.warning("Seedance: could not hand over late answers (Variable %r): %s", self.name, exc)
+            return
+        log.warning(
+            "Seedance: the submission record could not be written; task id(s) %s handed over in "
+            "Variable %r for the next try to re-attach to",
+            ", ".join(sorted(tid for tid, _ in answers.values())),
+            self.name,
+        )
+
+
 def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str = RECORD_KEY) -> str:
     """The Variable holding a task instance's record on Airflow 3.1-3.2: unique and short.
 
@@ -281,10 +344,15 @@ class SubmissionRecord:
         where: str,
         save_retry_seconds: float | None = None,
         shard_size: int | None = None,
+        late: LateAnswers | None = None,
     ) -> None:
         if shard_size is not None and shard_size < 1:
             raise ValueError("shard_size must be >= 1 (or None: one part)")
         self._backend = backend
+        #: Where a try whose record writes are refused hands its answers over (task state store).
+        self._late = late
+        #: Answers to ``submitting`` marks not yet written: ``{fingerprint: (task id, mark time)}``.
+        self._answered: dict[str, tuple[str, float]] = {}
         #: The entries of each part, as read and then changed in memory.
         self._parts: list[dict[str, Any]] | None = None
         #: The part holding each fingerprint.
@@ -301,21 +369,27 @@ class SubmissionRecord:
         cls, context: Mapping[str, Any], *, key: str = RECORD_KEY, shard_size: int | None = None
     ) -> SubmissionRecord:
         store = context.get("task_state_store")
+        ti = context.get("ti") if store is not None else context["ti"]
+        ids = owner = None
+        if ti is not None:
+            map_index = getattr(ti, "map_index", -1)
+            ids = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
+            owner = (
+                "airflow-provider-seedance: generations submitted by task instance "
+                f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]}"
+            )
         if store is not None:
             backend = _TaskStateStoreBackend(store, key)
-            return cls(backend, where="the task state store", shard_size=shard_size)
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        map_index = -1 if map_index is None else int(map_index)
-        ids = (ti.dag_id, ti.run_id, ti.task_id, map_index)
+            late = None
+            if ids is not None:
+                late = LateAnswers(variable_name(*ids, key=f"{key}.late"), f"{owner} (late answers)")
+            return cls(backend, where="the task state store", shard_size=shard_size, late=late)
+        assert ids is not None
         name = variable_name(*ids, key=key)
         variables = _VariableBackend(
             name,
             legacy_name=_legacy_variable_name(*ids, key=key),
-            description=(
-                "airflow-provider-seedance: generations submitted by task instance "
-                f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]} (re-attach)"
-            ),
+            description=f"{owner} (re-attach)",
             part_name=lambda part: variable_name(*ids, key=part_key(key, part)),
         )
         return cls(variables, where=f"Variable {name!r}", shard_size=shard_size)
@@ -328,7 +402,42 @@ class SubmissionRecord:
                     parts.append(part)
             self._part_of = {fingerprint: i for i, part in enumerate(parts) for fingerprint in part}
             self._parts = parts
+            self._adopt_late_answers()
         return self._parts
+
+    def _adopt_late_answers(self) -> None:
+        """Record the task id a try declared dead handed over (:class:`LateAnswers`) for each
+        ``submitting`` mark it answers: the same fingerprint, marked at the same time (an
+        answer to an older, released mark is not this one's). In memory; stored by the next
+        write."""
+        if self._late is None:
+            return
+        marks = {
+            fingerprint: raw.get("submitted_at")
+            for part in self._parts or ()
+            for fingerprint, raw in part.items()
+            if isinstance(raw, Mapping) and raw.get("state") == SUBMITTING.value
+        }
+        if not marks:
+            return
+        for fingerprint, (seedance_task_id, marked_at) in self._late.read().items():
+            if fingerprint not in marks or marks[fingerprint] != marked_at:
+                continue
+            mark = self.get(fingerprint)
+            assert mark is not None
+            self._set(
+                replace(
+                    mark,
+                    state=SUBMITTED,
+                    seedance_task_id=seedance_task_id,
+                    history=(*mark.history, seedance_task_id),
+                )
+            )
+            log.warning(
+                "Seedance: adopted task %s, whose answer reached a try Airflow had declared dead; "
+                "re-attaching to it instead of calling the submission uncertain",
+                seedance_task_id,
+            )
 
     @property
     def entries(self) -> dict[str, Any]:
@@ -351,12 +460,25 @@ class SubmissionRecord:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(seconds),
             wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+            before_sleep=lambda _state: self._hand_over(),
             reraise=True,
         )
         parts = self._load()
-        for part in sorted(self._dirty):
-            retrying(self._backend.save, parts[part], part)
-            self._dirty.discard(part)
+        try:
+            for part in sorted(self._dirty):
+                retrying(self._backend.save, parts[part], part)
+                self._dirty.discard(part)
+        except Exception:
+            self._hand_over()
+            raise
+        self._answered.clear()
+
+    def _hand_over(self) -> None:
+        """A write of the record failed: hand the answers it holds over to the next try at once
+        (a try Airflow declared dead is killed seconds later, and its writes never succeed)."""
+        if self._late is not None and self._answered:
+            answers, self._answered = self._answered, {}
+            self._late.write(answers)
 
     def get(self, fingerprint: str) -> Submission | None:
         parts = self._load()
@@ -447,6 +569,8 @@ class SubmissionRecord:
         """``(fingerprint, seedance_task_id)`` pairs whose POST returned a task id."""
         for fingerprint, seedance_task_id in pairs:
             previous = self.get(fingerprint)
+            if previous is not None and previous.submitted_at is not None:  # the mark it answers
+                self._answered[fingerprint] = (seedance_task_id, previous.submitted_at)
             history = (*(previous.history if previous else ()), seedance_task_id)
             released = previous.released if previous is not None else ()
             self._set(

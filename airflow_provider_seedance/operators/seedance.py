@@ -404,7 +404,9 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             if not self.force_new:
                 raise SeedanceSubmissionUncertainError(
                     f"an earlier try of this task was interrupted while submitting this exact request "
-                    f"(recorded in {record.where}); after checking the account's dashboard, set "
+                    f"(recorded in {record.where}); if Airflow declared that try dead while its request "
+                    "was in flight, its answer may still arrive: clear this task later and it "
+                    "re-attaches if it did. Otherwise, after checking the account's dashboard, set "
                     f"force_new=True to release that uncertain submission and submit anyway"
                 )
             self.log.warning(

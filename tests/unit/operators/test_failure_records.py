@@ -44,8 +44,17 @@ def test_an_uncertain_mark_refusal_tells_how_to_release_it() -> None:
     store = Store()
     with pytest.raises(SeedanceSubmissionUncertainError):
         single(FakeHook(submits=[SeedanceSubmissionUncertainError("lost")]), **CHEAP).execute(context(store))
-    with pytest.raises(SeedanceSubmissionUncertainError, match=r"force_new=True to release"):
+    with pytest.raises(SeedanceSubmissionUncertainError) as info:
         single(FakeHook(), **CHEAP).execute(context(store))
+    message = str(info.value)
+    assert (
+        "if Airflow declared that try dead while its request was in flight, its answer may still " in message
+    )
+    assert (
+        "arrive: clear this task later and it re-attaches if it did. Otherwise, after checking the "
+        in message
+    )
+    assert "account's dashboard, set force_new=True to release that uncertain submission" in message
 
 
 def test_a_record_write_failing_after_the_post_still_names_the_generation(monkeypatch) -> None:

@@ -1,0 +1,194 @@
+"""A POST answer that reaches a try Airflow already declared dead is not lost.
+
+Such a try's task state store writes are refused (the Execution API answers 404 for a try
+moved to the task instance's history), so it hands the task id over in an Airflow Variable;
+the next try adopts it for the very ``submitting`` mark it answers and re-attaches: the
+generation that was paid for is delivered, and nothing is paid twice. (Red-team finding on
+the production shape: a Celery worker frozen mid-POST, an API server stalled past the
+heartbeat timeout.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_seedance.exceptions import SeedanceBatchFailedError, SeedanceSubmissionUncertainError
+from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+from airflow_provider_seedance.reattach import RECORD_KEY, SubmissionRecord, variable_name
+from tests.unit.fakes import FakeHook, Store, context, use
+from tests.unit.operators.test_single_submit_rules import CHEAP, single
+
+
+class Variables:
+    """Airflow Variables as the task SDK offers them (``get``/``set``), in a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.reads += 1
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: str, description: str | None = None) -> None:
+        self.values[key] = value
+
+
+@pytest.fixture
+def variables(monkeypatch: pytest.MonkeyPatch) -> Variables:
+    fake = Variables()
+    monkeypatch.setattr("airflow.sdk.Variable", fake)
+    monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 0)
+    return fake
+
+
+class DeclaredDead(Store):
+    """The task state store of a try Airflow declared dead after ``allowed`` writes."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__()
+        self.allowed: int | None = allowed
+
+    def set(self, key: str, value: Any) -> None:
+        if self.allowed is not None and self.writes >= self.allowed:
+            raise RuntimeError("404 Not Found: task instance is not the current try")
+        super().set(key, value)
+
+    def next_try(self) -> DeclaredDead:
+        self.allowed = None  # the next try is the current one: its writes are accepted
+        return self
+
+
+LATE = variable_name("dag", "run", "task", -1, key=f"{RECORD_KEY}.late")
+
+
+def test_an_answer_that_reached_a_dead_try_is_adopted_and_the_next_try_re_attaches(
+    variables: Variables,
+) -> None:
+    store = DeclaredDead(allowed=1)  # the submitting mark was written; the answer's write is refused
+    with pytest.raises(RuntimeError, match="404"):
+        single(FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}), **CHEAP).execute(context(store))
+    assert "gen-1" in variables.values[LATE]
+
+    hook = FakeHook(statuses={"gen-1": ["SUCCESS"]})
+    result = single(hook, **CHEAP).execute(context(store.next_try()))
+
+    assert hook.posts == [], "the paid generation is re-attached, not paid again"
+    assert result["task_id"] == "gen-1" and result["seedance_task_ids"] == ["gen-1"]
+    [entry] = store.entries().values()
+    assert (entry["state"], entry["seedance_task_id"]) == ("submitted", "gen-1"), "stored for good"
+    assert entry["history"] == ["gen-1"]
+
+
+def test_an_answer_to_an_older_mark_is_not_taken_for_the_current_one(variables: Variables) -> None:
+    store = DeclaredDead(allowed=1)
+    with pytest.raises(RuntimeError):
+        single(FakeHook(), **CHEAP).execute(context(store))
+    # the late answer says it answers a mark made at another time than the one on record
+    variables.values[LATE] = variables.values[LATE].replace('"submitted_at": ', '"submitted_at": 1')
+
+    hook = FakeHook()
+    with pytest.raises(SeedanceSubmissionUncertainError):
+        single(hook, **CHEAP).execute(context(store.next_try()))
+    assert hook.posts == []
+
+
+@pytest.mark.parametrize("stored", ["not json", '{"fp": "gen-1"}', "[1, 2]"])
+def test_an_unreadable_hand_over_leaves_the_mark_uncertain_and_sends_nothing(
+    variables: Variables, stored: str
+) -> None:
+    store = DeclaredDead(allowed=1)
+    with pytest.raises(RuntimeError):
+        single(FakeHook(), **CHEAP).execute(context(store))
+    variables.values[LATE] = stored
+
+    hook = FakeHook()
+    with pytest.raises(SeedanceSubmissionUncertainError):
+        single(hook, **CHEAP).execute(context(store.next_try()))
+    assert hook.posts == []
+
+
+def test_a_batch_whose_record_writes_were_refused_re_attaches_every_answered_item(
+    variables: Variables,
+) -> None:
+    items = [{"prompt": f"item {n}", **CHEAP} for n in range(3)]
+
+    def batch(hook: FakeHook) -> SeedanceBatchGenerateOperator:
+        return use(
+            SeedanceBatchGenerateOperator(
+                task_id="batch", requests=items, deferrable=False, poll_interval=0, max_in_flight=3
+            ),
+            hook,
+        )
+
+    store = DeclaredDead(allowed=1)  # the three marks went in one write, then the try was declared dead
+    with pytest.raises(RuntimeError, match="404"):
+        batch(FakeHook()).execute(context(store))
+
+    hook = FakeHook()
+    outcome = batch(hook).execute(context(store.next_try()))
+
+    assert hook.posts == []
+    assert sorted(r["task_id"] for r in outcome["results"]) == ["gen-1", "gen-2", "gen-3"]
+    assert all(r["outcome"] == "succeeded" for r in outcome["results"])
+
+
+def test_a_record_without_uncertain_marks_never_reads_the_hand_over(variables: Variables) -> None:
+    store = Store()
+    single(FakeHook(), **CHEAP).execute(context(store))
+    single(FakeHook(), **CHEAP).execute(context(store))
+    assert variables.reads == 0, "a Variable read per try would cost every task an API call"
+
+
+def test_the_hand_over_is_written_at_the_first_refused_write_not_after_the_retries(
+    variables: Variables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow kills a dead try seconds after it notices; the retries last up to minutes."""
+    monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 60)
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
+    store = Store()
+    record = SubmissionRecord.for_context(context(store))
+    seen: list[bool] = []
+    record.mark_submitting("fp")  # the mark is written; the answer's write is refused twice
+    attempts = iter([True, True, False])
+
+    def flaky(key: str, value: Any) -> None:
+        seen.append(LATE in variables.values)
+        if next(attempts):
+            raise RuntimeError("404")
+        Store.set(store, key, value)
+
+    store.set = flaky  # type: ignore[method-assign]
+    record.mark_submitted(("fp", "gen-9"))
+
+    assert seen == [False, True, True], "handed over after the first refusal"
+
+
+def test_no_hand_over_is_kept_once_the_answer_is_stored(variables: Variables) -> None:
+    store = DeclaredDead(allowed=2)  # the mark and the answer are stored, the outcome is refused
+    record = SubmissionRecord.for_context(context(store))
+    record.mark_submitting("fp")
+    record.mark_submitted(("fp", "gen-9"))
+    with pytest.raises(RuntimeError, match="404"):
+        record.mark_finished(("fp", {"task_id": "gen-9", "status": "SUCCESS"}))
+    assert LATE not in variables.values and variables.reads == 0
+
+
+def test_batch_failure_is_still_reported_when_items_stay_uncertain(variables: Variables) -> None:
+    """Without a hand-over (the dead try was killed first), the items stay uncertain: nothing
+    is paid again, and the batch says so."""
+    store = DeclaredDead(allowed=1)
+    items = [{"prompt": "item 0", **CHEAP}]
+    operator = SeedanceBatchGenerateOperator(
+        task_id="batch", requests=items, deferrable=False, poll_interval=0
+    )
+    with pytest.raises(RuntimeError):
+        use(operator, FakeHook()).execute(context(store))
+    del variables.values[LATE]
+
+    hook = FakeHook()
+    with pytest.raises(SeedanceBatchFailedError, match="uncertain"):
+        use(operator, hook).execute(context(store.next_try()))
+    assert hook.posts == []
