@@ -304,14 +304,14 @@ class SeedanceNotAVideoError(AirflowFailException, SeedanceDownloadError):
     """The video URL served something that is not an MP4 (an error page, JSON, ...)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
+        super().__init__(message)  # not retryable: the same URL serves the same answer
 
 
 class SeedanceVideoURLRefusedError(AirflowFailException, SeedanceDownloadError):
     """The video URL, or a redirect from it, leads where a download may not go (or loops)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
+        super().__init__(message)  # not retryable: the same URL serves the same answer
 
 
 class SeedanceVideoTooLargeError(AirflowFailException, SeedanceDownloadError):
@@ -324,8 +324,7 @@ class SeedanceVideoTooLargeError(AirflowFailException, SeedanceDownloadError):
             f"The video at {url} is larger than the delivery cap of {_human(cap)} ({cap} bytes; it "
             f"{seen}); nothing was written. Raise the cap with SeedanceHook(max_video_bytes=...) or "
             f"the connection extra 'max_video_bytes' if videos this large are expected.",
-            retryable=False,
-        )
+        )  # not retryable (SeedanceDownloadError's default): a retry fetches the same
 
 
 class SeedanceVideoExpiredError(AirflowFailException, SeedanceDownloadError):
@@ -340,8 +339,7 @@ class SeedanceVideoExpiredError(AirflowFailException, SeedanceDownloadError):
             f"paid for; a retry or clear of this run re-attaches to it and cannot fetch it either. To "
             f"get the video, generate it again in a new DAG run, delivered with output_path so it is "
             f"stored right away.",
-            retryable=False,
-        )
+        )  # not retryable (SeedanceDownloadError's default): a retry fetches the same
 
 
 def describe_value(value: Any) -> str:

@@ -763,8 +763,7 @@ class SeedanceHook(HttpHook):
     def _read_status(
         self, task_id: str, *, outage: float | None = None, deadline: float | None = None
     ) -> SeedanceTask:
-        retrying = self.retry_policy.retrying(
-            is_transient,
+        retrying = self.retry_policy.retrying(  # retries what is_transient (the default) allows
             outage=outage,
             deadline=deadline,
             before_sleep=functools.partial(
