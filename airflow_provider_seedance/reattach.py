@@ -249,7 +249,11 @@ class LateAnswers:
         self._description = description
 
     def read(self) -> dict[str, tuple[str, float]]:
-        """``{fingerprint: (seedance task id, time of the mark it answers)}``."""
+        """``{fingerprint: (seedance task id, time of the mark it answers)}`` ({} when unreadable)."""
+        return self._read() or {}
+
+    def _read(self) -> dict[str, tuple[str, float]] | None:
+        """What was handed over; ``None`` when the Variable could not be read."""
         from airflow.sdk import Variable
 
         try:
@@ -257,7 +261,7 @@ class LateAnswers:
             value = json.loads(raw) if isinstance(raw, str) and raw else {}
         except Exception as exc:  # best effort: the marks stay uncertain
             log.warning("Seedance: could not read late answers (Variable %r): %s", self.name, exc)
-            return {}
+            return None
         answers: dict[str, tuple[str, float]] = {}
         for fingerprint, entry in value.items() if isinstance(value, Mapping) else ():
             task_id = entry.get("seedance_task_id") if isinstance(entry, Mapping) else None
@@ -266,23 +270,30 @@ class LateAnswers:
                 answers[fingerprint] = (task_id, float(marked_at))
         return answers
 
-    def write(self, answers: Mapping[str, tuple[str, float]]) -> None:
-        """Add ``answers`` to those already handed over (best effort, logged)."""
+    def write(self, answers: Mapping[str, tuple[str, float]]) -> bool:
+        """Add ``answers`` to those already handed over; whether that was stored (best effort,
+        logged). Nothing is written when what is there could not be read: that would drop it."""
         from airflow.sdk import Variable
 
-        merged = {**self.read(), **answers}
-        value = {fp: {"seedance_task_id": tid, "submitted_at": at} for fp, (tid, at) in merged.items()}
+        stored = self._read()
+        if stored is None:
+            return False
+        value = {
+            fp: {"seedance_task_id": tid, "submitted_at": at}
+            for fp, (tid, at) in {**stored, **answers}.items()
+        }
         try:
             Variable.set(self.name, json.dumps(value, sort_keys=True), description=self._description)
         except Exception as exc:
             log.warning("Seedance: could not hand over late answers (Variable %r): %s", self.name, exc)
-            return
+            return False
         log.warning(
             "Seedance: the submission record could not be written; task id(s) %s handed over in "
             "Variable %r for the next try to re-attach to",
             ", ".join(sorted(tid for tid, _ in answers.values())),
             self.name,
         )
+        return True
 
 
 def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str = RECORD_KEY) -> str:
@@ -475,10 +486,10 @@ class SubmissionRecord:
 
     def _hand_over(self) -> None:
         """A write of the record failed: hand the answers it holds over to the next try at once
-        (a try Airflow declared dead is killed seconds later, and its writes never succeed)."""
-        if self._late is not None and self._answered:
-            answers, self._answered = self._answered, {}
-            self._late.write(answers)
+        (a try Airflow declared dead is killed seconds later, and its writes never succeed);
+        tried again at each retry of the write until the hand-over is stored."""
+        if self._late is not None and self._answered and self._late.write(self._answered):
+            self._answered = {}
 
     def get(self, fingerprint: str) -> Submission | None:
         parts = self._load()

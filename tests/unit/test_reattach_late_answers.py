@@ -192,3 +192,60 @@ def test_batch_failure_is_still_reported_when_items_stay_uncertain(variables: Va
     with pytest.raises(SeedanceBatchFailedError, match="uncertain"):
         use(operator, hook).execute(context(store.next_try()))
     assert hook.posts == []
+
+
+class StalledVariables(Variables):
+    """The API server stalled: the next ``failing_sets`` writes and ``failing_gets`` reads fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing_sets = self.failing_gets = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self.failing_gets:
+            self.failing_gets -= 1
+            raise RuntimeError("503 API server stalled")
+        return super().get(key, default)
+
+    def set(self, key: str, value: str, description: str | None = None) -> None:
+        if self.failing_sets:
+            self.failing_sets -= 1
+            raise RuntimeError("503 API server stalled")
+        super().set(key, value, description)
+
+
+@pytest.fixture
+def stalled(monkeypatch: pytest.MonkeyPatch) -> StalledVariables:
+    fake = StalledVariables()
+    monkeypatch.setattr("airflow.sdk.Variable", fake)
+    monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 0.3)
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
+    return fake
+
+
+def test_a_hand_over_that_failed_is_tried_again_while_the_record_write_is(stalled: StalledVariables) -> None:
+    """Found by review: the stalled API server refused the first hand-over too; the answers
+    must still be handed over once Variables answer again."""
+    stalled.failing_sets = 1
+    store = DeclaredDead(allowed=1)
+    with pytest.raises(RuntimeError, match="404"):
+        single(FakeHook(), **CHEAP).execute(context(store))
+    assert "gen-1" in stalled.values[LATE]
+
+    hook = FakeHook()
+    assert single(hook, **CHEAP).execute(context(store.next_try()))["task_id"] == "gen-1"
+    assert hook.posts == []
+
+
+def test_a_hand_over_never_overwrites_what_it_could_not_read(stalled: StalledVariables) -> None:
+    """Found by review: taking an unreadable Variable for an empty one would drop the answers
+    an earlier dead try handed over."""
+    from airflow_provider_seedance.reattach import LateAnswers
+
+    late = LateAnswers(LATE, "test")
+    assert late.write({"fp-a": ("gen-a", 1.5)})
+    stalled.failing_gets = 1
+    assert not late.write({"fp-b": ("gen-b", 2.5)}), "not written over an unread value"
+    assert late.read() == {"fp-a": ("gen-a", 1.5)}
+    assert late.write({"fp-b": ("gen-b", 2.5)})
+    assert late.read() == {"fp-a": ("gen-a", 1.5), "fp-b": ("gen-b", 2.5)}
