@@ -713,3 +713,20 @@ def test_a_failed_try_keeps_an_item_delivered_before_the_failure_as_generated(
         operator.execute(ctx)
     [result] = ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]
     assert result["outcome"] == "succeeded" and result["output_path"].endswith("d.mp4")
+
+
+def test_a_batch_stopped_by_an_unusable_account_records_each_unsent_item_with_its_request() -> None:
+    from airflow_provider_seedance.exceptions import SeedanceAuthError
+
+    items = [{"id": f"sku-{n}", "prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in range(3)]
+    refused = SeedanceAuthError(401, "INVALID_API_KEY", "bad key", creation=CreationState.REFUSED)
+    ctx = context(Store())
+    with pytest.raises(SeedanceBatchFailedError):
+        batch(FakeHook(submits=[refused]), items, fail_on_any_failure=True).execute(ctx)
+
+    results = ctx["ti"].xcoms[XCOM_BATCH_RESULTS]["results"]
+    unsent = [r for r in results if r["outcome"] == "not_sent"]
+    assert [(r["id"], r["index"], r["request"]["prompt"]) for r in unsent] == [
+        ("sku-1", 1, "item 1"),
+        ("sku-2", 2, "item 2"),
+    ]

@@ -157,6 +157,18 @@ def test_the_dag_s_result_task_ends_on_a_worker_which_marks_that_xcom_as_the_run
     assert deferred(operator, task_context(store)).trigger.end_on_success is None
 
 
+def test_without_dag_results_airflow_3_1_still_ends_in_the_triggerer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow 3.1 has no ``returns_dag_result``: its absence is "not the DAG's result"."""
+    from airflow.sdk.definitions._internal.abstractoperator import AbstractOperator
+
+    if hasattr(AbstractOperator, "returns_dag_result"):  # 3.3: take it away, as on 3.1
+        monkeypatch.delattr(AbstractOperator, "returns_dag_result")
+    store, hook = Store(), FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
+    operator = single(hook, end_in_triggerer=True)
+    assert not hasattr(operator, "returns_dag_result")
+    assert deferred(operator, task_context(store)).trigger.end_on_success is not None
+
+
 async def test_a_generation_resubmitted_after_failed_ends_in_the_triggerer_with_its_history(
     pushed: dict[str, Any],
 ) -> None:

@@ -124,6 +124,8 @@ def test_a_resumed_task_resubmitting_a_failed_generation_frees_its_room_and_rese
         operator.execute_complete(ctx(store), failed, seedance_task_id="gen-1")
 
     assert len(hook.posts) == 2 and spent(url, 8) == 8  # gen-1 settled at 0, gen-2 reserved
+    open_store(url).settle("gen-2", 0)  # the room taken is gen-2's own: it ends with gen-2
+    assert spent(url, 8) == 0
 
 
 def test_the_dag_run_budget_is_shared_by_the_run_s_tasks(url: str) -> None:
@@ -154,9 +156,8 @@ def test_a_bad_budget_extra_fails_before_any_post(url: str) -> None:
 # ---------------------------------------------------------------------- the batch operator
 def batch(hook: FakeHook, count: int, **kwargs: Any) -> SeedanceBatchGenerateOperator:
     items = [{"prompt": f"item {n}", **CHEAP} for n in range(count)]
-    operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=items, deferrable=False, poll_interval=0, **kwargs
-    )
+    kwargs.setdefault("deferrable", False)
+    operator = SeedanceBatchGenerateOperator(task_id="batch", requests=items, poll_interval=0, **kwargs)
     return use(operator, hook)
 
 
@@ -333,3 +334,35 @@ def test_a_batch_without_room_names_the_budget_and_what_the_whole_batch_would_co
     assert error.budget.startswith("daily budget") and "seedance_default" in error.budget
     assert (error.spent_credits, error.limit_credits, error.estimated_credits) == (0, 20, 24)
     assert spent(url, 20) == 0, "the items that fitted were released again"
+
+
+def test_the_batch_honours_dag_run_max_credits(url: str) -> None:
+    hook = FakeHook()
+    hook.extra = {"budget": {"store": url}}
+    with pytest.raises(SeedanceSharedBudgetExceededError, match=r"dag_run_max_credits budget of DAG run"):
+        batch(hook, 2, dag_run_max_credits=12).execute(ctx(Store(), "batch"))
+    assert hook.posts == []
+
+
+def test_a_resumed_batch_resubmitting_a_failed_item_frees_its_room_and_reserves_again(url: str) -> None:
+    from airflow_provider_seedance._compat import TaskDeferred
+
+    store = Store()
+    hook = hook_with(url, daily=8, statuses={"gen-1": ["IN_PROGRESS"], "gen-2": ["IN_PROGRESS"]})
+    operator = batch(hook, 1, deferrable=True, resubmit_on_failure=1)
+    with pytest.raises(TaskDeferred):
+        operator.execute(ctx(store, "batch"))
+    assert spent(url, 8) == 8
+    failed = {
+        "status": "done",
+        "tasks": {"gen-1": {"task_id": "gen-1", "status": "FAILED"}},
+        "errors": {},
+        "pending": [],
+    }
+
+    with pytest.raises(TaskDeferred):
+        operator.execute_complete(ctx(store, "batch"), failed)
+
+    assert len(hook.posts) == 2 and spent(url, 8) == 8  # gen-1 settled at 0, gen-2 reserved
+    open_store(url).settle("gen-2", 0)  # the room taken is gen-2's own: it ends with gen-2
+    assert spent(url, 8) == 0

@@ -4,7 +4,6 @@ to fail a paid task)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,20 +11,10 @@ from airflow.sdk import Asset
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance.task_support import XCOM_RESULT
-from tests.unit.fakes import TI, FakeHook, Store, context
+from tests.unit.fakes import TI, FakeHook, OutletEvents, Store, context
 from tests.unit.operators.test_single_submit_rules import CHEAP, single
 
 VIDEOS = Asset("s3://videos/catalog/fox.mp4")
-
-
-class OutletEvents:
-    """Airflow's outlet event accessors, keyed by asset URI (``Asset`` is unhashable on 3.1)."""
-
-    def __init__(self) -> None:
-        self.events: dict[str, SimpleNamespace] = {}
-
-    def __getitem__(self, asset: Asset) -> SimpleNamespace:
-        return self.events.setdefault(asset.uri, SimpleNamespace(extra={}))
 
 
 def test_a_success_puts_what_the_video_cost_on_the_event_of_each_asset_outlet() -> None:
