@@ -20,20 +20,27 @@ from airflow_provider_seedance.reattach import RECORD_KEY, SubmissionRecord, var
 from tests.unit.fakes import FakeHook, Store, context, use
 from tests.unit.operators.test_single_submit_rules import CHEAP, single
 
+_MISSING = object()
+
 
 class Variables:
-    """Airflow Variables as the task SDK offers them (``get``/``set``), in a dict."""
+    """Airflow Variables as the task SDK offers them (``get``/``set``), in a dict: ``get`` of a
+    missing key without a default raises ``KeyError``, as the SDK's does."""
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
+        self.descriptions: dict[str, str | None] = {}
         self.reads = 0
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: Any = _MISSING) -> Any:
         self.reads += 1
+        if key not in self.values and default is _MISSING:
+            raise KeyError(f"Variable {key} does not exist")
         return self.values.get(key, default)
 
     def set(self, key: str, value: str, description: str | None = None) -> None:
         self.values[key] = value
+        self.descriptions[key] = description
 
 
 @pytest.fixture
@@ -71,6 +78,10 @@ def test_an_answer_that_reached_a_dead_try_is_adopted_and_the_next_try_re_attach
     with pytest.raises(RuntimeError, match="404"):
         single(FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}), **CHEAP).execute(context(store))
     assert "gen-1" in variables.values[LATE]
+    assert variables.descriptions[LATE] == (
+        "airflow-provider-seedance: generations submitted by task instance dag_id='dag' run_id='run' "
+        "task_id='task' map_index=-1 (late answers)"
+    ), "seedance-records prune finds it by this description"
 
     hook = FakeHook(statuses={"gen-1": ["SUCCESS"]})
     result = single(hook, **CHEAP).execute(context(store.next_try()))
@@ -249,3 +260,42 @@ def test_a_hand_over_never_overwrites_what_it_could_not_read(stalled: StalledVar
     assert late.read() == {"fp-a": ("gen-a", 1.5)}
     assert late.write({"fp-b": ("gen-b", 2.5)})
     assert late.read() == {"fp-a": ("gen-a", 1.5), "fp-b": ("gen-b", 2.5)}
+
+
+def test_only_well_formed_answers_are_read() -> None:
+    import json
+
+    from airflow_provider_seedance.reattach import LateAnswers
+
+    fake = Variables()
+    fake.values[LATE] = json.dumps(
+        {
+            "empty-id": {"seedance_task_id": "", "submitted_at": 1.0},
+            "text-time": {"seedance_task_id": "gen-2", "submitted_at": "1.0"},
+            "number-id": {"seedance_task_id": 7, "submitted_at": 1.0},
+            "good": {"seedance_task_id": "gen-4", "submitted_at": 4},
+        }
+    )
+    import airflow.sdk
+
+    real, airflow.sdk.Variable = airflow.sdk.Variable, fake  # type: ignore[misc]
+    try:
+        assert LateAnswers(LATE, "test").read() == {"good": ("gen-4", 4.0)}
+    finally:
+        airflow.sdk.Variable = real  # type: ignore[misc]
+
+
+def test_an_answer_to_another_mark_does_not_stop_the_adoption_of_the_next(variables: Variables) -> None:
+    import json
+
+    store = DeclaredDead(allowed=1)
+    with pytest.raises(RuntimeError):
+        single(FakeHook(), **CHEAP).execute(context(store))
+    handed = json.loads(variables.values[LATE])
+    [(fingerprint, answer)] = handed.items()
+    # an answer for a request this task no longer makes, listed first, is passed over
+    variables.values[LATE] = json.dumps({"0-other": {**answer, "submitted_at": 1.0}, fingerprint: answer})
+
+    hook = FakeHook()
+    assert single(hook, **CHEAP).execute(context(store.next_try()))["task_id"] == "gen-1"
+    assert hook.posts == []
