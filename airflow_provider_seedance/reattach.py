@@ -380,9 +380,9 @@ class SubmissionRecord:
         cls, context: Mapping[str, Any], *, key: str = RECORD_KEY, shard_size: int | None = None
     ) -> SubmissionRecord:
         store = context.get("task_state_store")
-        ti = context.get("ti") if store is not None else context["ti"]
+        ti: Any = context.get("ti") if store is not None else context["ti"]
         ids = owner = None
-        if ti is not None:
+        if store is None or all(hasattr(ti, name) for name in ("dag_id", "run_id", "task_id")):
             map_index = getattr(ti, "map_index", -1)
             ids = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
             owner = (

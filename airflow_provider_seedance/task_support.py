@@ -153,13 +153,13 @@ def try_identity(ti: Any) -> tuple[str, str, str, int, int]:
     """``(dag_id, run_id, task_id, map_index, try_number)`` of a running task instance try, the
     identity a callback token and a batch's results file are bound to. An unmapped task's
     ``map_index`` is -1 (the execution API may also send None for it)."""
-    map_index = ti.map_index
+    map_index = getattr(ti, "map_index", -1)
     return (
         str(ti.dag_id),
         str(ti.run_id),
         str(ti.task_id),
         -1 if map_index is None else int(map_index),
-        int(ti.try_number),
+        int(getattr(ti, "try_number", 1) or 1),
     )
 
 
