@@ -246,35 +246,32 @@ class LateAnswers:
 
     def __init__(self, name: str, description: str) -> None:
         self.name = name
-        self._description = description
+        self._variable = _VariableBackend(name, description=description)
 
     def read(self) -> dict[str, tuple[str, float]]:
         """``{fingerprint: (seedance task id, time of the mark it answers)}`` ({} when unreadable)."""
         return self._read() or {}
 
     def _read(self) -> dict[str, tuple[str, float]] | None:
-        """What was handed over; ``None`` when the Variable could not be read."""
-        from airflow.sdk import Variable
-
+        """What was handed over; ``None`` when the Variable could not be read (or is no JSON object)."""
         try:
-            raw = Variable.get(self.name, default=None)
-            value = json.loads(raw) if isinstance(raw, str) and raw else {}
+            value = self._variable.load() or {}
         except Exception as exc:  # best effort: the marks stay uncertain
             log.warning("Seedance: could not read late answers (Variable %r): %s", self.name, exc)
             return None
         answers: dict[str, tuple[str, float]] = {}
-        for fingerprint, entry in value.items() if isinstance(value, Mapping) else ():
+        for fingerprint, entry in value.items():
             task_id = entry.get("seedance_task_id") if isinstance(entry, Mapping) else None
             marked_at = entry.get("submitted_at") if isinstance(entry, Mapping) else None
-            if isinstance(task_id, str) and task_id and isinstance(marked_at, (int, float)):
+            if isinstance(marked_at, bool) or not isinstance(marked_at, (int, float)):
+                continue  # JSON true/false is no time
+            if isinstance(task_id, str) and task_id:
                 answers[fingerprint] = (task_id, float(marked_at))
         return answers
 
     def write(self, answers: Mapping[str, tuple[str, float]]) -> bool:
         """Add ``answers`` to those already handed over; whether that was stored (best effort,
         logged). Nothing is written when what is there could not be read: that would drop it."""
-        from airflow.sdk import Variable
-
         stored = self._read()
         if stored is None:
             return False
@@ -283,7 +280,7 @@ class LateAnswers:
             for fp, (tid, at) in {**stored, **answers}.items()
         }
         try:
-            Variable.set(self.name, json.dumps(value, sort_keys=True), description=self._description)
+            self._variable.save(value)
         except Exception as exc:
             log.warning("Seedance: could not hand over late answers (Variable %r): %s", self.name, exc)
             return False
@@ -380,22 +377,17 @@ class SubmissionRecord:
         cls, context: Mapping[str, Any], *, key: str = RECORD_KEY, shard_size: int | None = None
     ) -> SubmissionRecord:
         store = context.get("task_state_store")
-        ti: Any = context.get("ti") if store is not None else context["ti"]
-        ids = owner = None
-        if store is None or all(hasattr(ti, name) for name in ("dag_id", "run_id", "task_id")):
-            map_index = getattr(ti, "map_index", -1)
-            ids = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
-            owner = (
-                "airflow-provider-seedance: generations submitted by task instance "
-                f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]}"
-            )
+        ti: Any = context["ti"]
+        map_index = getattr(ti, "map_index", -1)  # a task that is not mapped may not carry one
+        ids = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
+        owner = (
+            "airflow-provider-seedance: generations submitted by task instance "
+            f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]}"
+        )
         if store is not None:
             backend = _TaskStateStoreBackend(store, key)
-            late = None
-            if ids is not None:
-                late = LateAnswers(variable_name(*ids, key=f"{key}.late"), f"{owner} (late answers)")
+            late = LateAnswers(variable_name(*ids, key=f"{key}.late"), f"{owner} (late answers)")
             return cls(backend, where="the task state store", shard_size=shard_size, late=late)
-        assert ids is not None
         name = variable_name(*ids, key=key)
         variables = _VariableBackend(
             name,

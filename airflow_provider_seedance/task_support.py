@@ -159,7 +159,7 @@ def try_identity(ti: Any) -> tuple[str, str, str, int, int]:
         str(ti.run_id),
         str(ti.task_id),
         -1 if map_index is None else int(map_index),
-        int(getattr(ti, "try_number", 1) or 1),
+        int(ti.try_number),
     )
 
 

@@ -56,6 +56,7 @@ from airflow_provider_seedance.task_support import (
     attach_to_asset_events,
     on_failed_try,
     paid_not_delivered_text,
+    try_identity,
 )
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 
@@ -724,15 +725,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     ) -> dict[str, Any]:
         """The batch's XCom value: every result inline, or (above ``xcom_results_limit``) a
         manifest of the results file. Runs on the task's own thread (the store is resolved here)."""
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        name = results_file_name(
-            self.dag_id,
-            str(getattr(ti, "run_id", "")),
-            self.task_id,
-            -1 if map_index is None else int(map_index),
-            int(getattr(ti, "try_number", 1) or 1),
-        )
+        name = results_file_name(*try_identity(context["ti"]))
         return bounded_outcome(
             ordered,
             totals,

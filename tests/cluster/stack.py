@@ -298,7 +298,7 @@ class Stack:
 
     def up(self, extra_dags: list[Path]) -> None:
         if self.home.exists():
-            raise RuntimeError(f"{self.home} exists: run `make cluster-down` first")
+            self.clear_stopped_home()
         self.home.mkdir(parents=True)
         self.home.chmod(0o755)  # the postgres user must reach its data dir below it
         for name in ("postgres", "redis", "s3", "emulator", "api-server", *WORKERS):
@@ -540,6 +540,18 @@ class Stack:
         psutil.wait_procs(leftovers, timeout=10)
         return [f"{p.pid} {' '.join(p.cmdline())[:100]}" for p in leftovers if p.is_running()]
 
+    def clear_stopped_home(self) -> None:
+        """Remove what a stopped stack left at ``home`` (a killed run, a failed ``down``).
+
+        A stack whose processes still run is never touched: ``up`` refuses and names them.
+        """
+        running = self.leftovers()
+        if running:
+            names = "\n".join(f"  {p.pid} {' '.join(p.cmdline())[:100]}" for p in running)
+            raise RuntimeError(f"a stack still runs at {self.home}: run `make cluster-down` first\n{names}")
+        print(f"removing the leftovers of a stopped stack at {self.home}", file=sys.stderr)
+        shutil.rmtree(self.home)
+
     def leftovers(self) -> list[psutil.Process]:
         """Live processes started from this stack: its AIRFLOW_HOME, data dir or ports."""
         marker = str(self.home)
@@ -660,15 +672,18 @@ def main(argv: list[str]) -> int:
         print("\n" + stack.env_text())
         return 0
     if command == "down":
-        if not (home / "stack.json").exists():
+        if not home.exists():
             print(f"no stack at {home}")
             return 0
-        stack = Stack.load(home)
+        # Without its state file (a start killed early) the stack is still found by its home.
+        stack = Stack.load(home) if (home / "stack.json").exists() else Stack(home=home)
         survivors = stack.down()
         if survivors:
             print("still running after down:\n" + "\n".join(survivors), file=sys.stderr)
             return 1
         shutil.rmtree(home, ignore_errors=True)
+        if home.exists():  # harmless: the next `up` clears a stopped stack's home
+            print(f"could not remove all of {home}", file=sys.stderr)
         print(f"stack at {home} stopped; no process left")
         return 0
     print("usage: cluster.sh up|down|status", file=sys.stderr)

@@ -28,6 +28,7 @@ CHEAP = {"resolution": "480p", "duration": "4"}  # 8 credits
 class TI:
     def __init__(self, task_id: str) -> None:
         self.dag_id, self.run_id, self.task_id, self.map_index = "budget_dag", "run-1", task_id, -1
+        self.try_number = 1
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

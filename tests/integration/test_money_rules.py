@@ -31,6 +31,8 @@ FAST = {"retry_min_wait": 0.01, "retry_max_wait": 0.05, "status_retries": 2}
 
 class TI:
     def __init__(self) -> None:
+        self.dag_id, self.run_id, self.task_id = "money", "run", "task"
+        self.map_index, self.try_number = -1, 1
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

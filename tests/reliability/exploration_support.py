@@ -30,6 +30,8 @@ class FakeTI:
     """Collects the XComs one try pushes (Airflow clears them when the next try starts)."""
 
     def __init__(self) -> None:
+        self.dag_id, self.run_id, self.task_id = "explore", "run", "task"
+        self.map_index, self.try_number = -1, 1
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

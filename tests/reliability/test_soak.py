@@ -95,6 +95,7 @@ class StateStore:
 class FakeTI:
     def __init__(self, index: int) -> None:
         self.dag_id, self.run_id, self.task_id, self.map_index = "soak", "soak_run", "generate", index
+        self.try_number = 1
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:

@@ -101,7 +101,8 @@ def test_a_ti_without_a_map_index_is_unmapped(variables: FakeVariables) -> None:
 
 def test_a_record_written_by_release_0_1_is_found_under_its_old_name(variables: FakeVariables) -> None:
     written_then = Store()  # an entry as a record writes it
-    SubmissionRecord.for_context({"task_state_store": written_then}).mark_submitted(("fp", "gen-7"))
+    writer = SubmissionRecord.for_context({"task_state_store": written_then, "ti": ti()})
+    writer.mark_submitted(("fp", "gen-7"))
     old = "seedance_attach__videos__manual__2026-01-01__generate__-1"
     variables.stored[old] = json.dumps(written_then.entries())
 

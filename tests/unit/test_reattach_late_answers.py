@@ -273,6 +273,7 @@ def test_only_well_formed_answers_are_read() -> None:
             "empty-id": {"seedance_task_id": "", "submitted_at": 1.0},
             "text-time": {"seedance_task_id": "gen-2", "submitted_at": "1.0"},
             "number-id": {"seedance_task_id": 7, "submitted_at": 1.0},
+            "flag-time": {"seedance_task_id": "gen-3", "submitted_at": True},  # JSON true, not a time
             "good": {"seedance_task_id": "gen-4", "submitted_at": 4},
         }
     )
@@ -299,3 +300,18 @@ def test_an_answer_to_another_mark_does_not_stop_the_adoption_of_the_next(variab
     hook = FakeHook()
     assert single(hook, **CHEAP).execute(context(store.next_try()))["task_id"] == "gen-1"
     assert hook.posts == []
+
+
+@pytest.mark.parametrize("edited", ["[]", "not json", '"a string"'])
+def test_a_hand_over_edited_into_no_json_object_is_unreadable_and_kept(
+    variables: Variables, edited: str
+) -> None:
+    """The late answers are read with the record's own Variable codec: a value that is no JSON
+    object is unreadable (nothing adopted) and is never written over."""
+    from airflow_provider_seedance.reattach import LateAnswers
+
+    variables.values[LATE] = edited
+    late = LateAnswers(LATE, "test")
+    assert late.read() == {}
+    assert not late.write({"fp-a": ("gen-a", 1.5)})
+    assert variables.values[LATE] == edited

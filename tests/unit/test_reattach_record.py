@@ -10,13 +10,13 @@ import pytest
 
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.reattach import RECORD_KEY, SubmissionRecord
-from tests.unit.fakes import Store
+from tests.unit.fakes import Store, context
 
 FP = "f" * 32
 
 
 def record(store: Store) -> SubmissionRecord:
-    return SubmissionRecord.for_context({"task_state_store": store})
+    return SubmissionRecord.for_context(context(store))
 
 
 def saved(store: Store) -> dict[str, Any]:

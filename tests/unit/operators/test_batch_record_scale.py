@@ -102,10 +102,10 @@ def test_a_kill_at_any_write_around_a_part_boundary_never_pays_twice(kill_at: in
 
 def test_a_record_in_parts_reads_back_whole_and_stops_at_the_first_missing_part() -> None:
     store = Store()
-    record = SubmissionRecord.for_context({"task_state_store": store}, shard_size=2)
+    record = SubmissionRecord.for_context(context(store), shard_size=2)
     record.mark_submitting("a", "b", "c", "d", "e")
     assert sorted(store.data) == [RECORD_KEY, part_key(RECORD_KEY, 1), part_key(RECORD_KEY, 2)]
-    again = SubmissionRecord.for_context({"task_state_store": store}, shard_size=2)
+    again = SubmissionRecord.for_context(context(store), shard_size=2)
     assert sorted(again.entries) == ["a", "b", "c", "d", "e"]
     # A change to one entry writes its part only.
     writes = store.writes
@@ -119,16 +119,16 @@ def test_a_record_in_parts_reads_back_whole_and_stops_at_the_first_missing_part(
 
 def test_parts_of_one_entry_each_work_and_a_size_below_one_is_refused() -> None:
     store = Store()
-    record = SubmissionRecord.for_context({"task_state_store": store}, shard_size=1)
+    record = SubmissionRecord.for_context(context(store), shard_size=1)
     record.mark_submitting("a", "b")
     assert sorted(store.data) == [RECORD_KEY, part_key(RECORD_KEY, 1)]
     with pytest.raises(ValueError, match=r"shard_size must be >= 1 \(or None: one part\)"):
-        SubmissionRecord.for_context({"task_state_store": store}, shard_size=0)
+        SubmissionRecord.for_context(context(store), shard_size=0)
 
 
 def test_rename_never_overwrites_a_taken_key_nor_invents_an_absent_one() -> None:
     store = Store()
-    record = SubmissionRecord.for_context({"task_state_store": store}, shard_size=4)
+    record = SubmissionRecord.for_context(context(store), shard_size=4)
     record.mark_submitting("a")
     record.mark_submitted(("b", "gen-b"))
     record.rename("a", "b")  # "b" is taken: both stay as they are
