@@ -77,6 +77,10 @@ def as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+class StackRunning(RuntimeError):
+    """``up`` found processes of a stack at its home: it leaves them (and the home) alone."""
+
+
 @dataclass
 class Part:
     """One running component of the stack."""
@@ -548,7 +552,7 @@ class Stack:
         running = self.leftovers()
         if running:
             names = "\n".join(f"  {p.pid} {' '.join(p.cmdline())[:100]}" for p in running)
-            raise RuntimeError(f"a stack still runs at {self.home}: run `make cluster-down` first\n{names}")
+            raise StackRunning(f"a stack still runs at {self.home}: run `make cluster-down` first\n{names}")
         print(f"removing the leftovers of a stopped stack at {self.home}", file=sys.stderr)
         shutil.rmtree(self.home)
 
@@ -653,6 +657,9 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         try:
             stack.up(extra)
+        except StackRunning as exc:  # not ours to stop
+            print(exc, file=sys.stderr)
+            return 1
         except BaseException:
             print(stack.status_text(), file=sys.stderr)
             print(f"start failed; logs in {stack.home / 'logs'}; stopping what started", file=sys.stderr)

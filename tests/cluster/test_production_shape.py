@@ -154,6 +154,13 @@ class Chaos:
         triggers, running = self.in_flight()
         return f"{triggers} triggers, {running} tasks running"
 
+    def work_in_flight(self) -> str:
+        """:meth:`in_flight_text` once some work is in flight: after a slow recovery the load's
+        next tasks may still be queued (neither deferred nor running), and a fault then would
+        test nothing."""
+        self.wait(lambda: sum(self.in_flight()) > 0, "work in flight (a trigger or a running task)")
+        return self.in_flight_text()
+
     def busiest_triggerer(self, minimum: int = 1) -> str:
         """The triggerer holding the most triggers (waits until one holds ``minimum``)."""
 
@@ -252,7 +259,7 @@ class Chaos:
         raise AssertionError(f"no worker runs task instance {ti_id}")
 
     def stop_postgres(self) -> Fault:
-        in_flight = self.in_flight_text()
+        in_flight = self.work_in_flight()
         self.stack.pg_stop()
         time.sleep(PG_OUTAGE_SECONDS)
         self.stack.pg_start()
@@ -268,14 +275,14 @@ class Chaos:
         return Fault("PostgreSQL stopped 10 s", in_flight, time.monotonic() - started, detail)
 
     def restart_api_server(self) -> Fault:
-        in_flight = self.in_flight_text()
+        in_flight = self.work_in_flight()
         started = time.monotonic()
         self.stack.restart("api-server")
         self.wait(lambda: self.stack.health("api-server")[0], "the API server", timeout=180)
         return Fault("restart api-server", in_flight, time.monotonic() - started)
 
     def restart_emulator(self) -> Fault:
-        in_flight = self.in_flight_text()
+        in_flight = self.work_in_flight()
         started = time.monotonic()
         self.stack.stop("emulator")
         self.stack.start("emulator")

@@ -49,7 +49,7 @@ def test_up_refuses_a_home_whose_stack_still_runs_and_names_the_process(
 ) -> None:
     home = tmp_path / "home"
     _stale_home(home, with_state=True)
-    with pytest.raises(RuntimeError, match=rf"still runs at .*home.*\n\s+{process_of.pid} "):
+    with pytest.raises(stack_module.StackRunning, match=rf"still runs at .*home.*\n\s+{process_of.pid} "):
         Stack(home=home).clear_stopped_home()
     assert (home / "logs" / "scheduler.log").exists()
     assert process_of.poll() is None
@@ -71,3 +71,16 @@ def test_down_with_nothing_there_says_so(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(tmp_path / "absent"))
     assert stack_module.main(["down"]) == 0
     assert "no stack at" in capsys.readouterr().out
+
+
+def test_up_beside_a_running_stack_fails_and_stops_none_of_it(
+    tmp_path: Path, process_of: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    home = tmp_path / "home"
+    _stale_home(home, with_state=True)
+    monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(home))
+    assert stack_module.main(["up"]) == 1
+    assert "still runs" in capsys.readouterr().err
+    assert process_of.poll() is None, "the running stack's process was stopped"
+    assert (home / "stack.json").exists()
