@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: Debian's Chromium and ChromeDriver (browser tests,
-# no browser download at test time), Node.js (runs the API guide's JavaScript example), and
-# PostgreSQL and Redis (the production-shape stack of `make cluster-up`).
+# no browser download at test time), Node.js (runs the API guide's JavaScript example), FFmpeg
+# (ffprobe and ffmpeg read the emulator's clips as a player would), and PostgreSQL and Redis
+# (the production-shape stack of `make cluster-up`).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
+{ command -v ffprobe && command -v ffmpeg; } >/dev/null 2>&1 || missing+=(ffmpeg)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -eq 0 ]; then

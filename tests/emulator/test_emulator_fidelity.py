@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -113,7 +112,6 @@ def test_video_bytes_survive_a_restart(tmp_path: Path) -> None:
     assert hashlib.sha256(before).hexdigest() == hashlib.sha256(after).hexdigest()
 
 
-@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed (dev check only)")
 def test_ffprobe_reads_duration_size_and_task_id(api: Api, tmp_path: Path) -> None:
     task_id = api.submit({"prompt": PROMPT, "duration": "12", "resolution": "720p", "aspect_ratio": "16:9"})
     path = tmp_path / "v.mp4"

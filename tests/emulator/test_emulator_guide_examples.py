@@ -78,7 +78,6 @@ def test_guide_python_example_runs_unchanged(instant_emulator: EmulatorProcess, 
     assert instant_emulator.ledger()["accounts"][KEY]["charged"] == 28
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_guide_javascript_example_runs_unchanged(instant_emulator: EmulatorProcess, tmp_path: Path) -> None:
     instant_emulator.reset()
     source = _adapt(
@@ -90,7 +89,7 @@ def test_guide_javascript_example_runs_unchanged(instant_emulator: EmulatorProce
     script = tmp_path / "guide_example.mjs"  # the example uses top-level await: an ES module
     script.write_text(source, encoding="utf-8")
     node = shutil.which("node")
-    assert node is not None
+    assert node is not None, "node is not installed: run make system-deps"
     result = subprocess.run([node, str(script)], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     _check_output(result.stdout, instant_emulator, "Task created:", "Video URL:")
