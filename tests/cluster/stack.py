@@ -77,8 +77,23 @@ def as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+#: The environment variable that names a part's stack home.
+STACK_ENV = "SEEDANCE_CLUSTER_STACK"
+
+
 class StackRunning(RuntimeError):
     """``up`` found processes of a stack at its home: it leaves them (and the home) alone."""
+
+
+class NotAStackHome(RuntimeError):
+    """The home holds files but no ``stack.json``: not a stack's, so nothing there is touched."""
+
+
+def is_stack_home(home: Path) -> bool:
+    """A stack's home: ``up`` writes ``stack.json`` (through ``stack.json.partial``) right after
+    creating it; an empty folder is one whose start was killed before that."""
+    state = ("stack.json", "stack.json.partial")
+    return any((home / name).exists() for name in state) or not any(home.iterdir())
 
 
 @dataclass
@@ -115,7 +130,10 @@ class Stack:
             "worker_concurrency": self.worker_concurrency,
             "parts": {name: asdict(part) for name, part in self.parts.items()},
         }
-        self.state_path.write_text(json.dumps(data, indent=2))
+        # Whole or not at all: a kill mid-write must not leave a torn state file.
+        partial = self.state_path.with_name("stack.json.partial")
+        partial.write_text(json.dumps(data, indent=2))
+        os.replace(partial, self.state_path)
 
     @classmethod
     def load(cls, home: Path | None = None) -> Stack:
@@ -223,7 +241,10 @@ class Stack:
             handle.flush()
             popen = subprocess.Popen(
                 command,
-                env=dict(env) if env is not None else None,
+                # Every part carries its stack's home, so `leftovers` finds even one whose command
+                # line does not name it (moto). Redis rewrites its title over its command line and
+                # environment: it is stopped by the pid in stack.json.
+                env={**(env if env is not None else os.environ), STACK_ENV: str(self.home)},
                 cwd=self.home,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
@@ -547,8 +568,15 @@ class Stack:
     def clear_stopped_home(self) -> None:
         """Remove what a stopped stack left at ``home`` (a killed run, a failed ``down``).
 
-        A stack whose processes still run is never touched: ``up`` refuses and names them.
+        A stack whose processes still run is never touched: ``up`` refuses and names them. A
+        folder that is no stack's home (``SEEDANCE_CLUSTER_HOME`` set to a folder of yours) is
+        never removed.
         """
+        if not is_stack_home(self.home):
+            raise NotAStackHome(
+                f"{self.home} holds files but no stack.json: it is not a stack's home, so it is left "
+                "alone; set SEEDANCE_CLUSTER_HOME to a new folder"
+            )
         running = self.leftovers()
         if running:
             names = "\n".join(f"  {p.pid} {' '.join(p.cmdline())[:100]}" for p in running)
@@ -557,15 +585,26 @@ class Stack:
         shutil.rmtree(self.home)
 
     def leftovers(self) -> list[psutil.Process]:
-        """Live processes started from this stack: its AIRFLOW_HOME, data dir or ports."""
+        """Live processes of this stack: those that name its home (or a path below it) in their
+        command line, carry it in :data:`STACK_ENV`, or have their ``AIRFLOW_HOME`` below it.
+        Paths match whole (``/tmp/seedance-cluster`` is not ``/tmp/seedance-cluster-x1``)."""
         marker = str(self.home)
+        below = marker.rstrip(os.sep) + os.sep
+
+        def ours(path: str) -> bool:
+            return path == marker or path.startswith(below)
+
         found = []
         for proc in psutil.process_iter(["pid", "cmdline", "status"]):
             if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
             try:
-                cmdline = " ".join(proc.info["cmdline"] or [])
-                if marker in cmdline or marker in (proc.environ().get("AIRFLOW_HOME") or ""):
+                args = proc.info["cmdline"] or []
+                if any(ours(arg) or below in arg for arg in args):
+                    found.append(proc)
+                    continue
+                environ = proc.environ()
+                if environ.get(STACK_ENV) == marker or ours(environ.get("AIRFLOW_HOME") or ""):
                     found.append(proc)
             except psutil.Error:
                 continue
@@ -657,7 +696,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         try:
             stack.up(extra)
-        except StackRunning as exc:  # not ours to stop
+        except (StackRunning, NotAStackHome) as exc:  # not ours to stop or remove
             print(exc, file=sys.stderr)
             return 1
         except BaseException:
@@ -682,8 +721,13 @@ def main(argv: list[str]) -> int:
         if not home.exists():
             print(f"no stack at {home}")
             return 0
-        # Without its state file (a start killed early) the stack is still found by its home.
-        stack = Stack.load(home) if (home / "stack.json").exists() else Stack(home=home)
+        if not is_stack_home(home):
+            print(f"{home} holds files but no stack.json: not a stack's home, left alone", file=sys.stderr)
+            return 1
+        try:
+            stack = Stack.load(home)
+        except Exception:  # no state file (a start killed early) or a torn one: found by its home
+            stack = Stack(home=home)
         survivors = stack.down()
         if survivors:
             print("still running after down:\n" + "\n".join(survivors), file=sys.stderr)
