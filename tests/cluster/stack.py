@@ -89,11 +89,32 @@ class NotAStackHome(RuntimeError):
     """The home holds files but no ``stack.json``: not a stack's, so nothing there is touched."""
 
 
+#: Written first into a new home and removed last from it: a home that could be removed only in
+#: part is still known as a stack's.
+HOME_MARKER = ".seedance-cluster-home"
+
+
 def is_stack_home(home: Path) -> bool:
-    """A stack's home: ``up`` writes ``stack.json`` (through ``stack.json.partial``) right after
-    creating it; an empty folder is one whose start was killed before that."""
-    state = ("stack.json", "stack.json.partial")
+    """A stack's home: ``up`` writes :data:`HOME_MARKER` and ``stack.json`` (through
+    ``stack.json.partial``) right after creating it; an empty folder is one whose start was
+    killed before that."""
+    state = (HOME_MARKER, "stack.json", "stack.json.partial")
     return any((home / name).exists() for name in state) or not any(home.iterdir())
+
+
+def remove_home(home: Path) -> bool:
+    """Remove a stack's home, its marker last; whether all of it went."""
+    for entry in home.iterdir():
+        if entry.name != HOME_MARKER:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    if any(entry.name != HOME_MARKER for entry in home.iterdir()):
+        return False
+    (home / HOME_MARKER).unlink(missing_ok=True)
+    home.rmdir()
+    return True
 
 
 @dataclass
@@ -325,6 +346,7 @@ class Stack:
         if self.home.exists():
             self.clear_stopped_home()
         self.home.mkdir(parents=True)
+        (self.home / HOME_MARKER).write_text("the home of a `make cluster-up` stack\n")
         self.home.chmod(0o755)  # the postgres user must reach its data dir below it
         for name in ("postgres", "redis", "s3", "emulator", "api-server", *WORKERS):
             self.ports[name] = free_port()
@@ -582,7 +604,8 @@ class Stack:
             names = "\n".join(f"  {p.pid} {' '.join(p.cmdline())[:100]}" for p in running)
             raise StackRunning(f"a stack still runs at {self.home}: run `make cluster-down` first\n{names}")
         print(f"removing the leftovers of a stopped stack at {self.home}", file=sys.stderr)
-        shutil.rmtree(self.home)
+        if not remove_home(self.home):
+            raise RuntimeError(f"could not remove all of {self.home}")
 
     def leftovers(self) -> list[psutil.Process]:
         """Live processes of this stack: those that name its home (or a path below it) in their
@@ -732,8 +755,7 @@ def main(argv: list[str]) -> int:
         if survivors:
             print("still running after down:\n" + "\n".join(survivors), file=sys.stderr)
             return 1
-        shutil.rmtree(home, ignore_errors=True)
-        if home.exists():  # harmless: the next `up` clears a stopped stack's home
+        if not remove_home(home):  # harmless: the next `up` clears a stopped stack's home
             print(f"could not remove all of {home}", file=sys.stderr)
         print(f"stack at {home} stopped; no process left")
         return 0

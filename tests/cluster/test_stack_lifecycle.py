@@ -55,6 +55,19 @@ def test_up_clears_the_home_of_a_stopped_stack(tmp_path: Path, with_state: bool)
     assert not home.exists()
 
 
+def test_a_home_removed_only_in_part_is_still_known_by_its_marker(tmp_path: Path) -> None:
+    """The marker is written first and removed last: a home whose state file went but whose
+    data did not (a removal cut short) is still a stack's, and the next `up` clears it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / stack_module.HOME_MARKER).write_text("")
+    (home / "pgdata").mkdir()
+    (home / "pgdata" / "PG_VERSION").write_text("15\n")
+    assert stack_module.is_stack_home(home)
+    Stack(home=home).clear_stopped_home()
+    assert not home.exists()
+
+
 def test_up_refuses_a_home_whose_stack_still_runs_and_names_the_process(
     tmp_path: Path, process_of: subprocess.Popen[bytes]
 ) -> None:
