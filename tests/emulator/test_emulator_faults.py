@@ -104,13 +104,11 @@ def test_max_concurrent_generate_counts_overlapping_requests(api: Api, emulator:
         statuses.append(Api(emulator).generate().status_code)
 
     threads = [threading.Thread(target=submit) for _ in range(3)]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
     assert statuses == [200, 200, 200]
-    assert time.monotonic() - started < 1.6  # they really overlapped
     ledger = emulator.ledger()
     assert ledger["max_concurrent_generate"] == 3
     assert ledger["generate_requests"] == 3
