@@ -52,6 +52,7 @@ import tenacity
 
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.models import StrEnum
+from airflow_provider_seedance.task_identity import instance_identity
 
 log = logging.getLogger(__name__)
 
@@ -377,9 +378,7 @@ class SubmissionRecord:
         cls, context: Mapping[str, Any], *, key: str = RECORD_KEY, shard_size: int | None = None
     ) -> SubmissionRecord:
         store = context.get("task_state_store")
-        ti: Any = context["ti"]
-        map_index = getattr(ti, "map_index", -1)  # a task that is not mapped may not carry one
-        ids = (ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
+        ids = instance_identity(context["ti"])
         owner = (
             "airflow-provider-seedance: generations submitted by task instance "
             f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]}"

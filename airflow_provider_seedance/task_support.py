@@ -26,6 +26,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
 from airflow_provider_seedance.results import GenerationResult, Outcome
+from airflow_provider_seedance.task_identity import try_identity
 from airflow_provider_seedance.xcoms import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID, link_value
 
 if TYPE_CHECKING:
@@ -147,20 +148,6 @@ class SeedanceGenerating(SeedanceConnected):
             budgets.settle(task.task_id, task.consumed_credits if task.is_success else 0)
         except Exception as exc:
             self.log.warning("Seedance budget: could not settle task %s: %s", task.task_id, exc)  # type: ignore[attr-defined]
-
-
-def try_identity(ti: Any) -> tuple[str, str, str, int, int]:
-    """``(dag_id, run_id, task_id, map_index, try_number)`` of a running task instance try, the
-    identity a callback token and a batch's results file are bound to. An unmapped task's
-    ``map_index`` is -1 (the execution API may also send None for it)."""
-    map_index = getattr(ti, "map_index", -1)
-    return (
-        str(ti.dag_id),
-        str(ti.run_id),
-        str(ti.task_id),
-        -1 if map_index is None else int(map_index),
-        int(ti.try_number),
-    )
 
 
 def push_progress(context: Context, task: SeedanceTask, base_url: str) -> None:

@@ -42,6 +42,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "results": ("*",),
     "reattach": ("*",),
     "exceptions": ("*",),
+    "task_identity": ("*",),
     "operators.seedance": ("*",),
     "operators.batch": ("*",),
     "triggers.seedance": ("*",),
@@ -87,6 +88,8 @@ MONEY: dict[str, tuple[str, ...]] = {
         "xǁSubmissionRecordǁforget_attempt",
     ),
     "exceptions": ("x_never_created",),
+    # the identity a submission record is found by: read wrong, a retry finds no record and pays again
+    "task_identity": ("x_instance_identity", "x_try_identity"),
     # the generate POST: sent once, again only when it provably never left
     "hooks.seedance": ("xǁSeedanceHookǁsubmit_request", "x__not_sent"),
 }

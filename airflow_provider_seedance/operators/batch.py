@@ -51,12 +51,12 @@ from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
 from airflow_provider_seedance.reattach import BATCH_SHARD_SIZE, SubmissionRecord, SubmissionState
 from airflow_provider_seedance.results import GenerationResult, Outcome, batch_totals
+from airflow_provider_seedance.task_identity import try_identity
 from airflow_provider_seedance.task_support import (
     SeedanceGenerating,
     attach_to_asset_events,
     on_failed_try,
     paid_not_delivered_text,
-    try_identity,
 )
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 

@@ -47,6 +47,7 @@ from airflow_provider_seedance.models import (
 )
 from airflow_provider_seedance.reattach import SubmissionRecord
 from airflow_provider_seedance.results import GenerationResult
+from airflow_provider_seedance.task_identity import try_identity
 from airflow_provider_seedance.task_support import (
     XCOM_LINK,
     XCOM_TASK_ID,
@@ -58,7 +59,6 @@ from airflow_provider_seedance.task_support import (
     push_result,
     recording_failures,
     task_from_event,
-    try_identity,
 )
 from airflow_provider_seedance.templating import LiteralSafeTemplater
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger

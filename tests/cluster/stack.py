@@ -88,6 +88,12 @@ class StackRunning(RuntimeError):
 class NotAStackHome(RuntimeError):
     """The home holds files but no ``stack.json``: not a stack's, so nothing there is touched."""
 
+    def __init__(self, home: Path) -> None:
+        super().__init__(
+            f"{home} holds files but neither {HOME_MARKER} nor stack.json: it is not a stack's "
+            "home, so it is left alone; set SEEDANCE_CLUSTER_HOME to a new folder"
+        )
+
 
 #: Written first into a new home and removed last from it: a home that could be removed only in
 #: part is still known as a stack's.
@@ -164,7 +170,7 @@ class Stack:
             raise RuntimeError(f"no stack at {home} (run `make cluster-up`)")
         data = json.loads(path.read_text())
         stack = cls(
-            home=Path(data["home"]),
+            home=home,  # where it was found: a state file never points down at another folder
             ports={k: int(v) for k, v in data["ports"].items()},
             generation_seconds=float(data["generation_seconds"]),
             worker_concurrency=int(data["worker_concurrency"]),
@@ -595,10 +601,7 @@ class Stack:
         never removed.
         """
         if not is_stack_home(self.home):
-            raise NotAStackHome(
-                f"{self.home} holds files but no stack.json: it is not a stack's home, so it is left "
-                "alone; set SEEDANCE_CLUSTER_HOME to a new folder"
-            )
+            raise NotAStackHome(self.home)
         running = self.leftovers()
         if running:
             names = "\n".join(f"  {p.pid} {' '.join(p.cmdline())[:100]}" for p in running)
@@ -623,7 +626,7 @@ class Stack:
                 continue
             try:
                 args = proc.info["cmdline"] or []
-                if any(ours(arg) or below in arg for arg in args):
+                if any(arg == marker or below in arg for arg in args):
                     found.append(proc)
                     continue
                 environ = proc.environ()
@@ -745,11 +748,12 @@ def main(argv: list[str]) -> int:
             print(f"no stack at {home}")
             return 0
         if not is_stack_home(home):
-            print(f"{home} holds files but no stack.json: not a stack's home, left alone", file=sys.stderr)
+            print(NotAStackHome(home), file=sys.stderr)
             return 1
         try:
             stack = Stack.load(home)
-        except Exception:  # no state file (a start killed early) or a torn one: found by its home
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, OSError):
+            # no state file (a start killed early) or a torn one: the stack is found by its home
             stack = Stack(home=home)
         survivors = stack.down()
         if survivors:

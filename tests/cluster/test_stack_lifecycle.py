@@ -101,7 +101,7 @@ def test_a_folder_that_is_no_stacks_home_is_never_removed_nor_its_processes_stop
     (home / "docs").mkdir(parents=True)
     (home / "docs" / "a.txt").write_text("mine\n")
     monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(home))
-    with pytest.raises(NotAStackHome, match=r"no stack\.json"):
+    with pytest.raises(NotAStackHome, match=r"neither \.seedance-cluster-home nor stack\.json"):
         Stack(home=home).clear_stopped_home()
     assert stack_module.main(["up"]) == 1
     assert stack_module.main(["down"]) == 1

@@ -240,17 +240,3 @@ def test_a_refusal_is_logged_as_refused_with_nothing_spent() -> None:
         for line in lines
     ), lines
     assert not any("nothing was sent" in line.lower() for line in lines), lines
-
-
-def test_a_try_is_identified_by_dag_run_task_map_index_and_try_number() -> None:
-    from types import SimpleNamespace
-
-    from airflow_provider_seedance.task_support import try_identity
-
-    mapped = SimpleNamespace(dag_id="videos", run_id="run-1", task_id="generate", map_index=7, try_number=3)
-    assert try_identity(mapped) == ("videos", "run-1", "generate", 7, 3)
-    # the execution API may send no map index for an unmapped task: it is -1, as Airflow shows it
-    unmapped = SimpleNamespace(
-        dag_id="videos", run_id="run-1", task_id="generate", map_index=None, try_number=1
-    )
-    assert try_identity(unmapped) == ("videos", "run-1", "generate", -1, 1)
