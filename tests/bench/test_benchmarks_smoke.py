@@ -71,9 +71,9 @@ def test_trigger_poll_cost_smoke(tmp_path: Path) -> None:
         else:
             assert row["events"] == n and row["event_statuses"] == ["success"], variant
             assert not row["timed_out"]
-            # The event never comes before the generation was due (0.5 s of clock tolerance).
-            # How late it comes is a speed figure: measured in BENCHMARKS.md, never bounded here.
-            assert row["event_latency_s_p50"] > -0.5, variant
+            # How late the event comes is a speed figure: measured in BENCHMARKS.md, never
+            # bounded here (it is measured from the client's clock, so it may even be below 0).
+            assert math.isfinite(row["event_latency_s_p50"]), variant
     assert sum(row["cpu_ms_per_poll"] for row in rows.values()) > 0
     # The floor's own count of polls matches the emulator's ledger exactly.
     assert rows["raw_aiohttp"]["client_polls"] == rows["raw_aiohttp"]["status_requests"]

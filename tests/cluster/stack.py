@@ -86,7 +86,8 @@ class StackRunning(RuntimeError):
 
 
 class NotAStackHome(RuntimeError):
-    """The home holds files but no ``stack.json``: not a stack's, so nothing there is touched."""
+    """The home holds files but neither the home marker nor ``stack.json``: not a stack's, so
+    nothing there is touched."""
 
     def __init__(self, home: Path) -> None:
         super().__init__(
@@ -752,7 +753,7 @@ def main(argv: list[str]) -> int:
             return 1
         try:
             stack = Stack.load(home)
-        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, OSError):
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError, OSError):
             # no state file (a start killed early) or a torn one: the stack is found by its home
             stack = Stack(home=home)
         survivors = stack.down()

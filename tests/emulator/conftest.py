@@ -40,7 +40,7 @@ def api(emulator: EmulatorProcess) -> Api:
 
 @pytest.fixture(scope="session")
 def shared_slow_emulator() -> Iterator[EmulatorProcess]:
-    """Generations take 0.5 s, so IN_PROGRESS is observable; local callbacks allowed."""
+    """Generations take SLOW_SECONDS (1.5 s), so IN_PROGRESS is observable; local callbacks allowed."""
     with EmulatorProcess(
         api_keys={ALPHA: ALPHA_CREDITS, BRAVO: BRAVO_CREDITS},
         generation_seconds=SLOW_SECONDS,

@@ -17,7 +17,8 @@ BRAVO = "sk-test-bravo-key-0002"
 ALPHA_CREDITS = 5000
 BRAVO_CREDITS = 50
 #: Generation time of the "slow" shared emulator.
-SLOW_SECONDS = 0.5
+#: Long enough that IN_PROGRESS is seen after a few requests on a loaded machine.
+SLOW_SECONDS = 1.5
 
 
 class Api:

@@ -31,7 +31,7 @@ def test_drop_never_posts_the_callback(
 def test_delay_posts_the_callback_late(
     slow_api: Api, slow_emulator: EmulatorProcess, receiver: Receiver
 ) -> None:
-    slow_emulator.add_faults({"endpoint": "callback", "fault": "delay", "delay": 1.0})
+    slow_emulator.add_faults({"endpoint": "callback", "fault": "delay", "delay": 3.0})
     task_id = slow_api.submit({"prompt": PROMPT, "callback_url": receiver.url})
     slow_api.wait_finished(task_id)
     finished = time.monotonic()

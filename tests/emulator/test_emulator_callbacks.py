@@ -1,6 +1,6 @@
 """Webhook callbacks: sent on completion without polling, counted, and localhost only when allowed.
 
-The slow emulator (0.5 s generations) runs with ``--allow-local-callbacks``; the shared instant
+The slow emulator (1.5 s generations) runs with ``--allow-local-callbacks``; the shared instant
 emulator runs without it and must refuse loopback callback URLs.
 """
 
@@ -106,13 +106,14 @@ def test_callback_owed_across_a_restart_is_sent_exactly_once(receiver: Receiver,
     key = "sk-callback-restart-0009"
     with EmulatorProcess(
         api_keys={key: 100},
-        generation_seconds=0.5,
+        generation_seconds=3.0,
         allow_local_callbacks=True,
         state_file=tmp_path / "state.json",
     ) as emulator:
+        submitted = time.monotonic()
         task_id = Api(emulator, key=key).submit({"prompt": PROMPT, "callback_url": receiver.url})
         emulator.stop()  # down before the task is due
-        time.sleep(0.7)
+        time.sleep(max(0.0, 3.2 - (time.monotonic() - submitted)))  # now it is due
         assert receiver.received == []
         emulator.start()
         receiver.wait(1, timeout=5)

@@ -97,7 +97,7 @@ def test_generate_slow_answers_late_and_the_task_exists_even_if_the_client_gave_
 
 
 def test_max_concurrent_generate_counts_overlapping_requests(api: Api, emulator: EmulatorProcess) -> None:
-    emulator.add_faults({"endpoint": "generate", "fault": "slow", "delay": 0.8, "times": 3})
+    emulator.add_faults({"endpoint": "generate", "fault": "slow", "delay": 2.5, "times": 3})
     statuses: list[int] = []
 
     def submit() -> None:

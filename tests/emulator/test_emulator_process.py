@@ -115,12 +115,13 @@ def test_without_generation_seconds_durations_are_realistic() -> None:
 
 
 def test_fractional_generation_seconds_are_exact() -> None:
-    with EmulatorProcess(generation_seconds=0.25) as emulator:
+    with EmulatorProcess(generation_seconds=2.25) as emulator:
         api = Api(emulator, key=emulator.api_key)
+        submitted = time.monotonic()
         task_id = api.submit()
-        assert emulator.tasks()[0]["generation_seconds"] == 0.25
+        assert emulator.tasks()[0]["generation_seconds"] == 2.25
         assert api.status_data(task_id)["status"] == "IN_PROGRESS"
-        time.sleep(0.3)
+        time.sleep(max(0.0, 2.35 - (time.monotonic() - submitted)))
         assert api.status_data(task_id)["status"] == "SUCCESS"
 
 

@@ -47,8 +47,9 @@ EMULATOR_SECONDS = {
     "seedance_callbacks_end": 10.0,
     # Deferred generations whose callbacks the emulator drops: the fallback poll ends them.
     "seedance_callbacks_lost": 8.0,
-    # Fire-and-forget generations whose callbacks record asset events (the webhook example).
-    "seedance_webhook": 3.0,
+    # Fire-and-forget generations whose callbacks record asset events (the webhook example);
+    # long enough that the publishing run ends while they render, however loaded the machine.
+    "seedance_webhook": 10.0,
 }
 #: The ``seedance_callbacks`` connection's HMAC secret (the secrets scan looks for it too).
 CALLBACK_SECRET = "realproc-callback-S3CRET-5e8f1a2b3c4d5e6f7a8b"
