@@ -154,6 +154,14 @@ class _StubTI:
     try_number = 1
 
 
+async def _status_requests(base_url: str) -> int:
+    """The emulator's count of status reads (its admin ledger)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/_emulator/ledger") as answer:
+        return int((await answer.json())["status_requests"])
+
+
 async def _run_case(variant: str, config: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
@@ -250,14 +258,23 @@ async def _run_case(variant: str, config: dict[str, Any]) -> dict[str, Any]:
     stop = asyncio.Event()
     fds: list[int] = []
     ticker = asyncio.create_task(_ticker(lags, rss, stop, fds))
+    polled_before = await _status_requests(base_url) if variant == "http_sensor" else 0
     cpu0, t0 = _cpu(), time.monotonic()
     tasks = [asyncio.create_task(one(i)) for i in range(n)]
     timed_out = False
     if variant == "http_sensor":
+        # It never fires, so it polls for the window the Seedance triggers need, and on a
+        # loaded machine on until every trigger could have polled once (n status requests).
         await asyncio.sleep(window)
+        deadline = time.monotonic() + window * 3 + 60
+        while await _status_requests(base_url) - polled_before < n and time.monotonic() < deadline:
+            await asyncio.sleep(interval)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [repr(o) for o in outcomes if isinstance(o, Exception)]
+        if errors:
+            raise RuntimeError(f"{len(errors)} HttpSensorTriggers failed, e.g. {errors[0]}")
     else:
         done, pending = await asyncio.wait(tasks, timeout=window * 3 + 60)
         timed_out = bool(pending)
