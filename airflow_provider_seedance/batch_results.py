@@ -8,7 +8,7 @@ dict as one JSON line to object storage and keeps XCom small (:func:`bounded_out
     {"totals": {...},                      # as in the small form
      "results": [...],                     # a SAMPLE: the first k failed + the first k others
      "results_sample": true,               # ... which "results" is (absent in the small form)
-     "results_manifest": {"path": "s3://.../dag__run__task__-1__try1.results.jsonl",
+     "results_manifest": {"path": "s3://.../dag__run__task__-1__try1.<hash>.results.jsonl",
                           "items": 10000, "bytes": 8123456, "sha256": "<hex>", "schema": 2}}
 
 with ``k = min(20, limit // 2)``: the manifest form never holds more results than the limit
@@ -28,7 +28,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,10 +103,14 @@ class ResultsManifest:
 
 
 def results_file_name(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
-    """``<dag_id>__<run_id>__<task_id>__<map_index>__try<N>.results.jsonl``, each part reduced to
-    ``[A-Za-z0-9._-]`` (a run id's ``:`` and ``+`` become ``_``)."""
+    """``<dag_id>__<run_id>__<task_id>__<map_index>__try<N>.<hash>.results.jsonl``: readable parts
+    reduced to ``[A-Za-z0-9._-]`` (a run id's ``:`` and ``+`` become ``_``), and a hash of the
+    exact identity, so two task instances whose ids differ only where they were reduced
+    (run ids ``a:1`` and ``a+1``) never write the same file."""
+    identity = json.dumps([dag_id, run_id, task_id, map_index, try_number], separators=(",", ":"))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     parts = [_UNSAFE.sub("_", str(part)) for part in (dag_id, run_id, task_id, map_index)]
-    return "__".join([*parts, f"try{int(try_number)}"]) + SUFFIX
+    return "__".join([*parts, f"try{try_number}"]) + f".{digest}" + SUFFIX
 
 
 def default_results_path(output_path_template: str | None) -> str | None:
@@ -165,12 +169,13 @@ def bounded_outcome(
     *,
     limit: int | None,
     location: str | ObjectStoragePath | None,
-    name: str,
+    name: str | Callable[[], str],
     log: logging.Logger | Any,
 ) -> dict[str, Any]:
     """What the batch puts in XCom: the small form ``{"results", "totals"}`` when the batch has at
     most ``limit`` items (``None``: always), else the manifest form (see the module docstring),
-    the results file written to ``location``/``name``.
+    the results file written to ``location``/``name`` (``name`` may be a function, called only
+    when a file is written).
 
     Without a ``location`` (or when the file cannot be written) the small form is kept and a
     warning says how to bound the XCom.
@@ -188,7 +193,7 @@ def bounded_outcome(
         )
         return {"results": inline, "totals": dict(totals)}
     try:
-        manifest = write_results_file(location, name, inline)
+        manifest = write_results_file(location, name() if callable(name) else name, inline)
     except Exception as exc:  # any store's error (not all are OSError): the results stay in XCom
         log.warning(
             "Seedance batch: could not write the results file to %s (%s); the %d results go to XCom whole",

@@ -15,7 +15,10 @@ request fingerprint, the state of the submission:
 Where the record lives:
 
 * Airflow 3.3+: the task state store (``context["task_state_store"]``), Airflow's own
-  per-task-instance durable state. It survives retries and clears.
+  per-task-instance durable state. It survives retries and clears; its keys never expire. A
+  record a try wrote on Airflow 3.1-3.2 (below) is still read after an upgrade. With
+  ``[state_store] clear_on_success`` on (Airflow would delete the record when the task
+  succeeds), the record is kept in the Variable below instead.
 * Airflow 3.1-3.2: an Airflow Variable named ``seedance_attach__<hash of dag, run, task,
   map index>`` (Variables are the durable key-value store a worker may write there; the hash
   keeps names unique and short, the description names the task instance). Records written
@@ -41,6 +44,7 @@ the size of the batch.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -163,11 +167,19 @@ class _Backend(Protocol):
 
 
 class _TaskStateStoreBackend:
-    """Airflow 3.3+: ``context["task_state_store"]``."""
+    """Airflow 3.3+: ``context["task_state_store"]``.
+
+    Every key is written to never expire (``NEVER_EXPIRE``): a record that
+    ``[state_store] default_retention_days`` removed would let a clear of an old run pay again.
+    It goes when Airflow deletes its task instance (``airflow db clean``).
+    """
 
     def __init__(self, store: Any, key: str) -> None:
         self._store = store
         self._key = key
+        forever = _never_expire()
+        takes_retention = forever is not None and _accepts(store.set, "retention")
+        self._set_options: dict[str, Any] = {"retention": forever} if takes_retention else {}
 
     def load(self, part: int = 0) -> dict[str, Any] | None:
         value = self._store.get(part_key(self._key, part), None)
@@ -176,7 +188,64 @@ class _TaskStateStoreBackend:
         return dict(value) if isinstance(value, Mapping) else {}
 
     def save(self, value: dict[str, Any], part: int = 0) -> None:
-        self._store.set(part_key(self._key, part), value)
+        self._store.set(part_key(self._key, part), value, **self._set_options)
+
+
+class _WithEarlier:
+    """A record kept in ``primary``, which still reads what ``earlier`` holds of it.
+
+    A part ``primary`` has never held is read from ``earlier`` (where the same task instance's
+    record was kept before: Airflow 3.1-3.2's Variable before an upgrade to 3.3, or the task state
+    store before ``clear_on_success`` was turned on); writes go to ``primary`` only, and a part,
+    once written there, is read there (it is the newer one). A part found only in ``earlier`` is
+    copied to ``primary`` as it is read: ``earlier`` may be wiped (the store on success) or left
+    behind, and a record must not depend on it once it was read (parts are read in ascending
+    order, so the copies are too).
+    """
+
+    def __init__(self, primary: _Backend, earlier: _Backend) -> None:
+        self._primary = primary
+        self._earlier = earlier
+
+    def load(self, part: int = 0) -> dict[str, Any] | None:
+        found = self._primary.load(part)
+        if found is not None:
+            return found
+        earlier = self._earlier.load(part)
+        if earlier is not None:
+            self._primary.save(earlier, part)
+        return earlier
+
+    def save(self, value: dict[str, Any], part: int = 0) -> None:
+        self._primary.save(value, part)
+
+
+def _never_expire() -> Any | None:
+    """Airflow's ``NEVER_EXPIRE`` retention (3.3+), ``None`` where there is none."""
+    try:
+        from airflow.sdk.execution_time.context import NEVER_EXPIRE
+    except ImportError:
+        return None
+    return NEVER_EXPIRE
+
+
+def _accepts(function: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _store_clears_on_success() -> bool:
+    """Whether Airflow deletes a task instance's task state store keys when it succeeds
+    (``[state_store] clear_on_success``, 3.3+): a record kept there would be gone for a clear."""
+    try:
+        from airflow.sdk.configuration import conf
+
+        return conf.getboolean("state_store", "clear_on_success", fallback=False)
+    except Exception:  # no such configuration (before 3.3): nothing is cleared
+        return False
 
 
 class _VariableBackend:
@@ -203,11 +272,9 @@ class _VariableBackend:
         return self._part_name(part)
 
     def _read(self, name: str) -> dict[str, Any] | None:
-        from airflow.sdk import Variable
-
         # Only a missing variable means "nothing submitted yet"; any other failure to read it
         # propagates, because taking it for an empty record would pay for the POST again.
-        raw = Variable.get(name, default=None)
+        raw = read_variable(name)
         if not raw:
             return None
         try:
@@ -228,9 +295,70 @@ class _VariableBackend:
         return found
 
     def save(self, value: dict[str, Any], part: int = 0) -> None:
+        write_variable(self._name_of(part), json.dumps(value, sort_keys=True), self._description)
+
+
+def _supervisor() -> Any | None:
+    """The task's channel to its supervisor (``None`` outside a running task)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return None
+    return getattr(task_runner, "SUPERVISOR_COMMS", None)
+
+
+def read_variable(name: str) -> str | None:
+    """An Airflow Variable's value; ``None`` only when the API server says it does not exist.
+
+    ``Variable.get(name, default=None)`` cannot be used for a record: some task SDK versions
+    answer ``default`` for any failure to read (an API server restarting or answering 5xx), and a
+    record read as missing is a POST paid again. In a running task the Variable is read from the
+    API server through the supervisor, and every answer but "not found" is an error. (Limit: an
+    Airflow API server whose own metadata database fails during the read answers "not found".)
+    """
+    comms = _supervisor()
+    if comms is None:  # not in a running task (a test's fake, a script): the public API
         from airflow.sdk import Variable
 
-        Variable.set(self._name_of(part), json.dumps(value, sort_keys=True), description=self._description)
+        return Variable.get(name, default=None)
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
+
+    try:
+        answer = comms.send(GetVariable(key=name))
+    except Exception as exc:  # the supervisor answered with an error: the API server failed
+        raise SeedanceError(
+            f"Airflow Variable {name!r} (this task's submission record) could not be read ({exc}); "
+            "nothing was sent. The next try reads it again."
+        ) from exc
+    if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
+        return None
+    if isinstance(answer, VariableResult):
+        return answer.value
+    raise SeedanceError(
+        f"Airflow Variable {name!r} (this task's submission record) could not be read "
+        f"({type(answer).__name__}: {getattr(answer, 'error', '')}); nothing was sent. "
+        "The next try reads it again."
+    )
+
+
+def write_variable(name: str, value: str, description: str) -> None:
+    """Store an Airflow Variable, raising when it was not stored.
+
+    Some task SDK versions log a failed ``Variable.set`` and return as if it had worked; a
+    ``submitting`` mark that silently was not stored would let a POST go out unrecorded.
+    """
+    comms = _supervisor()
+    if comms is None:
+        from airflow.sdk import Variable
+
+        Variable.set(name, value, description=description)
+        return
+    from airflow.sdk.execution_time.comms import ErrorResponse, PutVariable
+
+    answer = comms.send(PutVariable(key=name, value=value, description=description))
+    if isinstance(answer, ErrorResponse):
+        raise SeedanceError(f"Airflow Variable {name!r} could not be stored ({answer.error})")
 
 
 class LateAnswers:
@@ -305,16 +433,19 @@ def variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: s
 
 
 def _legacy_variable_name(dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> str | None:
-    """The 0.1 name, read only by a task instance whose dag and task ids hold no ``__``.
+    """The 0.1 name, read only by a task instance whose dag and task ids hold no ``__`` and
+    neither begin nor end with ``_``.
 
     Joined names are ambiguous, but among task instances whose dag and task ids are free of the
-    separator a joined name has one reader only (the dag id is what precedes the first ``__``,
-    the task id what sits between the last two; run ids, which hold ``__``, are the rest). A
-    0.1 record of a dag or task id holding ``__`` is not read back (its retry may submit once
-    more during the upgrade); the one task instance that could read it instead re-attaches only
-    to the identical request (records are keyed by the request's fingerprint).
+    separator, and of an underscore that would run into it, a joined name has one reader only
+    (the dag id is what precedes the first ``__``, the task id what sits between the last two;
+    run ids, which hold ``__``, are the rest). An underscore at an edge runs into the separator:
+    dag ``d`` + run ``r`` + task ``_z`` and dag ``d`` + run ``r_`` + task ``z`` both join to
+    ``d__r___z``. A 0.1 record of such ids is not read back (its retry may submit once more
+    during the upgrade); the one task instance that could read it instead re-attaches only to
+    the identical request (records are keyed by the request's fingerprint).
     """
-    if "__" in dag_id or "__" in task_id:
+    if any("__" in part or part.startswith("_") or part.endswith("_") for part in (dag_id, task_id)):
         return None
     name = f"seedance_attach__{dag_id}__{run_id}__{task_id}__{map_index}"
     if key != RECORD_KEY:
@@ -383,10 +514,6 @@ class SubmissionRecord:
             "airflow-provider-seedance: generations submitted by task instance "
             f"dag_id={ids[0]!r} run_id={ids[1]!r} task_id={ids[2]!r} map_index={ids[3]}"
         )
-        if store is not None:
-            backend = _TaskStateStoreBackend(store, key)
-            late = LateAnswers(variable_name(*ids, key=f"{key}.late"), f"{owner} (late answers)")
-            return cls(backend, where="the task state store", shard_size=shard_size, late=late)
         name = variable_name(*ids, key=key)
         variables = _VariableBackend(
             name,
@@ -394,7 +521,20 @@ class SubmissionRecord:
             description=f"{owner} (re-attach)",
             part_name=lambda part: variable_name(*ids, key=part_key(key, part)),
         )
-        return cls(variables, where=f"Variable {name!r}", shard_size=shard_size)
+        if store is None:
+            return cls(variables, where=f"Variable {name!r}", shard_size=shard_size)
+        in_store = _TaskStateStoreBackend(store, key)
+        if _store_clears_on_success():
+            # Airflow would delete the record when the task succeeds, and a clear would pay again.
+            return cls(
+                _WithEarlier(variables, in_store),
+                where=f"Variable {name!r} ([state_store] clear_on_success is on)",
+                shard_size=shard_size,
+            )
+        late = LateAnswers(variable_name(*ids, key=f"{key}.late"), f"{owner} (late answers)")
+        return cls(
+            _WithEarlier(in_store, variables), where="the task state store", shard_size=shard_size, late=late
+        )
 
     def _load(self) -> list[dict[str, Any]]:
         if self._parts is None:

@@ -10,8 +10,9 @@ pruned from where the metadata database is reachable (the scheduler's host), by 
 
 A record is pruned when its newest submission is older than the cut-off. Clearing a task
 instance whose record was pruned, and whose video is not at its ``output_path``, submits anew.
-On Airflow 3.3+ records live in the task state store, which expires them by itself
-(``[state_store] default_retention_days``).
+On Airflow 3.3+ records live in the task state store, written to never expire; they go with
+their task instance (``airflow db clean``). With ``[state_store] clear_on_success`` on, 3.3+
+keeps them in Variables too, and this command prunes those.
 """
 
 from __future__ import annotations

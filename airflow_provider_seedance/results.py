@@ -175,8 +175,15 @@ class GenerationResult(HasVideos):
     def possible_credits(self) -> int | None:
         """What this result may still cost beyond ``consumed_credits``: the request's estimate
         for a submission that may have been charged (uncertain) or may still be billed (running,
-        end unknown); ``None`` for every settled ending, or when the request is not recorded."""
-        if self.outcome not in (Outcome.UNCERTAIN, Outcome.UNKNOWN, Outcome.IN_PROGRESS):
+        end unknown), and for a paid generation whose record holds no credits (a released
+        ``seedance_link`` of a task that failed after it); ``None`` for every settled ending, or
+        when the request is not recorded."""
+        unpriced_payment = self.outcome is Outcome.PAID_NOT_DELIVERED and self.consumed_credits == 0
+        if not unpriced_payment and self.outcome not in (
+            Outcome.UNCERTAIN,
+            Outcome.UNKNOWN,
+            Outcome.IN_PROGRESS,
+        ):
             return None
         if not self.request:
             return None
@@ -350,14 +357,14 @@ class GenerationResult(HasVideos):
         else:
             urls = ()
         outcome_raw = value.get("outcome")
+        credits = _credits(value.get("consumed_credits"))
         if outcome_raw is not None:
             try:
                 outcome = Outcome(outcome_raw)
             except ValueError:
                 raise ResultFormatError(f"unknown outcome {outcome_raw!r}") from None
         else:
-            outcome = _legacy_outcome(value, task_id, status)
-        credits = _credits(value.get("consumed_credits"))
+            outcome = _legacy_outcome(value, task_id, status, paid=bool(urls) or credits > 0)
         if outcome is not Outcome.SUCCEEDED and outcome is not Outcome.PAID_NOT_DELIVERED:
             credits = 0  # only a success is billed (released records wrote FAILED ones' credits)
         ids_raw = value.get("seedance_task_ids")
@@ -386,14 +393,26 @@ class GenerationResult(HasVideos):
         )
 
 
-def _legacy_outcome(value: Mapping[str, Any], task_id: str | None, status: str | None) -> Outcome:
+#: The status released batch code wrote for an item without a usable ending (its own, not the API's).
+_LEGACY_ERROR_STATUS = "ERROR"
+
+
+def _legacy_outcome(
+    value: Mapping[str, Any], task_id: str | None, status: str | None, *, paid: bool
+) -> Outcome:
+    """The outcome of a record written before outcomes were recorded. ``paid``: the record holds
+    a video URL or credits (the generation succeeded and was billed)."""
     if value.get("reused_existing") is True:
         return Outcome.REUSED
     if status == TaskStatus.SUCCESS:
         return Outcome.SUCCEEDED if task_id else Outcome.REUSED
     if status == TaskStatus.FAILED:
         return Outcome.GENERATION_FAILED
-    if status == "ERROR":  # a released batch item that did not get a usable answer
+    if status == _LEGACY_ERROR_STATUS:
+        # A released batch item: a success whose delivery failed kept its URL and credits and
+        # was overwritten with this status (paid, not delivered); otherwise no usable answer.
+        if task_id and paid:
+            return Outcome.PAID_NOT_DELIVERED
         return Outcome.UNKNOWN if task_id else Outcome.NOT_SENT
     if task_id:
         return Outcome.IN_PROGRESS

@@ -65,7 +65,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
 #: The money lines: every mutant of these must be killed (or allow-listed as equivalent).
 MONEY: dict[str, tuple[str, ...]] = {
     "operators.seedance": (
-        "xǁSeedanceGenerateOperatorǁ_check_budget",
+        "xǁSeedanceGenerateOperatorǁcheck_budget",
         "xǁSeedanceGenerateOperatorǁ_attach_or_submit",
         "xǁSeedanceGenerateOperatorǁ_submit",
         "xǁSeedanceGenerateOperatorǁ_reserve",
@@ -77,6 +77,7 @@ MONEY: dict[str, tuple[str, ...]] = {
         "xǁSeedanceBatchGenerateOperatorǁ_reattach",
         "xǁSeedanceBatchGenerateOperatorǁ_needs_submission",
         "xǁSeedanceBatchGenerateOperatorǁ_submit",
+        "xǁSeedanceBatchGenerateOperatorǁcheck_budget",
         "xǁSeedanceBatchGenerateOperatorǁ_reserve_items",
         "xǁSeedanceBatchGenerateOperatorǁ_bind_or_release",
     ),

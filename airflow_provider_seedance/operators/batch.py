@@ -46,6 +46,7 @@ from airflow_provider_seedance.hooks.delivery import (
     resolve_filesystems,
     task_destination,
 )
+from airflow_provider_seedance.hooks.retry import sleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
@@ -622,11 +623,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                 raise SeedanceError(
                     f"{len(pending)} generations were still running at the deadline. {STILL_RUNNING}"
                 )
-            time.sleep(
-                self.poll_interval
-                if run.end_time is None
-                else max(0.0, min(self.poll_interval, run.end_time - time.time()))
-            )
+            sleep_until_deadline(self.poll_interval, run.end_time)
             run.known.update(self._read_statuses(pending))
 
     def _sync_outcomes(self, run: _BatchRun) -> None:
@@ -725,13 +722,12 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
     ) -> dict[str, Any]:
         """The batch's XCom value: every result inline, or (above ``xcom_results_limit``) a
         manifest of the results file. Runs on the task's own thread (the store is resolved here)."""
-        name = results_file_name(*try_identity(context["ti"]))
         return bounded_outcome(
             ordered,
             totals,
             limit=self.xcom_results_limit,
             location=self.results_path or default_results_path(self.output_path_template),
-            name=name,
+            name=lambda: results_file_name(*try_identity(context["ti"])),
             log=self.log,
         )
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, or_, select
 
-from airflow_provider_seedance.models import credits_to_usd, format_usd
+from airflow_provider_seedance.models import API_FIELDS, UNRECORDED_REQUEST_FIELDS, credits_to_usd, format_usd
 from airflow_provider_seedance.plugins import records
 from airflow_provider_seedance.results import Outcome
 
@@ -260,7 +260,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat()
 
 
-REQUEST_FIELDS = ("prompt", "aspect_ratio", "resolution", "duration", "generate_audio", "fixed_lens")
+#: The request fields a card shows from the rendered fields (the API's, minus those kept out of
+#: results; lists such as ``image_urls`` are dropped by their type below).
+REQUEST_FIELDS = tuple(field for field in API_FIELDS if field not in UNRECORDED_REQUEST_FIELDS)
 
 
 def _rendered_request(rendered: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -451,8 +453,10 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
     of the first task instance (newest first) that names it. Reuse is not a generation and
     costs nothing. A submission whose answer was lost (*uncertain*, no task id) is not spend:
     it is listed apart as a possible charge (``possible_charges``: how many, per DAG, and what
-    they would cost had each become a generation). Credits are summed as integers; dollars are
-    converted once per figure with :func:`airflow_provider_seedance.models.credits_to_usd`
+    they would cost had each become a generation), and so is a paid generation whose record
+    holds no credits (a released record of a task that failed after it), at its request's
+    price. Credits are summed as integers; dollars are converted once per figure with
+    :func:`airflow_provider_seedance.models.credits_to_usd`
     (``usd_text`` as the logs write it). A record that cannot be read is skipped and counted
     (``skipped_records``).
     """
@@ -466,6 +470,8 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
     # Submissions that may have been charged (no task id came back): never counted as spend.
     possible: dict[str, int] = defaultdict(int)
     possible_credits = 0
+    #: Paid generations whose records hold no credits: Seedance task id -> (dag, estimate).
+    unpriced: dict[str, tuple[str, int]] = {}
     skipped = 0
     if flt.dag_ids:
         rows = session.execute(
@@ -490,6 +496,13 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
                     if result.outcome is Outcome.UNCERTAIN and not result.task_id:
                         possible[dag_id] += 1
                         possible_credits += result.possible_credits or 0
+                    if (
+                        result.outcome is Outcome.PAID_NOT_DELIVERED
+                        and result.possible_credits
+                        and result.task_id
+                    ):
+                        # counted below unless another record of that generation says what it cost
+                        unpriced.setdefault(result.task_id, (dag_id, result.possible_credits))
                     ids = list(result.seedance_task_ids)
                     if result.task_id and result.task_id not in ids:
                         ids.append(result.task_id)
@@ -500,6 +513,10 @@ def spend(session: Session, flt: GenerationFilter) -> dict[str, Any]:
                         billed[result.task_id] = max(billed[result.task_id], result.consumed_credits)
                         unsettled = result.outcome in (Outcome.UNKNOWN, Outcome.IN_PROGRESS)
                         (pending if unsettled else settled).add(result.task_id)
+    for seedance_id, (dag_id, estimate) in unpriced.items():
+        if billed.get(seedance_id, 0) == 0:
+            possible[dag_id] += 1
+            possible_credits += estimate
     figures: dict[tuple[str, str], dict[str, int]] = defaultdict(
         lambda: {"credits": 0, "generations": 0, "reused": 0}
     )

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from airflow_provider_seedance.batch_results import results_file_name
 from tests.conftest import API_KEY
 from tests.dag_support import TEST_DAGS, run_dag
 
@@ -186,7 +187,8 @@ def test_a_batch_over_the_xcom_limit_keeps_a_small_manifest_and_its_file_has_eve
 
     manifest = outcome["results_manifest"]
     [written] = (tmp_path / "manifest").glob("*.results.jsonl")
-    assert written.name == f"batch_results_manifest__{_safe(run.run_id)}__batch__-1__try1.results.jsonl"
+    assert written.name == results_file_name("batch_results_manifest", run.run_id, "batch", -1, 1)
+    assert written.name.startswith(f"batch_results_manifest__{_safe(run.run_id)}__batch__-1__try1.")
     assert manifest["path"] in (str(written), f"file://{written}")
     assert manifest["items"] == 6 and manifest["bytes"] == written.stat().st_size
     assert outcome["results_sample"] is True and len(outcome["results"]) == 1  # limit 3: 1 per kind

@@ -273,6 +273,40 @@ def test_a_lost_submission_is_a_possible_charge_in_spend_never_certain_spend(
         api_server.patch(path, {"value": original, "map_index": -1})
 
 
+@pytest.mark.parametrize(
+    ("credits", "possible", "spent"),
+    [(None, 8, 0), (28, 0, 28)],
+    ids=["link-without-credits", "batch-item-with-credits"],
+)
+def test_a_released_paid_record_whose_delivery_failed_is_not_counted_as_nothing(
+    api_server: ApiServer, gallery_runs: GalleryRuns, credits: int | None, possible: int, spent: int
+) -> None:
+    """Released batch code overwrote a paid item's status with ``ERROR`` when its delivery
+    failed (keeping URL and credits); a released link held no credits at all. Both were paid."""
+    run_a = gallery_runs.runs["gallery_mixed"]
+    path = _xcom_path("gallery_mixed", run_a, "nothing_sent", "seedance_result")
+    original = _xcom(api_server, "gallery_mixed", run_a, "nothing_sent", "seedance_result")
+    before = api_server.get("/seedance/api/spend", params={"dag_id": "gallery_mixed"}).json()
+    released = {
+        "task_id": "released-paid-1",
+        "status": "ERROR",
+        "video_url": "https://cdn.example.com/v.mp4",
+        "error_message": "delivery failed: 403",
+        "request": {"prompt": "p", "resolution": "480p", "duration": 4},
+    }
+    if credits is not None:
+        released["consumed_credits"] = credits
+    try:
+        assert api_server.patch(path, {"value": released, "map_index": -1}).status_code == 200
+        report = api_server.get("/seedance/api/spend", params={"dag_id": "gallery_mixed"}).json()
+        assert report["possible_charges"]["estimated_credits"] == possible
+        assert report["total"]["credits"] == before["total"]["credits"] + spent
+        [card] = [c for c in _items(api_server, dag_id="gallery_mixed") if c["task_id"] == "nothing_sent"]
+        assert card["outcome"] == "paid_not_delivered"
+    finally:
+        api_server.patch(path, {"value": original, "map_index": -1})
+
+
 def test_pages_over_batch_items_cover_every_card_once(api_server: ApiServer) -> None:
     everything = _items(api_server, dag_id="gallery_mixed")
     seen = []

@@ -202,8 +202,36 @@ def test_the_sample_holds_at_most_20_of_each_kind_and_never_more_than_the_limit(
 
 def test_file_names_are_sanitised_and_name_the_try() -> None:
     name = results_file_name("dag", "manual__2026-01-01T00:00:00+00:00", "grp.batch", -1, 2)
-    assert name == "dag__manual__2026-01-01T00_00_00_00_00__grp.batch__-1__try2.results.jsonl"
+    assert name.startswith("dag__manual__2026-01-01T00_00_00_00_00__grp.batch__-1__try2.")
+    assert name.endswith(".results.jsonl")
     assert "/" not in results_file_name("d/../x", "r", "t", 3, 1)
+
+
+def test_task_instances_whose_ids_differ_only_where_they_were_reduced_write_different_files() -> None:
+    """Run ids ``r:1``, ``r+1`` and ``r_1`` all read ``r_1`` once reduced: one batch's results
+    file must not overwrite another's."""
+    names = {results_file_name("d", run_id, "t", -1, 1) for run_id in ("r:1", "r+1", "r_1")}
+    assert len(names) == 3
+    assert results_file_name("d", "r", "t", -1, 1) != results_file_name("d", "r", "t", -1, 2)
+    assert results_file_name("d", "r", "t", 0, 1) != results_file_name("d", "r", "t", 1, 1)
+    assert results_file_name("d", "r", "t", -1, 1) == results_file_name("d", "r", "t", -1, 1)
+
+
+def test_the_file_name_is_built_only_when_a_file_is_written(tmp_path) -> None:
+    """Inline results need no name: a try whose identity cannot name a file still ends."""
+    items = results(1)
+
+    def no_name() -> str:
+        raise AssertionError("the name was built for results that stay in XCom")
+
+    inline = bounded_outcome(
+        items, batch_totals(items), limit=5, location=str(tmp_path), name=no_name, log=Log()
+    )
+    assert len(inline["results"]) == 1 and list(tmp_path.iterdir()) == []
+    big = bounded_outcome(
+        items, batch_totals(items), limit=0, location=str(tmp_path), name=lambda: "x.results.jsonl", log=Log()
+    )
+    assert big["results_manifest"]["items"] == 1 and (tmp_path / "x.results.jsonl").exists()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from airflow.sdk import Variable
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_seedance.reattach import (
     RECORD_KEY,
@@ -119,8 +121,24 @@ def test_a_record_written_by_release_0_1_is_found_under_its_old_name(variables: 
         (("d__x", "r", "t", -1), RECORD_KEY, None),
         (("d", "r", "t__x", -1), RECORD_KEY, None),
         (("d", "r" * 250, "t", -1), RECORD_KEY, None),
+        (("d", "r", "_z", -1), RECORD_KEY, None),
+        (("d", "r", "z_", -1), RECORD_KEY, None),
+        (("_d", "r", "z", -1), RECORD_KEY, None),
+        (("d_", "r", "z", -1), RECORD_KEY, None),
+        (("d_x", "r_", "t_y", -1), RECORD_KEY, "seedance_attach__d_x__r___t_y__-1"),
     ],
-    ids=["plain", "own-key", "dag-id-with-separator", "task-id-with-separator", "too-long"],
+    ids=[
+        "plain",
+        "own-key",
+        "dag-id-with-separator",
+        "task-id-with-separator",
+        "too-long",
+        "task-id-starts-with-underscore",
+        "task-id-ends-with-underscore",
+        "dag-id-starts-with-underscore",
+        "dag-id-ends-with-underscore",
+        "inner-underscores",
+    ],
 )
 def test_the_0_1_name_is_read_only_where_it_has_one_reader(
     ids: tuple[str, str, str, int], key: str, expected: str | None
@@ -133,3 +151,40 @@ def test_the_0_1_name_may_be_exactly_the_key_limit() -> None:
     run_id = "r" * (250 - len(stem))
     name = _legacy_variable_name("d", run_id, "t", -1, RECORD_KEY)
     assert name is not None and len(name) == 250
+
+
+_IDS = st.text(alphabet="ab_", min_size=1, max_size=6)
+
+
+def _every_reading(name: str) -> set[tuple[str, str, str]]:
+    """Every (dag, run, task) whose 0.1 joined name is ``name`` (map index -1)."""
+    body = name.removeprefix("seedance_attach__").removesuffix("__-1")
+    cuts = [i for i in range(len(body) - 1) if body[i : i + 2] == "__"]
+    return {
+        (body[:i], body[i + 2 : j], body[j + 2 :])
+        for i in cuts
+        for j in cuts
+        if j >= i + 2 and i > 0 and j > i + 2 and j + 2 < len(body)
+    }
+
+
+@given(ids=st.tuples(_IDS, _IDS, _IDS))
+def test_a_0_1_name_has_exactly_one_reader(ids: tuple[str, str, str]) -> None:
+    """A 0.1 record read back by another task instance would hand it that instance's video:
+    of every task instance whose joined name is the same, at most one reads it."""
+    name = f"seedance_attach__{ids[0]}__{ids[1]}__{ids[2]}__-1"
+    readers = {
+        other for other in _every_reading(name) if _legacy_variable_name(*other, -1, RECORD_KEY) is not None
+    }
+    assert len(readers) <= 1
+    if _legacy_variable_name(*ids, -1, RECORD_KEY) is not None:
+        assert readers == {ids}
+
+
+def test_underscores_at_an_edge_are_where_two_task_instances_would_share_a_name() -> None:
+    # The collision the rule above exists for, in the joined form release 0.1 wrote.
+    def joined(dag: str, run: str, task: str) -> str:
+        return f"seedance_attach__{dag}__{run}__{task}__-1"
+
+    assert joined("d", "r", "_z") == joined("d", "r_", "z")
+    assert _legacy_variable_name("d", "r", "_z", -1, RECORD_KEY) is None

@@ -149,8 +149,12 @@ def test_a_batch_whose_record_writes_were_refused_re_attaches_every_answered_ite
 def test_a_record_without_uncertain_marks_never_reads_the_hand_over(variables: Variables) -> None:
     store = Store()
     single(FakeHook(), **CHEAP).execute(context(store))
+    # Read while the store is empty: the record an Airflow 3.1-3.2 try may have left (its name
+    # and release 0.1's).
+    first = variables.reads
+    assert first <= 2
     single(FakeHook(), **CHEAP).execute(context(store))
-    assert variables.reads == 0, "a Variable read per try would cost every task an API call"
+    assert variables.reads == first, "a Variable read per try would cost every task an API call"
 
 
 def test_the_hand_over_is_written_at_the_first_refused_write_not_after_the_retries(
@@ -180,11 +184,13 @@ def test_the_hand_over_is_written_at_the_first_refused_write_not_after_the_retri
 def test_no_hand_over_is_kept_once_the_answer_is_stored(variables: Variables) -> None:
     store = DeclaredDead(allowed=2)  # the mark and the answer are stored, the outcome is refused
     record = SubmissionRecord.for_context(context(store))
+    assert record.get("fp") is None  # loaded: the empty store's Variable fallback is read here
+    loaded = variables.reads
     record.mark_submitting("fp")
     record.mark_submitted(("fp", "gen-9"))
     with pytest.raises(RuntimeError, match="404"):
         record.mark_finished(("fp", {"task_id": "gen-9", "status": "SUCCESS"}))
-    assert LATE not in variables.values and variables.reads == 0
+    assert LATE not in variables.values and variables.reads == loaded
 
 
 def test_batch_failure_is_still_reported_when_items_stay_uncertain(variables: Variables) -> None:

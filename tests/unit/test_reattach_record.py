@@ -125,3 +125,20 @@ def test_an_answer_or_a_refusal_can_be_recorded_without_an_earlier_mark() -> Non
     assert entry["state"] == "submitted" and entry["history"] == ["gen-1"] and entry["released"] == []
     other = store.entries()["other"]
     assert other["state"] == "rejected" and other["history"] == [] and other["released"] == []
+
+
+@pytest.mark.parametrize("dies_at_write", [1, 2, 3])
+def test_a_flush_cut_short_never_stores_a_part_after_one_it_did_not_store(dies_at_write: int) -> None:
+    """Parts are read 0, 1, 2, ... up to the first missing one: a part stored after a missing
+    one would be invisible, and its stale older copy (or nothing) read instead."""
+    from airflow_provider_seedance.reattach import _TaskStateStoreBackend, part_key
+    from tests.state_store import Killed
+
+    store = Store()
+    record = SubmissionRecord(_TaskStateStoreBackend(store, RECORD_KEY), where="test", shard_size=1)
+    store.kill_at_write = dies_at_write
+    with pytest.raises(Killed):
+        record.mark_submitting("a", "b", "c")  # three parts, written by one flush
+    stored = [part for part in range(3) if part_key(RECORD_KEY, part) in store.data]
+    assert stored == list(range(len(stored))), f"parts stored: {stored}"
+    assert len(stored) == dies_at_write - 1

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_provider_seedance.models import SeedanceTask
+from airflow_provider_seedance.models import SeedanceTask, estimate_credits
 from airflow_provider_seedance.results import (
     SCHEMA_VERSION,
     GenerationResult,
@@ -67,6 +67,19 @@ def test_only_a_success_is_billed() -> None:
         ({"task_id": "s3", "status": "IN_PROGRESS"}, "in_progress", 0),
         ({"task_id": None, "status": "ERROR", "error_message": "refused"}, "not_sent", 0),
         ({"task_id": "s4", "status": "ERROR", "error_message": "unreadable"}, "unknown", 0),
+        (  # a released batch item whose delivery failed: the success record, status overwritten
+            {
+                "task_id": "s6",
+                "status": "ERROR",
+                "video_url": "https://cdn/v.mp4",
+                "consumed_credits": 28,
+                "error_message": "delivery failed: 403",
+            },
+            "paid_not_delivered",
+            28,
+        ),
+        ({"task_id": "s7", "status": "ERROR", "consumed_credits": 28}, "paid_not_delivered", 28),
+        ({"task_id": "s8", "status": "ERROR", "video_url": "https://cdn/v.mp4"}, "paid_not_delivered", 0),
         ({"task_id": "s5", "video_url": None, "base_url": "x", "status": "IN_PROGRESS"}, "in_progress", 0),
     ],
 )
@@ -156,3 +169,20 @@ def test_what_a_result_may_still_cost_is_the_estimate_only_while_unsettled() -> 
     assert GenerationResult(outcome=Outcome.SUCCEEDED, request=request).possible_credits is None
     assert GenerationResult.uncertain("lost").possible_credits is None  # request not recorded
     assert GenerationResult.uncertain("lost", {"resolution": "8k"}).possible_credits is None
+
+
+def test_a_paid_record_without_credits_counts_its_estimate_as_possible() -> None:
+    """A released ``seedance_link`` of a task that failed after its generation succeeded holds
+    the request but no credits: the Spend view must not count that payment as nothing."""
+    paid = GenerationResult.from_xcom(
+        {
+            "task_id": "s9",
+            "status": "ERROR",
+            "video_url": "https://cdn/v.mp4",
+            "request": {"resolution": "480p", "duration": 4, "generate_audio": False},
+        }
+    )
+    assert paid.outcome is Outcome.PAID_NOT_DELIVERED and paid.consumed_credits == 0
+    assert paid.possible_credits == estimate_credits("480p", 4, False) > 0
+    priced = paid.with_(consumed_credits=28)
+    assert priced.possible_credits is None  # its credits are known: nothing more is possible

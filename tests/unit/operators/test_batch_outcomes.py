@@ -36,6 +36,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceSubmissionUncertainError,
     SeedanceValidationError,
 )
+from airflow_provider_seedance.hooks import retry as retry_module
 from airflow_provider_seedance.hooks.delivery import DownloadResult
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.operators import batch as batch_module
@@ -526,6 +527,7 @@ def test_a_blocking_batch_waits_poll_interval_and_never_past_its_deadline(
 ) -> None:
     clock = Clock()
     monkeypatch.setattr(batch_module, "time", clock)
+    monkeypatch.setattr(retry_module, "time", clock)  # the one "sleep, not past the deadline"
     hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]})
     with pytest.raises(SeedanceError, match="still running at the deadline"):
         batch(hook, ITEMS[:1], poll_interval=5.0, timeout=timeout).execute(context(Store()))
@@ -538,6 +540,7 @@ def test_without_a_deadline_a_blocking_batch_waits_poll_interval_between_rounds(
 ) -> None:
     clock = Clock()
     monkeypatch.setattr(batch_module, "time", clock)
+    monkeypatch.setattr(retry_module, "time", clock)  # the one "sleep, not past the deadline"
     hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS", "IN_PROGRESS", "SUCCESS"]})
     outcome = batch(hook, ITEMS[:1], poll_interval=7.0).execute(context(Store()))
     assert clock.sleeps == [7.0, 7.0, 7.0] and outcome["totals"]["succeeded"] == 1
