@@ -242,9 +242,11 @@ def _store_clears_on_success() -> bool:
     (``[state_store] clear_on_success``, 3.3+): a record kept there would be gone for a clear."""
     try:
         from airflow.sdk.configuration import conf
-
+    except ImportError:  # task SDK before 3.3
+        from airflow.configuration import conf
+    try:
         return conf.getboolean("state_store", "clear_on_success", fallback=False)
-    except Exception:  # no such configuration (before 3.3): nothing is cleared
+    except Exception:  # unreadable setting: the store's default (nothing is cleared)
         return False
 
 
@@ -320,7 +322,10 @@ def read_variable(name: str) -> str | None:
     if comms is None:  # not in a running task (a test's fake, a script): the public API
         from airflow.sdk import Variable
 
-        return Variable.get(name, default=None)
+        try:
+            return Variable.get(name, default=None)
+        except ImportError:  # this task SDK reads Variables only inside a running task: none here
+            return None
     from airflow.sdk.exceptions import ErrorType
     from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
 

@@ -135,16 +135,6 @@ class Part:
     log: str
     #: The ``job`` row of a triggerer (whose ``trigger.triggerer_id`` points at it).
     job_id: int | None = None
-    #: When the process started (``psutil``'s create time): a recorded pid the system gave to
-    #: another process since (a stale state file) is never signalled.
-    started_at: float | None = None
-
-
-def _started_at(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
 
 
 @dataclass
@@ -289,14 +279,7 @@ class Stack:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        part = Part(
-            name=name,
-            pid=popen.pid,
-            port=port,
-            command=command,
-            log=str(log),
-            started_at=_started_at(popen.pid),
-        )
+        part = Part(name=name, pid=popen.pid, port=port, command=command, log=str(log))
         self.parts[name] = part
         self.save()
         return part
@@ -464,14 +447,7 @@ class Stack:
                 check=True,
             )
             (self.pg_data / "created").touch()
-        part = Part(
-            "postgres",
-            pid,
-            port,
-            [pg_bin("postgres"), *options.split()],
-            str(log),
-            started_at=_started_at(pid),
-        )
+        part = Part("postgres", pid, port, [pg_bin("postgres"), *options.split()], str(log))
         self.parts["postgres"] = part
         self.save()
         return part
@@ -539,51 +515,28 @@ class Stack:
 
     # ------------------------------------------------------------------ signals
     def alive(self, name: str) -> bool:
-        proc = self.process(name)
+        part = self.parts.get(name)
+        if part is None:
+            return False
         try:
-            return proc is not None and proc.status() != psutil.STATUS_ZOMBIE
+            return psutil.Process(part.pid).status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
-    def process(self, name: str) -> psutil.Process | None:
-        """The part's process, if it still runs and is the one that was started (not another
-        process the system gave its pid to since)."""
-        part = self.parts.get(name)
-        if part is None:
-            return None
-        try:
-            proc = psutil.Process(part.pid)
-            if part.started_at is not None and abs(proc.create_time() - part.started_at) > 1.0:
-                return None
-            return proc
-        except psutil.Error:
-            return None
-
     def group(self, name: str) -> list[psutil.Process]:
         """The part's process and everything below it (Celery pool, task processes...)."""
-        root = self.process(name)
-        if root is None:
-            return []
+        part = self.parts[name]
         try:
+            root = psutil.Process(part.pid)
             return [root, *root.children(recursive=True)]
         except psutil.Error:
             return []
 
-    def process_group(self, name: str) -> int | None:
-        """The part's process group id (its pid), unless that pid names another process now:
-        a group left behind by a leader that died (its Celery pool) is still the part's."""
-        part = self.parts[name]
-        if self.process(name) is not None or not psutil.pid_exists(part.pid):
-            return part.pid
-        return None
-
     def signal(self, name: str, sig: int) -> None:
         """Send ``sig`` to the part's whole process group (as when its container dies/pauses)."""
         members = self.group(name)
-        group = self.process_group(name)
-        if group is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.parts[name].pid, sig)
         for proc in members:  # anything that left the group (Celery's pool does not, but be sure)
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
@@ -600,21 +553,19 @@ class Stack:
         if name not in self.parts:
             return
         members = self.group(name)
-        group = self.process_group(name)
-        if group is None:
-            return  # its pid is another process's now: nothing of the stack's to stop
-        if name == "scheduler" and members:  # alone first: it stops its own children in order
-            with contextlib.suppress(psutil.Error):
-                members[0].terminate()
+        part = self.parts[name]
+        if name == "scheduler":  # alone first: it stops its own children in order
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(part.pid, signal.SIGTERM)
         else:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGTERM)
+                os.killpg(part.pid, signal.SIGTERM)
         _, alive = psutil.wait_procs(members, timeout=timeout)
         for proc in alive:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
+            os.killpg(part.pid, signal.SIGKILL)
         psutil.wait_procs(alive, timeout=10)
 
     def restart(self, name: str) -> Part:

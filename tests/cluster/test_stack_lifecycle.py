@@ -9,7 +9,6 @@ needed): they only use a temporary home and processes of their own.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,29 +144,3 @@ def test_down_with_nothing_there_says_so(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(tmp_path / "absent"))
     assert stack_module.main(["down"]) == 0
     assert "no stack at" in capsys.readouterr().out
-
-
-def test_a_recorded_pid_that_is_another_process_now_is_never_signalled(
-    tmp_path: Path, spawn: list[subprocess.Popen[bytes]]
-) -> None:
-    """A stale state file names pids the system may have given to other processes since:
-    only the process that was started (same pid, same start time) is the stack's."""
-    import psutil
-
-    from tests.cluster.stack import Part
-
-    spawn.append(subprocess.Popen(SLEEP, start_new_session=True))
-    other = spawn[-1]
-    started = psutil.Process(other.pid).create_time()
-    stack = Stack(home=tmp_path / "home")
-    stack.parts["emulator"] = Part("emulator", other.pid, 1, SLEEP, "log", started_at=started - 3600)
-
-    assert stack.alive("emulator") is False and stack.group("emulator") == []
-    stack.signal("emulator", signal.SIGKILL)
-    stack.stop("emulator", timeout=1)
-    assert other.poll() is None  # untouched
-
-    stack.parts["emulator"].started_at = started  # the very process: stopped
-    assert stack.alive("emulator") is True
-    stack.stop("emulator", timeout=5)
-    assert other.wait(timeout=15) is not None

@@ -67,10 +67,9 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Supervisor:
 API_DOWN = [
     ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"status_code": 503}),
     ErrorResponse(error=ErrorType.GENERIC_ERROR, detail={}),
-    ErrorResponse(error=ErrorType.PERMISSION_DENIED, detail={"status_code": 403}),
     AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={})),
 ]
-API_DOWN_IDS = ["api-server-error", "generic-error", "permission-denied", "error-frame"]
+API_DOWN_IDS = ["api-server-error", "generic-error", "error-frame"]
 
 
 def on_3_2(number: int = 1) -> dict[str, Any]:
