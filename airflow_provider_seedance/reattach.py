@@ -66,6 +66,9 @@ MAX_VARIABLE_KEY = 250
 #: How long a write of the record is retried while Airflow's API server or database is away
 #: (a restart, a failover): once a POST has paid, losing its task id means a human must decide.
 SAVE_RETRY_SECONDS = 180.0
+#: How long a read of the record is retried while the API server or the store answers errors (a
+#: read that fails stops the try before any POST; retrying it spares the try).
+READ_RETRY_SECONDS = 60.0
 #: Entries per part of a batch's record: a part with every generation's outcome in it (about
 #: 600 bytes an entry) stays under Airflow's 64 KB ``[state_store] max_value_storage_bytes``.
 BATCH_SHARD_SIZE = 64
@@ -194,13 +197,14 @@ class _TaskStateStoreBackend:
 class _WithEarlier:
     """A record kept in ``primary``, which still reads what ``earlier`` holds of it.
 
-    A part ``primary`` has never held is read from ``earlier`` (where the same task instance's
-    record was kept before: Airflow 3.1-3.2's Variable before an upgrade to 3.3, or the task state
-    store before ``clear_on_success`` was turned on); writes go to ``primary`` only, and a part,
-    once written there, is read there (it is the newer one). A part found only in ``earlier`` is
-    copied to ``primary`` as it is read: ``earlier`` may be wiped (the store on success) or left
-    behind, and a record must not depend on it once it was read (parts are read in ascending
-    order, so the copies are too).
+    A record whose first part ``primary`` has never held is read from ``earlier`` (where the same
+    task instance's record was kept before: Airflow 3.1-3.2's Variable before an upgrade to 3.3,
+    or the task state store before ``clear_on_success`` was turned on) and moved to ``primary``
+    whole as it is read: ``earlier`` may be wiped (the store on success) or left behind, and a
+    record must not depend on it once it was read. The parts are copied last to first, so a
+    first part in ``primary`` means every part is there: from then on ``earlier`` is never read
+    (a try resumed from deferral, or a batch looking for its next part, does not depend on the
+    old place being readable). Writes go to ``primary`` only.
     """
 
     def __init__(self, primary: _Backend, earlier: _Backend) -> None:
@@ -209,12 +213,14 @@ class _WithEarlier:
 
     def load(self, part: int = 0) -> dict[str, Any] | None:
         found = self._primary.load(part)
-        if found is not None:
+        if found is not None or part != 0:
             return found
-        earlier = self._earlier.load(part)
-        if earlier is not None:
-            self._primary.save(earlier, part)
-        return earlier
+        earlier: list[dict[str, Any]] = []
+        while (value := self._earlier.load(len(earlier))) is not None:
+            earlier.append(value)
+        for index in reversed(range(len(earlier))):
+            self._primary.save(earlier[index], index)
+        return earlier[0] if earlier else None
 
     def save(self, value: dict[str, Any], part: int = 0) -> None:
         self._primary.save(value, part)
@@ -315,8 +321,10 @@ def read_variable(name: str) -> str | None:
     ``Variable.get(name, default=None)`` cannot be used for a record: some task SDK versions
     answer ``default`` for any failure to read (an API server restarting or answering 5xx), and a
     record read as missing is a POST paid again. In a running task the Variable is read from the
-    API server through the supervisor, and every answer but "not found" is an error. (Limit: an
-    Airflow API server whose own metadata database fails during the read answers "not found".)
+    API server through the supervisor, and every answer but "not found" is an error, read again
+    for up to :data:`READ_RETRY_SECONDS` (a restart or failover of the API server or its database
+    costs the try a wait, not the try). (Limit: an Airflow API server whose own metadata database
+    fails during the read answers "not found".)
     """
     comms = _supervisor()
     if comms is None:  # not in a running task (a test's fake, a script): the public API
@@ -326,25 +334,38 @@ def read_variable(name: str) -> str | None:
             return Variable.get(name, default=None)
         except ImportError:  # this task SDK reads Variables only inside a running task: none here
             return None
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(READ_RETRY_SECONDS),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+        retry=tenacity.retry_if_exception_type(_UnreadableVariable),
+        reraise=True,
+    )
+    try:
+        return retrying(_read_through, comms, name)
+    except _UnreadableVariable as exc:
+        raise SeedanceError(
+            f"Airflow Variable {name!r} (this task's submission record) could not be read ({exc}); "
+            "nothing was sent. The next try reads it again."
+        ) from exc.__cause__
+
+
+class _UnreadableVariable(Exception):
+    """The supervisor could not read a Variable (the API server failed): worth reading again."""
+
+
+def _read_through(comms: Any, name: str) -> str | None:
     from airflow.sdk.exceptions import ErrorType
     from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
 
     try:
         answer = comms.send(GetVariable(key=name))
     except Exception as exc:  # the supervisor answered with an error: the API server failed
-        raise SeedanceError(
-            f"Airflow Variable {name!r} (this task's submission record) could not be read ({exc}); "
-            "nothing was sent. The next try reads it again."
-        ) from exc
+        raise _UnreadableVariable(str(exc)) from exc
     if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
         return None
     if isinstance(answer, VariableResult):
         return answer.value
-    raise SeedanceError(
-        f"Airflow Variable {name!r} (this task's submission record) could not be read "
-        f"({type(answer).__name__}: {getattr(answer, 'error', '')}); nothing was sent. "
-        "The next try reads it again."
-    )
+    raise _UnreadableVariable(f"{type(answer).__name__}: {getattr(answer, 'error', '')}")
 
 
 def write_variable(name: str, value: str, description: str) -> None:
@@ -543,14 +564,29 @@ class SubmissionRecord:
 
     def _load(self) -> list[dict[str, Any]]:
         if self._parts is None:
-            parts = [self._backend.load(0) or {}]
+            parts = [self._read(0) or {}]
             if self.shard_size is not None:
-                while (part := self._backend.load(len(parts))) is not None:
+                while (part := self._read(len(parts))) is not None:
                     parts.append(part)
             self._part_of = {fingerprint: i for i, part in enumerate(parts) for fingerprint in part}
             self._parts = parts
             self._adopt_late_answers()
         return self._parts
+
+    def _read(self, part: int) -> dict[str, Any] | None:
+        """A part, read again for up to :data:`READ_RETRY_SECONDS` while the store cannot be
+        reached (Airflow's API server or database restarting): a failed read stops the try
+        before any POST, and a try spent on a restart is one fewer for the generation."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(READ_RETRY_SECONDS),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+            # an unreadable record (SeedanceError) will not read better; a kill is no error
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, Exception) and not isinstance(exc, SeedanceError)
+            ),
+            reraise=True,
+        )
+        return retrying(self._backend.load, part)
 
     def _adopt_late_answers(self) -> None:
         """Record the task id a try declared dead handed over (:class:`LateAnswers`) for each

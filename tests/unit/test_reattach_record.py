@@ -142,3 +142,45 @@ def test_a_flush_cut_short_never_stores_a_part_after_one_it_did_not_store(dies_a
     stored = [part for part in range(3) if part_key(RECORD_KEY, part) in store.data]
     assert stored == list(range(len(stored))), f"parts stored: {stored}"
     assert len(stored) == dies_at_write - 1
+
+
+class Restarting(Store):
+    """A store whose reads fail while Airflow's API server restarts (``failures`` reads)."""
+
+    def __init__(self, failures: int, error: BaseException) -> None:
+        super().__init__()
+        self.failures = failures
+        self.error = error
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return super().get(key, default)
+
+
+def test_a_read_that_fails_while_the_api_server_restarts_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
+    store = Restarting(0, RuntimeError("API_SERVER_ERROR: connection refused"))
+    record(store).mark_submitted((FP, "gen-1"))
+    store.failures = 3
+    found = record(store).get(FP)
+    assert found is not None and found.seedance_task_id == "gen-1" and store.failures == 0
+
+
+def test_a_store_that_stays_unreachable_stops_the_try(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airflow_provider_seedance.reattach.READ_RETRY_SECONDS", 0)
+    store = Restarting(1, RuntimeError("API_SERVER_ERROR: connection refused"))
+    with pytest.raises(RuntimeError, match="connection refused"):
+        record(store).get(FP)
+
+
+def test_an_unreadable_entry_or_a_kill_is_not_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrying either would only delay (an edited entry) or outlive (a killed worker) the try."""
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
+    for error in (SeedanceError("unreadable record"), KeyboardInterrupt()):
+        store = Restarting(1, error)
+        with pytest.raises(type(error)):
+            record(store).get(FP)
+        assert store.failures == 0
+        assert record(store).get(FP) is None  # the next read is the store's answer

@@ -61,6 +61,7 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Supervisor:
     monkeypatch.setattr("airflow.sdk.Variable.get", public_api_not_used)
     monkeypatch.setattr("airflow.sdk.Variable.set", public_api_not_used)
     monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 0)
+    monkeypatch.setattr("airflow_provider_seedance.reattach.READ_RETRY_SECONDS", 0)
     return fake
 
 
@@ -133,3 +134,31 @@ def test_a_refused_write_says_which_variable_was_not_stored(supervisor: Supervis
     supervisor.failing = API_DOWN[0]
     with pytest.raises(SeedanceError, match=r"Variable 'k' could not be stored \(.*API_SERVER_ERROR"):
         write_variable("k", "{}", "desc")
+
+
+@pytest.mark.parametrize("failure", API_DOWN, ids=API_DOWN_IDS)
+def test_a_read_that_fails_while_the_api_server_restarts_is_read_again(
+    supervisor: Supervisor, failure: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart of the API server (or a failover of its database) costs the try a wait, not the
+    try: the record is read again until it answers, and then re-attached to."""
+    paid = FakeHook()
+    first = single(paid, **CHEAP).execute(on_3_2(1))
+    monkeypatch.setattr("airflow_provider_seedance.reattach.READ_RETRY_SECONDS", 30)
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
+    original, failures = supervisor.send, [failure, failure]
+
+    def restarting(msg: Any) -> Any:
+        if isinstance(msg, GetVariable) and failures:
+            supervisor.failing = failures.pop()
+            try:
+                return original(msg)
+            finally:
+                supervisor.failing = None
+        return original(msg)
+
+    supervisor.send = restarting  # type: ignore[method-assign]
+    hook = FakeHook()
+    result = single(hook, **CHEAP).execute(on_3_2(2))
+    assert len(paid.posts) == 1 and hook.posts == [] and failures == []
+    assert result["task_id"] == first["task_id"]

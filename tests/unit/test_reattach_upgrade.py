@@ -17,6 +17,7 @@ import pytest
 
 from airflow_provider_seedance.exceptions import SeedanceSubmissionUncertainError
 from airflow_provider_seedance.reattach import SubmissionRecord
+from tests.state_store import Killed
 from tests.unit.fakes import TI, FakeHook, Store
 from tests.unit.operators.test_single_submit_rules import CHEAP, single
 
@@ -214,5 +215,42 @@ def test_a_record_read_from_the_old_place_is_copied_forward_part_by_part(variabl
     assert SubmissionRecord.for_context(on_3_3(store, 2), shard_size=1).get("b") is not None
     variables.values.clear()  # the Variables are pruned: the store holds the whole record now
     again = SubmissionRecord.for_context(on_3_3(store, 3), shard_size=1)
+    a, b = again.get("a"), again.get("b")
+    assert a is not None and a.seedance_task_id == "gen-a" and b is not None and b.seedance_task_id == "gen-b"
+
+
+def test_once_the_store_holds_the_record_the_old_place_is_never_read_again(
+    variables: Variables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A try resumed from deferral, or a batch looking for a part past its last, must not fail
+    because the Variables cannot be read (the API server restarting): the record is the store's."""
+    store = Store()
+    first = SubmissionRecord.for_context(on_3_3(store, 1), shard_size=1)
+    first.mark_submitted(("a", "gen-a"), ("b", "gen-b"))
+
+    def unreachable(key: str, default: Any = None) -> Any:
+        raise RuntimeError(f"API server restarting (reading {key})")
+
+    monkeypatch.setattr(variables, "get", unreachable)
+    again = SubmissionRecord.for_context(on_3_3(store, 2), shard_size=1)
+    b = again.get("b")
+    assert b is not None and b.seedance_task_id == "gen-b" and again.parts == 2
+
+
+def test_a_copy_forward_cut_short_leaves_no_part_behind(variables: Variables) -> None:
+    """The old record is copied last part first: a worker killed during the copy leaves the
+    store without a first part, so the next try copies the whole record again (a first part
+    copied before a later one would make the store look complete with that later part missing,
+    and its generation paid again once the Variables are pruned)."""
+    SubmissionRecord.for_context(on_3_2(1), shard_size=1).mark_submitted(("a", "gen-a"), ("b", "gen-b"))
+    store = Store()
+    store.kill_at_write = 2  # the copy's second write never happens
+    with pytest.raises(Killed):
+        SubmissionRecord.for_context(on_3_3(store, 2), shard_size=1).get("a")
+    store.kill_at_write = None
+    SubmissionRecord.for_context(on_3_3(store, 3), shard_size=1).get("a")  # copies again, whole
+    variables.values.clear()  # then the Variables are pruned
+
+    again = SubmissionRecord.for_context(on_3_3(store, 4), shard_size=1)
     a, b = again.get("a"), again.get("b")
     assert a is not None and a.seedance_task_id == "gen-a" and b is not None and b.seedance_task_id == "gen-b"
