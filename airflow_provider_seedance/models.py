@@ -83,6 +83,11 @@ TaskStatus.TERMINAL = TERMINAL_STATUSES
 TaskStatus.KNOWN = KNOWN_STATUSES
 
 
+#: The status a generation has in our records before any read of it answered (not a status the
+#: guide defines: it never comes from the API, and it is not terminal).
+UNREAD_STATUS = "UNKNOWN"
+
+
 class TriggerEventStatus(StrEnum):
     """``status`` of the event :class:`SeedanceStatusTrigger` fires."""
 

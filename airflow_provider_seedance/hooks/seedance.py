@@ -100,6 +100,7 @@ from airflow_provider_seedance.hooks.transport import (
 )
 from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import (
+    UNREAD_STATUS,
     GenerationRequest,
     SeedanceTask,
     TaskStatus,
@@ -806,7 +807,7 @@ class SeedanceHook(HttpHook):
             end = min(end, started + timeout) if end is not None else started + timeout
         reported_unknown: set[str] = set()
         last_logged = 0.0
-        last_status = "UNKNOWN"
+        last_status = UNREAD_STATUS
         outage = self.retry_policy.max_outage
         while True:
             read_started = time.time()

@@ -40,6 +40,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import (
     API_FIELDS,
+    UNREAD_STATUS,
     GenerationRequest,
     SeedanceTask,
     TaskStatus,
@@ -277,7 +278,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
         progress = _Progress()
         if isinstance(seedance_task_id, str) and seedance_task_id.strip():
             # Submitted before the deferral: a failure from here on is never "nothing was sent".
-            progress.last = SeedanceTask(seedance_task_id.strip(), "UNKNOWN")
+            progress.last = SeedanceTask(seedance_task_id.strip(), UNREAD_STATUS)
         with recording_failures(context, self.log, progress, self.keep_for_lineage):
             progress.use(self.build_request(), SubmissionRecord.for_context(context))
             assert progress.record is not None
@@ -424,7 +425,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                     previous.seedance_task_id,
                 )
             # Known before the read: if it fails, the failure still names the recorded generation.
-            progress.last = SeedanceTask(previous.seedance_task_id, "UNKNOWN", request=progress.request)
+            progress.last = SeedanceTask(previous.seedance_task_id, UNREAD_STATUS, request=progress.request)
             try:
                 task = self.hook.get_status(previous.seedance_task_id)
             except SeedanceTaskNotFoundError:

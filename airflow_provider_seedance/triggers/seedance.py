@@ -25,7 +25,7 @@ from airflow_provider_seedance.hooks.retry import (
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.hosts import url_for_logs
-from airflow_provider_seedance.models import SeedanceTask, TaskStatus, TriggerEventStatus
+from airflow_provider_seedance.models import UNREAD_STATUS, SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.xcoms import success_xcoms
 
@@ -113,7 +113,7 @@ class SeedanceStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         task_id = self.seedance_task_id
-        last = SeedanceTask(task_id=task_id, status="UNKNOWN")
+        last = SeedanceTask(task_id=task_id, status=UNREAD_STATUS)
         unknown_reported: set[str] = set()
         attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
         read_started = time.time()

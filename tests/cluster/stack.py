@@ -135,6 +135,26 @@ class Part:
     log: str
     #: The ``job`` row of a triggerer (whose ``trigger.triggerer_id`` points at it).
     job_id: int | None = None
+    #: When the process started (``psutil``'s create time): a pid the system gave to another
+    #: process since (the stack died, the machine rebooted) is never signalled as this part.
+    started_at: float | None = None
+
+    def process(self) -> psutil.Process | None:
+        """This part's process, ``None`` when it is gone (or its pid now names another process)."""
+        try:
+            proc = psutil.Process(self.pid)
+            if self.started_at is not None and abs(proc.create_time() - self.started_at) > 0.5:
+                return None
+            return proc
+        except psutil.Error:
+            return None
+
+
+def _started_at(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 @dataclass
@@ -279,7 +299,7 @@ class Stack:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        part = Part(name=name, pid=popen.pid, port=port, command=command, log=str(log))
+        part = Part(name, popen.pid, port, command, str(log), started_at=_started_at(popen.pid))
         self.parts[name] = part
         self.save()
         return part
@@ -447,7 +467,8 @@ class Stack:
                 check=True,
             )
             (self.pg_data / "created").touch()
-        part = Part("postgres", pid, port, [pg_bin("postgres"), *options.split()], str(log))
+        command = [pg_bin("postgres"), *options.split()]
+        part = Part("postgres", pid, port, command, str(log), started_at=_started_at(pid))
         self.parts["postgres"] = part
         self.save()
         return part
@@ -516,18 +537,20 @@ class Stack:
     # ------------------------------------------------------------------ signals
     def alive(self, name: str) -> bool:
         part = self.parts.get(name)
-        if part is None:
+        proc = part.process() if part is not None else None
+        if proc is None:
             return False
         try:
-            return psutil.Process(part.pid).status() != psutil.STATUS_ZOMBIE
+            return proc.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
     def group(self, name: str) -> list[psutil.Process]:
         """The part's process and everything below it (Celery pool, task processes...)."""
-        part = self.parts[name]
+        root = self.parts[name].process()
+        if root is None:
+            return []
         try:
-            root = psutil.Process(part.pid)
             return [root, *root.children(recursive=True)]
         except psutil.Error:
             return []
@@ -535,6 +558,8 @@ class Stack:
     def signal(self, name: str, sig: int) -> None:
         """Send ``sig`` to the part's whole process group (as when its container dies/pauses)."""
         members = self.group(name)
+        if not members:  # gone (or its pid is another process's now): nothing of ours to signal
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.parts[name].pid, sig)
         for proc in members:  # anything that left the group (Celery's pool does not, but be sure)
@@ -554,6 +579,8 @@ class Stack:
             return
         members = self.group(name)
         part = self.parts[name]
+        if not members:  # gone (or its pid is another process's now): never signal a stranger
+            return
         if name == "scheduler":  # alone first: it stops its own children in order
             with contextlib.suppress(ProcessLookupError):
                 os.kill(part.pid, signal.SIGTERM)
@@ -681,15 +708,21 @@ class Stack:
             return False, f"{type(exc).__name__}: {str(exc)[:60]}"
 
     def status_text(self) -> str:
+        return self.status()[0]
+
+    def status(self) -> tuple[str, bool]:
+        """The health table, and whether every part is healthy."""
         lines = [f"{'part':<14} {'pid':>8} {'port':>6}  health"]
+        healthy = True
         for name in ORDER:
             part = self.parts.get(name)
             ok, detail = self.health(name) if part else (False, "never started")
+            healthy = healthy and ok
             lines.append(
                 f"{name:<14} {part.pid if part else '-':>8} {part.port if part and part.port else '-':>6}  "
                 f"{'healthy' if ok else 'UNHEALTHY'} ({detail})"
             )
-        return "\n".join(lines)
+        return "\n".join(lines), healthy
 
     def env_text(self) -> str:
         """What a user needs to reach the stack (the API key is the emulator's, not a secret)."""
@@ -741,9 +774,10 @@ def main(argv: list[str]) -> int:
         except RuntimeError as exc:
             print(exc)
             return 1
-        print(stack.status_text())
+        text, healthy = stack.status()
+        print(text)
         print("\n" + stack.env_text())
-        return 0
+        return 0 if healthy else 1  # scripts can wait on `make cluster-status`
     if command == "down":
         if not home.exists():
             print(f"no stack at {home}")

@@ -117,6 +117,8 @@ class Chaos:
         self.airflow: AirflowCluster = stack.airflow()
         self.emulator = Emulator(stack.emulator_url)
         self.date = f"chaos-{uuid.uuid4().hex[:8]}"
+        #: What the scenario has measured so far (a run that stops half-way still reports it).
+        self.outcome: Outcome | None = None
 
     # ---------------------------------------------------------------- observation
     def wait(
@@ -335,6 +337,7 @@ class Chaos:
         started = time.monotonic()
         n = SIZES["batch"] + SIZES["mapped"] + SIZES["pairs"]
         outcome = Outcome(date=self.date, logical_requests=n + 1, injected_resubmissions=1)
+        self.outcome = outcome
         for dag_id in (CATALOG, VICTIM):
             self.airflow.wait_for_dag(dag_id, timeout=180)
             self.airflow.unpause(dag_id)
@@ -417,50 +420,78 @@ def object_key(prompt: str) -> str:
     return f"{date}/{key.rsplit('-', 1)[0]}/{key}.mp4"
 
 
-def summary(outcome: Outcome) -> str:
-    posts = outcome.ledger_after_second["generate_requests"] - outcome.ledger_before["generate_requests"]
-    first = account(outcome.ledger_after_first)
-    before = account(outcome.ledger_before)
+def summary(outcome: Outcome, stopped: BaseException | None = None) -> str:
+    """The scenario's figures; those a run that stopped half-way never reached say so."""
+
+    def figure(compute: Callable[[], str]) -> str:
+        try:
+            return compute()
+        except (KeyError, ValueError):  # a ledger or a list the run never got to
+            return "not reached"
+
+    def posts() -> str:
+        sent = outcome.ledger_after_second["generate_requests"] - outcome.ledger_before["generate_requests"]
+        return f"{sent} (= requests + {outcome.injected_resubmissions} injected resubmission)"
+
+    def first_run(key: str) -> int:
+        return account(outcome.ledger_after_first)[key] - account(outcome.ledger_before)[key]
+
+    def second_run() -> str:
+        after, first = outcome.ledger_after_second, outcome.ledger_after_first
+        sent = after["generate_requests"] - first["generate_requests"]
+        return f"{charged_delta(outcome, outcome.ledger_after_first, outcome.ledger_after_second)}, {sent}"
+
     success = [t for t in outcome.tasks if t["status"] == "SUCCESS"]
     per_request = Counter(t["request"]["prompt"] for t in success)
     delivered = sum(1 for t in success if object_key(t["request"]["prompt"]) in outcome.objects)
+    reached = bool(outcome.tasks)
+    unreached = "not reached"
     rows = [
         (
             "logical requests",
             f"{outcome.logical_requests} ({SIZES['batch']} batch, {SIZES['mapped']} mapped, "
             f"{SIZES['pairs']} pairs, 1 victim)",
         ),
-        ("POSTs received", f"{posts} (= requests + {outcome.injected_resubmissions} injected resubmission)"),
-        ("credits charged", str(first["charged"] - before["charged"])),
-        ("credits refunded", f"{first['refunded'] - before['refunded']} (the injected FAILED outcome)"),
+        ("POSTs received", figure(posts)),
+        ("credits charged", figure(lambda: str(first_run("charged")))),
+        ("credits refunded", figure(lambda: f"{first_run('refunded')} (the injected FAILED outcome)")),
+        ("second run: credits, POSTs", figure(second_run)),
         (
-            "second run: credits, POSTs",
-            f"{charged_delta(outcome, outcome.ledger_after_first, outcome.ledger_after_second)}, "
-            + str(
-                outcome.ledger_after_second["generate_requests"]
-                - outcome.ledger_after_first["generate_requests"]
-            ),
+            "delivered objects",
+            f"{len(outcome.objects)} ({delivered} match a successful generation)" if reached else unreached,
         ),
-        ("delivered objects", f"{len(outcome.objects)} ({delivered} match a successful generation)"),
-        ("lost", str(len(per_request) - delivered)),
-        ("duplicate charges", str(sum(c - 1 for c in per_request.values()))),
+        ("lost", str(len(per_request) - delivered) if reached else unreached),
+        ("duplicate charges", str(sum(c - 1 for c in per_request.values())) if reached else unreached),
     ]
+    rows += [(f"run: {name}", str(run.get("state"))) for name, run in outcome.runs.items()]
     rows += [
         (f"recovery: {f.name}", f"{f.recovery_seconds:.1f} s   [{f.in_flight}; {f.detail}]")
         for f in outcome.faults
     ]
-    rows.append(("wall time (scenario, stack up)", f"{outcome.wall_seconds:.0f} s"))
+    if stopped is not None:
+        rows.append(("STOPPED", f"{type(stopped).__name__}: {str(stopped)[:300]}"))
+    else:
+        rows.append(("wall time (scenario, stack up)", f"{outcome.wall_seconds:.0f} s"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"| {name:<{width}} | {value} |" for name, value in rows)
 
 
-@pytest.fixture(scope="session")
-def outcome(stack: Stack) -> Outcome:
-    result = Chaos(stack).run()
-    table = summary(result)
+def report(table: str, heading: str) -> None:
     SUMMARY_PATH.parent.mkdir(parents=True, exist_ok=True)
     SUMMARY_PATH.write_text(table + "\n")
-    print(f"\n\nProduction shape under chaos (summary also in {SUMMARY_PATH}):\n{table}\n")
+    print(f"\n\n{heading} (summary also in {SUMMARY_PATH}):\n{table}\n")
+
+
+@pytest.fixture(scope="session")
+def outcome(stack: Stack) -> Outcome:
+    chaos = Chaos(stack)
+    try:
+        result = chaos.run()
+    except BaseException as exc:  # what was measured before it stopped is still reported
+        if chaos.outcome is not None:
+            report(summary(chaos.outcome, stopped=exc), "Production shape under chaos, STOPPED half-way")
+        raise
+    report(summary(result), "Production shape under chaos")
     return result
 
 

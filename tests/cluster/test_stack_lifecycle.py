@@ -9,10 +9,12 @@ needed): they only use a temporary home and processes of their own.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +146,82 @@ def test_down_with_nothing_there_says_so(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(tmp_path / "absent"))
     assert stack_module.main(["down"]) == 0
     assert "no stack at" in capsys.readouterr().out
+
+
+def test_status_of_a_stack_that_is_not_healthy_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make cluster-status` is what a script waits on: a stack whose parts are gone is no
+    success (it printed UNHEALTHY and exited 0)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    # a stack's state file whose processes are long gone (nothing listens on a port of its own)
+    ports = {name: stack_module.free_port() for name in ("api-server", "emulator", "postgres", "redis", "s3")}
+    Stack(home=home, ports=ports).save()
+    monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(home))
+    assert stack_module.main(["status"]) == 1
+    assert "UNHEALTHY" in capsys.readouterr().out
+
+
+def test_down_never_signals_a_process_that_took_a_parts_pid(
+    tmp_path: Path, spawn: list[subprocess.Popen[bytes]]
+) -> None:
+    """After a reboot (or a stack that died long ago) a part's pid may name another process,
+    even a process group leader: `down` and a restart must leave it alone."""
+    stranger = subprocess.Popen(SLEEP, start_new_session=True)  # leads a group, as a part did
+    spawn.append(stranger)
+    home = tmp_path / "home"
+    home.mkdir()
+    born = stack_module.psutil.Process(stranger.pid).create_time()
+    part = stack_module.Part("redis", stranger.pid, 1, ["redis-server"], "redis.log", started_at=born - 3600)
+    stack = Stack(home=home, ports={"redis": 1}, parts={"redis": part})
+    assert not stack.alive("redis") and stack.group("redis") == []
+    stack.signal("redis", signal.SIGKILL)
+    stack.stop("redis", timeout=1)
+    assert stranger.poll() is None, "a stranger's process was signalled as the stack's"
+    # the part itself (its start time matches) is still stopped
+    stack.parts["redis"] = stack_module.Part("redis", stranger.pid, 1, ["x"], "x.log", started_at=born)
+    assert stack.alive("redis")
+    stack.stop("redis", timeout=5)
+    assert stranger.wait(timeout=10) is not None
+
+
+def test_a_scenario_stopped_half_way_still_reports_what_it_measured() -> None:
+    """A chaos run that fails before its end (a run never finishing, a fault that did not
+    recover) prints the figures and recoveries it reached, and why it stopped (it printed none)."""
+    from tests.cluster.test_production_shape import Fault, Outcome, summary
+
+    ledger = {"generate_requests": 10, "accounts": {"k": {"charged": 280, "refunded": 0}}}
+    partial = Outcome(date="d", logical_requests=5, injected_resubmissions=1, ledger_before=ledger)
+    partial.faults.append(Fault("SIGKILL Celery worker after POST", "0 triggers, 4 tasks running", 115.6))
+    partial.runs["cluster_catalog first"] = {"state": "running"}
+
+    table = summary(partial, stopped=TimeoutError("cluster_catalog first did not end in 900 s"))
+
+    assert "| POSTs received" in table and "not reached" in table
+    assert "recovery: SIGKILL Celery worker after POST | 115.6 s" in table
+    assert "run: cluster_catalog first" in table and "running" in table
+    assert "STOPPED" in table and "did not end in 900 s" in table
+
+
+def test_a_finished_scenario_reports_every_figure() -> None:
+    from tests.cluster.test_production_shape import Outcome, summary
+
+    def ledger(posts: int, charged: int) -> dict[str, Any]:
+        return {"generate_requests": posts, "accounts": {"k": {"charged": charged, "refunded": 28}}}
+
+    prompt = "Catalog d batch-0001: the product turns"
+    done = Outcome(
+        date="d",
+        logical_requests=1,
+        injected_resubmissions=0,
+        ledger_before=ledger(0, 0),
+        ledger_after_first=ledger(1, 28),
+        ledger_after_second=ledger(1, 28),
+        tasks=[{"status": "SUCCESS", "request": {"prompt": prompt}}],
+        objects={"d/batch/batch-0001.mp4": b"mp4"},
+        wall_seconds=12.0,
+    )
+    table = summary(done)
+    assert "not reached" not in table and "STOPPED" not in table
+    assert "| 1 (= requests + 0 injected" in table and "| 0, 0 |" in table and "1 match a successful" in table

@@ -159,7 +159,7 @@ class Restarting(Store):
         return super().get(key, default)
 
 
-def test_a_read_that_fails_while_the_api_server_restarts_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_refused_by_a_restarting_api_server_is_read_again(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
     store = Restarting(0, RuntimeError("API_SERVER_ERROR: connection refused"))
     record(store).mark_submitted((FP, "gen-1"))
