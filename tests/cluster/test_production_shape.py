@@ -58,6 +58,8 @@ class Fault:
     in_flight: str
     recovery_seconds: float
     detail: str = ""
+    #: A killed triggerer's triggers seen held by another triggerer afterwards (None: not that fault).
+    moved: int | None = None
 
 
 @dataclass
@@ -207,13 +209,34 @@ class Chaos:
         name = self.busiest_triggerer(minimum=3)
         job_id = self.stack.parts[name].job_id
         in_flight = self.in_flight_text()
-        held = self.stack.triggers_by_triggerer().get(job_id, 0)
+        held = [
+            int(r[0]) for r in self.stack.sql("SELECT id FROM trigger WHERE triggerer_id = %s", (job_id,))
+        ]
         self.stack.signal(name, signal.SIGKILL)
         killed = time.monotonic()
         self.wait(lambda: self.triggers_moved_off(job_id), f"{name}'s triggers to move", timeout=180)
         recovery = time.monotonic() - killed
+        [owners] = self.wait(
+            lambda: self.owners_once_settled(held, job_id), f"{name}'s triggers to settle", 60
+        )
+        moved = sum(1 for owner in owners.values() if owner is not None)
         self.stack.start(name)  # the replacement joins (a new job row)
-        return Fault("SIGKILL triggerer", in_flight, recovery, f"{name} held {held}; moved to the other")
+        fired = len(held) - len(owners)
+        detail = f"{name} held {len(held)}; {moved} now held by another triggerer, {fired} fired or gone"
+        return Fault("SIGKILL triggerer", in_flight, recovery, detail, moved=moved)
+
+    def owners_once_settled(
+        self, trigger_ids: list[int], dead_job: int | None
+    ) -> tuple[dict[int, int | None]] | None:
+        """Which triggerer holds each of ``trigger_ids`` that still exists, once none is held by
+        ``dead_job`` or unassigned (``None`` until then; a trigger that fired is absent)."""
+        if not trigger_ids:
+            return ({},)
+        rows = self.stack.sql("SELECT id, triggerer_id FROM trigger WHERE id = ANY(%s)", (trigger_ids,))
+        owners = {int(r[0]): (int(r[1]) if r[1] is not None else None) for r in rows}
+        if any(owner is None or owner == dead_job for owner in owners.values()):
+            return None
+        return (owners,)
 
     def kill_worker_after_post(
         self, victim_run: str, posts_before_victim: int, start_load: Callable[[], None]
@@ -463,6 +486,7 @@ def summary(outcome: Outcome, stopped: BaseException | None = None) -> str:
         ("lost", str(len(per_request) - delivered) if reached else unreached),
         ("duplicate charges", str(sum(c - 1 for c in per_request.values())) if reached else unreached),
     ]
+    rows.append(("Spend API: credits, possible, skipped", figure(lambda: spend_figures(outcome.spend))))
     rows += [(f"run: {name}", str(run.get("state"))) for name, run in outcome.runs.items()]
     rows += [
         (f"recovery: {f.name}", f"{f.recovery_seconds:.1f} s   [{f.in_flight}; {f.detail}]")
@@ -474,6 +498,14 @@ def summary(outcome: Outcome, stopped: BaseException | None = None) -> str:
         rows.append(("wall time (scenario, stack up)", f"{outcome.wall_seconds:.0f} s"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"| {name:<{width}} | {value} |" for name, value in rows)
+
+
+def spend_figures(spend: dict[str, Any]) -> str:
+    possible = spend["possible_charges"]
+    return (
+        f"{spend['total']['credits']}, {possible['submissions']} submissions "
+        f"({possible['estimated_credits']} credits), {spend['skipped_records']} records"
+    )
 
 
 def report(table: str, heading: str) -> None:
@@ -532,6 +564,15 @@ def test_every_success_is_in_the_bucket_with_the_emulators_bytes(outcome: Outcom
     stored = {key: hashlib.sha256(data).hexdigest() for key, data in outcome.objects.items()}
     assert stored == expected
     assert len(stored) == outcome.logical_requests
+
+
+def test_the_killed_worker_and_triggerer_had_their_work_taken_over(outcome: Outcome) -> None:
+    """The worker was killed during the victim's try (it ended on a later one), and the killed
+    triggerer's triggers were taken over by the other triggerer (not merely gone)."""
+    [victim] = outcome.task_instances[f"{VICTIM} first"]
+    assert victim["try_number"] >= 2, victim
+    [killed] = [f for f in outcome.faults if f.name == "SIGKILL triggerer"]
+    assert killed.moved is not None and killed.moved >= 1, killed
 
 
 def test_every_fault_hit_work_in_flight(outcome: Outcome) -> None:

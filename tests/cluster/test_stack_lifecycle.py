@@ -220,8 +220,14 @@ def test_a_finished_scenario_reports_every_figure() -> None:
         ledger_after_second=ledger(1, 28),
         tasks=[{"status": "SUCCESS", "request": {"prompt": prompt}}],
         objects={"d/batch/batch-0001.mp4": b"mp4"},
+        spend={
+            "total": {"credits": 28},
+            "possible_charges": {"submissions": 0, "estimated_credits": 0},
+            "skipped_records": 0,
+        },
         wall_seconds=12.0,
     )
     table = summary(done)
     assert "not reached" not in table and "STOPPED" not in table
     assert "| 1 (= requests + 0 injected" in table and "| 0, 0 |" in table and "1 match a successful" in table
+    assert "| 28, 0 submissions (0 credits), 0 records |" in table

@@ -119,12 +119,12 @@ def test_a_batch_record_in_parts_is_read_part_by_part_across_the_upgrade(variabl
     old.mark_submitted(("a", "gen-a"), ("b", "gen-b"))  # part 0 and part 1, in Variables
     store = Store()
     moved = SubmissionRecord.for_context(on_3_3(store, 2), shard_size=1)
-    moved.mark_submitted(("b", "gen-b2"))  # only part 1 is written to the store
+    moved.mark_submitted(("b", "gen-b2"))  # both parts were copied to the store; part 1 is rewritten
 
     again = SubmissionRecord.for_context(on_3_3(store, 3), shard_size=1)
 
     a, b = again.get("a"), again.get("b")
-    assert a is not None and a.seedance_task_id == "gen-a"  # part 0: still the Variable's
+    assert a is not None and a.seedance_task_id == "gen-a"  # part 0: the Variable's, as copied
     assert b is not None and b.seedance_task_id == "gen-b2"  # part 1: the store's, newer
 
 
@@ -224,6 +224,7 @@ def test_once_the_store_holds_the_record_the_old_place_is_never_read_again(
 ) -> None:
     """A try resumed from deferral, or a batch looking for a part past its last, must not fail
     because the Variables cannot be read (the API server restarting): the record is the store's."""
+    monkeypatch.setattr("airflow_provider_seedance.reattach.READ_RETRY_SECONDS", 0)  # fail at once if read
     store = Store()
     first = SubmissionRecord.for_context(on_3_3(store, 1), shard_size=1)
     first.mark_submitted(("a", "gen-a"), ("b", "gen-b"))
