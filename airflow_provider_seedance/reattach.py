@@ -48,7 +48,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -266,11 +266,13 @@ class _VariableBackend:
         legacy_name: str | None = None,
         description: str = "",
         part_name: Callable[[int], str] | None = None,
+        read_retry_seconds: float | None = None,
     ) -> None:
         self._name = name
         self._legacy_name = legacy_name
         self._description = description
         self._part_name = part_name
+        self._read_retry_seconds = read_retry_seconds
 
     def _name_of(self, part: int) -> str:
         if part == 0:
@@ -282,7 +284,7 @@ class _VariableBackend:
     def _read(self, name: str) -> dict[str, Any] | None:
         # Only a missing variable means "nothing submitted yet"; any other failure to read it
         # propagates, because taking it for an empty record would pay for the POST again.
-        raw = read_variable(name)
+        raw = read_variable(name, retry_seconds=self._read_retry_seconds)
         if not raw:
             return None
         try:
@@ -315,7 +317,7 @@ def _supervisor() -> Any | None:
     return getattr(task_runner, "SUPERVISOR_COMMS", None)
 
 
-def read_variable(name: str) -> str | None:
+def read_variable(name: str, retry_seconds: float | None = None) -> str | None:
     """An Airflow Variable's value; ``None`` only when the API server says it does not exist.
 
     ``Variable.get(name, default=None)`` cannot be used for a record: some task SDK versions
@@ -335,7 +337,7 @@ def read_variable(name: str) -> str | None:
         except ImportError:  # this task SDK reads Variables only inside a running task: none here
             return None
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_delay(READ_RETRY_SECONDS),
+        stop=tenacity.stop_after_delay(READ_RETRY_SECONDS if retry_seconds is None else retry_seconds),
         wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
         retry=tenacity.retry_if_exception_type(_UnreadableVariable),
         reraise=True,
@@ -401,7 +403,8 @@ class LateAnswers:
 
     def __init__(self, name: str, description: str) -> None:
         self.name = name
-        self._variable = _VariableBackend(name, description=description)
+        # read once, never waited on: a hand-over races the kill of a try declared dead
+        self._variable = _VariableBackend(name, description=description, read_retry_seconds=0)
 
     def read(self) -> dict[str, tuple[str, float]]:
         """``{fingerprint: (seedance task id, time of the mark it answers)}`` ({} when unreadable)."""
@@ -519,6 +522,8 @@ class SubmissionRecord:
         self._late = late
         #: Answers to ``submitting`` marks not yet written: ``{fingerprint: (task id, mark time)}``.
         self._answered: dict[str, tuple[str, float]] = {}
+        #: Answers that arrived during a failing write and were handed over already.
+        self._handed_over: set[str] = set()
         #: The entries of each part, as read and then changed in memory.
         self._parts: list[dict[str, Any]] | None = None
         #: The part holding each fingerprint.
@@ -636,14 +641,19 @@ class SubmissionRecord:
         """How many parts the record has (in memory, written or about to be)."""
         return len(self._load())
 
-    def flush(self) -> None:
+    def flush(self, arrived: Callable[[], Iterable[tuple[str, str]]] | None = None) -> None:
         """Write every part changed since its last write, in ascending order, each retried
-        while the store is unreachable (idempotent; nothing changed: nothing written)."""
+        while the store is unreachable (idempotent; nothing changed: nothing written).
+
+        ``arrived`` lists ``(fingerprint, seedance task id)`` answers that came back while the
+        write is retried (POSTs still in flight when it began); they are handed over with the
+        others if the write fails (:meth:`_hand_over`), and recorded by the caller afterwards.
+        """
         seconds = SAVE_RETRY_SECONDS if self.save_retry_seconds is None else self.save_retry_seconds
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_delay(seconds),
             wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
-            before_sleep=lambda _state: self._hand_over(),
+            before_sleep=lambda _state: self._hand_over(arrived),
             reraise=True,
         )
         parts = self._load()
@@ -652,15 +662,23 @@ class SubmissionRecord:
                 retrying(self._backend.save, parts[part], part)
                 self._dirty.discard(part)
         except Exception:
-            self._hand_over()
+            self._hand_over(arrived)
             raise
         self._answered.clear()
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, arrived: Callable[[], Iterable[tuple[str, str]]] | None = None) -> None:
         """A write of the record failed: hand the answers it holds over to the next try at once
         (a try Airflow declared dead is killed seconds later, and its writes never succeed);
-        tried again at each retry of the write until the hand-over is stored."""
+        tried again at each retry of the write until the hand-over is stored. Answers that
+        ``arrived`` since (each for a ``submitting`` mark of this record) go with them."""
+        for fingerprint, seedance_task_id in arrived() if arrived is not None else ():
+            mark = self.get(fingerprint)
+            if fingerprint in self._handed_over or mark is None or mark.state is not SUBMITTING:
+                continue
+            if mark.submitted_at is not None:
+                self._answered.setdefault(fingerprint, (seedance_task_id, mark.submitted_at))
         if self._late is not None and self._answered and self._late.write(self._answered):
+            self._handed_over.update(self._answered)
             self._answered = {}
 
     def get(self, fingerprint: str) -> Submission | None:

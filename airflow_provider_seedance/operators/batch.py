@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -168,6 +168,17 @@ def _adopt_legacy_keys(record: SubmissionRecord, items: list[_Item]) -> None:
         legacy = item.legacy_key
         if legacy is not None and item.key not in record and legacy in record and legacy not in claimed:
             record.rename(legacy, item.key)
+
+
+def answered_in_flight(in_flight: Mapping[Future[str | SeedanceError], _Item]) -> list[tuple[str, str]]:
+    """``(fingerprint, seedance task id)`` of the POSTs in flight whose answer came back."""
+    arrived = []
+    for future, item in list(in_flight.items()):
+        if future.done() and not future.cancelled() and future.exception() is None:
+            outcome = future.result()
+            if isinstance(outcome, str):
+                arrived.append((item.key, outcome))
+    return arrived
 
 
 class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
@@ -571,7 +582,8 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     else:  # a generation may exist: its "submitting" mark stays
                         self.log.error("requests[%d]: %s", item.index, outcome)
                 starting = take(len(done))
-                record.flush()
+                # answers that come back while this write is retried are handed over with it
+                record.flush(arrived=lambda: answered_in_flight(in_flight))
                 in_flight.update({pool.submit(post, item): item for item in starting})
         self.log.info("Seedance batch: submitted %d generations", submitted)
         self._bind_or_release(run, reservations)

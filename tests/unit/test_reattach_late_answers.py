@@ -10,6 +10,8 @@ heartbeat timeout.)
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -321,3 +323,64 @@ def test_a_hand_over_edited_into_no_json_object_is_unreadable_and_kept(
     assert late.read() == {}
     assert not late.write({"fp-a": ("gen-a", 1.5)})
     assert variables.values[LATE] == edited
+
+
+def test_answers_that_arrive_while_a_refused_write_is_retried_are_handed_over_too(
+    variables: Variables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production-shape finding: a batch writes one answer while its other POSTs are still in
+    flight; the write is refused (the try was declared dead) and retried, and the answers that
+    come back meanwhile were neither written nor handed over: killed seconds later, the try left
+    them uncertain, and the next run paid for them again. They are handed over with the first."""
+    monkeypatch.setattr("airflow_provider_seedance.reattach.SAVE_RETRY_SECONDS", 1.0)
+    pause = time.sleep
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: pause(0.01))  # retries without the waits
+    declared_dead = threading.Event()
+
+    def answered_after_the_refusal(request: Any) -> None:
+        if request.prompt != "item 0":
+            declared_dead.wait(timeout=60)
+
+    class Refusing(DeclaredDead):
+        def set(self, key: str, value: Any) -> None:
+            if self.allowed is not None and self.writes >= self.allowed:
+                declared_dead.set()
+            super().set(key, value)
+
+    items = [{"prompt": f"item {n}", **CHEAP} for n in range(3)]
+
+    def batch(hook: FakeHook) -> SeedanceBatchGenerateOperator:
+        return use(
+            SeedanceBatchGenerateOperator(
+                task_id="batch", requests=items, deferrable=False, poll_interval=0, max_in_flight=3
+            ),
+            hook,
+        )
+
+    store = Refusing(allowed=1)  # the three marks went in one write; the first answer's is refused
+    with pytest.raises(RuntimeError, match="404"):
+        batch(FakeHook(on_post=answered_after_the_refusal)).execute(context(store))
+
+    hook = FakeHook()
+    outcome = batch(hook).execute(context(store.next_try()))
+
+    assert hook.posts == []
+    assert sorted(r["task_id"] for r in outcome["results"]) == ["gen-1", "gen-2", "gen-3"]
+    assert all(r["outcome"] == "succeeded" for r in outcome["results"])
+
+
+def test_the_hand_over_read_is_not_waited_on(variables: Variables, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A try declared dead is killed seconds later: its hand-over reads what is there once,
+    never for the record reads' 60 s (`READ_RETRY_SECONDS`)."""
+    from airflow_provider_seedance import reattach
+
+    waits: list[float | None] = []
+    real = reattach.read_variable
+
+    def spy(name: str, retry_seconds: float | None = None) -> str | None:
+        waits.append(retry_seconds)
+        return real(name, retry_seconds=retry_seconds)
+
+    monkeypatch.setattr(reattach, "read_variable", spy)
+    assert reattach.LateAnswers(LATE, "late").write({"fp": ("gen-1", 1.0)})
+    assert waits == [0]
