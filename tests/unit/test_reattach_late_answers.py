@@ -123,25 +123,26 @@ def test_an_unreadable_hand_over_leaves_the_mark_uncertain_and_sends_nothing(
     assert hook.posts == []
 
 
+def three_items(hook: FakeHook) -> SeedanceBatchGenerateOperator:
+    """A blocking batch of three cheap items, all three POSTs in flight at once."""
+    items = [{"prompt": f"item {n}", **CHEAP} for n in range(3)]
+    return use(
+        SeedanceBatchGenerateOperator(
+            task_id="batch", requests=items, deferrable=False, poll_interval=0, max_in_flight=3
+        ),
+        hook,
+    )
+
+
 def test_a_batch_whose_record_writes_were_refused_re_attaches_every_answered_item(
     variables: Variables,
 ) -> None:
-    items = [{"prompt": f"item {n}", **CHEAP} for n in range(3)]
-
-    def batch(hook: FakeHook) -> SeedanceBatchGenerateOperator:
-        return use(
-            SeedanceBatchGenerateOperator(
-                task_id="batch", requests=items, deferrable=False, poll_interval=0, max_in_flight=3
-            ),
-            hook,
-        )
-
     store = DeclaredDead(allowed=1)  # the three marks went in one write, then the try was declared dead
     with pytest.raises(RuntimeError, match="404"):
-        batch(FakeHook()).execute(context(store))
+        three_items(FakeHook()).execute(context(store))
 
     hook = FakeHook()
-    outcome = batch(hook).execute(context(store.next_try()))
+    outcome = three_items(hook).execute(context(store.next_try()))
 
     assert hook.posts == []
     assert sorted(r["task_id"] for r in outcome["results"]) == ["gen-1", "gen-2", "gen-3"]
@@ -347,22 +348,12 @@ def test_answers_that_arrive_while_a_refused_write_is_retried_are_handed_over_to
                 declared_dead.set()
             super().set(key, value)
 
-    items = [{"prompt": f"item {n}", **CHEAP} for n in range(3)]
-
-    def batch(hook: FakeHook) -> SeedanceBatchGenerateOperator:
-        return use(
-            SeedanceBatchGenerateOperator(
-                task_id="batch", requests=items, deferrable=False, poll_interval=0, max_in_flight=3
-            ),
-            hook,
-        )
-
     store = Refusing(allowed=1)  # the three marks went in one write; the first answer's is refused
     with pytest.raises(RuntimeError, match="404"):
-        batch(FakeHook(on_post=answered_after_the_refusal)).execute(context(store))
+        three_items(FakeHook(on_post=answered_after_the_refusal)).execute(context(store))
 
     hook = FakeHook()
-    outcome = batch(hook).execute(context(store.next_try()))
+    outcome = three_items(hook).execute(context(store.next_try()))
 
     assert hook.posts == []
     assert sorted(r["task_id"] for r in outcome["results"]) == ["gen-1", "gen-2", "gen-3"]

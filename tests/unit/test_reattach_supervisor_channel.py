@@ -31,13 +31,24 @@ class Supervisor:
         self.values: dict[str, str] = {}
         self.failing: Any = None  # an ErrorResponse to answer, or an exception to raise
         self.sent: list[Any] = []
+        #: Per message type: (failure, how many more messages get it; None: all).
+        self.faults: dict[type, tuple[Any, int | None]] = {}
+
+    def fail(self, kind: type, failure: Any, times: int | None = None) -> None:
+        """Answer ``failure`` to messages of ``kind``: the next ``times`` of them, or all."""
+        self.faults[kind] = (failure, times)
 
     def send(self, msg: Any) -> Any:
         self.sent.append(msg)
-        if isinstance(self.failing, BaseException):
-            raise self.failing
-        if self.failing is not None:
-            return self.failing
+        failure = self.failing
+        if type(msg) in self.faults:
+            failure, times = self.faults.pop(type(msg))
+            if times is None or times > 1:
+                self.faults[type(msg)] = (failure, None if times is None else times - 1)
+        if isinstance(failure, BaseException):
+            raise failure
+        if failure is not None:
+            return failure
         if isinstance(msg, GetVariable):
             if msg.key not in self.values:
                 return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
@@ -102,18 +113,7 @@ def test_a_record_that_cannot_be_read_stops_the_task_before_any_post(
 @pytest.mark.parametrize("failure", API_DOWN, ids=API_DOWN_IDS)
 def test_a_submitting_mark_that_was_not_stored_sends_no_post(supervisor: Supervisor, failure: Any) -> None:
     hook = FakeHook()
-    original = supervisor.send
-
-    def writes_fail(msg: Any) -> Any:
-        if isinstance(msg, PutVariable):
-            supervisor.failing = failure
-            try:
-                return original(msg)
-            finally:
-                supervisor.failing = None
-        return original(msg)
-
-    supervisor.send = writes_fail  # type: ignore[method-assign]
+    supervisor.fail(PutVariable, failure)
     with pytest.raises((SeedanceError, AirflowRuntimeError)):
         single(hook, **CHEAP).execute(on_3_2())
     assert hook.posts == []
@@ -146,19 +146,8 @@ def test_a_read_that_fails_while_the_api_server_restarts_is_read_again(
     first = single(paid, **CHEAP).execute(on_3_2(1))
     monkeypatch.setattr("airflow_provider_seedance.reattach.READ_RETRY_SECONDS", 30)
     monkeypatch.setattr("tenacity.nap.time.sleep", lambda _s: None)
-    original, failures = supervisor.send, [failure, failure]
-
-    def restarting(msg: Any) -> Any:
-        if isinstance(msg, GetVariable) and failures:
-            supervisor.failing = failures.pop()
-            try:
-                return original(msg)
-            finally:
-                supervisor.failing = None
-        return original(msg)
-
-    supervisor.send = restarting  # type: ignore[method-assign]
+    supervisor.fail(GetVariable, failure, times=2)
     hook = FakeHook()
     result = single(hook, **CHEAP).execute(on_3_2(2))
-    assert len(paid.posts) == 1 and hook.posts == [] and failures == []
+    assert len(paid.posts) == 1 and hook.posts == [] and GetVariable not in supervisor.faults
     assert result["task_id"] == first["task_id"]
