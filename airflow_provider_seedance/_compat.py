@@ -1,8 +1,24 @@
-"""The few Airflow names whose home moved between Airflow 3.1 and 3.3."""
+"""The few names whose home moved: between Airflow 3.1 and 3.3, and between Python 3.10 and 3.11."""
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # Python 3.10
+
+    class StrEnum(str, Enum):
+        """A string enum that prints, formats and serialises as its value (``enum.StrEnum``)."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return format(str(self.value), spec)
+
 
 try:  # Airflow 3.2+: the task SDK owns the task-facing exceptions.
     from airflow.sdk.exceptions import (

@@ -11,14 +11,13 @@ twice.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
-from airflow_provider_seedance._compat import AirflowException, AirflowFailException
+from airflow_provider_seedance._compat import AirflowException, AirflowFailException, StrEnum
 from airflow_provider_seedance.money import format_usd
 
 
-class CreationState(str, Enum):
+class CreationState(StrEnum):
     """What a failed ``POST /v1/generate`` left behind on the server (decided by transport facts).
 
     * ``NOT_SENT``: the request provably never reached the server (connection refused, DNS,

@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
 from typing import Any, ClassVar
 
+from airflow_provider_seedance._compat import StrEnum as StrEnum  # re-export (compat)
 from airflow_provider_seedance.exceptions import (
     SeedanceResponseError,
     SeedanceValidationError,
@@ -47,16 +47,6 @@ PRICE_TABLE: dict[tuple[str, str, bool], int] = {
     for audio, row in by_audio.items()
     for duration, credits in zip(DURATIONS, row, strict=True)
 }
-
-
-class StrEnum(str, Enum):
-    """A string enum that prints, formats and serialises as its value (``enum.StrEnum`` on 3.11+)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self.value), spec)
 
 
 class TaskStatus(StrEnum):

@@ -54,8 +54,8 @@ from typing import Any, Protocol
 
 import tenacity
 
+from airflow_provider_seedance._compat import StrEnum
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.models import StrEnum
 from airflow_provider_seedance.task_identity import instance_identity
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from enum import Enum
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from airflow_provider_seedance._compat import StrEnum
 from airflow_provider_seedance.models import (
     HasVideos,
     TaskStatus,
@@ -45,7 +45,7 @@ SCHEMA_VERSION = 2
 RESULTS_MANIFEST_KEY = "results_manifest"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How a generation (or the attempt to start one) ended, as a user needs to know it."""
 
     #: The generation succeeded (and was delivered, when a destination was set).

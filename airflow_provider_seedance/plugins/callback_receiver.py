@@ -35,14 +35,18 @@ deferral instead of being lost to the fallback poll.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_seedance._compat import serialize_xcoms, store_serialized_xcoms, task_success_event
+from airflow_provider_seedance._compat import (
+    StrEnum,
+    serialize_xcoms,
+    store_serialized_xcoms,
+    task_success_event,
+)
 from airflow_provider_seedance.callbacks import (
     CallbackIdentity,
     CallbackTokenError,
@@ -90,7 +94,7 @@ _SETTINGS_LOCK = threading.Lock()
 TRIGGER_CLASSPATH = f"{SeedanceStatusTrigger.__module__}.{SeedanceStatusTrigger.__qualname__}"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(StrEnum):
     """What a callback did; the receiver's answer says no more than this."""
 
     #: The token was refused (bad, forged, expired, or not one this task instance gave out for

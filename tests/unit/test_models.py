@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from airflow_provider_seedance.exceptions import SeedanceResponseError, SeedanceValidationError
+from airflow_provider_seedance.exceptions import CreationState, SeedanceResponseError, SeedanceValidationError
 from airflow_provider_seedance.models import (
     ASPECT_RATIOS,
     PRICE_TABLE,
+    BatchEventStatus,
     GenerationRequest,
     SeedanceTask,
+    TaskStatus,
+    TriggerEventStatus,
     credits_to_usd,
     estimate_credits,
     format_usd,
 )
+from airflow_provider_seedance.plugins.callback_receiver import Outcome as ReceiverOutcome
+from airflow_provider_seedance.reattach import SubmissionState
+from airflow_provider_seedance.results import Outcome
 
 
 def test_minimal_request_sends_only_the_prompt() -> None:
@@ -299,3 +307,26 @@ def test_lenient_reading_of_odd_but_usable_fields() -> None:
     )
     assert task.is_success and task.video_urls == ["https://x/v.mp4"] and task.consumed_credits == 28
     assert task.request == {}
+
+
+@pytest.mark.parametrize(
+    "enum_class",
+    [
+        TaskStatus,
+        TriggerEventStatus,
+        BatchEventStatus,
+        CreationState,
+        Outcome,
+        SubmissionState,
+        ReceiverOutcome,
+    ],
+    ids=lambda c: c.__name__,
+)
+def test_every_status_enum_prints_formats_and_serialises_as_its_value(enum_class: type) -> None:
+    """Statuses end up in failure summaries, log lines and JSON: each reads as its API/XCom value
+    ("uncertain"), never as the Python name ("Outcome.UNCERTAIN"), on every supported Python."""
+    for member in enum_class:
+        assert str(member) == member.value
+        assert f"{member}" == f"{member:>0}" == member.value
+        assert json.loads(json.dumps({"s": member})) == {"s": member.value}
+        assert enum_class(member.value) is member
