@@ -98,12 +98,19 @@ class RetryPolicy:
         if self.min_wait < 0 or self.max_wait < 0 or self.max_outage < 0:
             raise ValueError("retry waits and max_outage must be >= 0")
 
-    def backoff(self, failures: int, exc: BaseException | None = None) -> float:
+    def backoff(self, failures: int, *errors: BaseException | None) -> float:
         """Pause after the ``failures``-th consecutive failure: exponential, capped at
-        ``max_wait``, plus jitter up to ``min_wait``; never below the server's ``Retry-After``."""
+        ``max_wait``, plus jitter up to ``min_wait``; never below the ``Retry-After`` of any of
+        the ``errors`` that caused it (a batch round's reads fail together)."""
         exponential = min(self.min_wait * 2 ** max(0, failures - 1), self.max_wait)
         jitter = random.uniform(0, self.min_wait)  # noqa: S311 - jitter, not crypto
-        return max(exponential + jitter, retry_after_floor(exc))
+        return max([exponential + jitter, *(retry_after_floor(exc) for exc in errors)])
+
+    def streaks(self, max_failures: int | None = None) -> FailureStreaks:
+        """The wait rule for things read in rounds rather than one at a time (the batch trigger's
+        generations): each one's failures in a row, given up as :meth:`retrying` gives up a wait
+        (``max_outage`` seconds, or more than ``max_failures`` failures when given)."""
+        return FailureStreaks(self.max_outage, max_failures)
 
     def retrying(
         self,
@@ -138,6 +145,38 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
+
+
+@dataclass(frozen=True)
+class Streak:
+    """A run of failed reads in a row: how many, and for how long (seconds)."""
+
+    failures: int
+    seconds: float
+
+
+class FailureStreaks:
+    """Failures in a row of each of several things read in rounds (see :meth:`RetryPolicy.streaks`)."""
+
+    def __init__(self, max_outage: float, max_failures: int | None = None) -> None:
+        self._max_outage = max_outage
+        self._max_failures = max_failures
+        self._runs: dict[str, tuple[int, float]] = {}
+
+    def succeeded(self, key: str) -> None:
+        """A good read of ``key``: its failures no longer count."""
+        self._runs.pop(key, None)
+
+    def failed(self, key: str) -> Streak | None:
+        """A failed read of ``key``: ``None`` while the policy still tolerates its streak, else
+        the streak that made it give up."""
+        failures, since = self._runs.get(key, (0, time.time()))
+        failures += 1
+        self._runs[key] = (failures, since)
+        seconds = time.time() - since
+        if (self._max_failures is not None and failures > self._max_failures) or seconds >= self._max_outage:
+            return Streak(failures, seconds)
+        return None
 
 
 class _StopBeforeDeadline(tenacity.stop.stop_base):

@@ -689,22 +689,11 @@ class SeedanceHook(HttpHook):
             metrics.status_read_failed(exc, self.seedance_conn_id)
             raise
 
-    def _log_retry(
-        self,
-        what: str,
-        retry_state: tenacity.RetryCallState,
-        *,
-        attempts_done: int = 0,
-        limit: int | None = None,
-    ) -> None:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self._warn_retry(what, attempts_done + retry_state.attempt_number, limit, exc, wait)
-
-    def _warn_retry(
-        self, what: str, attempt: int, limit: int | None, exc: BaseException | None, wait: float
-    ) -> None:
+    def _log_retry(self, what: str, state: tenacity.RetryCallState, *, limit: int | None = None) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
         of = f" of {limit}" if limit is not None else ""
+        attempt = state.attempt_number
         self.log.warning("%s failed (attempt %d%s): %s; retrying in %.1fs", what, attempt, of, exc, wait)
 
     # ------------------------------------------------------------------ public API
@@ -1016,24 +1005,22 @@ class SeedanceHook(HttpHook):
         outage: float | None,
         limit: int | None,
     ) -> Any:
-        """The status read after a transient failure, by the retry policy (one backoff rule)."""
-        pause = self.retry_policy.backoff(1, first)
-        if deadline is not None and time.time() + pause >= deadline:
-            raise first
-        self._warn_retry("Seedance status read", 1, limit, first, pause)
-        await asyncio.sleep(pause)
+        """The status read after the fast path's transient failure ``first``, by the retry policy:
+        ``first`` is its attempt 1, so tenacity decides every pause (``Retry-After``, outage,
+        deadline, attempt cap), the first one included."""
+        replay = [first]
         retrying = self.retry_policy.retrying(
             is_transient,
-            attempts=None if limit is None else limit - 1,
-            outage=None if outage is None else max(0.0, outage - pause),
+            attempts=limit,
+            outage=outage,
             deadline=deadline,
-            before_sleep=functools.partial(
-                self._log_retry, "Seedance status read", attempts_done=1, limit=limit
-            ),
+            before_sleep=functools.partial(self._log_retry, "Seedance status read", limit=limit),
             asynchronous=True,
         )
         async for attempt in retrying:
             with attempt:
+                if replay:
+                    raise replay.pop()
                 return await self._asend_status(task_id)
         raise first  # pragma: no cover - tenacity re-raises the last error
 

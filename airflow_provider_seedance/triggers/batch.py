@@ -17,12 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance.exceptions import SeedanceError
-from airflow_provider_seedance.hooks.retry import (
-    DEFAULT_MAX_OUTAGE,
-    RetryPolicy,
-    asleep_until_deadline,
-    retry_after_floor,
-)
+from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
 
@@ -105,42 +100,45 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         pending = list(dict.fromkeys(self.seedance_task_ids))
         finished: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
-        failures: dict[str, int] = {}
-        failing_since: dict[str, float] = {}
         bad_rounds = 0
-        retry_floor = 0.0
-        hook = self.hook_class(self.seedance_conn_id, status_retries=1)
+        transient: list[SeedanceError] = []
+        # One read per attempt (the rounds are the retries), backing off by the hook's policy.
+        hook = self.hook_class(
+            self.seedance_conn_id,
+            status_retries=1,
+            retry_min_wait=self.poll_interval,
+            retry_max_wait=MAX_BACKOFF,
+            max_outage=self.max_outage,
+        )
+        policy = hook.retry_policy
+        streaks = policy.streaks(self.max_poll_failures)
 
         try:
             async with hook, metrics.InFlight(len(pending)) as flight:
                 while pending:
-                    await asleep_until_deadline(self._pause(bad_rounds, retry_floor), self.end_time)
+                    await asleep_until_deadline(self._pause(policy, bad_rounds, transient), self.end_time)
                     if self.end_time is not None and time.time() >= self.end_time:
                         break
                     outcomes = await self._read_round(hook, pending)
                     still: list[str] = []
-                    transient = 0
-                    retry_floor = 0.0
+                    transient = []
                     for task_id, outcome in zip(pending, outcomes, strict=True):
                         if not isinstance(outcome, SeedanceError):
-                            failures.pop(task_id, None)
-                            failing_since.pop(task_id, None)
+                            streaks.succeeded(task_id)
                             if outcome is None:
                                 still.append(task_id)
                             else:
                                 finished[task_id] = outcome
                         elif outcome.retryable:
-                            transient += 1
-                            retry_floor = max(retry_floor, retry_after_floor(outcome))
-                            failures[task_id] = failures.get(task_id, 0) + 1
-                            since = failing_since.setdefault(task_id, time.time())
-                            if self._outage_over(failures[task_id], since):
-                                errors[task_id] = (
-                                    f"status unreadable {failures[task_id]} times in a row "
-                                    f"for {time.time() - since:.0f}s: {outcome}"
-                                )
-                            else:
+                            transient.append(outcome)
+                            streak = streaks.failed(task_id)
+                            if streak is None:
                                 still.append(task_id)
+                            else:
+                                errors[task_id] = (
+                                    f"status unreadable {streak.failures} times in a row "
+                                    f"for {streak.seconds:.0f}s: {outcome}"
+                                )
                         else:
                             errors[task_id] = str(outcome)
                     bad_rounds = bad_rounds + 1 if transient else 0
@@ -185,20 +183,13 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         await asyncio.gather(*(reader() for _ in range(min(self.max_concurrency, len(pending)))))
         return outcomes
 
-    def _outage_over(self, failures: int, since: float) -> bool:
-        """Whether a generation's consecutive read failures exceed the wait policy."""
-        if self.max_poll_failures is not None and failures > self.max_poll_failures:
-            return True
-        return time.time() - since >= self.max_outage
-
-    def _pause(self, bad_rounds: int, retry_floor: float = 0.0) -> float:
-        """The poll interval; after failing rounds, the retry policy's backoff (never less
-        than a 429's ``Retry-After``, given as ``retry_floor``). The caller clamps it to
-        the deadline."""
+    def _pause(self, policy: RetryPolicy, bad_rounds: int, errors: list[SeedanceError]) -> float:
+        """The poll interval; after ``bad_rounds`` failing rounds in a row, the hook's retry policy's
+        backoff (never less than the ``Retry-After`` of any of the last round's ``errors``). The
+        caller clamps it to the deadline."""
         if not bad_rounds:
-            return max(self.poll_interval, retry_floor)
-        policy = RetryPolicy(min_wait=self.poll_interval, max_wait=MAX_BACKOFF)
-        return max(policy.backoff(bad_rounds + 1), retry_floor)
+            return self.poll_interval
+        return policy.backoff(bad_rounds + 1, *errors)
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: called when a user kills the deferred task. Nothing can be cancelled."""

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from airflow_provider_seedance.exceptions import SeedanceServerError
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from tests.unit.fakes import scripted_task
@@ -25,8 +26,8 @@ class UnevenHook:
     most_in_flight = 0
     reads: list[str] = []
 
-    def __init__(self, *_: Any, **__: Any) -> None:
-        pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.retry_policy = SeedanceHook(*args, **kwargs).retry_policy  # the real hook's backoff
 
     async def __aenter__(self) -> UnevenHook:
         return self

@@ -20,6 +20,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceServerError,
     SeedanceTaskNotFoundError,
 )
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
@@ -33,8 +34,8 @@ def scripted_hook(script: Script, reads: list[str]) -> type:
     queues = {task_id: deque(answers) for task_id, answers in script.items()}
 
     class ScriptedHook:
-        def __init__(self, *_: Any, **__: Any) -> None:
-            pass
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.retry_policy = SeedanceHook(*args, **kwargs).retry_policy  # the real hook's backoff
 
         async def __aenter__(self) -> ScriptedHook:
             return self

@@ -22,6 +22,8 @@ from airflow_provider_seedance.exceptions import (
     SeedanceRateLimitError,
     SeedanceServerError,
 )
+from airflow_provider_seedance.hooks.retry import RetryPolicy
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.triggers import batch as batch_module
 from airflow_provider_seedance.triggers import seedance as single_module
@@ -48,6 +50,8 @@ def scripted_hook(
     class ScriptedHook:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             rec.built.append((args, kwargs))
+            # the real hook's retry policy for these arguments (the batch trigger backs off by it)
+            self.retry_policy = SeedanceHook(*args, **kwargs).retry_policy
 
         async def __aenter__(self) -> ScriptedHook:
             if enter_error is not None:
@@ -249,8 +253,14 @@ async def test_batch_trigger_reads_each_generation_once_per_round_on_its_connect
 
     [event] = await events_of(trigger)
 
-    # one read per attempt: the trigger's own rounds are the retries
-    assert rec.built == [(("my_conn",), {"status_retries": 1})]
+    # one read per attempt: the trigger's own rounds are the retries, backing off by the hook's
+    # policy from the poll interval to MAX_BACKOFF, giving a generation up after max_outage
+    assert rec.built == [
+        (
+            ("my_conn",),
+            {"status_retries": 1, "retry_min_wait": 0.0, "retry_max_wait": 300.0, "max_outage": 180.0},
+        )
+    ]
     assert [task_id for task_id, _ in rec.reads] == ["gen-1", "gen-2", "gen-1"]
     assert event["status"] == "done" and sorted(event["tasks"]) == ["gen-1", "gen-2"]
     assert event["errors"] == {} and event["pending"] == []
@@ -294,12 +304,28 @@ async def test_batch_trigger_never_polls_sooner_than_a_retry_after(rec: Recorder
     assert rec.pauses[0][0] == 0.0 and rec.pauses[1][0] >= 42.0
 
 
-def test_batch_pause_is_the_interval_or_a_retry_after_when_no_round_failed() -> None:
+async def test_batch_trigger_waits_the_longest_retry_after_of_a_round(rec: Recorder) -> None:
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2", "gen-3"], poll_interval=0)
+    slow = SeedanceRateLimitError(429, "RATE_LIMITED", "slow down", retry_after=42.0)
+    quick = SeedanceRateLimitError(429, "RATE_LIMITED", "slow down", retry_after=7.0)
+    trigger.hook_class = scripted_hook(  # type: ignore[assignment]
+        {"gen-1": [quick, "SUCCESS"], "gen-2": [slow, "SUCCESS"], "gen-3": [busy(), "SUCCESS"]}, rec
+    )
+
+    [event] = await events_of(trigger)
+
+    assert 42.0 <= rec.pauses[1][0] < 43.0  # not the first error's 7 s, not more than asked
+    assert sorted(event["tasks"]) == ["gen-1", "gen-2", "gen-3"]
+
+
+def test_batch_pause_is_the_interval_after_a_good_round_and_the_policy_backoff_after_bad_ones() -> None:
     trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=3)
-    assert trigger._pause(0) == 3.0
-    assert trigger._pause(0, 9.0) == 9.0
-    assert 6.0 <= trigger._pause(1) <= 9.0
-    assert trigger._pause(1, 100.0) == 100.0
+    policy = RetryPolicy(min_wait=3, max_wait=300)
+    limited = SeedanceRateLimitError(429, "RATE_LIMITED", "slow down", retry_after=100.0)
+    assert trigger._pause(policy, 0, []) == 3.0
+    assert 6.0 <= trigger._pause(policy, 1, [busy()]) <= 9.0
+    assert 12.0 <= trigger._pause(policy, 2, [busy()]) <= 15.0
+    assert trigger._pause(policy, 1, [busy(), limited]) == 100.0
 
 
 async def test_batch_trigger_gives_a_generation_up_after_its_failure_cap_and_keeps_the_others(
