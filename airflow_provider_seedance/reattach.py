@@ -403,17 +403,20 @@ class LateAnswers:
 
     def __init__(self, name: str, description: str) -> None:
         self.name = name
-        # read once, never waited on: a hand-over races the kill of a try declared dead
+        # A later try adopting answers reads like a record (again while the API server restarts:
+        # an answer not read leaves its item uncertain, and the task failed); a hand-over reads
+        # once, never waited on: it races the kill of a try declared dead.
+        self._adopting = _VariableBackend(name, description=description)
         self._variable = _VariableBackend(name, description=description, read_retry_seconds=0)
 
     def read(self) -> dict[str, tuple[str, float]]:
         """``{fingerprint: (seedance task id, time of the mark it answers)}`` ({} when unreadable)."""
-        return self._read() or {}
+        return self._read(self._adopting) or {}
 
-    def _read(self) -> dict[str, tuple[str, float]] | None:
+    def _read(self, variable: _VariableBackend) -> dict[str, tuple[str, float]] | None:
         """What was handed over; ``None`` when the Variable could not be read (or is no JSON object)."""
         try:
-            value = self._variable.load() or {}
+            value = variable.load() or {}
         except Exception as exc:  # best effort: the marks stay uncertain
             log.warning("Seedance: could not read late answers (Variable %r): %s", self.name, exc)
             return None
@@ -430,7 +433,7 @@ class LateAnswers:
     def write(self, answers: Mapping[str, tuple[str, float]]) -> bool:
         """Add ``answers`` to those already handed over; whether that was stored (best effort,
         logged). Nothing is written when what is there could not be read: that would drop it."""
-        stored = self._read()
+        stored = self._read(self._variable)
         if stored is None:
             return False
         value = {
@@ -522,8 +525,9 @@ class SubmissionRecord:
         self._late = late
         #: Answers to ``submitting`` marks not yet written: ``{fingerprint: (task id, mark time)}``.
         self._answered: dict[str, tuple[str, float]] = {}
-        #: Answers that arrived during a failing write and were handed over already.
-        self._handed_over: set[str] = set()
+        #: (fingerprint, time of the mark) of the answers handed over already: a mark made again
+        #: for the same request (a resubmission) is another answer, handed over in its turn.
+        self._handed_over: set[tuple[str, float]] = set()
         #: The entries of each part, as read and then changed in memory.
         self._parts: list[dict[str, Any]] | None = None
         #: The part holding each fingerprint.
@@ -673,12 +677,12 @@ class SubmissionRecord:
         ``arrived`` since (each for a ``submitting`` mark of this record) go with them."""
         for fingerprint, seedance_task_id in arrived() if arrived is not None else ():
             mark = self.get(fingerprint)
-            if fingerprint in self._handed_over or mark is None or mark.state is not SUBMITTING:
+            if mark is None or mark.state is not SUBMITTING or mark.submitted_at is None:
                 continue
-            if mark.submitted_at is not None:
-                self._answered.setdefault(fingerprint, (seedance_task_id, mark.submitted_at))
+            if (fingerprint, mark.submitted_at) not in self._handed_over:
+                self._answered[fingerprint] = (seedance_task_id, mark.submitted_at)
         if self._late is not None and self._answered and self._late.write(self._answered):
-            self._handed_over.update(self._answered)
+            self._handed_over.update((fp, at) for fp, (_, at) in self._answered.items())
             self._answered = {}
 
     def get(self, fingerprint: str) -> Submission | None:

@@ -375,3 +375,52 @@ def test_the_hand_over_read_is_not_waited_on(variables: Variables, monkeypatch: 
     monkeypatch.setattr(reattach, "read_variable", spy)
     assert reattach.LateAnswers(LATE, "late").write({"fp": ("gen-1", 1.0)})
     assert waits == [0]
+
+
+def test_a_new_mark_for_a_request_already_handed_over_is_handed_over_in_its_turn(
+    variables: Variables,
+) -> None:
+    """A try whose writes are refused hands an answer over, then marks the same request again (a
+    resubmission) and gets another answer: that one answers the mark on record, and is the one the
+    next try must find; the earlier hand-over must not stand for it."""
+    from airflow_provider_seedance import reattach
+
+    store = DeclaredDead(allowed=1)
+    record = SubmissionRecord.for_context(context(store))
+    record.mark_submitting("fp")  # stored: the last write the store accepts
+    first = record.get("fp")
+    record.mark_submitting("other", save=False)
+    with pytest.raises(RuntimeError, match="404"):
+        record.flush(arrived=lambda: [("fp", "gen-1")])
+    assert reattach.LateAnswers(LATE, "late").read()["fp"] == ("gen-1", first.submitted_at)
+
+    time.sleep(0.01)  # a later mark
+    record.mark_submitting("fp", save=False)
+    second = record.get("fp")
+    assert second.submitted_at != first.submitted_at
+    with pytest.raises(RuntimeError, match="404"):
+        record.flush(arrived=lambda: [("fp", "gen-2")])
+
+    assert reattach.LateAnswers(LATE, "late").read()["fp"] == ("gen-2", second.submitted_at)
+
+
+def test_adopting_reads_the_hand_over_like_a_record_and_handing_over_reads_it_once(
+    variables: Variables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next try's read of the hand-over is retried while the API server restarts (an answer not
+    read leaves its generation uncertain and fails the task); the dying try's read is never waited on."""
+    from airflow_provider_seedance import reattach
+
+    waits: list[float | None] = []
+    real = reattach.read_variable
+
+    def spy(name: str, retry_seconds: float | None = None) -> str | None:
+        waits.append(retry_seconds)
+        return real(name, retry_seconds=retry_seconds)
+
+    monkeypatch.setattr(reattach, "read_variable", spy)
+    late = reattach.LateAnswers(LATE, "late")
+    assert late.write({"fp": ("gen-1", 1.0)})
+    assert waits == [0]
+    assert late.read() == {"fp": ("gen-1", 1.0)}
+    assert waits == [0, None]  # None: READ_RETRY_SECONDS, as for the record itself
