@@ -185,10 +185,22 @@ class _TaskStateStoreBackend:
         self._set_options: dict[str, Any] = {"retention": forever} if takes_retention else {}
 
     def load(self, part: int = 0) -> dict[str, Any] | None:
-        value = self._store.get(part_key(self._key, part), None)
+        key = part_key(self._key, part)
+        value = self._store.get(key, None)
         if value is None:
             return None
-        return dict(value) if isinstance(value, Mapping) else {}
+        if isinstance(value, str):  # a JSON object kept as text (set by hand or by a script)
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if not isinstance(value, Mapping):
+            # Taking it for an empty record would pay for every request in it again.
+            raise SeedanceError(
+                f"The task state store key {key!r} (this task's submission record) is not a JSON "
+                "object; it was edited by hand? Fix or delete it, then clear the task."
+            )
+        return dict(value)
 
     def save(self, value: dict[str, Any], part: int = 0) -> None:
         self._store.set(part_key(self._key, part), value, **self._set_options)

@@ -4,6 +4,7 @@ unreadable entry is an error, never "nothing submitted"."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -184,3 +185,28 @@ def test_an_unreadable_entry_or_a_kill_is_not_read_again(monkeypatch: pytest.Mon
             record(store).get(FP)
         assert store.failures == 0
         assert record(store).get(FP) is None  # the next read is the store's answer
+
+
+@pytest.mark.parametrize("stored", ["not json", "[1, 2]", 42, ["gen-1"], '"text"'])
+def test_a_store_value_that_is_no_json_object_is_an_unreadable_record_not_an_empty_one(stored: Any) -> None:
+    """Read as empty, a damaged record would send the POST of every request in it again."""
+    from airflow_provider_seedance.reattach import _TaskStateStoreBackend, part_key
+
+    store = Store()
+    store.data[part_key(RECORD_KEY, 0)] = stored
+    record = SubmissionRecord(_TaskStateStoreBackend(store, RECORD_KEY), where="test")
+    with pytest.raises(SeedanceError, match="not a JSON object"):
+        record.get(FP)
+
+
+def test_a_record_kept_as_json_text_in_the_store_is_read() -> None:
+    from airflow_provider_seedance.reattach import _TaskStateStoreBackend, part_key
+
+    store = Store()
+    writer = SubmissionRecord(_TaskStateStoreBackend(store, RECORD_KEY), where="test")
+    writer.mark_submitted((FP, "gen-1"))
+    key = part_key(RECORD_KEY, 0)
+    store.data[key] = json.dumps(store.data[key])
+    reader = SubmissionRecord(_TaskStateStoreBackend(store, RECORD_KEY), where="test")
+    found = reader.get(FP)
+    assert found is not None and found.history == ("gen-1",)
