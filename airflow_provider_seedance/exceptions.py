@@ -294,8 +294,9 @@ class SeedanceSharedBudgetExceededError(AirflowFailException, SeedanceError):
 class SeedanceDownloadError(SeedanceError):
     """Delivering a video failed; nothing partial was left at the destination."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
         self.retryable = retryable  # per instance: a dropped transfer is retryable, a 404 is not
+        self.retry_after = retry_after  # a CDN's 429/503 Retry-After, honoured by the retry policy
         super().__init__(message)
 
 

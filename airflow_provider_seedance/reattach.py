@@ -43,6 +43,7 @@ the size of the batch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -190,10 +191,8 @@ class _TaskStateStoreBackend:
         if value is None:
             return None
         if isinstance(value, str):  # a JSON object kept as text (set by hand or by a script)
-            try:
+            with contextlib.suppress(ValueError):
                 value = json.loads(value)
-            except ValueError:
-                pass
         if not isinstance(value, Mapping):
             # Taking it for an empty record would pay for every request in it again.
             raise SeedanceError(

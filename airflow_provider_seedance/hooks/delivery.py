@@ -31,11 +31,11 @@ from airflow_provider_seedance.exceptions import (
     SeedanceConfigurationError,
     SeedanceDownloadError,
     SeedanceNotAVideoError,
-    SeedanceVideoExpiredError,
     SeedanceVideoTooLargeError,
     SeedanceVideoURLRefusedError,
 )
 from airflow_provider_seedance.hooks.retry import RetryPolicy
+from airflow_provider_seedance.hooks.transport import video_answer_error
 from airflow_provider_seedance.hosts import is_public_host, is_public_url, split_url
 
 if TYPE_CHECKING:
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 CHUNK_BYTES = 1024 * 1024
-#: HTTP answers that mean "this URL no longer serves the video".
-EXPIRED_STATUSES = frozenset({403, 404, 410})
 #: MP4 files start with a box whose type is ``ftyp`` (bytes 4..8).
 _MP4_MAGIC = b"ftyp"
 #: Bytes needed to recognise an MP4: box size, ``ftyp``, major brand.
@@ -409,7 +407,9 @@ def _transfer_once(
     response = route.open(session, url, timeout, options)
     with response:
         try:
-            _check_status(response, url)
+            error = video_answer_error(response.status_code, _safe(url), response.headers.get("Retry-After"))
+            if error is not None:
+                raise error
             expected = _content_length(response)
             if expected is not None and expected > max_bytes:
                 raise SeedanceVideoTooLargeError(_safe(url), max_bytes, expected)
@@ -455,19 +455,6 @@ def atomic_file(destination: ObjectStoragePath) -> Iterator[BinaryIO]:
     except BaseException:
         _remove_quietly(temporary)
         raise
-
-
-def _check_status(response: requests.Response, url: str) -> None:
-    status = response.status_code
-    if status in EXPIRED_STATUSES:
-        raise SeedanceVideoExpiredError(_safe(url), status)
-    if status >= 400:
-        raise SeedanceDownloadError(
-            f"fetching {_safe(url)} answered HTTP {status}",
-            retryable=status >= 500 or status == 429,
-        )
-    if status not in (200, 203):
-        raise SeedanceDownloadError(f"fetching {_safe(url)} answered HTTP {status}, not a video body")
 
 
 def _read_head(chunks: Iterator[bytes]) -> tuple[bytes, bool]:

@@ -45,6 +45,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceAuthError,
     SeedanceBadRequestError,
     SeedanceConnectionError,
+    SeedanceDownloadError,
     SeedanceError,
     SeedanceInsufficientCreditsError,
     SeedanceRateLimitError,
@@ -52,6 +53,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceServerError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
+    SeedanceVideoExpiredError,
 )
 
 if TYPE_CHECKING:
@@ -320,6 +322,31 @@ def _sanitise(message: str) -> str:
     if len(one_line) > MAX_SERVER_MESSAGE:
         one_line = one_line[: MAX_SERVER_MESSAGE - 1] + "…"
     return one_line
+
+
+# ---------------------------------------------------------------------------- video answers
+#: A video URL answering one of these no longer serves the video (expired signed URL, deleted object).
+EXPIRED_STATUSES = frozenset({403, 404, 410})
+
+
+def video_answer_error(
+    status: int, shown_url: str, retry_after: str | float | None = None
+) -> SeedanceDownloadError | None:
+    """The typed error a video download raises for the answer ``status`` of the video's host
+    (``None``: a body to read). ``shown_url`` is the URL as it may be shown (no signature); a
+    5xx or 429 is transient and keeps its ``Retry-After`` for the retry policy."""
+    if status in EXPIRED_STATUSES:
+        return SeedanceVideoExpiredError(shown_url, status)
+    if status >= 400:
+        transient = status >= 500 or status == 429
+        return SeedanceDownloadError(
+            f"fetching {shown_url} answered HTTP {status}",
+            retryable=transient,
+            retry_after=parse_retry_after(retry_after) if transient else None,
+        )
+    if status not in (200, 203):
+        return SeedanceDownloadError(f"fetching {shown_url} answered HTTP {status}, not a video body")
+    return None
 
 
 # ---------------------------------------------------------------------------- no answer

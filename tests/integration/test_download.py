@@ -239,6 +239,30 @@ def test_a_502_html_page_is_retried_then_fails_leaving_the_destination_untouched
     assert cdn.hits == ["/v.mp4", "/v.mp4"]  # a 502 is transient: retried, then given up
 
 
+def test_a_cdn_429_is_retried_no_sooner_than_its_retry_after(cdn, tmp_path, monkeypatch) -> None:
+    """A rate-limited video host asks for a pause: the retry policy honours it for downloads as for
+    the API (the pause asked for is recorded, nothing is timed)."""
+    pauses: list[float] = []
+    monkeypatch.setattr("tenacity.nap.time.sleep", pauses.append)
+    first = True
+
+    def rate_limited_once(handler: Any) -> None:
+        nonlocal first
+        if first:
+            first = False
+            answer(handler, 429, b"slow down", content_type="text/plain", headers={"Retry-After": "7"})
+        else:
+            answer(handler, 200, MP4)
+
+    cdn.routes["/v.mp4"] = rate_limited_once
+    target = ObjectStoragePath(f"file://{tmp_path / 'v.mp4'}")
+
+    fetch(cdn, "/v.mp4", target)
+
+    assert cdn.hits == ["/v.mp4", "/v.mp4"] and target.read_bytes() == MP4
+    assert len(pauses) == 1 and 7.0 <= pauses[0] < 7.1  # the Retry-After, not the 0.01 s backoff
+
+
 def test_an_html_page_served_as_200_is_not_a_video(cdn, target) -> None:
     cdn.routes["/v.mp4"] = lambda h: answer(h, 200, BAD_GATEWAY, content_type="text/html")
     with pytest.raises(SeedanceNotAVideoError, match=r"served an HTML page \(Content-Type text/html") as info:

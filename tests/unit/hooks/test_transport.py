@@ -20,6 +20,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceBadRequestError,
     SeedanceConfigurationError,
     SeedanceConnectionError,
+    SeedanceDownloadError,
     SeedanceError,
     SeedanceInsufficientCreditsError,
     SeedanceRateLimitError,
@@ -28,6 +29,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceTaskNotFoundError,
     SeedanceTimeoutError,
     SeedanceValidationError,
+    SeedanceVideoExpiredError,
     never_created,
 )
 from airflow_provider_seedance.hooks import transport
@@ -39,6 +41,7 @@ from airflow_provider_seedance.hooks.transport import (
     read_capped,
     requests_failure,
     status_answer,
+    video_answer_error,
 )
 
 GENERATE = "POST /v1/generate"
@@ -399,3 +402,33 @@ def test_a_request_that_could_not_even_be_built_was_never_sent(failure) -> None:
     err = requests_failure(GENERATE, "http://h", failure())
     assert never_created(err) and not isinstance(err, SeedanceSubmissionUncertainError)
     assert "nothing was sent and nothing was spent" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "retryable", "retry_after"),
+    [
+        (200, None, False, None),
+        (203, None, False, None),
+        (403, SeedanceVideoExpiredError, False, None),
+        (404, SeedanceVideoExpiredError, False, None),
+        (410, SeedanceVideoExpiredError, False, None),
+        (400, SeedanceDownloadError, False, None),
+        (429, SeedanceDownloadError, True, 5.0),
+        (500, SeedanceDownloadError, True, 5.0),
+        (503, SeedanceDownloadError, True, 5.0),
+        (204, SeedanceDownloadError, False, None),
+        (302, SeedanceDownloadError, False, None),
+    ],
+)
+def test_a_video_hosts_answer_maps_to_one_typed_error(
+    status: int, error: type | None, retryable: bool, retry_after: float | None
+) -> None:
+    """Expired URLs fail for good, 5xx/429 are retried (keeping their Retry-After), any other
+    non-video answer fails; the URL shown is the one given (no signature)."""
+    found = video_answer_error(status, "https://cdn.example.com/v.mp4", "5")
+    if error is None:
+        assert found is None
+        return
+    assert type(found) is error
+    assert found.retryable is retryable and found.retry_after == retry_after
+    assert "https://cdn.example.com/v.mp4" in str(found) and str(status) in str(found)
