@@ -85,6 +85,37 @@ class StackRunning(RuntimeError):
     """``up`` found processes of a stack at its home: it leaves them (and the home) alone."""
 
 
+class BadExtraDags(ValueError):
+    """``SEEDANCE_CLUSTER_EXTRA_DAGS`` names something that cannot go in the DAGs folder."""
+
+
+def extra_dag_files(value: str) -> list[Path]:
+    """The DAG files ``SEEDANCE_CLUSTER_EXTRA_DAGS`` names (``:``-separated), checked before anything
+    starts: each must be an existing ``.py`` file, and none may take the file name of one of our
+    scenario DAGs (it would replace it) or of another extra file."""
+    files = [Path(p).expanduser() for p in value.split(":") if p.strip()]
+    taken = {path.name for path in SCENARIO_DAGS.glob("*.py")}
+    for path in files:
+        if path.suffix != ".py" or not path.is_file():
+            raise BadExtraDags(f"SEEDANCE_CLUSTER_EXTRA_DAGS: {path} is not a .py file that exists")
+        if path.name in taken:
+            raise BadExtraDags(
+                f"SEEDANCE_CLUSTER_EXTRA_DAGS: {path} has the file name of another DAG file on the "
+                f"stack ({path.name}); rename it"
+            )
+        taken.add(path.name)
+    return files
+
+
+def install_dags(folder: Path, extra: list[Path]) -> list[Path]:
+    """Copy our scenario DAGs and the ``extra`` ones into the DAGs ``folder``; the files there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    installed = []
+    for source in [*sorted(SCENARIO_DAGS.glob("*.py")), *extra]:
+        installed.append(Path(shutil.copy2(source, folder / source.name)))
+    return installed
+
+
 class NotAStackHome(RuntimeError):
     """The home holds files but neither the home marker nor ``stack.json``: not a stack's, so
     nothing there is touched."""
@@ -386,10 +417,7 @@ class Stack:
         self.wait_for(lambda: self.health("s3"), "the S3 server")
         self.wait_for(lambda: self.health("emulator"), "the emulator")
         self.create_bucket()
-        dags = self.airflow_home / "dags"
-        dags.mkdir(parents=True)
-        for source in [*sorted(SCENARIO_DAGS.glob("*.py")), *extra_dags]:
-            shutil.copy2(source, dags / Path(source).name)
+        install_dags(self.airflow_home / "dags", extra_dags)
         airflow = self.airflow()
         airflow.home.mkdir(parents=True, exist_ok=True)
         airflow.process_logs_folder.mkdir(exist_ok=True)
@@ -752,7 +780,11 @@ def main(argv: list[str]) -> int:
             generation_seconds=float(os.environ.get("SEEDANCE_CLUSTER_GENERATION_SECONDS", "30")),
             worker_concurrency=int(os.environ.get("SEEDANCE_CLUSTER_WORKER_CONCURRENCY", "8")),
         )
-        extra = [Path(p) for p in os.environ.get("SEEDANCE_CLUSTER_EXTRA_DAGS", "").split(":") if p]
+        try:
+            extra = extra_dag_files(os.environ.get("SEEDANCE_CLUSTER_EXTRA_DAGS", ""))
+        except BadExtraDags as exc:  # said before anything starts
+            print(exc, file=sys.stderr)
+            return 2
         started = time.monotonic()
         try:
             stack.up(extra)

@@ -231,3 +231,55 @@ def test_a_finished_scenario_reports_every_figure() -> None:
     assert "not reached" not in table and "STOPPED" not in table
     assert "| 1 (= requests + 0 injected" in table and "| 0, 0 |" in table and "1 match a successful" in table
     assert "| 28, 0 submissions (0 credits), 0 records |" in table
+
+
+# ------------------------------------------------------------------ SEEDANCE_CLUSTER_EXTRA_DAGS
+def test_extra_dags_go_into_the_dags_folder_beside_the_scenarios(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "my_catalog.py").write_text("# a user's DAG\n")
+    (mine / "my_upload.py").write_text("# another\n")
+
+    extra = stack_module.extra_dag_files(f"{mine / 'my_catalog.py'}::{mine / 'my_upload.py'}:")
+    installed = stack_module.install_dags(tmp_path / "dags", extra)
+
+    names = sorted(path.name for path in installed)
+    scenarios = sorted(path.name for path in stack_module.SCENARIO_DAGS.glob("*.py"))
+    assert scenarios and names == sorted([*scenarios, "my_catalog.py", "my_upload.py"])
+    assert (tmp_path / "dags" / "my_catalog.py").read_text() == "# a user's DAG\n"
+
+
+def test_no_extra_dags_installs_only_the_scenarios(tmp_path: Path) -> None:
+    assert stack_module.extra_dag_files("") == []
+    installed = stack_module.install_dags(tmp_path / "dags", [])
+    assert sorted(p.name for p in installed) == sorted(
+        p.name for p in stack_module.SCENARIO_DAGS.glob("*.py")
+    )
+
+
+@pytest.mark.parametrize("problem", ["missing", "not python", "a scenario's name", "twice"])
+def test_bad_extra_dags_are_refused_before_anything_starts(tmp_path: Path, problem: str) -> None:
+    scenario = sorted(stack_module.SCENARIO_DAGS.glob("*.py"))[0].name
+    named = {
+        "missing": [tmp_path / "gone.py"],
+        "not python": [tmp_path / "notes.txt"],
+        "a scenario's name": [tmp_path / scenario],
+        "twice": [tmp_path / "a" / "dag.py", tmp_path / "b" / "dag.py"],
+    }[problem]
+    for path in named:
+        if problem != "missing":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("# x\n")
+    with pytest.raises(stack_module.BadExtraDags, match="SEEDANCE_CLUSTER_EXTRA_DAGS"):
+        stack_module.extra_dag_files(":".join(str(p) for p in named))
+
+
+def test_cluster_up_with_bad_extra_dags_exits_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SEEDANCE_CLUSTER_HOME", str(home))
+    monkeypatch.setenv("SEEDANCE_CLUSTER_EXTRA_DAGS", str(tmp_path / "gone.py"))
+    assert stack_module.main(["up"]) == 2
+    assert "gone.py is not a .py file that exists" in capsys.readouterr().err
+    assert not home.exists()
