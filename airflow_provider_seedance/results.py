@@ -19,11 +19,12 @@ Pure values, no I/O: this module sits beside :mod:`airflow_provider_seedance.mod
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict
 
 from airflow_provider_seedance._compat import StrEnum
 from airflow_provider_seedance.models import (
@@ -136,6 +137,30 @@ class Placement(TypedDict, total=False):
     index: int | None
 
 
+class FrozenRequest(dict):  # type: ignore[type-arg]
+    """A result's request: a ``dict`` (JSON, equality and ``isinstance`` work as for any dict) that
+    cannot be changed in place, so one result shared by a task, its XCom and the UI stays what it
+    was. ``dict(r)``, ``copy.deepcopy`` and pickle work; a changed request is a new result
+    (``result.with_(request=...)``). Only the top level is frozen: its values are the request's."""
+
+    def _refuse(self, *_: Any, **__: Any) -> NoReturn:
+        raise TypeError(
+            "a GenerationResult's request cannot be changed in place; "
+            "make a new result with result.with_(request={...})"
+        )
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenRequest, (dict(self),))
+
+    def __copy__(self) -> FrozenRequest:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenRequest:
+        return FrozenRequest(copy.deepcopy(dict(self), memo))
+
+
 @dataclass(frozen=True)
 class GenerationResult(HasVideos):
     """One generation's result (or the reason there is none).
@@ -161,6 +186,10 @@ class GenerationResult(HasVideos):
     #: A batch item's ``id`` (its label) and position in the request list.
     item_id: str | None = None
     index: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.request, FrozenRequest):  # every way of building one, with_() too
+            object.__setattr__(self, "request", FrozenRequest(self.request))
 
     # ------------------------------------------------------------------ views
     @property

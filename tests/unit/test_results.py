@@ -186,3 +186,42 @@ def test_a_paid_record_without_credits_counts_its_estimate_as_possible() -> None
     assert paid.possible_credits == estimate_credits("480p", 4, False) > 0
     priced = paid.with_(consumed_credits=28)
     assert priced.possible_credits is None  # its credits are known: nothing more is possible
+
+
+def test_a_results_request_cannot_be_changed_in_place_but_copies_and_serialises() -> None:
+    """One result is shared by the task, its XCom and the UI: a caller that edits its request would
+    change what the others see. Every way of building one freezes it; copies stay usable."""
+    import copy
+    import json
+    import pickle
+
+    built = [
+        GenerationResult(outcome=Outcome.NOT_SENT, request={"prompt": "p", "image_urls": ["a"]}),
+        GenerationResult.not_sent("budget", {"prompt": "p", "image_urls": ["a"]}),
+        GenerationResult.from_xcom(
+            GenerationResult.not_sent("budget", {"prompt": "p", "image_urls": ["a"]}).to_xcom()
+        ),
+        GenerationResult(outcome=Outcome.NOT_SENT).with_(request={"prompt": "p", "image_urls": ["a"]}),
+    ]
+    for result in built:
+        request = result.request
+        for change in (
+            lambda r: r.__setitem__("prompt", "x"),
+            lambda r: r.__delitem__("prompt"),
+            lambda r: r.update(prompt="x"),
+            lambda r: r.pop("prompt"),
+            lambda r: r.popitem(),
+            lambda r: r.setdefault("seed", 1),
+            lambda r: r.clear(),
+        ):
+            with pytest.raises(TypeError, match="cannot be changed in place"):
+                change(request)
+        with pytest.raises(TypeError, match="cannot be changed in place"):
+            request |= {"prompt": "x"}
+        assert result.request == {"prompt": "p", "image_urls": ["a"]}
+        assert json.loads(json.dumps(result.to_xcom()))["request"] == {"prompt": "p", "image_urls": ["a"]}
+        for twin in (copy.deepcopy(result), pickle.loads(pickle.dumps(result)), copy.copy(result)):
+            assert twin == result and twin.request == result.request
+        editable = dict(result.request)
+        editable["prompt"] = "x"
+        assert result.request["prompt"] == "p"
