@@ -170,6 +170,24 @@ class _Backend(Protocol):
     def save(self, value: dict[str, Any], part: int = 0) -> None: ...
 
 
+def record_value(stored: Any, where: str) -> dict[str, Any]:
+    """A stored part of a record (a JSON object, or its JSON text) as a dict.
+
+    Anything else raises: taken for an empty record, it would pay again for every request in it.
+    ``where`` names the place for the error (``"Airflow Variable 'x'"``).
+    """
+    value = stored
+    if isinstance(stored, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(stored)
+    if not isinstance(value, Mapping):
+        raise SeedanceError(
+            f"{where} (this task's submission record) is not a JSON object; it was edited by hand? "
+            "Fix or delete it, then clear the task."
+        )
+    return dict(value)
+
+
 class _TaskStateStoreBackend:
     """Airflow 3.3+: ``context["task_state_store"]``.
 
@@ -188,18 +206,7 @@ class _TaskStateStoreBackend:
     def load(self, part: int = 0) -> dict[str, Any] | None:
         key = part_key(self._key, part)
         value = self._store.get(key, None)
-        if value is None:
-            return None
-        if isinstance(value, str):  # a JSON object kept as text (set by hand or by a script)
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        if not isinstance(value, Mapping):
-            # Taking it for an empty record would pay for every request in it again.
-            raise SeedanceError(
-                f"The task state store key {key!r} (this task's submission record) is not a JSON "
-                "object; it was edited by hand? Fix or delete it, then clear the task."
-            )
-        return dict(value)
+        return None if value is None else record_value(value, f"The task state store key {key!r}")
 
     def save(self, value: dict[str, Any], part: int = 0) -> None:
         self._store.set(part_key(self._key, part), value, **self._set_options)
@@ -296,18 +303,7 @@ class _VariableBackend:
         # Only a missing variable means "nothing submitted yet"; any other failure to read it
         # propagates, because taking it for an empty record would pay for the POST again.
         raw = read_variable(name, retry_seconds=self._read_retry_seconds)
-        if not raw:
-            return None
-        try:
-            value = json.loads(raw) if isinstance(raw, str) else raw
-        except ValueError:
-            value = None
-        if not isinstance(value, Mapping):
-            raise SeedanceError(
-                f"Airflow Variable {name!r} (this task's submission record) is not a JSON "
-                "object; it was edited by hand? Fix or delete it, then clear the task."
-            )
-        return dict(value)
+        return record_value(raw, f"Airflow Variable {name!r}") if raw else None
 
     def load(self, part: int = 0) -> dict[str, Any] | None:
         found = self._read(self._name_of(part))

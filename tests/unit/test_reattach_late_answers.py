@@ -360,23 +360,6 @@ def test_answers_that_arrive_while_a_refused_write_is_retried_are_handed_over_to
     assert all(r["outcome"] == "succeeded" for r in outcome["results"])
 
 
-def test_the_hand_over_read_is_not_waited_on(variables: Variables, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A try declared dead is killed seconds later: its hand-over reads what is there once,
-    never for the record reads' 60 s (`READ_RETRY_SECONDS`)."""
-    from airflow_provider_seedance import reattach
-
-    waits: list[float | None] = []
-    real = reattach.read_variable
-
-    def spy(name: str, retry_seconds: float | None = None) -> str | None:
-        waits.append(retry_seconds)
-        return real(name, retry_seconds=retry_seconds)
-
-    monkeypatch.setattr(reattach, "read_variable", spy)
-    assert reattach.LateAnswers(LATE, "late").write({"fp": ("gen-1", 1.0)})
-    assert waits == [0]
-
-
 def test_a_new_mark_for_a_request_already_handed_over_is_handed_over_in_its_turn(
     variables: Variables,
 ) -> None:
