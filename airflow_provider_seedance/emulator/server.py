@@ -7,7 +7,7 @@ Routes:
 
 - ``POST /v1/generate`` and ``GET /v1/status``: the API, exactly as the guide shows it.
 - ``GET|HEAD /videos/{task_id}.mp4``: the "CDN" the status response points to.
-- ``/_emulator/...``: ledger, task list, fault injection, reset, expiry (not part of the API).
+- ``/_emulator/...``: ledger, task list, fault injection, hold, reset, expiry (not part of the API).
 """
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ class Emulator:
         #: Forged (``wrong_body``) callbacks in flight, so the true one is always sent after.
         self._forged: dict[str, asyncio.Future[None]] = {}
         self._session: aiohttp.ClientSession | None = None
+        #: While set (``POST /_emulator/hold``), no generation finishes: tests that need work
+        #: in flight for as long as a slow machine takes to set it up. Not kept over a restart.
+        self._held = False
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -128,13 +131,15 @@ class Emulator:
                 self._settle()
             except Exception:
                 log.exception("could not settle due tasks")
-            next_due = self.state.next_due()
+            next_due = None if self._held else self.state.next_due()
             timeout = 1.0 if next_due is None else min(1.0, max(0.0, next_due - time.time()) + 0.001)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _settle(self) -> None:
         """Apply every due transition now; handlers call this so lazy reads are exact too."""
+        if self._held:
+            return
         finished = self.state.settle_due(time.time())
         if not finished:
             return
@@ -484,9 +489,27 @@ class Emulator:
         self.faults.clear()
         return json_response({"rules": []})
 
+    async def admin_hold(self, request: web.Request) -> web.StreamResponse:
+        """``{"hold": true}`` keeps every generation in progress; ``false`` lets the due ones finish."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        hold = body.get("hold") if isinstance(body, dict) else None
+        if not isinstance(hold, bool):
+            message = 'body must be {"hold": true} or {"hold": false}'
+            return json_response(error_body(400, "INVALID_REQUEST", message), status=400)
+        self._held = hold
+        log.info("generations %s", "held in progress" if hold else "released")
+        self._wake.set()
+        self._settle()
+        in_progress = sum(1 for task in self.state.tasks.values() if not task.finished)
+        return json_response({"hold": hold, "in_progress": in_progress})
+
     async def admin_reset(self, request: web.Request) -> web.StreamResponse:
         await self._cancel_callbacks()
         self.faults.clear()
+        self._held = False
         self.state.reset()
         self._save_now()
         log.info("state reset")
@@ -602,6 +625,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post("/_emulator/faults", emulator.admin_add_faults)
     app.router.add_delete("/_emulator/faults", emulator.admin_clear_faults)
     app.router.add_post("/_emulator/reset", emulator.admin_reset)
+    app.router.add_post("/_emulator/hold", emulator.admin_hold)
     return app
 
 

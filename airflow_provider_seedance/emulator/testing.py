@@ -280,6 +280,12 @@ class EmulatorProcess:
     def clear_faults(self) -> None:
         self._admin("DELETE", "faults")
 
+    def hold(self, hold: bool = True) -> int:
+        """Keep every generation in progress (``hold=False`` lets the due ones finish); the
+        number of generations in progress is returned."""
+        result: dict[str, Any] = self._admin("POST", "hold", {"hold": hold})
+        return int(result["in_progress"])
+
     def reset(self) -> dict[str, Any]:
         result: dict[str, Any] = self._admin("POST", "reset")
         return result

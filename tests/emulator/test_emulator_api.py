@@ -441,6 +441,29 @@ def test_reset_restores_balances_and_clears_everything(api: Api, emulator: Emula
     assert api.status("seed15unknownpro").status_code == 404  # the 500 rule is gone
 
 
+def test_held_generations_stay_in_progress_until_released(api: Api, emulator: EmulatorProcess) -> None:
+    assert emulator.hold() == 0
+    task_id = api.submit({"prompt": PROMPT, "duration": "4"})  # due at once (0 s generations)
+    time.sleep(0.2)
+    data = api.status_data(task_id)
+    assert data["status"] == "IN_PROGRESS" and data["consumed_credits"] == 0
+    assert [t["finished"] for t in emulator.tasks()] == [False]
+    assert requests.get(f"{api.base_url}/videos/{task_id}.mp4", timeout=10).status_code == 404
+    # Released, a generation past its due time finishes at once and is charged as usual.
+    assert emulator.hold(False) == 0
+    done = api.status_data(task_id)
+    assert done["status"] == "SUCCESS" and done["consumed_credits"] == 14
+
+
+def test_a_reset_ends_a_hold_and_a_bad_hold_body_is_refused(api: Api, emulator: EmulatorProcess) -> None:
+    for body in ({}, {"hold": "yes"}, {"hold": 1}, ["hold"]):
+        answer = requests.post(f"{api.base_url}/_emulator/hold", json=body, timeout=10)
+        assert answer.status_code == 400 and error_code(answer) == "INVALID_REQUEST", body
+    emulator.hold()
+    emulator.reset()
+    assert api.status_data(api.submit())["status"] == "SUCCESS"
+
+
 # ---- videos -----------------------------------------------------------------------------------
 
 

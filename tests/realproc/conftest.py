@@ -31,8 +31,9 @@ EXAMPLES = [
 REALPROC_API_KEY = "sk-realproc-L3AK-CANARY-7d41c9e2b8"
 #: Generation time of each emulator, in seconds.
 EMULATOR_SECONDS = {
-    # Long enough that all 20 generations are still deferred when the triggerer is killed.
-    "seedance_kill": 20.0,
+    # The test holds its 20 generations in progress (``EmulatorProcess.hold``) until the
+    # triggerer that replaced the killed one polls them.
+    "seedance_kill": 5.0,
     "seedance_reattach": 6.0,
     "seedance_secrets": 3.0,
     "seedance_metrics": 2.0,
@@ -41,15 +42,16 @@ EMULATOR_SECONDS = {
     "seedance_default": 2.0,
     # Concurrent generations that share a small daily budget (test_budgets.py).
     "seedance_budget": 3.0,
-    # Deferred generations resumed by the emulator's callbacks (test_callbacks.py).
-    "seedance_callbacks": 30.0,
+    # Deferred generations resumed by the emulator's callbacks (test_callbacks.py), held in
+    # progress by the test until its hostile calls are done.
+    "seedance_callbacks": 5.0,
     # A deferred generation with end_in_triggerer=True that its callback ends in the API server.
     "seedance_callbacks_end": 10.0,
     # Deferred generations whose callbacks the emulator drops: the fallback poll ends them.
     "seedance_callbacks_lost": 8.0,
     # Fire-and-forget generations whose callbacks record asset events (the webhook example);
-    # long enough that the publishing run ends while they render, however loaded the machine.
-    "seedance_webhook": 10.0,
+    # held in progress by the test until the publishing run has ended.
+    "seedance_webhook": 5.0,
 }
 #: The ``seedance_callbacks`` connection's HMAC secret (the secrets scan looks for it too).
 CALLBACK_SECRET = "realproc-callback-S3CRET-5e8f1a2b3c4d5e6f7a8b"

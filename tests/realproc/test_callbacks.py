@@ -18,7 +18,7 @@ import requests
 from airflow_provider_seedance.callbacks import CALLBACK_PATH, CallbackIdentity, sign
 from airflow_provider_seedance.plugins.queries import decode_xcom
 from tests.realproc.conftest import CALLBACK_SECRET, RealprocEnv, worker_starts
-from tests.realproc.dags.realproc_dags import CALLBACK_N, LOST_CALLBACK_N
+from tests.realproc.dags.realproc_dags import CALLBACK_N, LOST_CALLBACK_N, RACE_SAFE_POLL
 
 pytestmark = pytest.mark.realproc
 
@@ -54,13 +54,39 @@ def test_deferred_generations_are_resumed_by_callbacks_and_hostile_callers_resum
     cluster, emulator = realproc.cluster, realproc.emulators[CONN_ID]
     cluster.wait_for_dag(DAG_ID)
     cluster.unpause(DAG_ID)
-    run_id = cluster.trigger(DAG_ID)
+    # The generations stay in progress (no callback either) until the hostile calls are done,
+    # however slow the machine; then they end and call back.
+    emulator.hold()
+    try:
+        run_id = cluster.trigger(DAG_ID)
+        deferred_at = _hostile_callers_resume_nothing(realproc, run_id)
+        # No callback sooner after deferring than Airflow's stale-event race allows (a resumed
+        # try would fail and its retry read the status once more; see RACE_SAFE_POLL).
+        time.sleep(max(0.0, RACE_SAFE_POLL - (time.monotonic() - deferred_at)))
+    finally:
+        emulator.hold(False)
+
+    # The trigger's first poll is 300 s after deferring: only the callbacks can end the run.
+    run = cluster.wait_for_run(DAG_ID, run_id, timeout=240)
+    assert run["state"] == "success", states(realproc, run_id)
+    ledger = emulator.ledger()
+    assert ledger["generate_requests"] == CALLBACK_N
+    assert ledger["callbacks_sent"] >= CALLBACK_N
+    # Per generation: the operator's read after submitting and the receiver's own read; plus the
+    # one read the validly signed lying callback above cost. None by the trigger.
+    assert ledger["status_requests"] == 2 * CALLBACK_N + 1, ledger
+
+
+def _hostile_callers_resume_nothing(realproc: RealprocEnv, run_id: str) -> float:
+    """The hostile calls, once every generation has deferred (that moment is returned)."""
+    cluster, emulator = realproc.cluster, realproc.emulators[CONN_ID]
     deferred = cluster.wait_until(
         lambda: len(rows := deferred_tis(realproc, run_id)) == CALLBACK_N and rows,
-        timeout=120,
+        timeout=300,
         what="every generation to defer",
         interval=0.5,
     )
+    deferred_at = time.monotonic()
     assert all(task["status"] == "IN_PROGRESS" for task in emulator.tasks()), "generations ended too soon"
 
     receiver = cluster.base_url + CALLBACK_PATH
@@ -90,16 +116,7 @@ def test_deferred_generations_are_resumed_by_callbacks_and_hostile_callers_resum
     assert set(states(realproc, run_id).values()) == {"deferred"}, "a hostile caller resumed a task"
     for answer in answers.values():
         assert realproc.api_key not in answer.text and CALLBACK_SECRET not in answer.text
-
-    # The generations take 30 s; the trigger's first poll is 300 s after deferring.
-    run = cluster.wait_for_run(DAG_ID, run_id, timeout=240)
-    assert run["state"] == "success", states(realproc, run_id)
-    ledger = emulator.ledger()
-    assert ledger["generate_requests"] == CALLBACK_N
-    assert ledger["callbacks_sent"] >= CALLBACK_N
-    # Per generation: the operator's read after submitting and the receiver's own read; plus the
-    # one read the validly signed lying callback above cost. None by the trigger.
-    assert ledger["status_requests"] == 2 * CALLBACK_N + 1, ledger
+    return deferred_at
 
 
 def test_lost_callbacks_cost_latency_never_the_video(realproc: RealprocEnv) -> None:

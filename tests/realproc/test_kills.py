@@ -16,9 +16,10 @@ import psutil
 import pytest
 from airflow import __version__ as _airflow_version
 
+from airflow_provider_seedance.emulator.testing import EmulatorProcess
 from tests.airflow_processes import AirflowCluster
 from tests.realproc.conftest import RealprocEnv
-from tests.realproc.dags.realproc_dags import TRIGGERER_KILL_N
+from tests.realproc.dags.realproc_dags import RACE_SAFE_POLL, TRIGGERER_KILL_N
 
 pytestmark = pytest.mark.realproc
 
@@ -51,6 +52,16 @@ def test_triggerer_sigkill_loses_no_deferred_generation_and_pays_for_none_twice(
     cluster = realproc.cluster
     emulator = realproc.emulators["seedance_kill"]
     dag_id = "realproc_triggerer_kill"
+    # Every generation stays in progress until the new triggerer polls, however long a loaded
+    # machine takes to defer all 20 (with a timer, the first ones could end before the last defers).
+    emulator.hold()
+    try:
+        _kill_the_triggerer_mid_render(cluster, emulator, dag_id)
+    finally:
+        emulator.hold(False)
+
+
+def _kill_the_triggerer_mid_render(cluster: AirflowCluster, emulator: EmulatorProcess, dag_id: str) -> None:
     run_id = _start_run(cluster, dag_id)
     started = time.monotonic()
 
@@ -60,8 +71,9 @@ def test_triggerer_sigkill_loses_no_deferred_generation_and_pays_for_none_twice(
             return tis
         return None
 
-    cluster.wait_until(all_deferred, timeout=120, what=f"{TRIGGERER_KILL_N} deferred tasks")
-    deferred_after = time.monotonic() - started
+    cluster.wait_until(all_deferred, timeout=300, what=f"{TRIGGERER_KILL_N} deferred tasks")
+    deferred_at = time.monotonic()
+    deferred_after = deferred_at - started
 
     def one_row_per_task() -> list[dict[str, Any]] | None:
         rows = cluster.trigger_rows()
@@ -87,6 +99,10 @@ def test_triggerer_sigkill_loses_no_deferred_generation_and_pays_for_none_twice(
         what="the new triggerer's first status poll",
     )
     polling_again_after = time.monotonic() - killed_at
+    # The generations end now (those past their time at once), but no sooner after the last
+    # deferral than Airflow's stale-event race allows (see RACE_SAFE_POLL).
+    time.sleep(max(0.0, RACE_SAFE_POLL - (time.monotonic() - deferred_at)))
+    emulator.hold(False)
 
     run = cluster.wait_for_run(dag_id, run_id, timeout=240)
     print(

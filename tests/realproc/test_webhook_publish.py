@@ -49,10 +49,15 @@ def test_ten_fire_and_forget_generations_become_ten_asset_events_and_ten_deliver
         cluster.wait_for_dag(dag_id)
         cluster.unpause(dag_id)
     prompts = [f"Product {i} turning slowly on a plinth" for i in range(N)]
-    run_id = cluster.trigger(PUBLISH, conf={"products": prompts})
-    assert cluster.wait_for_run(PUBLISH, run_id, timeout=240)["state"] == "success"
-    # The publishing run ended with its generations still rendering: nothing waited for them.
-    assert any(task["status"] == "IN_PROGRESS" for task in emulator.tasks()), "all ended before the run"
+    # Every generation renders until the publishing run has ended, however slow the machine.
+    emulator.hold()
+    try:
+        run_id = cluster.trigger(PUBLISH, conf={"products": prompts})
+        assert cluster.wait_for_run(PUBLISH, run_id, timeout=240)["state"] == "success"
+        # The publishing run ended with its generations still rendering: nothing waited for them.
+        assert [task["status"] for task in emulator.tasks()] == ["IN_PROGRESS"] * N
+    finally:
+        emulator.hold(False)
 
     try:
         events = cluster.wait_until(
