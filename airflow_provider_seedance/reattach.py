@@ -302,8 +302,10 @@ class _VariableBackend:
     def _read(self, name: str) -> dict[str, Any] | None:
         # Only a missing variable means "nothing submitted yet"; any other failure to read it
         # propagates, because taking it for an empty record would pay for the POST again.
+        # An emptied Variable is not a missing one: taken for "never written", the parts after it
+        # would not be read and every request in them would be paid again.
         raw = read_variable(name, retry_seconds=self._read_retry_seconds)
-        return record_value(raw, f"Airflow Variable {name!r}") if raw else None
+        return None if raw is None else record_value(raw, f"Airflow Variable {name!r}")
 
     def load(self, part: int = 0) -> dict[str, Any] | None:
         found = self._read(self._name_of(part))

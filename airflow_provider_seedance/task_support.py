@@ -7,6 +7,7 @@ a helper that several task types need never makes one of them borrow from anothe
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +21,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
+    SeedanceValidationError,
     never_created,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -31,6 +33,18 @@ from airflow_provider_seedance.xcoms import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+
+
+def seconds_value(value: Any, field: str) -> float:
+    """A wait in seconds as given: a finite number > 0, else the error (before any HTTP call).
+
+    0 or less would poll without a pause (hammering the API through an outage); NaN or
+    infinity would never poll again.
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise SeedanceValidationError(field, value, "a number of seconds greater than 0")
+    return float(value)
 
 
 class SeedanceConnected:
@@ -54,7 +68,7 @@ class SeedanceConnected:
     ) -> None:
         self.seedance_conn_id = seedance_conn_id
         self.hook_params = dict(hook_params or {})
-        self.poll_interval = poll_interval
+        self.poll_interval = seconds_value(poll_interval, "poll_interval")
         self.deferrable = deferrable
 
     @cached_property

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_seedance.emulator.testing import EmulatorProcess
 from tests.conftest import DAGS_FOLDER
 
 #: Both the examples and the test DAGs are in the session's one DAGs folder.
@@ -71,3 +76,29 @@ def collect(dag_id: str, run_id: str) -> DagRunResult:
         for row in session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id):
             result.xcoms[(row.task_id, row.map_index, row.key)] = XComModel.deserialize_value(row)
     return result
+
+
+@contextlib.contextmanager
+def held_until_read(emulator: EmulatorProcess, reads: int, timeout: float = 120.0) -> Iterator[None]:
+    """The emulator's generations stay in progress until it has answered ``reads`` more status
+    reads (then a thread releases them): a task's first look after its POST sees IN_PROGRESS
+    however slow the machine, and a later wait still sees the generation end."""
+    emulator.hold()
+    before = emulator.ledger()["status_requests"]
+    done = threading.Event()
+
+    def release() -> None:
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            if emulator.ledger()["status_requests"] - before >= reads:
+                break
+            time.sleep(0.05)
+        emulator.hold(False)
+
+    releaser = threading.Thread(target=release, name="emulator-release", daemon=True)
+    releaser.start()
+    try:
+        yield
+    finally:
+        done.set()
+        releaser.join(timeout=30)

@@ -59,6 +59,7 @@ from airflow_provider_seedance.task_support import (
     push_progress,
     push_result,
     recording_failures,
+    seconds_value,
     task_from_event,
 )
 from airflow_provider_seedance.templating import LiteralSafeTemplater
@@ -211,7 +212,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
             deferrable,
         )
         self.poll_interval_given = poll_interval is not None
-        self.callback_poll_interval = float(callback_poll_interval)
+        self.callback_poll_interval = seconds_value(callback_poll_interval, "callback_poll_interval")
         self._keep_money_rules(
             skip_if_exists, max_credits, resubmit_on_failure, wait_for_completion, timeout, force_new
         )

@@ -54,7 +54,8 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", poll_interval)
+        # Checked before Airflow's own check of ``poke_interval``, which names another field.
+        kwargs.setdefault("poke_interval", steps.seconds_value(poll_interval, "poll_interval"))
         super().__init__(**kwargs)
         self._connect(seedance_conn_id, hook_params, poll_interval, deferrable)
         self.output_path = output_path

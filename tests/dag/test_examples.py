@@ -6,7 +6,7 @@ import pendulum
 import pytest
 
 from tests.conftest import API_KEY
-from tests.dag_support import EXAMPLES, run_dag
+from tests.dag_support import EXAMPLES, held_until_read, run_dag
 
 pytestmark = pytest.mark.dag
 
@@ -91,7 +91,9 @@ def test_catalog_backfill_second_pass_spends_nothing(dag_env, tmp_path, monkeypa
 
 
 def test_external_task_submit_then_deferrable_sensor(dag_env) -> None:
-    run = run_dag(EXAMPLES, "seedance_external_task")
+    # Still rendering when the submitting task reads it after its POST, however slow the machine.
+    with held_until_read(dag_env, 1):
+        run = run_dag(EXAMPLES, "seedance_external_task")
     assert run.state == "success"
     [submitted] = run.results("submit")
     [waited] = run.results("wait_for_video")

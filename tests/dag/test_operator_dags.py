@@ -47,7 +47,11 @@ def test_generate_waits_and_returns_the_result(dag_env, dag_id: str, capfd) -> N
 
 
 def test_no_wait_returns_right_after_submitting(dag_env) -> None:
-    run = run_dag(TEST_DAGS, "op_no_wait")
+    dag_env.hold()  # still rendering when read after the POST, however slow the machine
+    try:
+        run = run_dag(TEST_DAGS, "op_no_wait")
+    finally:
+        dag_env.hold(False)
     [result] = run.results("generate")
     assert run.state == "success" and result["status"] == "IN_PROGRESS" and result["video_url"] is None
     # While in flight the link opens the card, which names the task id; never an empty link.

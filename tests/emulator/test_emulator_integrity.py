@@ -177,6 +177,7 @@ def test_a_local_callback_on_record_is_never_called_without_the_flag(
     with EmulatorProcess(
         api_keys={key: 100}, generation_seconds=0.3, allow_local_callbacks=True, state_file=state_file
     ) as emulator:
+        emulator.hold()  # it stops before the generation ends, however slow the machine
         Api(emulator, key=key).submit({"prompt": PROMPT, "callback_url": receiver_url})
     with EmulatorProcess(api_keys={key: 100}, generation_seconds=0.3, state_file=state_file) as emulator:
         wait_until(lambda: emulator.ledger()["callbacks_failed"] == 1, timeout=5)

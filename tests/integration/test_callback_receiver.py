@@ -9,6 +9,7 @@ triggerer runs here), so that only the callback can resume it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -203,11 +204,24 @@ def callbacks() -> CallbackSettings:
     return settings
 
 
+@contextlib.contextmanager
+def deferred_before_the_callback(receiver: Receiver) -> Iterator[None]:
+    """The generation renders (and calls back) only once the block is done (the task instance
+    has deferred, the run has ended), however slow the machine: a callback before that would
+    find nothing to resume."""
+    receiver.emulator.hold()
+    try:
+        yield
+    finally:
+        receiver.emulator.hold(False)
+
+
 # --------------------------------------------------------------------------- resuming
 def test_the_emulators_callback_resumes_the_deferred_task_with_the_triggers_own_event(receiver) -> None:
     url = callbacks().url_for(identity(receiver), time.time() + 600)
-    seedance_task_id = submit(receiver, url)
-    defer_on(receiver, seedance_task_id)
+    with deferred_before_the_callback(receiver):
+        seedance_task_id = submit(receiver, url)
+        defer_on(receiver, seedance_task_id)
 
     assert wait_for_state(receiver, "scheduled") == "scheduled", "the callback did not resume the task"
     _, next_kwargs = ti_row(receiver)
@@ -274,9 +288,10 @@ def test_a_success_callback_ends_an_end_on_success_task_with_the_xcoms_the_task_
         "links": {"_link_SeedanceVideoLink": "https://example.invalid/video"},
     }
     url = callbacks().url_for(identity(receiver), time.time() + 600)
-    seedance_task_id = submit(receiver, url)
-    spec["seedance_task_ids"] = [seedance_task_id]
-    defer_on(receiver, seedance_task_id, end_on_success=spec)
+    with deferred_before_the_callback(receiver):
+        seedance_task_id = submit(receiver, url)
+        spec["seedance_task_ids"] = [seedance_task_id]
+        defer_on(receiver, seedance_task_id, end_on_success=spec)
 
     # Ended, not resumed: no worker will run ``execute_complete``.
     assert wait_for_state(receiver, "success") == "success", "the callback did not end the task"
@@ -528,10 +543,11 @@ def test_a_fire_and_forget_generation_records_one_asset_event_with_its_result_wh
         assert run_dag(DAGS_FOLDER, UPLOAD_DAG_ID).state == "success"
         unpause(UPLOAD_DAG_ID)
         before = receiver.emulator.ledger()["generate_requests"]
-        run = run_dag(DAGS_FOLDER, FIRE_DAG_ID)
-        assert run.state == "success", run.tasks
-        (submitted,) = run.results("submit")
-        assert submitted["status"] == "IN_PROGRESS"
+        with deferred_before_the_callback(receiver):  # still rendering when the run ends
+            run = run_dag(DAGS_FOLDER, FIRE_DAG_ID)
+            assert run.state == "success", run.tasks
+            (submitted,) = run.results("submit")
+            assert submitted["status"] == "IN_PROGRESS"
         assert receiver.emulator.ledger()["generate_requests"] == before + 1
 
         deadline = time.time() + 30

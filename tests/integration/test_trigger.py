@@ -107,8 +107,9 @@ def test_unknown_task_is_an_error_event_not_a_retry_storm(emulator) -> None:
 
 
 def test_wall_clock_deadline_gives_a_timeout_event_naming_the_task(emulator) -> None:
+    emulator.hold()  # still rendering at the deadline, however slow the machine
     task_id = submit()
-    trigger = SeedanceStatusTrigger(task_id, poll_interval=0.1, end_time=time.time() + 0.3)
+    trigger = SeedanceStatusTrigger(task_id, poll_interval=0.1, end_time=time.time() + 2)
     [event] = asyncio.run(collect(trigger))
     assert event["status"] == "timeout" and task_id in event["message"]
     assert event["task"]["status"] == "IN_PROGRESS"

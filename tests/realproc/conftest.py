@@ -142,6 +142,9 @@ def realproc() -> Iterator[RealprocEnv]:
         api_port = free_port()
         extras: dict[str, dict[str, object]] = {
             "seedance_budget": {"budget": {"daily_credits": BUDGET_DAILY_CREDITS, "store": budget_store}},
+            # The worker-kill test hangs each first status read until it kills the task: a read
+            # that timed out (30 s by default) and was read again would spoil its count.
+            "seedance_reattach": {"timeout": 300},
             **{
                 conn_id: {
                     "callback_secret": CALLBACK_SECRET,

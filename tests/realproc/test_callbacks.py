@@ -148,7 +148,24 @@ def test_a_callback_ends_an_end_in_triggerer_generation_with_no_worker_after_def
     dag_id = "realproc_callbacks_end_in_triggerer"
     cluster.wait_for_dag(dag_id)
     cluster.unpause(dag_id)
-    run_id = cluster.trigger(dag_id)
+    # No callback before the task has deferred (it would find nothing to end), however slow the
+    # machine, nor sooner after it than Airflow's stale-event race allows.
+    emulator.hold()
+    try:
+        run_id = cluster.trigger(dag_id)
+
+        def deferred() -> bool:
+            tis = cluster.task_instances(dag_id, run_id)
+            return [ti["state"] for ti in tis if ti["task_id"] == "generate"] == ["deferred"]
+
+        cluster.wait_until(
+            deferred,
+            timeout=300,
+            what="the generation to defer",
+        )
+        time.sleep(RACE_SAFE_POLL)
+    finally:
+        emulator.hold(False)
     run = cluster.wait_for_run(dag_id, run_id, timeout=240)
     assert run["state"] == "success", cluster.describe_stuck_run(dag_id, run_id)
 

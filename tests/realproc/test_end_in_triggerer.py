@@ -52,10 +52,22 @@ def test_mapped_generations_end_in_the_triggerer_after_one_worker_start_leaving_
     cluster, emulator = realproc.cluster, realproc.emulators["seedance_endtrig"]
     cluster.wait_for_dag(DAG_ID)
     cluster.unpause(DAG_ID)
-    run_id = cluster.trigger(DAG_ID)
+    n = len(END_IN_TRIGGERER_PROMPTS)
+    # Every generation is still rendering when its task reads it after the POST, however slow
+    # the machine, so every task defers (one that read SUCCESS would end on its first start).
+    emulator.hold()
+    try:
+        run_id = cluster.trigger(DAG_ID)
+
+        def all_deferred() -> bool:
+            tis = [ti for ti in cluster.task_instances(DAG_ID, run_id) if ti["task_id"] in TASKS.values()]
+            return len(tis) == 2 * n and all(ti["state"] == "deferred" for ti in tis)
+
+        cluster.wait_until(all_deferred, timeout=300, what=f"{2 * n} deferred generations")
+    finally:
+        emulator.hold(False)  # each trigger's first poll comes RACE_SAFE_POLL after deferring
     run = cluster.wait_for_run(DAG_ID, run_id, timeout=300)
     assert run["state"] == "success", cluster.task_instances(DAG_ID, run_id)
-    n = len(END_IN_TRIGGERER_PROMPTS)
     assert emulator.ledger()["generate_requests"] == 2 * n
 
     for index in range(n):

@@ -94,7 +94,7 @@ def _kill_the_triggerer_mid_render(cluster: AirflowCluster, emulator: EmulatorPr
     cluster.start_process("triggerer")
     cluster.wait_until(
         lambda: emulator.ledger()["status_requests"] > status_reads_at_kill,
-        timeout=120,
+        timeout=300,
         interval=0.2,
         what="the new triggerer's first status poll",
     )

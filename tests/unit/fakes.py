@@ -151,7 +151,7 @@ def batch(hook: FakeHook, items: list[dict[str, Any]] = BATCH_ITEMS, **kwargs: A
     from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
 
     kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("poll_interval", 0.001)
     kwargs.setdefault("max_in_flight", 1)
     return use(SeedanceBatchGenerateOperator(task_id="batch", requests=items, **kwargs), hook)
 

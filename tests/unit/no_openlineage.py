@@ -62,10 +62,10 @@ def main() -> None:
     from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
     from tests.unit.fakes import FakeHook, Store, context, use
 
-    single = SeedanceGenerateOperator(task_id="g", prompt="p", deferrable=False, poll_interval=0)
+    single = SeedanceGenerateOperator(task_id="g", prompt="p", deferrable=False, poll_interval=0.001)
     assert use(single, FakeHook()).execute(context(Store()))["status"] == "SUCCESS"
     batch = SeedanceBatchGenerateOperator(
-        task_id="b", requests=[{"prompt": "p"}], deferrable=False, poll_interval=0
+        task_id="b", requests=[{"prompt": "p"}], deferrable=False, poll_interval=0.001
     )
     assert use(batch, FakeHook()).execute(context(Store()))["totals"]["succeeded"] == 1
     assert not [name for name in sys.modules if blocked(name)]

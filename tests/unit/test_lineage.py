@@ -173,7 +173,7 @@ def test_the_single_operator_hands_over_its_generation_after_success(tmp_path: P
             image_urls=[SIGNED],
             output_path=str(tmp_path / "a.mp4"),
             deferrable=False,
-            poll_interval=0,
+            poll_interval=0.001,
         ),
         hook,
     )
@@ -195,7 +195,7 @@ def test_a_failed_generation_is_handed_over_with_its_id_and_no_output(tmp_path: 
             prompt="a shoe",
             output_path=str(tmp_path / "a.mp4"),
             deferrable=False,
-            poll_interval=0,
+            poll_interval=0.001,
         ),
         hook,
     )
@@ -246,7 +246,7 @@ def test_the_batch_operator_hands_over_every_item(tmp_path: Path) -> None:
             requests=items,
             output_path_template=str(tmp_path) + "/{id}.mp4",
             deferrable=False,
-            poll_interval=0,
+            poll_interval=0.001,
         ),
         FakeHook(),
     )

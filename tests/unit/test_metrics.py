@@ -156,7 +156,7 @@ def test_a_try_that_reattaches_counts_it_and_never_the_credits_again(stats: Fake
         resolution="480p",
         duration=4,
         deferrable=False,
-        poll_interval=0,
+        poll_interval=0.001,
     )
     use(operator, hook)
     operator.execute(context(store))
@@ -179,7 +179,7 @@ def test_a_batch_try_that_reattaches_counts_each_generation_it_finds(stats: Fake
     store, hook = Store(), FakeHook()
     requests = [{"id": i, "prompt": f"clip {i}", "resolution": "480p", "duration": 4} for i in ("a", "b")]
     operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=requests, deferrable=False, poll_interval=0
+        task_id="batch", requests=requests, deferrable=False, poll_interval=0.001
     )
     use(operator, hook)
     operator.execute(context(store))

@@ -128,7 +128,7 @@ def three_items(hook: FakeHook) -> SeedanceBatchGenerateOperator:
     items = [{"prompt": f"item {n}", **CHEAP} for n in range(3)]
     return use(
         SeedanceBatchGenerateOperator(
-            task_id="batch", requests=items, deferrable=False, poll_interval=0, max_in_flight=3
+            task_id="batch", requests=items, deferrable=False, poll_interval=0.001, max_in_flight=3
         ),
         hook,
     )
@@ -202,7 +202,7 @@ def test_batch_failure_is_still_reported_when_items_stay_uncertain(variables: Va
     store = DeclaredDead(allowed=1)
     items = [{"prompt": "item 0", **CHEAP}]
     operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=items, deferrable=False, poll_interval=0
+        task_id="batch", requests=items, deferrable=False, poll_interval=0.001
     )
     with pytest.raises(RuntimeError):
         use(operator, FakeHook()).execute(context(store))

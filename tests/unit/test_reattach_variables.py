@@ -41,7 +41,7 @@ def test_a_failed_read_is_not_taken_for_an_empty_record(monkeypatch) -> None:
         _VariableBackend("seedance_record_x").load()
 
 
-@pytest.mark.parametrize("raw", ["{not json", "[1, 2]"])
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]", "", "null"])
 def test_a_corrupt_record_is_a_clear_error(monkeypatch, raw: str) -> None:
     monkeypatch.setattr(Variable, "get", fake_get(raw))
     with pytest.raises(SeedanceError, match=r"'seedance_record_x'.*not a JSON object"):

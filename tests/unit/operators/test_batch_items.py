@@ -26,7 +26,7 @@ def item(prompt: str = "a fox", **extra: Any) -> dict[str, Any]:
 
 def batch(hook: FakeHook, requests: Any, **kwargs: Any) -> SeedanceBatchGenerateOperator:
     operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=requests, deferrable=False, poll_interval=0, max_in_flight=1, **kwargs
+        task_id="batch", requests=requests, deferrable=False, poll_interval=0.001, max_in_flight=1, **kwargs
     )
     return use(operator, hook)
 

@@ -31,7 +31,7 @@ class Destination:
 def batch(hook: FakeHook, count: int = 1) -> SeedanceBatchGenerateOperator:
     requests = [{"prompt": f"clip {n}", "resolution": "480p", "duration": 4} for n in range(count)]
     operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=requests, deferrable=False, poll_interval=0, max_in_flight=2
+        task_id="batch", requests=requests, deferrable=False, poll_interval=0.001, max_in_flight=2
     )
     return use(operator, hook)
 

@@ -28,7 +28,7 @@ def batch(
     hook: FakeHook, items: list[dict[str, Any]] = ITEMS, **kwargs: Any
 ) -> SeedanceBatchGenerateOperator:
     kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("poll_interval", 0.001)
     return use(SeedanceBatchGenerateOperator(task_id="batch", requests=items, **kwargs), hook)
 
 

@@ -84,7 +84,7 @@ def test_a_user_given_callback_url_wins_over_the_automatic_one() -> None:
 
 def test_a_blocking_wait_gets_no_callback_url() -> None:
     hook = with_callbacks(FakeHook(statuses={"gen-1": ["IN_PROGRESS", "SUCCESS"]}))
-    single(hook, deferrable=False, poll_interval=0).execute(try_context(Store()))
+    single(hook, deferrable=False, poll_interval=0.001).execute(try_context(Store()))
     assert hook.callback_urls == [None]
 
 

@@ -192,7 +192,7 @@ async def test_a_generation_resubmitted_after_failed_ends_in_the_triggerer_with_
 async def test_a_trigger_asked_to_end_the_task_pushes_the_return_value_unless_told_not_to(
     pushed: dict[str, Any],
 ) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_on_success={"request": {"prompt": "p"}})
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_on_success={"request": {"prompt": "p"}})
     assert isinstance(await first_event(trigger, ["SUCCESS"]), TaskSuccessEvent)
     assert pushed[XCOM_RETURN]["seedance_task_ids"] == ["gen-1"]
 
@@ -200,7 +200,12 @@ async def test_a_trigger_asked_to_end_the_task_pushes_the_return_value_unless_to
 def in_a_dag(mapped_downstream: bool) -> SeedanceGenerateOperator:
     with DAG("catalog", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
         operator = SeedanceGenerateOperator(
-            task_id="generate", prompt="p", deferrable=True, end_in_triggerer=True, poll_interval=0, **CHEAP
+            task_id="generate",
+            prompt="p",
+            deferrable=True,
+            end_in_triggerer=True,
+            poll_interval=0.001,
+            **CHEAP,
         )
 
         @task

@@ -23,7 +23,7 @@ ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in r
 
 def batch(hook: FakeHook, items: list[dict[str, Any]], **kwargs: Any) -> SeedanceBatchGenerateOperator:
     kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("poll_interval", 0.001)
     return use(SeedanceBatchGenerateOperator(task_id="batch", requests=items, **kwargs), hook)
 
 

@@ -27,14 +27,14 @@ REQUEST = {"prompt": "a red fox in snow", "resolution": "480p", "duration": 4}
 
 def single(hook: FakeHook, **kwargs: Any) -> SeedanceGenerateOperator:
     operator = SeedanceGenerateOperator(
-        task_id="generate", deferrable=False, poll_interval=0, **REQUEST, **kwargs
+        task_id="generate", deferrable=False, poll_interval=0.001, **REQUEST, **kwargs
     )
     return use(operator, hook)
 
 
 def batch(hook: FakeHook, requests: list[dict[str, Any]], **kwargs: Any) -> SeedanceBatchGenerateOperator:
     operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=requests, deferrable=False, poll_interval=0, max_in_flight=1, **kwargs
+        task_id="batch", requests=requests, deferrable=False, poll_interval=0.001, max_in_flight=1, **kwargs
     )
     return use(operator, hook)
 

@@ -33,7 +33,7 @@ ITEMS = [{"prompt": f"item {n}", "resolution": "480p", "duration": 4} for n in r
 
 def single(hook: FakeHook, **kwargs: Any) -> SeedanceGenerateOperator:
     kwargs.setdefault("prompt", PROMPT)
-    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("poll_interval", 0.001)
     kwargs.update(CHEAP)
     kwargs.setdefault("deferrable", True)
     return use(SeedanceGenerateOperator(task_id="generate", **kwargs), hook)
@@ -201,7 +201,7 @@ def test_an_event_for_another_generation_is_refused() -> None:
 
 # ============================================================== the batch operator
 def batch(hook: FakeHook, **kwargs: Any) -> SeedanceBatchGenerateOperator:
-    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("poll_interval", 0.001)
     kwargs.setdefault("max_in_flight", 1)
     return use(
         SeedanceBatchGenerateOperator(task_id="batch", requests=ITEMS, deferrable=True, **kwargs), hook

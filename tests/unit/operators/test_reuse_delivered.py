@@ -35,7 +35,7 @@ def single(hook: FakeHook, **kwargs: Any) -> SeedanceGenerateOperator:
     kwargs.setdefault("prompt", PROMPT)
     kwargs.update(CHEAP)
     return use(
-        SeedanceGenerateOperator(task_id="generate", deferrable=False, poll_interval=0, **kwargs), hook
+        SeedanceGenerateOperator(task_id="generate", deferrable=False, poll_interval=0.001, **kwargs), hook
     )
 
 
@@ -158,7 +158,7 @@ def batch(hook: FakeHook, template: str, **kwargs: Any) -> SeedanceBatchGenerate
             task_id="batch",
             requests=ITEMS,
             deferrable=False,
-            poll_interval=0,
+            poll_interval=0.001,
             max_in_flight=1,
             output_path_template=template,
             **kwargs,

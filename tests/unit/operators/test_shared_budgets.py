@@ -157,7 +157,7 @@ def test_a_bad_budget_extra_fails_before_any_post(url: str) -> None:
 def batch(hook: FakeHook, count: int, **kwargs: Any) -> SeedanceBatchGenerateOperator:
     items = [{"prompt": f"item {n}", **CHEAP} for n in range(count)]
     kwargs.setdefault("deferrable", False)
-    operator = SeedanceBatchGenerateOperator(task_id="batch", requests=items, poll_interval=0, **kwargs)
+    operator = SeedanceBatchGenerateOperator(task_id="batch", requests=items, poll_interval=0.001, **kwargs)
     return use(operator, hook)
 
 

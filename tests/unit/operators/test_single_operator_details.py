@@ -132,3 +132,35 @@ def test_a_timeout_event_without_a_timeout_setting_names_the_last_status() -> No
     with pytest.raises(SeedanceTimeoutError) as info:
         operator.execute_complete(context(store), event, seedance_task_id="gen-1")
     assert info.value.last_status == "QUEUED" and info.value.waited_seconds == 0.0
+
+
+@pytest.mark.parametrize("value", [0, -1, 0.0, float("nan"), float("inf"), True, "10", None])
+@pytest.mark.parametrize("field", ["poll_interval", "callback_poll_interval"])
+def test_a_wait_that_is_no_positive_number_of_seconds_is_refused_when_the_dag_is_parsed(
+    field: str, value: Any
+) -> None:
+    """0 or less would poll the API without a pause through an outage (and a negative interval
+    crashed the trigger after the POSTs were paid); NaN or infinity would never poll again."""
+    from airflow_provider_seedance.operators.batch import SeedanceBatchGenerateOperator
+    from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
+
+    if value is None and field == "poll_interval":
+        value = -0.5  # None means "the default" for the single operator's poll_interval
+    builders = [lambda: single(**{field: value})]
+    if field == "poll_interval":
+        builders += [
+            lambda: SeedanceBatchGenerateOperator(
+                task_id="b", requests=[{"prompt": PROMPT}], poll_interval=value
+            ),
+            lambda: SeedanceStatusSensor(task_id="s", seedance_task_id="gen-1", poll_interval=value),
+        ]
+    for build in builders:
+        with pytest.raises(SeedanceValidationError) as info:
+            build()
+        assert info.value.field == field
+        assert "greater than 0" in str(info.value) and repr(value)[:3] in str(info.value)
+
+
+def test_any_positive_wait_is_kept_as_seconds() -> None:
+    operator = single(poll_interval=2, callback_poll_interval=0.5)
+    assert (operator.poll_interval, operator.callback_poll_interval) == (2.0, 0.5)

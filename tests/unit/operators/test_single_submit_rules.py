@@ -35,7 +35,7 @@ CHEAP = {"resolution": "480p", "duration": "4"}
 def single(hook: FakeHook, **kwargs: Any) -> SeedanceGenerateOperator:
     kwargs.setdefault("prompt", PROMPT)
     kwargs.setdefault("deferrable", False)
-    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("poll_interval", 0.001)
     return use(SeedanceGenerateOperator(task_id="generate", **kwargs), hook)
 
 

@@ -55,7 +55,7 @@ class UnevenHook:
 async def test_batch_round_keeps_max_concurrency_reads_in_flight_and_the_ids_order() -> None:
     ids = [f"{('done', 'slow', 'flaky')[i % 3]}-{i}" for i in range(40)]
     UnevenHook.reads, UnevenHook.in_flight, UnevenHook.most_in_flight = [], 0, 0
-    trigger = SeedanceBatchStatusTrigger(ids, poll_interval=0, max_concurrency=7)
+    trigger = SeedanceBatchStatusTrigger(ids, poll_interval=0.001, max_concurrency=7)
     trigger.hook_class = UnevenHook  # type: ignore[assignment]
     [event] = [event.payload async for event in trigger.run()]
     assert event["status"] == "done" and event["errors"] == {} and event["pending"] == []

@@ -76,7 +76,7 @@ async def test_single_trigger_fires_once_on_a_terminal_status_only(
     script: list[str], status: str, reads: int
 ) -> None:
     seen: list[str] = []
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     trigger.hook_class = scripted_hook({"gen-1": list(script)}, seen)  # type: ignore[assignment]
     [event] = await events_of(trigger)
     assert event["status"] == status and len(seen) == reads
@@ -87,7 +87,7 @@ async def test_single_trigger_fires_once_on_a_terminal_status_only(
 
 async def test_single_trigger_reports_an_unknown_status_at_its_deadline_as_a_timeout() -> None:
     seen: list[str] = []
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_time=0.0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_time=0.0)
     trigger.hook_class = scripted_hook({"gen-1": ["QUEUED"]}, seen)  # type: ignore[assignment]
     [event] = await events_of(trigger)
     assert event["status"] == "timeout"
@@ -103,7 +103,7 @@ async def test_single_trigger_reports_an_unknown_status_at_its_deadline_as_a_tim
 async def test_single_trigger_turns_a_status_error_into_an_error_event_never_success(
     error: SeedanceError,
 ) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     trigger.hook_class = scripted_hook({"gen-1": ["IN_PROGRESS", error]}, [])  # type: ignore[assignment]
     [event] = await events_of(trigger)
     assert event["status"] == "error" and event["error_code"] == error.error_code  # type: ignore[attr-defined]
@@ -129,7 +129,7 @@ async def test_batch_trigger_waits_for_every_generation_and_keeps_each_terminal_
             "c": ["RENDERING", "FAILED"],
         }
     )
-    [event] = await events_of(SeedanceBatchStatusTrigger(["a", "b", "c", "a"], poll_interval=0))
+    [event] = await events_of(SeedanceBatchStatusTrigger(["a", "b", "c", "a"], poll_interval=0.001))
     assert event["status"] == "done" and event["pending"] == [] and event["errors"] == {}
     assert {k: v["status"] for k, v in event["tasks"].items()} == {
         "a": "SUCCESS",
@@ -142,7 +142,7 @@ async def test_batch_trigger_waits_for_every_generation_and_keeps_each_terminal_
 
 async def test_batch_trigger_never_takes_an_unknown_status_for_an_end(batch_hook) -> None:
     batch_hook({"a": ["QUEUED"]})
-    trigger = SeedanceBatchStatusTrigger(["a"], poll_interval=0, end_time=0.0)
+    trigger = SeedanceBatchStatusTrigger(["a"], poll_interval=0.001, end_time=0.0)
     [event] = await events_of(trigger)
     assert event["status"] == "timeout" and event["pending"] == ["a"] and event["tasks"] == {}
 
@@ -156,7 +156,7 @@ async def test_batch_trigger_reports_unreadable_generations_as_errors_not_result
             "down": [down],
         }
     )
-    trigger = SeedanceBatchStatusTrigger(["gone", "flaky", "down"], poll_interval=0, max_poll_failures=2)
+    trigger = SeedanceBatchStatusTrigger(["gone", "flaky", "down"], poll_interval=0.001, max_poll_failures=2)
     [event] = await events_of(trigger)
     assert event["status"] == "done"
     assert set(event["tasks"]) == {"flaky"} and event["tasks"]["flaky"]["status"] == "SUCCESS"
