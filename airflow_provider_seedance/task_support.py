@@ -7,7 +7,6 @@ a helper that several task types need never makes one of them borrow from anothe
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,7 +20,6 @@ from airflow_provider_seedance.exceptions import (
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
-    SeedanceValidationError,
     never_created,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -29,22 +27,11 @@ from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus, estimate_credits
 from airflow_provider_seedance.results import GenerationResult, Outcome
 from airflow_provider_seedance.task_identity import try_identity
+from airflow_provider_seedance.values import count_value, seconds_value
 from airflow_provider_seedance.xcoms import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID, link_value
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
-
-
-def seconds_value(value: Any, field: str) -> float:
-    """A wait in seconds as given: a finite number > 0, else the error (before any HTTP call).
-
-    0 or less would poll without a pause (hammering the API through an outage); NaN or
-    infinity would never poll again.
-    """
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        raise SeedanceValidationError(field, value, "a number of seconds greater than 0")
-    return float(value)
 
 
 class SeedanceConnected:
@@ -98,9 +85,9 @@ class SeedanceGenerating(SeedanceConnected):
     ) -> None:
         self.skip_if_exists = skip_if_exists
         self.max_credits = max_credits
-        if resubmit_on_failure < 0:
-            raise ValueError("resubmit_on_failure must be >= 0")
-        self.resubmit_on_failure = resubmit_on_failure
+        self.resubmit_on_failure = count_value(
+            resubmit_on_failure, "resubmit_on_failure", minimum=0, what=" of new generations"
+        )
         self.wait_for_completion = wait_for_completion
         self.timeout = timeout
         self.force_new = force_new

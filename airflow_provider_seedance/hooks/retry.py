@@ -20,6 +20,7 @@ from typing import Any
 import tenacity
 
 from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.values import count_value, seconds_value
 
 #: A server's ``Retry-After`` is honoured up to this many seconds.
 RETRY_AFTER_CAP = 120.0
@@ -93,10 +94,11 @@ class RetryPolicy:
     max_outage: float = DEFAULT_MAX_OUTAGE
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts (status_retries) must be >= 1")
-        if self.min_wait < 0 or self.max_wait < 0 or self.max_outage < 0:
-            raise ValueError("retry waits and max_outage must be >= 0")
+        # named as the hook's parameters, which is where users set them
+        count_value(self.attempts, "status_retries", minimum=1, what=" of attempts")
+        seconds_value(self.min_wait, "retry_min_wait", zero_allowed=True)
+        seconds_value(self.max_wait, "retry_max_wait", zero_allowed=True)
+        seconds_value(self.max_outage, "max_outage", zero_allowed=True)
 
     def backoff(self, failures: int, *errors: BaseException | None) -> float:
         """Pause after the ``failures``-th consecutive failure: exponential, capped at

@@ -537,8 +537,6 @@ class SeedanceHook(HttpHook):
     ) -> None:
         super().__init__(method="GET", http_conn_id=seedance_conn_id)
         self.seedance_conn_id = seedance_conn_id
-        if status_retries < 1:
-            raise ValueError("status_retries must be >= 1")
         self.retry_policy = RetryPolicy(
             attempts=status_retries, min_wait=retry_min_wait, max_wait=retry_max_wait, max_outage=max_outage
         )

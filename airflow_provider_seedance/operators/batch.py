@@ -628,6 +628,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                         poll_interval=self.poll_interval,
                         end_time=run.end_time,
                         max_concurrency=self.max_poll_concurrency,
+                        max_outage=self.hook.retry_policy.max_outage,
                     ),
                     method_name="execute_complete",
                 )

@@ -59,11 +59,11 @@ from airflow_provider_seedance.task_support import (
     push_progress,
     push_result,
     recording_failures,
-    seconds_value,
     task_from_event,
 )
 from airflow_provider_seedance.templating import LiteralSafeTemplater
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
+from airflow_provider_seedance.values import seconds_value
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, ObjectStoragePath
@@ -510,6 +510,7 @@ class SeedanceGenerateOperator(LiteralSafeTemplater, SeedanceGenerating, BaseOpe
                         poll_interval=self._trigger_poll_interval(progress),
                         end_time=end_time,
                         end_on_success=self._end_on_success(context, progress),
+                        max_outage=self.hook.retry_policy.max_outage,
                     ),
                     method_name="execute_complete",
                     kwargs={"seedance_task_id": task.task_id},

@@ -18,6 +18,7 @@ from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import SeedanceTask, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
+from airflow_provider_seedance.values import seconds_value
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -55,7 +56,7 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         # Checked before Airflow's own check of ``poke_interval``, which names another field.
-        kwargs.setdefault("poke_interval", steps.seconds_value(poll_interval, "poll_interval"))
+        kwargs.setdefault("poke_interval", seconds_value(poll_interval, "poll_interval"))
         super().__init__(**kwargs)
         self._connect(seedance_conn_id, hook_params, poll_interval, deferrable)
         self.output_path = output_path
@@ -119,6 +120,7 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
                 seedance_conn_id=self.seedance_conn_id,
                 poll_interval=self.poll_interval,
                 end_time=time.time() + float(self.timeout),
+                max_outage=self.hook.retry_policy.max_outage,
             ),
             method_name="execute_complete",
             timeout=None,

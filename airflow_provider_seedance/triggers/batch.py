@@ -20,6 +20,7 @@ from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
+from airflow_provider_seedance.values import seconds_value
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
@@ -76,11 +77,11 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         super().__init__()
         self.seedance_task_ids = list(seedance_task_ids)
         self.seedance_conn_id = seedance_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = seconds_value(poll_interval, "poll_interval")
         self.end_time = float(end_time) if end_time is not None else None
         self.max_concurrency = int(max_concurrency)
         self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
-        self.max_outage = float(max_outage)
+        self.max_outage = seconds_value(max_outage, "max_outage", zero_allowed=True)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

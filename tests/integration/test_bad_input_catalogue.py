@@ -118,8 +118,8 @@ INPUT_CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     (
         "operator: negative resubmissions",
         lambda: SeedanceGenerateOperator(task_id="t", prompt="p", resubmit_on_failure=-1),
-        ValueError,
-        "resubmit_on_failure must be >= 0",
+        V,
+        "Invalid resubmit_on_failure: -1",
     ),
     ("batch: requests not a list", batch("prompt"), V, "Invalid requests"),
     (

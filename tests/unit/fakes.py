@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from airflow_provider_seedance.hooks.delivery import DownloadResult
+from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.models import GenerationRequest, SeedanceTask
 from tests.state_store import Store as Store  # re-export: the one store of the tests
 
@@ -60,6 +61,7 @@ class FakeHook:
         successive reads return (an exception is raised); the last one repeats. Default ``SUCCESS``.
     :param status_errors: per task id, an exception every status read raises.
     :param on_post: called with the request at the moment a POST "is sent".
+    :param retry_policy: the hook's (what ``hook_params`` set on a real hook).
     """
 
     def __init__(
@@ -69,7 +71,9 @@ class FakeHook:
         statuses: dict[str, list[Any]] | None = None,
         status_errors: dict[str, BaseException] | None = None,
         on_post: Callable[[GenerationRequest], None] | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
+        self.retry_policy = retry_policy or RetryPolicy()
         self.submits = deque(submits)
         self.statuses = {k: deque(v) for k, v in (statuses or {}).items()}
         self.status_errors = dict(status_errors or {})

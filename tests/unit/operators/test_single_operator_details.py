@@ -49,7 +49,7 @@ def test_hook_params_reach_the_hook_and_the_connection_id_is_its_own() -> None:
 
 
 def test_a_negative_resubmit_on_failure_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"^resubmit_on_failure must be >= 0$"):
+    with pytest.raises(SeedanceValidationError, match=r"^Invalid resubmit_on_failure: -1\. Allowed: a whole"):
         single(resubmit_on_failure=-1)
 
 

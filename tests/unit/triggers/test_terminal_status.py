@@ -3,7 +3,7 @@
 A status the guide does not define (the service may add some) means "not finished yet": a
 trigger that took it for success would deliver nothing and report a video that does not exist;
 one that took it for failure would let ``resubmit_on_failure`` pay again. The hooks are narrow
-scripted fakes (no HTTP, no sleeping: ``poll_interval=0``); the real polling against the
+scripted fakes (no HTTP, no real sleeping: ``poll_interval=0.001``); the real polling against the
 emulator is in ``tests/integration/test_trigger.py``.
 """
 

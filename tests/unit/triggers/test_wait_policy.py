@@ -126,7 +126,7 @@ def test_single_trigger_backoff_bounds_follow_a_slow_poll_interval() -> None:
 
 
 async def test_single_trigger_without_a_failure_cap_is_bounded_by_the_outage_only(rec: Recorder) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     trigger.hook_class = scripted_hook({"gen-1": ["SUCCESS"]}, rec)  # type: ignore[assignment]
 
     await events_of(trigger)
@@ -142,7 +142,7 @@ def test_single_trigger_defaults_poll_every_ten_seconds_like_the_operator() -> N
 async def test_single_trigger_past_its_deadline_before_any_read_times_out_naming_the_task(
     rec: Recorder,
 ) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_time=1.0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_time=1.0)
     trigger.hook_class = scripted_hook({"gen-1": ["SUCCESS"]}, rec)  # type: ignore[assignment]
 
     [event] = await events_of(trigger)
@@ -157,13 +157,13 @@ async def test_single_trigger_past_its_deadline_before_any_read_times_out_naming
 
 
 async def test_single_trigger_events_carry_a_message_naming_the_task_and_its_end(rec: Recorder) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     trigger.hook_class = scripted_hook({"gen-1": ["SUCCESS"]}, rec)  # type: ignore[assignment]
     [done] = await events_of(trigger)
     assert done["message"] == "Seedance task gen-1 succeeded"
     assert done["result"]["task_id"] == "gen-1" and done["result"]["consumed_credits"] == 8
 
-    trigger = SeedanceStatusTrigger("gen-2", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-2", poll_interval=0.001)
     hook = scripted_hook({"gen-2": ["FAILED"]}, rec)
 
     async def failed_without_message(self: Any, task_id: str, **_: Any) -> SeedanceTask:
@@ -177,7 +177,7 @@ async def test_single_trigger_events_carry_a_message_naming_the_task_and_its_end
 
 async def test_a_failing_service_until_the_deadline_is_a_timeout_not_an_error(rec: Recorder) -> None:
     # the deadline comes before the outage limit would: the wait ran out of time
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_time=FAR, max_outage=FAR)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_time=FAR, max_outage=FAR)
     trigger.hook_class = scripted_hook({"gen-1": ["IN_PROGRESS", busy()]}, rec)  # type: ignore[assignment]
 
     [event] = await events_of(trigger)
@@ -188,7 +188,7 @@ async def test_a_failing_service_until_the_deadline_is_a_timeout_not_an_error(re
 
 
 async def test_a_failing_service_past_the_outage_limit_before_the_deadline_is_an_error(rec: Recorder) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_time=FAR, max_outage=60)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_time=FAR, max_outage=60)
     trigger.hook_class = scripted_hook({"gen-1": [busy()]}, rec)  # type: ignore[assignment]
 
     [event] = await events_of(trigger)
@@ -198,14 +198,14 @@ async def test_a_failing_service_past_the_outage_limit_before_the_deadline_is_an
 
 
 async def test_a_failing_service_without_a_deadline_is_an_error(rec: Recorder) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     trigger.hook_class = scripted_hook({"gen-1": [busy()]}, rec)  # type: ignore[assignment]
     [event] = await events_of(trigger)
     assert event["status"] == "error"
 
 
 async def test_a_permanent_error_is_an_error_even_before_the_deadline(rec: Recorder) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0, end_time=FAR, max_outage=FAR)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_time=FAR, max_outage=FAR)
     error = SeedanceAuthError(401, "INVALID_API_KEY", "bad key")
     trigger.hook_class = scripted_hook({"gen-1": [error]}, rec)  # type: ignore[assignment]
     [event] = await events_of(trigger)
@@ -215,7 +215,7 @@ async def test_a_permanent_error_is_an_error_even_before_the_deadline(rec: Recor
 async def test_an_unknown_status_is_logged_once_however_many_polls_report_it(
     rec: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0)
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     script = ["QUEUED", "QUEUED", "QUEUED", "IN_PROGRESS", "IN_PROGRESS", "SUCCESS"]
     trigger.hook_class = scripted_hook({"gen-1": script}, rec)  # type: ignore[assignment]
 
@@ -246,7 +246,7 @@ def test_batch_trigger_defaults() -> None:
 
 
 async def test_batch_trigger_reads_each_generation_once_per_round_on_its_connection(rec: Recorder) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2", "gen-1"], "my_conn", poll_interval=0)
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2", "gen-1"], "my_conn", poll_interval=0.001)
     trigger.hook_class = scripted_hook(  # type: ignore[assignment]
         {"gen-1": ["IN_PROGRESS", "SUCCESS"], "gen-2": ["SUCCESS"]}, rec
     )
@@ -258,7 +258,7 @@ async def test_batch_trigger_reads_each_generation_once_per_round_on_its_connect
     assert rec.built == [
         (
             ("my_conn",),
-            {"status_retries": 1, "retry_min_wait": 0.0, "retry_max_wait": 300.0, "max_outage": 180.0},
+            {"status_retries": 1, "retry_min_wait": 0.001, "retry_max_wait": 300.0, "max_outage": 180.0},
         )
     ]
     assert [task_id for task_id, _ in rec.reads] == ["gen-1", "gen-2", "gen-1"]
@@ -295,17 +295,17 @@ async def test_batch_trigger_backs_off_after_failing_rounds_and_resets_after_a_g
 
 
 async def test_batch_trigger_never_polls_sooner_than_a_retry_after(rec: Recorder) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=0)
+    trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=0.001)
     limited = SeedanceRateLimitError(429, "RATE_LIMITED", "slow down", retry_after=42.0)
     trigger.hook_class = scripted_hook({"gen-1": [limited, "SUCCESS"]}, rec)  # type: ignore[assignment]
 
     await events_of(trigger)
 
-    assert rec.pauses[0][0] == 0.0 and rec.pauses[1][0] >= 42.0
+    assert rec.pauses[0][0] == 0.001 and rec.pauses[1][0] >= 42.0
 
 
 async def test_batch_trigger_waits_the_longest_retry_after_of_a_round(rec: Recorder) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2", "gen-3"], poll_interval=0)
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2", "gen-3"], poll_interval=0.001)
     slow = SeedanceRateLimitError(429, "RATE_LIMITED", "slow down", retry_after=42.0)
     quick = SeedanceRateLimitError(429, "RATE_LIMITED", "slow down", retry_after=7.0)
     trigger.hook_class = scripted_hook(  # type: ignore[assignment]
@@ -331,7 +331,7 @@ def test_batch_pause_is_the_interval_after_a_good_round_and_the_policy_backoff_a
 async def test_batch_trigger_gives_a_generation_up_after_its_failure_cap_and_keeps_the_others(
     rec: Recorder,
 ) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0, max_poll_failures=2)
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0.001, max_poll_failures=2)
     trigger.hook_class = scripted_hook(  # type: ignore[assignment]
         {"gen-1": [busy()], "gen-2": ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCESS"]}, rec
     )
@@ -344,7 +344,7 @@ async def test_batch_trigger_gives_a_generation_up_after_its_failure_cap_and_kee
 
 
 async def test_batch_trigger_failure_count_restarts_after_a_good_read(rec: Recorder) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=0, max_poll_failures=1)
+    trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=0.001, max_poll_failures=1)
     script = [busy(), "IN_PROGRESS", busy(), "IN_PROGRESS", "SUCCESS"]
     trigger.hook_class = scripted_hook({"gen-1": script}, rec)  # type: ignore[assignment]
 
@@ -359,7 +359,7 @@ async def test_batch_trigger_outage_is_measured_from_the_first_failure_in_a_row(
     # per failing read: when the failure began (kept from the first), the outage check, the message
     clock = iter([1000.0, 1000.0, 1050.0, 1050.0, 1100.0, 1100.0, 1100.0])
     monkeypatch.setattr(batch_module.time, "time", lambda: next(clock))
-    trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=0, max_outage=100)
+    trigger = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=0.001, max_outage=100)
     trigger.hook_class = scripted_hook({"gen-1": [busy()]}, rec)  # type: ignore[assignment]
 
     [event] = await events_of(trigger)
@@ -369,7 +369,7 @@ async def test_batch_trigger_outage_is_measured_from_the_first_failure_in_a_row(
 
 
 async def test_batch_trigger_past_its_deadline_reports_the_generations_still_running(rec: Recorder) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0, end_time=1.0)
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0.001, end_time=1.0)
     trigger.hook_class = scripted_hook({"gen-1": ["SUCCESS"], "gen-2": ["SUCCESS"]}, rec)  # type: ignore[assignment]
 
     [event] = await events_of(trigger)
@@ -380,7 +380,7 @@ async def test_batch_trigger_past_its_deadline_reports_the_generations_still_run
 async def test_batch_trigger_reports_a_set_up_failure_as_an_error_event_with_the_pending_ids(
     rec: Recorder,
 ) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0)
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0.001)
     error = SeedanceConfigurationError("Connection 'seedance_default' could not be loaded")
     trigger.hook_class = scripted_hook({}, rec, enter_error=error)  # type: ignore[assignment]
 
@@ -394,7 +394,7 @@ async def test_batch_trigger_reports_a_set_up_failure_as_an_error_event_with_the
 
 
 async def test_batch_trigger_reports_a_permanent_read_error_per_generation(rec: Recorder) -> None:
-    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0)
+    trigger = SeedanceBatchStatusTrigger(["gen-1", "gen-2"], poll_interval=0.001)
     error: SeedanceError = SeedanceAuthError(401, "INVALID_API_KEY", "bad key")
     trigger.hook_class = scripted_hook({"gen-1": [error], "gen-2": ["FAILED"]}, rec)  # type: ignore[assignment]
 
