@@ -155,7 +155,11 @@ def _dag_test(sample: Sample, dag_id: str) -> str:
     from tests.dag_support import run_dag
 
     path = DAGS_FOLDER / f"docs_sample_{dag_id}.py"
-    path.write_text(sample.code, encoding="utf-8")
+    # Delivered into this test's directory (the working directory), not the page's fixed
+    # /tmp path: test_getting_started runs the same page's DAG there and must pay once; run at
+    # once on another pytest-xdist worker, it found this run's video and paid nothing.
+    code = sample.code.replace("file:///tmp/seedance-videos/", f"file://{Path.cwd()}/seedance-videos/")
+    path.write_text(code, encoding="utf-8")
     try:
         return run_dag(DAGS_FOLDER, dag_id, logical_date=pendulum.datetime(2026, 1, 1, tz="UTC")).state
     finally:
