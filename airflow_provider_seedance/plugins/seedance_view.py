@@ -89,9 +89,12 @@ def readable_dags(user: Annotated[Any, Depends(current_user)]) -> frozenset[str]
 
 
 def db_session() -> Iterator[Session]:
+    """A session of this request's own. Not Airflow's thread-scoped one: FastAPI runs a
+    dependency and its endpoint on pool threads that need not be the same, so a thread's session
+    could serve two requests at once (as Airflow's own API does: ``scoped=False``)."""
     from airflow.utils.session import create_session
 
-    with create_session() as session:
+    with create_session(scoped=False) as session:
         yield session
 
 
@@ -350,7 +353,7 @@ async def seedance_callback(token: str, request: Request) -> JSONResponse:
     def handle() -> callback_receiver.Outcome:
         from airflow.utils.session import create_session
 
-        with create_session() as session:
+        with create_session(scoped=False) as session:  # as db_session: this call's own
             return callback_receiver.receive(token, session)
 
     outcome = await anyio.to_thread.run_sync(handle, limiter=slots)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
@@ -141,6 +143,17 @@ def test_spend_per_day_and_dag_matches_the_recorded_results(api_server: ApiServe
     assert report["by_dag"][-1]["credits"] <= report["by_dag"][0]["credits"]  # biggest spender first
     svg = api_server.get("/seedance/api/spend.svg", user="alice")
     assert svg.headers["content-type"].startswith("image/svg+xml") and svg.text.startswith("<svg")
+
+
+def test_concurrent_requests_each_get_their_own_database_session(api_server: ApiServer) -> None:
+    """The Spend tab asks for the report and its chart at once, and so do two people. FastAPI
+    runs a dependency and its endpoint on pool threads that need not be the same: a session
+    scoped to the thread was handed to two requests at once ("This session is provisioning a new
+    connection; concurrent operations are not permitted": a 500, the tab never loaded)."""
+    paths = [f"/seedance/api/{name}" for name in ("spend", "spend.svg", "generations", "dags")]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda n: api_server.get(paths[n % len(paths)]).status_code, range(120)))
+    assert Counter(answers) == {200: 120}
 
 
 def test_delivered_file_is_served_with_type_and_ranges(api_server: ApiServer) -> None:
