@@ -98,7 +98,7 @@ class RetryPolicy:
         count_value(self.attempts, "status_retries", minimum=1, what=" of attempts")
         seconds_value(self.min_wait, "retry_min_wait", zero_allowed=True)
         seconds_value(self.max_wait, "retry_max_wait", zero_allowed=True)
-        seconds_value(self.max_outage, "max_outage", zero_allowed=True)
+        seconds_value(self.max_outage, "max_outage", zero_allowed=True, infinite_allowed=True)
 
     def backoff(self, failures: int, *errors: BaseException | None) -> float:
         """Pause after the ``failures``-th consecutive failure: exponential, capped at

@@ -20,7 +20,7 @@ from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
-from airflow_provider_seedance.values import seconds_value
+from airflow_provider_seedance.values import poll_settings
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
@@ -77,11 +77,12 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         super().__init__()
         self.seedance_task_ids = list(seedance_task_ids)
         self.seedance_conn_id = seedance_conn_id
-        self.poll_interval = seconds_value(poll_interval, "poll_interval")
+        # as given: checked when polling starts (poll_settings), never here
+        self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.max_concurrency = int(max_concurrency)
         self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
-        self.max_outage = seconds_value(max_outage, "max_outage", zero_allowed=True)
+        self.max_outage = float(max_outage)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -103,18 +104,18 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         errors: dict[str, str] = {}
         bad_rounds = 0
         transient: list[SeedanceError] = []
-        # One read per attempt (the rounds are the retries), backing off by the hook's policy.
-        hook = self.hook_class(
-            self.seedance_conn_id,
-            status_retries=1,
-            retry_min_wait=self.poll_interval,
-            retry_max_wait=MAX_BACKOFF,
-            max_outage=self.max_outage,
-        )
-        policy = hook.retry_policy
-        streaks = policy.streaks(self.max_poll_failures)
-
         try:
+            poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
+            # One read per attempt (the rounds are the retries), backing off by the hook's policy.
+            hook = self.hook_class(
+                self.seedance_conn_id,
+                status_retries=1,
+                retry_min_wait=self.poll_interval,
+                retry_max_wait=MAX_BACKOFF,
+                max_outage=self.max_outage,
+            )
+            policy = hook.retry_policy
+            streaks = policy.streaks(self.max_poll_failures)
             async with hook, metrics.InFlight(len(pending)) as flight:
                 while pending:
                     await asleep_until_deadline(self._pause(policy, bad_rounds, transient), self.end_time)
@@ -147,8 +148,8 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
                     pending = still
                     flight.set(len(pending))
         except SeedanceError as exc:
-            # Only set-up can raise here (each read returns its error): report it, as the
-            # single trigger does, instead of failing the task with a bare traceback.
+            # Only set-up can raise here (a bad wait setting, the connection; each read returns
+            # its error): report it, as the single trigger does, not as a bare traceback.
             yield TriggerEvent(
                 {
                     "status": BatchEventStatus.ERROR.value,

@@ -5,6 +5,7 @@ tasks defer to (a deferred wait gives up when the blocking one would)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from airflow_provider_seedance.values import count_value, seconds_value
 from tests.unit.fakes import FakeHook, Store, batch, context, use
 
-NOT_NUMBERS = [float("nan"), float("inf"), True, "10", None, [1]]
+NOT_NUMBERS = [float("nan"), float("-inf"), True, "10", None, [1]]
 
 
 def refused(build: Any, field: str, value: Any) -> SeedanceValidationError:
@@ -31,7 +32,7 @@ def refused(build: Any, field: str, value: Any) -> SeedanceValidationError:
     return info.value
 
 
-@pytest.mark.parametrize("value", [0, 0.0, -1, -0.001, *NOT_NUMBERS])
+@pytest.mark.parametrize("value", [0, 0.0, -1, -0.001, float("inf"), 10**400, *NOT_NUMBERS])
 def test_a_wait_must_be_a_finite_number_of_seconds_above_zero(value: Any) -> None:
     assert "greater than 0" in str(
         refused(lambda: seconds_value(value, "poll_interval"), "poll_interval", value)
@@ -39,9 +40,21 @@ def test_a_wait_must_be_a_finite_number_of_seconds_above_zero(value: Any) -> Non
 
 
 @pytest.mark.parametrize("value", [-1, -0.001, *NOT_NUMBERS])
-def test_a_tolerance_may_be_zero_but_not_negative_or_no_number(value: Any) -> None:
-    error = refused(lambda: seconds_value(value, "max_outage", zero_allowed=True), "max_outage", value)
-    assert "0 or more" in str(error)
+def test_a_tolerance_may_be_zero_or_unbounded_but_not_negative_or_no_number(value: Any) -> None:
+    error = refused(
+        lambda: seconds_value(value, "max_outage", zero_allowed=True, infinite_allowed=True),
+        "max_outage",
+        value,
+    )
+    assert "0 or more, or infinity" in str(error)
+
+
+def test_a_zero_wait_is_refused_unless_zero_is_allowed_and_infinity_likewise() -> None:
+    refused(lambda: seconds_value(0, "retry_min_wait"), "retry_min_wait", 0)
+    assert seconds_value(0, "retry_min_wait", zero_allowed=True) == 0.0
+    refused(lambda: seconds_value(math.inf, "retry_max_wait", zero_allowed=True), "retry_max_wait", math.inf)
+    assert seconds_value(math.inf, "max_outage", infinite_allowed=True) == math.inf
+    assert seconds_value(10**400, "max_outage", infinite_allowed=True) == math.inf
 
 
 def test_accepted_seconds_come_back_as_floats() -> None:
@@ -76,6 +89,10 @@ def test_a_hook_that_gives_up_at_the_first_failure_is_allowed() -> None:
     assert SeedanceHook("seedance_default", max_outage=0, retry_min_wait=0).retry_policy.max_outage == 0.0
 
 
+def test_a_hook_that_never_gives_up_on_an_outage_is_allowed() -> None:
+    assert SeedanceHook("seedance_default", max_outage=math.inf).retry_policy.max_outage == math.inf
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, "2", None])
 def test_resubmit_on_failure_is_a_whole_number_from_zero(value: Any) -> None:
     refused(
@@ -85,27 +102,54 @@ def test_resubmit_on_failure_is_a_whole_number_from_zero(value: Any) -> None:
     )
 
 
-@pytest.mark.parametrize("trigger", [SeedanceStatusTrigger, SeedanceBatchStatusTrigger])
-def test_a_trigger_built_with_a_bad_wait_refuses_it_naming_the_field(trigger: Any) -> None:
-    ids = (
+TRIGGERS = [SeedanceStatusTrigger, SeedanceBatchStatusTrigger]
+
+
+def ids_of(trigger: Any) -> dict[str, Any]:
+    return (
         {"seedance_task_id": "gen-1"}
         if trigger is SeedanceStatusTrigger
         else {"seedance_task_ids": ["gen-1"]}
     )
-    refused(lambda: trigger(**ids, poll_interval=-1), "poll_interval", -1)
-    refused(lambda: trigger(**ids, poll_interval=0), "poll_interval", 0)
-    refused(lambda: trigger(**ids, max_outage=-1), "max_outage", -1)
-    nan = float("nan")
-    refused(lambda: trigger(**ids, max_outage=nan), "max_outage", nan)
 
 
-@pytest.mark.parametrize("trigger", [SeedanceStatusTrigger, SeedanceBatchStatusTrigger])
+class NoHook:
+    """A hook class that fails the test if a trigger builds it (it would poll)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a trigger with a bad wait setting built its hook")
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+@pytest.mark.parametrize(
+    ("row", "field", "value"),
+    [
+        # what releases before the check let through: a row written then is rebuilt after upgrade
+        ({"poll_interval": 0.0, "max_poll_failures": 8}, "poll_interval", 0.0),
+        ({"poll_interval": -1}, "poll_interval", -1.0),
+        ({"poll_interval": float("inf")}, "poll_interval", float("inf")),
+        ({"max_outage": -1}, "max_outage", -1.0),
+        ({"max_outage": float("nan")}, "max_outage", None),
+    ],
+)
+async def test_a_trigger_row_with_a_bad_wait_is_rebuilt_and_ends_its_task_with_an_error_event(
+    trigger: Any, row: dict[str, Any], field: str, value: Any
+) -> None:
+    """Airflow's triggerer survives only a TypeError from a trigger's constructor: anything else
+    stops the trigger runner and every trigger on it (and then the other triggerer, which takes
+    the row over). So a bad setting is never refused when the trigger is built; its run reports
+    it, naming field and value, before any status read."""
+    built = trigger(**ids_of(trigger), **row)  # the triggerer does this with the row's kwargs
+    built.hook_class = NoHook
+    [event] = [e.payload async for e in built.run()]
+    assert event["status"] == "error"
+    shown = "nan" if value is None else repr(value)
+    assert f"Invalid {field}: {shown}." in event["message"], event["message"]
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
 def test_a_trigger_keeps_its_wait_settings_through_serialization(trigger: Any) -> None:
-    ids = (
-        {"seedance_task_id": "gen-1"}
-        if trigger is SeedanceStatusTrigger
-        else {"seedance_task_ids": ["gen-1"]}
-    )
+    ids = ids_of(trigger)
     _, kwargs = trigger(**ids, poll_interval=3, max_outage=0).serialize()
     assert (kwargs["poll_interval"], kwargs["max_outage"]) == (3.0, 0.0)
     rebuilt = trigger(**kwargs)
