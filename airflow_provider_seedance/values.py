@@ -37,17 +37,16 @@ def seconds_value(
     return seconds
 
 
-def poll_settings(poll_interval: Any, max_outage: Any) -> tuple[float, float]:
-    """A poll loop's ``poll_interval`` (> 0) and ``max_outage`` (>= 0), checked.
+def check_poll_settings(poll_interval: Any, max_outage: Any) -> None:
+    """A poll loop's ``poll_interval`` (> 0) and ``max_outage`` (>= 0, or infinity), checked.
 
     The triggers call it when they start polling, not when they are built: Airflow's triggerer
     survives only a ``TypeError`` from a trigger's constructor, and a row written by a release
     that let ``poll_interval=0`` through must end its own task (an ``error`` event), not the
     triggerer with every trigger it runs.
     """
-    return seconds_value(poll_interval, "poll_interval"), seconds_value(
-        max_outage, "max_outage", zero_allowed=True, infinite_allowed=True
-    )
+    seconds_value(poll_interval, "poll_interval")
+    seconds_value(max_outage, "max_outage", zero_allowed=True, infinite_allowed=True)
 
 
 def count_value(value: Any, field: str, *, minimum: int, what: str = "") -> int:

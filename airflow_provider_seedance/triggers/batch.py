@@ -20,7 +20,7 @@ from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
-from airflow_provider_seedance.values import poll_settings
+from airflow_provider_seedance.values import check_poll_settings
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
@@ -77,7 +77,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         super().__init__()
         self.seedance_task_ids = list(seedance_task_ids)
         self.seedance_conn_id = seedance_conn_id
-        # as given: checked when polling starts (poll_settings), never here
+        # as given: checked when polling starts (check_poll_settings), never here
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.max_concurrency = int(max_concurrency)
@@ -105,7 +105,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         bad_rounds = 0
         transient: list[SeedanceError] = []
         try:
-            poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
+            check_poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
             # One read per attempt (the rounds are the retries), backing off by the hook's policy.
             hook = self.hook_class(
                 self.seedance_conn_id,

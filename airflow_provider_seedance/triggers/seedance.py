@@ -27,7 +27,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import UNREAD_STATUS, SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
-from airflow_provider_seedance.values import poll_settings
+from airflow_provider_seedance.values import check_poll_settings
 from airflow_provider_seedance.xcoms import success_xcoms
 
 #: Event statuses the operator and the sensor accept.
@@ -81,7 +81,7 @@ class SeedanceStatusTrigger(BaseTrigger):
         super().__init__()
         self.seedance_task_id = seedance_task_id
         self.seedance_conn_id = seedance_conn_id
-        # as given: checked when polling starts (poll_settings), never here
+        # as given: checked when polling starts (check_poll_settings), never here
         self.poll_interval = float(poll_interval)
         self.end_time = float(end_time) if end_time is not None else None
         self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
@@ -106,7 +106,7 @@ class SeedanceStatusTrigger(BaseTrigger):
     hook_class: type[SeedanceHook] = SeedanceHook
 
     def _hook(self) -> SeedanceHook:
-        poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
+        check_poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
         return self.hook_class(
             self.seedance_conn_id,
             retry_min_wait=min(self.poll_interval, 2.0),
