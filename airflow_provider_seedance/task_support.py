@@ -7,6 +7,7 @@ a helper that several task types need never makes one of them borrow from anothe
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +21,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceGenerationFailedError,
     SeedanceSubmissionUncertainError,
     SeedanceTaskNotFoundError,
+    SeedanceValidationError,
     never_created,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
@@ -32,6 +34,25 @@ from airflow_provider_seedance.xcoms import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+
+
+def checked_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``hook_params`` as a task is given them, checked when the task is built (when its DAG file
+    is parsed), not when it first uses its hook: that may be after it has paid (a deferred task
+    resumes on a worker). Building a hook reads no connection."""
+    params = dict(hook_params or {})
+    try:
+        SeedanceHook(SeedanceHook.default_conn_name, **params)
+    except TypeError:  # an unknown keyword (the values themselves raise SeedanceValidationError)
+        allowed = [
+            name
+            for name, parameter in inspect.signature(SeedanceHook).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        unknown = ", ".join(sorted(set(params) - set(allowed)))
+        allowed_keys = f"keywords among {', '.join(allowed)}"
+        raise SeedanceValidationError("hook_params", unknown, allowed_keys) from None
+    return params
 
 
 class SeedanceConnected:
@@ -54,7 +75,7 @@ class SeedanceConnected:
         deferrable: bool,
     ) -> None:
         self.seedance_conn_id = seedance_conn_id
-        self.hook_params = dict(hook_params or {})
+        self.hook_params = checked_hook_params(hook_params)
         self.poll_interval = seconds_value(poll_interval, "poll_interval")
         self.deferrable = deferrable
 

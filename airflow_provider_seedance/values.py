@@ -8,9 +8,13 @@ the value and what is allowed, before any HTTP call.
 from __future__ import annotations
 
 import math
-from typing import Any
+import numbers
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from airflow_provider_seedance.exceptions import SeedanceValidationError
+
+_T = TypeVar("_T")
 
 
 def seconds_value(
@@ -23,7 +27,7 @@ def seconds_value(
     tolerances (``max_outage``: 0 gives up at the first failure, infinity never does; the
     deadline still ends the wait).
     """
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's too
     try:
         seconds = float(value) if number else math.nan  # NaN: every comparison below is False
     except OverflowError:  # an int past float's range
@@ -37,20 +41,61 @@ def seconds_value(
     return seconds
 
 
-def check_poll_settings(poll_interval: Any, max_outage: Any) -> None:
-    """A poll loop's ``poll_interval`` (> 0) and ``max_outage`` (>= 0, or infinity), checked.
+def restored(value: Any, convert: Callable[[Any], _T]) -> _T | Any:
+    """``convert(value)``; ``None`` or a value that does not convert, as given.
 
-    The triggers call it when they start polling, not when they are built: Airflow's triggerer
-    survives only a ``TypeError`` from a trigger's constructor, and a row written by a release
-    that let ``poll_interval=0`` through must end its own task (an ``error`` event), not the
-    triggerer with every trigger it runs.
+    For a trigger's constructor, which must not raise on kwargs restored from the database:
+    Airflow's triggerer survives only a ``TypeError`` there, and a row written by an earlier
+    release (or edited by hand) must end its own task, not the trigger runner with every trigger
+    on it. What is kept as given is refused by :func:`check_poll_settings` when polling starts.
+    """
+    if value is None:
+        return None
+    try:
+        return convert(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
+def check_poll_settings(
+    poll_interval: Any,
+    max_outage: Any,
+    *,
+    end_time: Any = None,
+    max_poll_failures: Any = None,
+    max_concurrency: Any = 1,
+) -> None:
+    """A poll loop's settings, checked: ``poll_interval`` (> 0), ``max_outage`` (>= 0, or
+    infinity), ``end_time`` (an epoch time, or ``None``), ``max_poll_failures`` (0 or more, or
+    ``None``) and ``max_concurrency`` (1 or more).
+
+    The triggers call it when they start polling, not when they are built (see :func:`restored`):
+    a row written by a release that let ``poll_interval=0`` or ``max_concurrency=0`` through ends
+    its own task with an ``error`` event naming the field, before any read.
     """
     seconds_value(poll_interval, "poll_interval")
     seconds_value(max_outage, "max_outage", zero_allowed=True, infinite_allowed=True)
+    if end_time is not None and not _real(end_time):
+        raise SeedanceValidationError("end_time", end_time, "an epoch time in seconds (time.time()), or None")
+    if max_poll_failures is not None:
+        count_value(max_poll_failures, "max_poll_failures", minimum=0, what=" of failed reads in a row")
+    count_value(max_concurrency, "max_concurrency", minimum=1, what=" of status reads at once")
+
+
+def _real(value: Any) -> bool:
+    """A number that is not NaN (an infinite deadline is no deadline)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or not math.isnan(value)
 
 
 def count_value(value: Any, field: str, *, minimum: int, what: str = "") -> int:
     """A whole number of things (attempts, resubmissions) as given: ``minimum`` or more."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    whole: int | None = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        whole = int(value)  # numpy's integers too
+    elif isinstance(value, float) and value.is_integer():
+        whole = int(value)  # 3.0, as a YAML or JSON config may give it
+    if whole is None or whole < minimum:
         raise SeedanceValidationError(field, value, f"a whole number{what}, {minimum} or more")
-    return value
+    return whole

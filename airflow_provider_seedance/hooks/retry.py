@@ -95,10 +95,16 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         # named as the hook's parameters, which is where users set them
-        count_value(self.attempts, "status_retries", minimum=1, what=" of attempts")
-        seconds_value(self.min_wait, "retry_min_wait", zero_allowed=True)
-        seconds_value(self.max_wait, "retry_max_wait", zero_allowed=True)
-        seconds_value(self.max_outage, "max_outage", zero_allowed=True, infinite_allowed=True)
+        checked = {
+            "attempts": count_value(self.attempts, "status_retries", minimum=1, what=" of attempts"),
+            "min_wait": seconds_value(self.min_wait, "retry_min_wait", zero_allowed=True),
+            "max_wait": seconds_value(self.max_wait, "retry_max_wait", zero_allowed=True),
+            "max_outage": seconds_value(
+                self.max_outage, "max_outage", zero_allowed=True, infinite_allowed=True
+            ),
+        }
+        for name, value in checked.items():  # kept as plain numbers (3.0 or numpy's int64 given)
+            object.__setattr__(self, name, value)
 
     def backoff(self, failures: int, *errors: BaseException | None) -> float:
         """Pause after the ``failures``-th consecutive failure: exponential, capped at

@@ -277,13 +277,12 @@ def _ending(spec: Any, task: SeedanceTask, ids: dict[str, Any]) -> tuple[TaskEnd
     resumes on a worker as any other) unless the operator asked for it and the generation
     succeeded, or when this Airflow has no such event or the XCom backend cannot serialise the
     values."""
-    end, event = task_end(spec, task), task_success_event()
-    if end is None or event is None:
-        return None
+    event = task_success_event()
     try:
-        return end, serialize_xcoms(ids, end.xcoms, end.links), event
-    except Exception as exc:
-        log.warning("Seedance callback: could not serialise the XComs (%s); resuming on a worker", exc)
+        end = task_end(spec, task) if event is not None else None
+        return None if end is None else (end, serialize_xcoms(ids, end.xcoms, end.links), event)
+    except Exception as exc:  # the XCom backend, or a hand-edited end_on_success
+        log.warning("Seedance callback: could not end the task here (%s); resuming on a worker", exc)
         return None
 
 

@@ -20,7 +20,7 @@ from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
-from airflow_provider_seedance.values import check_poll_settings
+from airflow_provider_seedance.values import check_poll_settings, restored
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
@@ -78,11 +78,11 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         self.seedance_task_ids = list(seedance_task_ids)
         self.seedance_conn_id = seedance_conn_id
         # as given: checked when polling starts (check_poll_settings), never here
-        self.poll_interval = float(poll_interval)
-        self.end_time = float(end_time) if end_time is not None else None
-        self.max_concurrency = int(max_concurrency)
-        self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
-        self.max_outage = float(max_outage)
+        self.poll_interval = restored(poll_interval, float)
+        self.end_time = restored(end_time, float)
+        self.max_concurrency = restored(max_concurrency, int)
+        self.max_poll_failures = restored(max_poll_failures, int)
+        self.max_outage = restored(max_outage, float)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -105,7 +105,13 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         bad_rounds = 0
         transient: list[SeedanceError] = []
         try:
-            check_poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
+            check_poll_settings(  # a bad one ends in an error event
+                self.poll_interval,
+                self.max_outage,
+                end_time=self.end_time,
+                max_poll_failures=self.max_poll_failures,
+                max_concurrency=self.max_concurrency,
+            )
             # One read per attempt (the rounds are the retries), backing off by the hook's policy.
             hook = self.hook_class(
                 self.seedance_conn_id,

@@ -27,7 +27,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import UNREAD_STATUS, SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
-from airflow_provider_seedance.values import check_poll_settings
+from airflow_provider_seedance.values import check_poll_settings, restored
 from airflow_provider_seedance.xcoms import success_xcoms
 
 #: Event statuses the operator and the sensor accept.
@@ -82,11 +82,11 @@ class SeedanceStatusTrigger(BaseTrigger):
         self.seedance_task_id = seedance_task_id
         self.seedance_conn_id = seedance_conn_id
         # as given: checked when polling starts (check_poll_settings), never here
-        self.poll_interval = float(poll_interval)
-        self.end_time = float(end_time) if end_time is not None else None
-        self.max_poll_failures = int(max_poll_failures) if max_poll_failures is not None else None
-        self.max_outage = float(max_outage)
-        self.end_on_success = dict(end_on_success) if end_on_success is not None else None
+        self.poll_interval = restored(poll_interval, float)
+        self.end_time = restored(end_time, float)
+        self.max_poll_failures = restored(max_poll_failures, int)
+        self.max_outage = restored(max_outage, float)
+        self.end_on_success = restored(end_on_success, dict)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -106,7 +106,12 @@ class SeedanceStatusTrigger(BaseTrigger):
     hook_class: type[SeedanceHook] = SeedanceHook
 
     def _hook(self) -> SeedanceHook:
-        check_poll_settings(self.poll_interval, self.max_outage)  # a bad one ends in an error event
+        check_poll_settings(  # a bad one ends in an error event
+            self.poll_interval,
+            self.max_outage,
+            end_time=self.end_time,
+            max_poll_failures=self.max_poll_failures,
+        )
         return self.hook_class(
             self.seedance_conn_id,
             retry_min_wait=min(self.poll_interval, 2.0),
@@ -118,10 +123,10 @@ class SeedanceStatusTrigger(BaseTrigger):
         task_id = self.seedance_task_id
         last = SeedanceTask(task_id=task_id, status=UNREAD_STATUS)
         unknown_reported: set[str] = set()
-        attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
         read_started = time.time()
         try:
             async with self._hook() as hook, metrics.InFlight(1):
+                attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
                 while True:
                     # The deferring task has just read the status: wait before the first poll.
                     await asleep_until_deadline(self.poll_interval, self.end_time)
@@ -175,16 +180,15 @@ class SeedanceStatusTrigger(BaseTrigger):
         task-end event's bare payload.
         """
         ti = self.task_instance
-        end = task_end(self.end_on_success, task)
-        if end is None or ti is None:
-            return None
-        event = task_success_event()
-        if event is None:
+        if ti is None or (event := task_success_event()) is None:
             return None
         try:
+            end = task_end(self.end_on_success, task)
+            if end is None:
+                return None
             await push_xcoms_from_trigger(ti, end.xcoms, end.links)
-        except Exception as exc:  # the worker resumes and pushes them itself
-            self.log.warning("Could not push the XComs from the triggerer (%s); resuming on a worker", exc)
+        except Exception as exc:  # e.g. a hand-edited end_on_success: the worker resumes and pushes them
+            self.log.warning("Could not end the task in the triggerer (%s); resuming on a worker", exc)
             return None
         end.report(self.log, ti, hook.describe_cost(task.consumed_credits), "triggerer")
         return event  # type: ignore[no-any-return]
@@ -233,7 +237,7 @@ class TaskEnd:
 def task_end(end_on_success: Mapping[str, Any] | None, task: SeedanceTask) -> TaskEnd | None:
     """How ``task`` ends its Airflow task without a worker, or ``None`` when a worker must resume it
     (no ``end_on_success`` in the trigger's kwargs, or the generation did not succeed)."""
-    if end_on_success is None or not task.is_success:
+    if not isinstance(end_on_success, Mapping) or not task.is_success:
         return None
     spec = end_on_success
     result, xcoms = success_xcoms(

@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy  # in the dev extras (matplotlib, for the benchmarks' charts)
 import pytest
 from airflow.exceptions import TaskDeferred
 
-from airflow_provider_seedance.exceptions import SeedanceValidationError
+from airflow_provider_seedance.exceptions import SeedanceError, SeedanceValidationError
 from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperator
@@ -63,7 +64,7 @@ def test_accepted_seconds_come_back_as_floats() -> None:
     assert seconds_value(0, "x", zero_allowed=True) == 0.0
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, 2.0, True, "3", None])
+@pytest.mark.parametrize("value", [0, -1, 1.5, 0.0, float("inf"), float("nan"), True, "3", None])
 def test_a_count_must_be_a_whole_number_from_its_minimum(value: Any) -> None:
     error = refused(
         lambda: count_value(value, "status_retries", minimum=1, what=" of attempts"), "status_retries", value
@@ -74,6 +75,12 @@ def test_a_count_must_be_a_whole_number_from_its_minimum(value: Any) -> None:
 def test_a_count_at_its_minimum_is_kept() -> None:
     assert count_value(0, "resubmit_on_failure", minimum=0) == 0
     assert count_value(1, "status_retries", minimum=1) == 1
+
+
+@pytest.mark.parametrize("value", [2.0, numpy.int64(2), numpy.uint8(2)])
+def test_a_whole_count_given_as_a_float_or_numpy_number_is_kept_as_an_int(value: Any) -> None:
+    kept = count_value(value, "status_retries", minimum=1)
+    assert kept == 2 and type(kept) is int
 
 
 # ------------------------------------------------------------------ where the checks are used
@@ -130,6 +137,15 @@ class NoHook:
         ({"poll_interval": float("inf")}, "poll_interval", float("inf")),
         ({"max_outage": -1}, "max_outage", -1.0),
         ({"max_outage": float("nan")}, "max_outage", None),
+        # hand-edited or hostile rows: nothing that fails to convert may raise in the constructor
+        ({"poll_interval": "soon"}, "poll_interval", "soon"),
+        ({"poll_interval": [1]}, "poll_interval", [1]),
+        ({"max_outage": "forever"}, "max_outage", "forever"),
+        ({"end_time": "tomorrow"}, "end_time", "tomorrow"),
+        ({"end_time": float("nan")}, "end_time", None),
+        ({"max_poll_failures": "many"}, "max_poll_failures", "many"),
+        ({"max_poll_failures": float("inf")}, "max_poll_failures", float("inf")),
+        ({"max_poll_failures": -1}, "max_poll_failures", -1),
     ],
 )
 async def test_a_trigger_row_with_a_bad_wait_is_rebuilt_and_ends_its_task_with_an_error_event(
@@ -144,7 +160,29 @@ async def test_a_trigger_row_with_a_bad_wait_is_rebuilt_and_ends_its_task_with_a
     [event] = [e.payload async for e in built.run()]
     assert event["status"] == "error"
     shown = "nan" if value is None else repr(value)
-    assert f"Invalid {field}: {shown}." in event["message"], event["message"]
+    assert f"Invalid {field}: {shown}" in event["message"], event["message"]
+
+
+@pytest.mark.parametrize("value", [0, -3, "eight", float("inf"), None])
+async def test_a_batch_trigger_row_that_reads_nothing_at_once_ends_its_task_with_an_error_event(
+    value: Any,
+) -> None:
+    """``max_concurrency`` 0 (accepted by releases before the batch operator checked it) would start
+    no reader: the batch would never be read and wait until its deadline, or forever."""
+    built = SeedanceBatchStatusTrigger(["gen-1"], max_concurrency=value)
+    built.hook_class = NoHook  # type: ignore[assignment]
+    [event] = [e.payload async for e in built.run()]
+    assert event["status"] == "error"
+    assert f"Invalid max_concurrency: {value!r}" in event["message"], event["message"]
+    assert event["pending"] == ["gen-1"]
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_a_trigger_row_that_converts_is_kept_as_numbers(trigger: Any) -> None:
+    """Rows of earlier releases carry numbers as strings or floats where ints are meant."""
+    built = trigger(**ids_of(trigger), poll_interval="2.5", end_time=10**4, max_poll_failures=8.0)
+    assert (built.poll_interval, built.end_time, built.max_poll_failures) == (2.5, 10000.0, 8)
+    assert isinstance(built.max_poll_failures, int) and isinstance(built.end_time, float)
 
 
 @pytest.mark.parametrize("trigger", TRIGGERS)
@@ -188,3 +226,49 @@ def test_the_sensors_trigger_tolerates_the_outage_its_hook_does() -> None:
 def test_hook_params_set_the_tolerance_of_the_real_hook() -> None:
     operator = SeedanceGenerateOperator(task_id="g", prompt="p", hook_params={"max_outage": 7})
     assert operator.hook.retry_policy.max_outage == 7.0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status_retries": 0}, "status_retries"),
+        ({"retry_max_wait": float("nan")}, "retry_max_wait"),
+        ({"max_outage": -5}, "max_outage"),
+        ({"max_video_bytes": -1}, "max_video_bytes"),
+        ({"status_retry": 3}, "hook_params"),
+    ],
+)
+@pytest.mark.parametrize("build", ["single", "batch", "sensor"])
+def test_bad_hook_params_are_refused_when_the_task_is_built_not_when_it_first_reads(
+    params: dict[str, Any], field: str, build: str
+) -> None:
+    """A deferred task builds its hook again when it resumes on a worker, after it has paid: a
+    setting its hook refuses must stop the DAG file from parsing instead, before any run."""
+    with pytest.raises(SeedanceError) as info:
+        make_task(build, hook_params=params)
+    assert f"{field}" in str(info.value)
+    if field == "hook_params":
+        assert "status_retries" in str(info.value) and "status_retry" in str(info.value)
+
+
+def make_task(build: str, **kwargs: Any) -> Any:
+    if build == "sensor":
+        return SeedanceStatusSensor(task_id="wait", seedance_task_id="gen-1", **kwargs)
+    if build == "batch":
+        return batch([{"prompt": "p"}], **kwargs)
+    return SeedanceGenerateOperator(task_id="generate", prompt="p", **kwargs)
+
+
+@pytest.mark.parametrize("build", ["single", "batch", "sensor"])
+def test_hook_params_given_as_floats_or_numpy_numbers_work_as_before(build: str) -> None:
+    """Releases before the checks took ``status_retries=3.0`` (YAML, JSON) and numpy's numbers."""
+    params = {
+        "status_retries": 3.0,
+        "retry_min_wait": numpy.float32(0.5),
+        "retry_max_wait": numpy.int64(20),
+        "max_outage": numpy.float64(60),
+    }
+    task = make_task(build, hook_params=params)
+    policy = SeedanceHook(**task.hook_params).retry_policy
+    assert (policy.attempts, policy.min_wait, policy.max_wait, policy.max_outage) == (3, 0.5, 20.0, 60.0)
+    assert type(policy.attempts) is int and type(policy.max_wait) is float

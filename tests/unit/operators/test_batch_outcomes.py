@@ -403,9 +403,9 @@ def test_the_documented_defaults() -> None:
 
 def test_the_connection_and_hook_params_are_kept() -> None:
     operator = SeedanceBatchGenerateOperator(
-        task_id="batch", requests=[], seedance_conn_id="seedance_eu", hook_params={"timeout": 5}
+        task_id="batch", requests=[], seedance_conn_id="seedance_eu", hook_params={"status_retries": 2}
     )
-    assert operator.seedance_conn_id == "seedance_eu" and operator.hook_params == {"timeout": 5}
+    assert operator.seedance_conn_id == "seedance_eu" and operator.hook_params == {"status_retries": 2}
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,20 @@ async def test_a_trigger_asked_to_end_the_task_pushes_the_return_value_unless_to
     assert pushed[XCOM_RETURN]["seedance_task_ids"] == ["gen-1"]
 
 
+@pytest.mark.parametrize("spec", ["abc", {"request": 5}, {"links": 5}, {"seedance_task_ids": 7}])
+async def test_a_hand_edited_ending_resumes_the_task_on_a_worker_with_the_usual_event(
+    spec: Any, pushed: dict[str, Any]
+) -> None:
+    """An ``end_on_success`` the trigger cannot use never fails the trigger after the video was
+    paid for: the task resumes on a worker, which pushes its XComs as usual."""
+    trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001, end_on_success=spec)
+    event = await first_event(trigger, ["SUCCESS"])
+    assert not isinstance(event, TaskSuccessEvent)
+    assert event.payload["status"] == "success"
+    assert event.payload["task"]["task_id"] == "gen-1"
+    assert pushed == {}
+
+
 def in_a_dag(mapped_downstream: bool) -> SeedanceGenerateOperator:
     with DAG("catalog", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
         operator = SeedanceGenerateOperator(
