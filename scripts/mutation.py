@@ -47,6 +47,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "operators.batch": ("*",),
     "triggers.seedance": ("*",),
     "triggers.batch": ("*",),
+    # the wait settings a trigger keeps and checks (a bad one must end its task, not the triggerer)
+    "triggers.polling": ("*",),
+    "values": ("*",),
     # delivery: the existing-video check, the MP4 check and the pre-POST destination check only
     "hooks.delivery": ("x_existing_video", "x_describe_non_video", "x_probe_destination", "x__make_parent"),
     # the hook: the generate POST and the status read, down to the one sync exchange

@@ -13,14 +13,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
-from airflow_provider_seedance.values import check_poll_settings, restored
+from airflow_provider_seedance.triggers.polling import PollingTrigger
+from airflow_provider_seedance.values import restored
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
@@ -41,7 +42,7 @@ def slim(task: SeedanceTask) -> dict[str, Any]:
     }
 
 
-class SeedanceBatchStatusTrigger(BaseTrigger):
+class SeedanceBatchStatusTrigger(PollingTrigger):
     """Wait until every generation of a batch has ended; fire one event.
 
     Event: ``{"status": "done"|"timeout", "tasks": {id: task}, "errors": {id: message},
@@ -61,9 +62,6 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         (``None``: only ``max_outage``; kept for triggers serialized by earlier versions).
     """
 
-    #: The hook the trigger polls with (a subclass may swap in its own).
-    hook_class: type[SeedanceHook] = SeedanceHook
-
     def __init__(
         self,
         seedance_task_ids: list[str],
@@ -74,27 +72,17 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         max_poll_failures: int | None = None,
         max_outage: float = DEFAULT_MAX_OUTAGE,
     ) -> None:
-        super().__init__()
+        super().__init__(seedance_conn_id, poll_interval, end_time, max_poll_failures, max_outage)
         self.seedance_task_ids = list(seedance_task_ids)
-        self.seedance_conn_id = seedance_conn_id
-        # as given: checked when polling starts (check_poll_settings), never here
-        self.poll_interval = restored(poll_interval, float)
-        self.end_time = restored(end_time, float)
         self.max_concurrency = restored(max_concurrency, int)
-        self.max_poll_failures = restored(max_poll_failures, int)
-        self.max_outage = restored(max_outage, float)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "seedance_task_ids": list(self.seedance_task_ids),
-                "seedance_conn_id": self.seedance_conn_id,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
                 "max_concurrency": self.max_concurrency,
-                "max_poll_failures": self.max_poll_failures,
-                "max_outage": self.max_outage,
+                **self.poll_kwargs(),
             },
         )
 
@@ -105,13 +93,7 @@ class SeedanceBatchStatusTrigger(BaseTrigger):
         bad_rounds = 0
         transient: list[SeedanceError] = []
         try:
-            check_poll_settings(  # a bad one ends in an error event
-                self.poll_interval,
-                self.max_outage,
-                end_time=self.end_time,
-                max_poll_failures=self.max_poll_failures,
-                max_concurrency=self.max_concurrency,
-            )
+            self.check_settings(max_concurrency=self.max_concurrency)  # a bad one ends in an error event
             # One read per attempt (the rounds are the retries), backing off by the hook's policy.
             hook = self.hook_class(
                 self.seedance_conn_id,

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance._compat import push_xcoms_from_trigger, task_success_event
@@ -27,7 +27,8 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import UNREAD_STATUS, SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
-from airflow_provider_seedance.values import check_poll_settings, restored
+from airflow_provider_seedance.triggers.polling import PollingTrigger
+from airflow_provider_seedance.values import restored
 from airflow_provider_seedance.xcoms import success_xcoms
 
 #: Event statuses the operator and the sensor accept.
@@ -36,7 +37,7 @@ EVENT_STATUSES = frozenset(s.value for s in TriggerEventStatus)
 DEFAULT_MAX_POLL_FAILURES: int | None = None
 
 
-class SeedanceStatusTrigger(BaseTrigger):
+class SeedanceStatusTrigger(PollingTrigger):
     """Poll one Seedance generation until it ends, then fire exactly one event.
 
     The event is ``{"status": "success"|"failed"|"timeout"|"error", "task": <task dict>,
@@ -78,14 +79,8 @@ class SeedanceStatusTrigger(BaseTrigger):
         max_outage: float = DEFAULT_MAX_OUTAGE,
         end_on_success: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(seedance_conn_id, poll_interval, end_time, max_poll_failures, max_outage)
         self.seedance_task_id = seedance_task_id
-        self.seedance_conn_id = seedance_conn_id
-        # as given: checked when polling starts (check_poll_settings), never here
-        self.poll_interval = restored(poll_interval, float)
-        self.end_time = restored(end_time, float)
-        self.max_poll_failures = restored(max_poll_failures, int)
-        self.max_outage = restored(max_outage, float)
         self.end_on_success = restored(end_on_success, dict)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -93,25 +88,13 @@ class SeedanceStatusTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "seedance_task_id": self.seedance_task_id,
-                "seedance_conn_id": self.seedance_conn_id,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "max_poll_failures": self.max_poll_failures,
-                "max_outage": self.max_outage,
+                **self.poll_kwargs(),
                 **({"end_on_success": self.end_on_success} if self.end_on_success is not None else {}),
             },
         )
 
-    #: The hook the trigger polls with (a subclass may swap in its own).
-    hook_class: type[SeedanceHook] = SeedanceHook
-
     def _hook(self) -> SeedanceHook:
-        check_poll_settings(  # a bad one ends in an error event
-            self.poll_interval,
-            self.max_outage,
-            end_time=self.end_time,
-            max_poll_failures=self.max_poll_failures,
-        )
+        self.check_settings()  # a bad one ends in an error event
         return self.hook_class(
             self.seedance_conn_id,
             retry_min_wait=min(self.poll_interval, 2.0),

@@ -1,0 +1,64 @@
+"""What the single and the batch trigger share: a connection and a wait, kept as restored.
+
+A trigger is rebuilt from the kwargs stored in Airflow's database, perhaps by a later release
+than the one that wrote them, perhaps from a row edited by hand. Airflow's triggerer survives only
+a ``TypeError`` from a trigger's constructor; anything else stops the trigger runner with every
+trigger on it. So the constructor keeps what does not convert as given
+(:func:`~airflow_provider_seedance.values.restored`) and :meth:`PollingTrigger.check_settings`,
+called when polling starts, refuses it: the trigger's own task ends with an ``error`` event that
+names the field and the value, before any read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger
+
+from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE
+from airflow_provider_seedance.hooks.seedance import SeedanceHook
+from airflow_provider_seedance.values import check_poll_settings, restored
+
+
+class PollingTrigger(BaseTrigger):
+    """A trigger that polls Seedance with one connection, at an interval, until a deadline."""
+
+    #: The hook the trigger polls with (a subclass may swap in its own).
+    hook_class: type[SeedanceHook] = SeedanceHook
+
+    def __init__(
+        self,
+        seedance_conn_id: str = SeedanceHook.default_conn_name,
+        poll_interval: float = 10.0,
+        end_time: float | None = None,
+        max_poll_failures: int | None = None,
+        max_outage: float = DEFAULT_MAX_OUTAGE,
+    ) -> None:
+        super().__init__()
+        self.seedance_conn_id = seedance_conn_id
+        # as given when they do not convert: checked when polling starts, never here
+        self.poll_interval = restored(poll_interval, float)
+        self.end_time = restored(end_time, float)
+        self.max_poll_failures = restored(max_poll_failures, int)
+        self.max_outage = restored(max_outage, float)
+
+    def poll_kwargs(self) -> dict[str, Any]:
+        """The kwargs of this class, for :meth:`serialize`."""
+        return {
+            "seedance_conn_id": self.seedance_conn_id,
+            "poll_interval": self.poll_interval,
+            "end_time": self.end_time,
+            "max_poll_failures": self.max_poll_failures,
+            "max_outage": self.max_outage,
+        }
+
+    def check_settings(self, **more: Any) -> None:
+        """Refuse a setting that cannot be used (``more``: a subclass's own, see
+        :func:`~airflow_provider_seedance.values.check_poll_settings`)."""
+        check_poll_settings(
+            self.poll_interval,
+            self.max_outage,
+            end_time=self.end_time,
+            max_poll_failures=self.max_poll_failures,
+            **more,
+        )
