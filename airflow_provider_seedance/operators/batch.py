@@ -46,7 +46,7 @@ from airflow_provider_seedance.hooks.delivery import (
     resolve_filesystems,
     task_destination,
 )
-from airflow_provider_seedance.hooks.retry import sleep_until_deadline
+from airflow_provider_seedance.hooks.retry import FailureStreaks, sleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.links import SeedanceVideoLink
 from airflow_provider_seedance.models import BatchEventStatus, GenerationRequest, SeedanceTask, TaskStatus
@@ -114,6 +114,8 @@ class _BatchRun:
     known: dict[str, Known] = field(default_factory=dict)
     #: Why submission stopped early (a bad key, no credits): items not sent say so.
     stopped: str | None = None
+    #: Failed status reads in a row per generation, in the blocking wait (its wait policy).
+    streaks: FailureStreaks | None = None
 
     #: The results were pushed to XCom (a failure after that must not overwrite them).
     recorded: bool = False
@@ -637,7 +639,32 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     f"{len(pending)} generations were still running at the deadline. {STILL_RUNNING}"
                 )
             sleep_until_deadline(self.poll_interval, run.end_time)
-            run.known.update(self._read_statuses(pending))
+            self._wait_round(run, pending)
+
+    def _wait_round(self, run: _BatchRun, pending: list[str]) -> None:
+        """One round of the blocking wait: a status read of each of ``pending``.
+
+        The wait policy of the deferred wait (``SeedanceBatchStatusTrigger``): a generation whose
+        reads keep failing transiently is read again next round until they have failed for the
+        hook's ``max_outage`` seconds in a row; only then (or at once for a definite answer such as
+        TASK_NOT_FOUND) does its error stand as what is known of it.
+        """
+        if run.streaks is None:
+            run.streaks = self.hook.retry_policy.streaks()
+        again: list[tuple[str, SeedanceError]] = []
+        for task_id, state in self._read_statuses(pending).items():
+            if not isinstance(state, SeedanceError):
+                run.streaks.succeeded(task_id)
+            elif state.retryable and run.streaks.failed(task_id) is None:
+                again.append((task_id, state))
+                continue
+            run.known[task_id] = state
+        if again:
+            self.log.warning(
+                "Seedance batch: %d status reads failed (%s: %s); reading them again next round",
+                len(again),
+                *again[0],
+            )
 
     def _sync_outcomes(self, run: _BatchRun) -> None:
         """Merge what the record remembers with what was just learned, and remember the new."""

@@ -75,7 +75,8 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
     def _check(self, context: Context, progress: _Watch) -> SeedanceTask:
         if self.output_path not in (None, ""):
             task_destination(self.output_path, "output_path")  # refused before the first read
-        task = self.hook.get_status(self._watched_id)
+        # the wait policy of every wait: transient failures are read through for max_outage seconds
+        task = self.hook.get_status(self._watched_id, outage=self.hook.retry_policy.max_outage)
         progress.last = task
         progress.request = dict(task.request)
         self._push_link(context, task)

@@ -80,6 +80,8 @@ class FakeHook:
         self.on_post = on_post
         self.posts: list[GenerationRequest] = []
         self.reads: list[str] = []
+        #: The ``outage`` of each status read (the wait policy the caller asked for).
+        self.outages: list[float | None] = []
         self.downloads: list[str] = []
         #: ``(task_id, keyword arguments)`` of each blocking wait.
         self.waits: list[tuple[str, dict[str, Any]]] = []
@@ -113,9 +115,10 @@ class FakeHook:
             raise outcome
         return f"gen-{number}"
 
-    def get_status(self, task_id: str) -> SeedanceTask:
+    def get_status(self, task_id: str, *, outage: float | None = None) -> SeedanceTask:
         with self.lock:
             self.reads.append(task_id)
+            self.outages.append(outage)
             if task_id in self.status_errors:
                 raise self.status_errors[task_id]
             script = self.statuses.get(task_id)

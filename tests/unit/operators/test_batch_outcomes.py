@@ -34,6 +34,7 @@ from airflow_provider_seedance.exceptions import (
     SeedanceError,
     SeedanceServerError,
     SeedanceSubmissionUncertainError,
+    SeedanceTaskNotFoundError,
     SeedanceValidationError,
 )
 from airflow_provider_seedance.hooks import retry as retry_module
@@ -544,6 +545,52 @@ def test_without_a_deadline_a_blocking_batch_waits_poll_interval_between_rounds(
     hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS", "IN_PROGRESS", "SUCCESS"]})
     outcome = batch(hook, ITEMS[:1], poll_interval=7.0).execute(context(Store()))
     assert clock.sleeps == [7.0, 7.0, 7.0] and outcome["totals"]["succeeded"] == 1
+
+
+def outage(clock: Clock, monkeypatch: pytest.MonkeyPatch, answers: list[Any], **policy: Any) -> Any:
+    """A one-item blocking batch whose status reads answer ``answers`` in turn, polled every 5 s."""
+    monkeypatch.setattr(batch_module, "time", clock)
+    monkeypatch.setattr(retry_module, "time", clock)
+    hook = FakeHook(statuses={"gen-1": answers}, retry_policy=retry_module.RetryPolicy(**policy))
+    operator = batch(hook, ITEMS[:1], poll_interval=5.0, fail_on_any_failure=False)
+    return operator.execute(context(Store())), hook
+
+
+def unreadable() -> SeedanceServerError:
+    return SeedanceServerError(503, "SERVICE_UNAVAILABLE")
+
+
+def test_a_blocking_batch_reads_again_through_an_outage_shorter_than_max_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deferred wait's policy (max_outage seconds of failed reads in a row), not one failed
+    read per generation: a short outage of the status endpoint loses no video."""
+    clock = Clock()
+    answers = ["IN_PROGRESS", unreadable(), unreadable(), unreadable(), "SUCCESS"]
+    outcome, hook = outage(clock, monkeypatch, answers, max_outage=60.0)
+    [result] = outcome["results"]
+    assert result["outcome"] == "succeeded", result
+    assert len(hook.posts) == 1 and outcome["totals"]["succeeded"] == 1
+
+
+def test_a_blocking_batch_gives_up_on_a_generation_unreadable_for_max_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    outcome, hook = outage(clock, monkeypatch, ["IN_PROGRESS", unreadable()], max_outage=12.0)
+    [result] = outcome["results"]
+    assert result["outcome"] == "unknown" and "503" in result["error_message"], result
+    # read at 5 s: IN_PROGRESS; at 10, 15, 20 s: failed, tolerated (0, 5, 10 s in a row); at 25 s:
+    # failed for 15 s >= 12 s, given up
+    assert clock.sleeps == [5.0] * 5 and len(hook.posts) == 1
+
+
+def test_a_blocking_batch_takes_a_definite_answer_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    gone = SeedanceTaskNotFoundError(404, "TASK_NOT_FOUND")
+    outcome, _ = outage(clock, monkeypatch, ["IN_PROGRESS", gone], max_outage=600.0)
+    [result] = outcome["results"]
+    assert result["outcome"] == "unknown" and clock.sleeps == [5.0, 5.0]
 
 
 # ---------------------------------------------------------------- deferral and resume

@@ -15,12 +15,14 @@ import pytest
 from airflow_provider_seedance._compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerationFailedError
 from airflow_provider_seedance.hooks.delivery import DownloadResult
+from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.results import Outcome
 from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
 from airflow_provider_seedance.task_support import XCOM_LINK, XCOM_RESULT, XCOM_TASK_ID
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 from tests.unit.fakes import FakeHook, Store, context, scripted_task, use
+from tests.unit.hooks.test_hook_submit_status import Answer, make_hook, status_body
 
 
 class DeliveringHook(FakeHook):
@@ -205,3 +207,22 @@ def test_an_event_for_another_task_is_refused() -> None:
 def test_a_missing_or_unknown_event_fails_loudly(bad: Any) -> None:
     with pytest.raises(SeedanceError, match="trigger"):
         sensor(FakeHook()).execute_complete(context(Store()), bad)
+
+
+def test_a_poke_reads_through_an_outage_as_every_wait_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poke mode follows the wait policy (failures tolerated for the hook's ``max_outage``), not
+    ``status_retries`` reads: a status endpoint down for a few reads does not fail the sensor."""
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    busy = Answer(503, {"code": 503, "message": "INTERNAL_ERROR: busy"})
+    hook, adapter = make_hook(busy, busy, busy, busy, status_body(task_id="gen-1", status="IN_PROGRESS"))
+    poking = SeedanceStatusSensor(task_id="wait", seedance_task_id="gen-1", poll_interval=1.0)
+    poking.__dict__["hook"] = hook
+
+    assert poking.poke(context(Store())).is_done is False
+    assert len(adapter.sent) == 5, "four failures in a row, more than status_retries=3, then the status"
+
+
+def test_a_poke_reads_with_the_tasks_outage_limit() -> None:
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}, retry_policy=RetryPolicy(max_outage=600))
+    sensor(hook).poke(context(Store()))
+    assert hook.outages == [600.0]
