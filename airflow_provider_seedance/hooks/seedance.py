@@ -44,6 +44,7 @@ import requests
 import tenacity
 from aiohttp.helpers import get_env_proxy_for_url
 from airflow.providers.http.hooks.http import HttpHook
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from yarl import URL
 
 from airflow_provider_seedance import __version__, metrics
@@ -535,7 +536,9 @@ class SeedanceHook(HttpHook):
         max_video_bytes: int | None = None,
         max_outage: float = DEFAULT_MAX_OUTAGE,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=seedance_conn_id)
+        # HttpHook's keep-alive adapter is built with the sync session (``_session``), not here:
+        # a trigger builds a hook per start and never sends a sync request.
+        super().__init__(method="GET", http_conn_id=seedance_conn_id, tcp_keep_alive=False)
         self.seedance_conn_id = seedance_conn_id
         self.retry_policy = RetryPolicy(
             attempts=status_retries, min_wait=retry_min_wait, max_wait=retry_max_wait, max_outage=max_outage
@@ -616,6 +619,8 @@ class SeedanceHook(HttpHook):
     @cached_property
     def _session(self) -> requests.Session:
         settings = self.settings
+        if self.adapter is None and getattr(self, "keep_alive_adapter", None) is None:
+            self.keep_alive_adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30)  # HttpHook's
         session = self.get_conn()  # HttpHook: keep-alive adapters, verify, cert, trust_env
         session.auth = None
         session.headers.update(settings.headers())

@@ -163,7 +163,7 @@ class SeedanceStatusTrigger(PollingTrigger):
         task-end event's bare payload.
         """
         ti = self.task_instance
-        if ti is None or (event := task_success_event()) is None:
+        if ti is None or self.end_on_success is None or (event := task_success_event()) is None:
             return None
         try:
             end = task_end(self.end_on_success, task)

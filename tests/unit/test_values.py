@@ -19,7 +19,7 @@ from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperato
 from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
-from airflow_provider_seedance.values import count_value, seconds_value
+from airflow_provider_seedance.values import check_poll_settings, count_value, seconds_value
 from tests.unit.fakes import FakeHook, Store, batch, context, use
 
 NOT_NUMBERS = [float("nan"), float("-inf"), True, "10", None, [1]]
@@ -272,3 +272,58 @@ def test_hook_params_given_as_floats_or_numpy_numbers_work_as_before(build: str)
     policy = SeedanceHook(**task.hook_params).retry_policy
     assert (policy.attempts, policy.min_wait, policy.max_wait, policy.max_outage) == (3, 0.5, 20.0, 60.0)
     assert type(policy.attempts) is int and type(policy.max_wait) is float
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"max_outage": 0},
+        {"max_outage": math.inf},
+        {"end_time": None},
+        {"end_time": 1.9e9},
+        {"end_time": 2_000_000_000},
+        {"end_time": math.inf},
+        {"end_time": 0},
+        {"max_poll_failures": None},
+        {"max_poll_failures": 0},
+        {"max_poll_failures": 8},
+        {"max_concurrency": 1},
+        {"max_concurrency": 32},
+    ],
+)
+def test_poll_settings_at_their_limits_are_accepted(settings: dict[str, Any]) -> None:
+    check_poll_settings(settings.pop("poll_interval", 0.001), settings.pop("max_outage", 180.0), **settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "allowed"),
+    [
+        ({"poll_interval": 0}, "poll_interval", "a number of seconds greater than 0"),
+        ({"max_outage": -0.5}, "max_outage", "a number of seconds 0 or more, or infinity"),
+        ({"end_time": "soon"}, "end_time", "an epoch time in seconds (time.time()), or None"),
+        ({"end_time": True}, "end_time", "an epoch time in seconds (time.time()), or None"),
+        ({"end_time": math.nan}, "end_time", "an epoch time in seconds (time.time()), or None"),
+        (
+            {"max_poll_failures": -1},
+            "max_poll_failures",
+            "a whole number of failed reads in a row, 0 or more",
+        ),
+        (
+            {"max_poll_failures": 1.5},
+            "max_poll_failures",
+            "a whole number of failed reads in a row, 0 or more",
+        ),
+        ({"max_concurrency": 0}, "max_concurrency", "a whole number of status reads at once, 1 or more"),
+        ({"max_concurrency": "4"}, "max_concurrency", "a whole number of status reads at once, 1 or more"),
+    ],
+)
+def test_a_bad_poll_setting_is_refused_naming_the_field_value_and_what_is_allowed(
+    settings: dict[str, Any], field: str, allowed: str
+) -> None:
+    value = next(iter(settings.values()))
+    poll_interval, max_outage = settings.pop("poll_interval", 1.0), settings.pop("max_outage", 180.0)
+    with pytest.raises(SeedanceValidationError) as info:
+        check_poll_settings(poll_interval, max_outage, **settings)
+    assert (info.value.field, info.value.allowed) == (field, allowed)
+    assert info.value.value is value or (value != value and info.value.value != info.value.value)

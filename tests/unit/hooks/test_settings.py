@@ -131,3 +131,22 @@ def test_known_extras_raise_no_warning(caplog: pytest.LogCaptureFixture) -> None
         settings("http://h", timeout=60, proxy="http://proxy:3128", status_reads_per_second=5, trust_env=True)
 
     assert not [r for r in caplog.records if "not a Seedance setting" in r.getMessage()]
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_the_sync_session_keeps_connections_alive_as_httphook_does(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """The keep-alive adapter is built with the sync session, not with every hook (a trigger
+    builds one per start and never sends a sync request); the session still has it."""
+    from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
+
+    from airflow_provider_seedance.hooks.seedance import SeedanceHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SEEDANCE_KEEPALIVE",
+        f'{{"conn_type": "seedance", "host": "{scheme}://api.example.com", "password": "sk-key-123"}}',
+    )
+    hook = SeedanceHook("seedance_keepalive")
+    adapter = hook._session.get_adapter(f"{scheme}://api.example.com/v1/status")
+    assert isinstance(adapter, TCPKeepAliveAdapter)
