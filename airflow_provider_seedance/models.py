@@ -352,9 +352,14 @@ class SeedanceTask(HasVideos):
             error_message=str(error_message) if error_message not in (None, "") else None,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON primitives only: fit for XCom and trigger events."""
-        return {
+    def to_dict(self, *, compact: bool = False) -> dict[str, Any]:
+        """JSON primitives only: fit for XCom and trigger events.
+
+        ``compact``: without what :meth:`from_dict` does without (``video_url``, which is the
+        first of ``video_urls``; an empty ``request``; no ``created_at``), for the event of a
+        batch of thousands of generations.
+        """
+        data = {
             "task_id": self.task_id,
             "status": self.status,
             "video_url": self.video_url,
@@ -364,6 +369,11 @@ class SeedanceTask(HasVideos):
             "request": dict(self.request),
             "error_message": self.error_message,
         }
+        if compact:
+            del data["video_url"]
+            for empty in [name for name in ("created_at", "request") if not data[name]]:
+                del data[empty]
+        return data
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SeedanceTask:

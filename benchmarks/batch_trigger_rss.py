@@ -92,7 +92,7 @@ def _gather_per_item_trigger() -> type[Any]:
     from airflow_provider_seedance.exceptions import SeedanceError
     from airflow_provider_seedance.hooks.seedance import SeedanceHook
     from airflow_provider_seedance.models import SeedanceTask
-    from airflow_provider_seedance.triggers.batch import Read, SeedanceBatchStatusTrigger, slim
+    from airflow_provider_seedance.triggers.batch import Read, SeedanceBatchStatusTrigger
 
     class GatherPerItemTrigger(SeedanceBatchStatusTrigger):
         _last_answers: list[SeedanceTask | SeedanceError] = []
@@ -111,9 +111,13 @@ def _gather_per_item_trigger() -> type[Any]:
             # The old run() kept each round's answers in a local until the next round's
             # gather returned: two rounds of parsed answers were alive at the peak.
             self._last_answers = answers
-            return [
-                (slim(a) if a.is_terminal else None) if isinstance(a, SeedanceTask) else a for a in answers
-            ]
+
+            def reduced(answer: Any) -> Any:
+                if not isinstance(answer, SeedanceTask):
+                    return answer
+                return answer.to_dict(compact=True) if answer.is_terminal else None
+
+            return [reduced(a) for a in answers]
 
     return GatherPerItemTrigger
 

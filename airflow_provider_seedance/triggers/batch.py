@@ -19,27 +19,16 @@ from airflow_provider_seedance import metrics
 from airflow_provider_seedance.exceptions import SeedanceError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
-from airflow_provider_seedance.models import BatchEventStatus, SeedanceTask
+from airflow_provider_seedance.models import BatchEventStatus
 from airflow_provider_seedance.triggers.polling import PollingTrigger
 from airflow_provider_seedance.values import restored
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
 MAX_BACKOFF = 300.0
-#: A round's outcome for one generation: ``None`` while it runs, its :func:`slim` result
-#: once it has ended, or the error its status read raised.
+#: A round's outcome for one generation: ``None`` while it runs, its compact task dict
+#: (``SeedanceTask.to_dict(compact=True)``) once it has ended, or the error its status read raised.
 Read = dict[str, Any] | SeedanceError | None
-
-
-def slim(task: SeedanceTask) -> dict[str, Any]:
-    """What the worker needs of a finished generation (events of big batches stay small)."""
-    return {
-        "task_id": task.task_id,
-        "status": task.status,
-        "video_urls": list(task.video_urls),
-        "consumed_credits": task.consumed_credits,
-        "error_message": task.error_message,
-    }
 
 
 class SeedanceBatchStatusTrigger(PollingTrigger):
@@ -154,7 +143,7 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
         in ``pending``'s order.
 
         A fixed pool of readers walks the list, and each answer is reduced as it arrives to
-        what the round needs (``None`` while running, the :func:`slim` result, or the error): a
+        what the round needs (``None`` while running, the compact task dict, or the error): a
         round over 10,000 generations holds neither a task per generation nor 10,000 parsed
         answers at once (see BENCHMARKS.md, "Batch trigger memory").
         """
@@ -168,7 +157,7 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
                 except SeedanceError as exc:
                     outcomes[index] = exc
                 else:
-                    outcomes[index] = slim(task) if task.is_terminal else None
+                    outcomes[index] = task.to_dict(compact=True) if task.is_terminal else None
 
         await asyncio.gather(*(reader() for _ in range(min(self.max_concurrency, len(pending)))))
         return outcomes

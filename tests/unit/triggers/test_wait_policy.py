@@ -27,7 +27,7 @@ from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import SeedanceTask
 from airflow_provider_seedance.triggers import batch as batch_module
 from airflow_provider_seedance.triggers import seedance as single_module
-from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger, slim
+from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
 
 FAR = 4_000_000_000.0  # an end_time far in the future (epoch seconds)
@@ -227,17 +227,32 @@ async def test_an_unknown_status_is_logged_once_however_many_polls_report_it(
 
 
 # ============================================================== a batch
-def test_slim_keeps_what_the_worker_needs_under_the_task_dict_names() -> None:
+def test_a_compact_task_dict_keeps_what_the_worker_needs_under_the_task_dict_names() -> None:
     task = SeedanceTask("gen-1", "FAILED", video_urls=[], consumed_credits=0, error_message="moderation")
-    assert slim(task) == {
+    assert task.to_dict(compact=True) == {
         "task_id": "gen-1",
         "status": "FAILED",
         "video_urls": [],
         "consumed_credits": 0,
         "error_message": "moderation",
     }
-    # a slim task reads back as the task it came from
-    assert SeedanceTask.from_dict(slim(task)).error_message == "moderation"
+    # a compact task reads back as the task it came from
+    assert SeedanceTask.from_dict(task.to_dict(compact=True)) == task
+
+
+def test_a_compact_task_dict_keeps_a_request_and_a_creation_time_when_there_are_some() -> None:
+    task = SeedanceTask(
+        "gen-2",
+        "SUCCESS",
+        video_urls=["https://cdn.example.com/a.mp4", "https://cdn.example.com/b.mp4"],
+        consumed_credits=28,
+        created_at="2026-01-01T00:00:00Z",
+        request={"prompt": "a fox"},
+    )
+    compact = task.to_dict(compact=True)
+    assert compact == {k: v for k, v in task.to_dict().items() if k != "video_url"}
+    assert SeedanceTask.from_dict(compact) == task
+    assert SeedanceTask.from_dict(compact).video_url == "https://cdn.example.com/a.mp4"
 
 
 def test_batch_trigger_defaults() -> None:
