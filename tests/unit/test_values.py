@@ -293,7 +293,8 @@ def test_hook_params_given_as_floats_or_numpy_numbers_work_as_before(build: str)
     ],
 )
 def test_poll_settings_at_their_limits_are_accepted(settings: dict[str, Any]) -> None:
-    check_poll_settings(settings.pop("poll_interval", 0.001), settings.pop("max_outage", 180.0), **settings)
+    rest = dict(settings)  # a copy: parameters are shared by reruns in one process (mutmut)
+    check_poll_settings(rest.pop("poll_interval", 0.001), rest.pop("max_outage", 180.0), **rest)
 
 
 @pytest.mark.parametrize(
@@ -321,9 +322,10 @@ def test_poll_settings_at_their_limits_are_accepted(settings: dict[str, Any]) ->
 def test_a_bad_poll_setting_is_refused_naming_the_field_value_and_what_is_allowed(
     settings: dict[str, Any], field: str, allowed: str
 ) -> None:
-    value = next(iter(settings.values()))
-    poll_interval, max_outage = settings.pop("poll_interval", 1.0), settings.pop("max_outage", 180.0)
+    [value] = settings.values()
+    rest = dict(settings)  # a copy: parameters are shared by reruns in one process (mutmut)
+    poll_interval, max_outage = rest.pop("poll_interval", 1.0), rest.pop("max_outage", 180.0)
     with pytest.raises(SeedanceValidationError) as info:
-        check_poll_settings(poll_interval, max_outage, **settings)
+        check_poll_settings(poll_interval, max_outage, **rest)
     assert (info.value.field, info.value.allowed) == (field, allowed)
     assert info.value.value is value or (value != value and info.value.value != info.value.value)
