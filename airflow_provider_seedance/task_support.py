@@ -40,6 +40,10 @@ def checked_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any]
     """``hook_params`` as a task is given them, checked when the task is built (when its DAG file
     is parsed), not when it first uses its hook: that may be after it has paid (a deferred task
     resumes on a worker). Building a hook reads no connection."""
+    if hook_params is not None and not isinstance(hook_params, Mapping):
+        raise SeedanceValidationError(
+            "hook_params", hook_params, "a mapping of SeedanceHook keywords, or None"
+        )
     params = dict(hook_params or {})
     try:
         SeedanceHook(SeedanceHook.default_conn_name, **params)
@@ -49,7 +53,7 @@ def checked_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any]
             for name, parameter in inspect.signature(SeedanceHook).parameters.items()
             if parameter.kind is inspect.Parameter.KEYWORD_ONLY
         ]
-        unknown = ", ".join(sorted(set(params) - set(allowed)))
+        unknown = ", ".join(sorted(map(str, set(params) - set(allowed))))
         allowed_keys = f"keywords among {', '.join(allowed)}"
         raise SeedanceValidationError("hook_params", unknown, allowed_keys) from None
     return params

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow_provider_seedance.exceptions import SeedanceValidationError
-
-_T = TypeVar("_T")
 
 
 def seconds_value(
@@ -30,8 +27,8 @@ def seconds_value(
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's too
     try:
         seconds = float(value) if number else math.nan  # NaN: every comparison below is False
-    except OverflowError:  # an int past float's range
-        seconds = math.inf
+    except OverflowError:  # an int past float's range, either way
+        seconds = math.inf if value > 0 else -math.inf
     positive = seconds > 0 or (zero_allowed and seconds == 0)
     if not positive or not (math.isfinite(seconds) or infinite_allowed):
         allowed = "0 or more" if zero_allowed else "greater than 0"
@@ -41,19 +38,28 @@ def seconds_value(
     return seconds
 
 
-def restored(value: Any, convert: Callable[[Any], _T]) -> _T | Any:
-    """``convert(value)``; ``None`` or a value that does not convert, as given.
+def restored(value: Any, kind: type[int] | type[float]) -> Any:
+    """A number restored from a trigger's kwargs as ``kind`` (``int`` or ``float``); anything
+    else (``None``, a string, a fraction where a whole number is meant, a ``Decimal``) as given.
 
     For a trigger's constructor, which must not raise on kwargs restored from the database:
     Airflow's triggerer survives only a ``TypeError`` there, and a row written by an earlier
     release (or edited by hand) must end its own task, not the trigger runner with every trigger
-    on it. What is kept as given is refused by :func:`check_poll_settings` when polling starts.
+    on it. Only numbers are converted, so no value can make the conversion itself slow or fail
+    (``int(Decimal("1e999999999"))`` takes all memory); what is kept as given is refused by
+    :func:`check_poll_settings` when polling starts.
     """
-    if value is None:
-        return None
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return value
     try:
-        return convert(value)
-    except (TypeError, ValueError, OverflowError):
+        if kind is float:
+            return float(value)
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 8.0, as a JSON round trip may give it
+        return value
+    except Exception:  # never from a trigger's constructor (an OverflowError, ...)
         return value
 
 
@@ -83,10 +89,13 @@ def check_poll_settings(
 
 
 def _real(value: Any) -> bool:
-    """A number that is not NaN (an infinite deadline is no deadline)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A number within float's range that is not NaN (an infinite deadline is no deadline)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return False
-    return isinstance(value, int) or not math.isnan(value)
+    try:
+        return not math.isnan(float(value))
+    except OverflowError:  # 10**400: no time.time() to compare with
+        return False
 
 
 def count_value(value: Any, field: str, *, minimum: int, what: str = "") -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import numbers
 import os
 import re
 import uuid
@@ -240,10 +241,12 @@ def video_size_cap(value: Any, where: str = "max_video_bytes") -> int:
     if value is None or value == "":
         return DEFAULT_MAX_VIDEO_BYTES
     number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)  # numpy's integers too
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        number = int(value.strip())  # ASCII digits only: "²" is a digit that int() refuses
     if number is None or number < 1:
         raise SeedanceConfigurationError(
             f"{where} must be a positive whole number of bytes (default {DEFAULT_MAX_VIDEO_BYTES}, "

@@ -110,7 +110,9 @@ class RetryPolicy:
         """Pause after the ``failures``-th consecutive failure: exponential, capped at
         ``max_wait``, plus jitter up to ``min_wait``; never below the ``Retry-After`` of any of
         the ``errors`` that caused it (a batch round's reads fail together)."""
-        exponential = min(self.min_wait * 2 ** max(0, failures - 1), self.max_wait)
+        # the doubling stops at 2**60 (past any max_wait): an outage never given up (max_outage
+        # infinite) must not overflow a float after its thousandth failure
+        exponential = min(self.min_wait * 2 ** min(max(0, failures - 1), 60), self.max_wait)
         jitter = random.uniform(0, self.min_wait)  # noqa: S311 - jitter, not crypto
         return max([exponential + jitter, *(retry_after_floor(exc) for exc in errors)])
 

@@ -749,11 +749,14 @@ class SeedanceHook(HttpHook):
         metrics.generation_submitted(self.seedance_conn_id)
         return task_id
 
-    def get_status(self, task_id: str, *, outage: float | None = None) -> SeedanceTask:
+    def get_status(
+        self, task_id: str, *, outage: float | None = None, deadline: float | None = None
+    ) -> SeedanceTask:
         """Read a generation's status, retrying transient failures (``status_retries`` attempts;
         with ``outage``, for as long as they last less than that many seconds in a row: the wait
-        policy of :meth:`wait_for_completion`, for a caller that waits in steps, as a sensor)."""
-        return self._read_status(_checked_task_id(task_id), outage=outage)
+        policy of :meth:`wait_for_completion`, for a caller that waits in steps, as a sensor),
+        never sleeping past ``deadline`` (an epoch time)."""
+        return self._read_status(_checked_task_id(task_id), outage=outage, deadline=deadline)
 
     def _read_status(
         self, task_id: str, *, outage: float | None = None, deadline: float | None = None

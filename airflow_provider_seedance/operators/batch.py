@@ -497,7 +497,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         if ids:
             self.log.info("Seedance batch: re-attaching to %d generations from earlier tries", len(ids))
             self._count_reattached(len(ids))
-        run.known.update(self._read_statuses(ids))
+        self._learn(run, self._read_statuses(ids))
 
     def _needs_submission(self, run: _BatchRun, item: _Item) -> bool:
         sub = run.record.get(item.key)
@@ -639,20 +639,21 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
                     f"{len(pending)} generations were still running at the deadline. {STILL_RUNNING}"
                 )
             sleep_until_deadline(self.poll_interval, run.end_time)
-            self._wait_round(run, pending)
+            self._learn(run, self._read_statuses(pending))
 
-    def _wait_round(self, run: _BatchRun, pending: list[str]) -> None:
-        """One round of the blocking wait: a status read of each of ``pending``.
+    def _learn(self, run: _BatchRun, statuses: dict[str, Known]) -> None:
+        """What status reads said (on re-attaching, then each round of the blocking wait).
 
         The wait policy of the deferred wait (``SeedanceBatchStatusTrigger``): a generation whose
-        reads keep failing transiently is read again next round until they have failed for the
-        hook's ``max_outage`` seconds in a row; only then (or at once for a definite answer such as
-        TASK_NOT_FOUND) does its error stand as what is known of it.
+        reads keep failing transiently stays unknown, to be read again next round (or by the
+        trigger), until they have failed for the hook's ``max_outage`` seconds in a row; only then
+        (or at once for a definite answer such as TASK_NOT_FOUND) does its error stand as what is
+        known of it. An unread generation is never submitted again (``_needs_submission``).
         """
         if run.streaks is None:
             run.streaks = self.hook.retry_policy.streaks()
         again: list[tuple[str, SeedanceError]] = []
-        for task_id, state in self._read_statuses(pending).items():
+        for task_id, state in statuses.items():
             if not isinstance(state, SeedanceError):
                 run.streaks.succeeded(task_id)
             elif state.retryable and run.streaks.failed(task_id) is None:

@@ -72,11 +72,16 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         watched = self._watched_id
         return _Watch(watched_task_id=watched if isinstance(watched, str) and watched else None)
 
-    def _check(self, context: Context, progress: _Watch) -> SeedanceTask:
+    def _check(self, context: Context, progress: _Watch, *, deadline: float | None = None) -> SeedanceTask:
+        """One status read. With a ``deadline`` (a poke that holds its worker slot between pokes,
+        as a blocking wait does), transient failures are read through by the wait policy of every
+        wait, for the hook's ``max_outage`` and never past ``deadline``; else ``status_retries``
+        reads (a reschedule-mode poke, or the deferrable sensor's first look: the trigger reads
+        through outages)."""
         if self.output_path not in (None, ""):
             task_destination(self.output_path, "output_path")  # refused before the first read
-        # the wait policy of every wait: transient failures are read through for max_outage seconds
-        task = self.hook.get_status(self._watched_id, outage=self.hook.retry_policy.max_outage)
+        outage = self.hook.retry_policy.max_outage if deadline is not None else None
+        task = self.hook.get_status(self._watched_id, outage=outage, deadline=deadline)
         progress.last = task
         progress.request = dict(task.request)
         self._push_link(context, task)
@@ -97,10 +102,18 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
         steps.attach_to_asset_events(context, self.outlets, steps.asset_extra(result))
         return result.to_xcom()
 
+    #: Poke mode: when the sensor's ``timeout`` ends, counted from its first poke (``None`` until then).
+    _poke_deadline: float | None = None
+
     def poke(self, context: Context) -> PokeReturnValue:
         progress = self._watch()
+        deadline = None
+        if self.mode == "poke":  # one process pokes until the end: its instance keeps the deadline
+            if self._poke_deadline is None:
+                self._poke_deadline = time.time() + float(self.timeout)
+            deadline = self._poke_deadline
         with steps.recording_failures(context, self.log, progress):
-            task = self._check(context, progress)
+            task = self._check(context, progress, deadline=deadline)
             if not task.is_terminal:
                 self.log.info("Seedance task %s is %s", task.task_id, task.status)
                 return PokeReturnValue(is_done=False)
@@ -110,17 +123,29 @@ class SeedanceStatusSensor(steps.SeedanceConnected, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        started = time.time()
         progress = self._watch()
         with steps.recording_failures(context, self.log, progress):
-            task = self._check(context, progress)
-            if task.is_terminal:
-                return self._result(context, task)
+            try:
+                task = self._check(context, progress)
+            except SeedanceError as exc:
+                if not exc.retryable:
+                    raise
+                # the trigger reads through an outage (max_outage); no worker waits for it here
+                self.log.warning(
+                    "Seedance task %s: status unreadable (%s); waiting in the triggerer",
+                    self._watched_id,
+                    exc,
+                )
+            else:
+                if task.is_terminal:
+                    return self._result(context, task)
         self.defer(
             trigger=SeedanceStatusTrigger(
-                seedance_task_id=task.task_id,
+                seedance_task_id=self._watched_id,
                 seedance_conn_id=self.seedance_conn_id,
                 poll_interval=self.poll_interval,
-                end_time=time.time() + float(self.timeout),
+                end_time=started + float(self.timeout),
                 max_outage=self.hook.retry_policy.max_outage,
             ),
             method_name="execute_complete",

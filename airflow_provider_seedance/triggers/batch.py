@@ -16,7 +16,7 @@ from typing import Any
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_seedance import metrics
-from airflow_provider_seedance.exceptions import SeedanceError
+from airflow_provider_seedance.exceptions import SeedanceError, SeedanceValidationError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus
@@ -62,26 +62,32 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
         max_outage: float = DEFAULT_MAX_OUTAGE,
     ) -> None:
         super().__init__(seedance_conn_id, poll_interval, end_time, max_poll_failures, max_outage)
-        self.seedance_task_ids = list(seedance_task_ids)
+        # as given unless a list or tuple (a string is no list of ids): checked when polling starts
+        ids = seedance_task_ids
+        self.seedance_task_ids = list(ids) if isinstance(ids, (list, tuple)) else ids
         self.max_concurrency = restored(max_concurrency, int)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "seedance_task_ids": list(self.seedance_task_ids),
+                "seedance_task_ids": self.seedance_task_ids,
                 "max_concurrency": self.max_concurrency,
                 **self.poll_kwargs(),
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        pending = list(dict.fromkeys(self.seedance_task_ids))
+        ids = self.seedance_task_ids
+        well_formed = isinstance(ids, list) and all(isinstance(task_id, str) for task_id in ids)
+        pending = list(dict.fromkeys(ids)) if well_formed else []
         finished: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
         bad_rounds = 0
         transient: list[SeedanceError] = []
         try:
+            if not well_formed:
+                raise SeedanceValidationError("seedance_task_ids", ids, "a list of Seedance task ids")
             self.check_settings(max_concurrency=self.max_concurrency)  # a bad one ends in an error event
             # One read per attempt (the rounds are the retries), backing off by the hook's policy.
             hook = self.hook_class(

@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger
 
+from airflow_provider_seedance.exceptions import SeedanceValidationError
 from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.values import check_poll_settings, restored
@@ -55,6 +56,8 @@ class PollingTrigger(BaseTrigger):
     def check_settings(self, **more: Any) -> None:
         """Refuse a setting that cannot be used (``more``: a subclass's own, see
         :func:`~airflow_provider_seedance.values.check_poll_settings`)."""
+        if not isinstance(self.seedance_conn_id, str) or not self.seedance_conn_id:
+            raise SeedanceValidationError("seedance_conn_id", self.seedance_conn_id, "a connection id")
         check_poll_settings(
             self.poll_interval,
             self.max_outage,

@@ -28,9 +28,10 @@ from airflow_provider_seedance.hosts import url_for_logs
 from airflow_provider_seedance.models import UNREAD_STATUS, SeedanceTask, TaskStatus, TriggerEventStatus
 from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.triggers.polling import PollingTrigger
-from airflow_provider_seedance.values import restored
 from airflow_provider_seedance.xcoms import success_xcoms
 
+#: Longest pause between status reads that keep failing (a poll interval of days is not a backoff).
+MAX_BACKOFF = 3600.0
 #: Event statuses the operator and the sensor accept.
 EVENT_STATUSES = frozenset(s.value for s in TriggerEventStatus)
 #: No count cap by default: the wait policy bounds an outage by its duration (``max_outage``).
@@ -81,7 +82,8 @@ class SeedanceStatusTrigger(PollingTrigger):
     ) -> None:
         super().__init__(seedance_conn_id, poll_interval, end_time, max_poll_failures, max_outage)
         self.seedance_task_id = seedance_task_id
-        self.end_on_success = restored(end_on_success, dict)
+        # as given unless a mapping: anything else resumes the task on a worker (see _task_end)
+        self.end_on_success = dict(end_on_success) if isinstance(end_on_success, Mapping) else end_on_success
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -98,7 +100,7 @@ class SeedanceStatusTrigger(PollingTrigger):
         return self.hook_class(
             self.seedance_conn_id,
             retry_min_wait=min(self.poll_interval, 2.0),
-            retry_max_wait=max(self.poll_interval * 6, 60.0),
+            retry_max_wait=max(min(self.poll_interval * 6, MAX_BACKOFF), 60.0),
             max_outage=self.max_outage,
         )
 

@@ -115,7 +115,9 @@ class FakeHook:
             raise outcome
         return f"gen-{number}"
 
-    def get_status(self, task_id: str, *, outage: float | None = None) -> SeedanceTask:
+    def get_status(
+        self, task_id: str, *, outage: float | None = None, deadline: float | None = None
+    ) -> SeedanceTask:
         with self.lock:
             self.reads.append(task_id)
             self.outages.append(outage)

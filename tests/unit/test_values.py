@@ -6,6 +6,7 @@ tasks defer to (a deferred wait gives up when the blocking one would)."""
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import numpy  # in the dev extras (matplotlib, for the benchmarks' charts)
@@ -163,7 +164,41 @@ async def test_a_trigger_row_with_a_bad_wait_is_rebuilt_and_ends_its_task_with_a
     assert f"Invalid {field}: {shown}" in event["message"], event["message"]
 
 
-@pytest.mark.parametrize("value", [0, -3, "eight", float("inf"), None])
+HOSTILE = [
+    # a Decimal that Airflow's serde restores: int() of it would take all memory (MemoryError)
+    ({"max_poll_failures": Decimal("1e999999999")}, "max_poll_failures"),
+    ({"max_poll_failures": True}, "max_poll_failures"),
+    ({"max_poll_failures": 2.5}, "max_poll_failures"),  # never truncated to 2
+    ({"poll_interval": "2.5"}, "poll_interval"),  # a string is no number, whatever it spells
+    ({"poll_interval": Decimal("2.5")}, "poll_interval"),
+    ({"max_outage": -(10**400)}, "max_outage"),  # not "infinite", as its sign was lost once
+    ({"end_time": 10**400}, "end_time"),  # no time.time() compares with it as a float
+    ({"seedance_conn_id": ["seedance_default"]}, "seedance_conn_id"),
+    ({"seedance_conn_id": ""}, "seedance_conn_id"),
+]
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+@pytest.mark.parametrize(("row", "field"), HOSTILE)
+async def test_a_hostile_trigger_row_is_built_and_ends_its_task_naming_the_field(
+    trigger: Any, row: dict[str, Any], field: str
+) -> None:
+    built = trigger(**ids_of(trigger), **row)
+    built.hook_class = NoHook
+    [event] = [e.payload async for e in built.run()]
+    assert event["status"] == "error" and f"Invalid {field}: " in event["message"], event["message"]
+
+
+@pytest.mark.parametrize("ids", ["abc", [["gen-1"]], [1, 2], None])
+async def test_a_batch_trigger_row_without_a_list_of_ids_ends_its_task_with_an_error_event(ids: Any) -> None:
+    built = SeedanceBatchStatusTrigger(ids)
+    built.hook_class = NoHook  # type: ignore[assignment]
+    [event] = [e.payload async for e in built.run()]
+    assert event["status"] == "error" and "Invalid seedance_task_ids: " in event["message"]
+    assert event["pending"] == []
+
+
+@pytest.mark.parametrize("value", [0, -3, "eight", float("inf"), None, Decimal("1e999999999")])
 async def test_a_batch_trigger_row_that_reads_nothing_at_once_ends_its_task_with_an_error_event(
     value: Any,
 ) -> None:
@@ -180,7 +215,9 @@ async def test_a_batch_trigger_row_that_reads_nothing_at_once_ends_its_task_with
 @pytest.mark.parametrize("trigger", TRIGGERS)
 def test_a_trigger_row_that_converts_is_kept_as_numbers(trigger: Any) -> None:
     """Rows of earlier releases carry numbers as strings or floats where ints are meant."""
-    built = trigger(**ids_of(trigger), poll_interval="2.5", end_time=10**4, max_poll_failures=8.0)
+    built = trigger(
+        **ids_of(trigger), poll_interval=numpy.float32(2.5), end_time=10**4, max_poll_failures=8.0
+    )
     assert (built.poll_interval, built.end_time, built.max_poll_failures) == (2.5, 10000.0, 8)
     assert isinstance(built.max_poll_failures, int) and isinstance(built.end_time, float)
 
@@ -249,6 +286,24 @@ def test_bad_hook_params_are_refused_when_the_task_is_built_not_when_it_first_re
     assert f"{field}" in str(info.value)
     if field == "hook_params":
         assert "status_retries" in str(info.value) and "status_retry" in str(info.value)
+
+
+@pytest.mark.parametrize("params", ["{{ var.value.tuning }}", 5, [("status_retries", 3)], {1: 2}])
+def test_hook_params_that_are_no_mapping_of_keywords_are_refused_naming_them(params: Any) -> None:
+    with pytest.raises(SeedanceValidationError) as info:
+        make_task("single", hook_params=params)
+    assert info.value.field == "hook_params"
+
+
+@pytest.mark.parametrize(("value", "kept"), [(numpy.int64(1000), 1000), (1000.0, 1000), (" 1000 ", 1000)])
+def test_a_video_size_cap_given_as_a_whole_number_of_any_kind_is_kept(value: Any, kept: int) -> None:
+    assert SeedanceHook("seedance_default", max_video_bytes=value).max_video_bytes == kept
+
+
+@pytest.mark.parametrize("value", ["²", "1e6", 10.5, numpy.array([1000]), 0, True])
+def test_a_video_size_cap_that_is_no_whole_number_of_bytes_is_a_configuration_error(value: Any) -> None:
+    with pytest.raises(SeedanceError, match="max_video_bytes must be a positive whole number of bytes"):
+        SeedanceHook("seedance_default", max_video_bytes=value)
 
 
 def make_task(build: str, **kwargs: Any) -> Any:

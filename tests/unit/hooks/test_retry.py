@@ -28,6 +28,14 @@ def test_backoff_grows_exponentially_to_the_cap_with_bounded_jitter() -> None:
             assert base <= policy.backoff(failures) <= base + 1.0
 
 
+@pytest.mark.parametrize("failures", [1025, 10**6])
+def test_backoff_after_thousands_of_failures_stays_at_the_cap(failures: int) -> None:
+    """An outage never given up (``max_outage`` infinite) keeps backing off at ``max_wait``; the
+    doubling must not overflow a float (it did at the 1,025th failure in a row)."""
+    policy = RetryPolicy(min_wait=1.0, max_wait=30.0, max_outage=float("inf"))
+    assert 30.0 <= policy.backoff(failures) <= 31.0
+
+
 def test_retry_after_is_a_floor_capped_at_two_minutes() -> None:
     policy = RetryPolicy(min_wait=0.0, max_wait=0.0)
     assert policy.backoff(1, SeedanceRateLimitError(429, "RATE_LIMITED", retry_after=7)) == 7.0

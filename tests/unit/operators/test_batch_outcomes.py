@@ -127,7 +127,7 @@ def test_a_generation_left_running_is_in_progress_with_its_id_and_no_error() -> 
 
 
 def test_a_generation_whose_status_cannot_be_read_is_unknown_naming_the_read_error() -> None:
-    store, hook = Store(), FakeHook()
+    store, hook = Store(), FakeHook(retry_policy=retry_module.RetryPolicy(max_outage=0))
     batch(hook, named("k"), wait_for_completion=False).execute(context(store))
     hook.status_errors["gen-1"] = SeedanceServerError(500, "INTERNAL_ERROR", "status store down")
     outcome = batch(hook, named("k"), fail_on_any_failure=False).execute(context(store))
@@ -583,6 +583,24 @@ def test_a_blocking_batch_gives_up_on_a_generation_unreadable_for_max_outage(
     # read at 5 s: IN_PROGRESS; at 10, 15, 20 s: failed, tolerated (0, 5, 10 s in a row); at 25 s:
     # failed for 15 s >= 12 s, given up
     assert clock.sleeps == [5.0] * 5 and len(hook.posts) == 1
+
+
+def test_a_retry_reads_again_a_generation_it_could_not_read_on_re_attaching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait policy holds from the first read of a retried try: a status read that fails on
+    re-attaching leaves the generation to be read again, not given up as unknown (its video paid
+    for and never collected), and nothing is submitted again."""
+    clock = Clock()
+    monkeypatch.setattr(batch_module, "time", clock)
+    monkeypatch.setattr(retry_module, "time", clock)
+    store = Store()
+    hook = FakeHook(statuses={"gen-1": [unreadable(), "SUCCESS"]}, retry_policy=retry_module.RetryPolicy())
+    batch(hook, ITEMS[:1], wait_for_completion=False).execute(context(store))  # try 1 submits
+    outcome = batch(hook, ITEMS[:1], poll_interval=5.0).execute(context(store))  # try 2 re-attaches
+    [result] = outcome["results"]
+    assert result["outcome"] == "succeeded", result
+    assert len(hook.posts) == 1 and clock.sleeps == [5.0]
 
 
 def test_a_blocking_batch_takes_a_definite_answer_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_seedance._compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
-from airflow_provider_seedance.exceptions import SeedanceError, SeedanceGenerationFailedError
+from airflow_provider_seedance.exceptions import (
+    SeedanceError,
+    SeedanceGenerationFailedError,
+    SeedanceServerError,
+    SeedanceTaskNotFoundError,
+)
 from airflow_provider_seedance.hooks.delivery import DownloadResult
 from airflow_provider_seedance.hooks.retry import RetryPolicy
 from airflow_provider_seedance.models import SeedanceTask
@@ -226,3 +231,43 @@ def test_a_poke_reads_with_the_tasks_outage_limit() -> None:
     hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}, retry_policy=RetryPolicy(max_outage=600))
     sensor(hook).poke(context(Store()))
     assert hook.outages == [600.0]
+
+
+def test_a_poke_never_reads_through_an_outage_past_the_sensors_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Even with an outage never given up (``max_outage`` infinite), a poke stops reading when the
+    sensor's own ``timeout`` ends."""
+    monkeypatch.setattr("time.sleep", lambda _s: None)
+    busy = Answer(503, {"code": 503, "message": "INTERNAL_ERROR: busy"})
+    hook, adapter = make_hook(*[busy] * 5, status_body(task_id="gen-1", status="IN_PROGRESS"))
+    hook.retry_policy = RetryPolicy(attempts=3, min_wait=0, max_wait=0, max_outage=float("inf"))
+    poking = SeedanceStatusSensor(task_id="wait", seedance_task_id="gen-1", poll_interval=1.0, timeout=0)
+    poking.__dict__["hook"] = hook
+    with pytest.raises(SeedanceError):
+        poking.poke(context(Store()))
+    assert len(adapter.sent) == 1
+
+
+def test_a_reschedule_mode_poke_reads_status_retries_times_and_frees_its_slot() -> None:
+    """Between reschedules no process holds the wait: each poke reads as a single read does."""
+    hook = FakeHook(statuses={"gen-1": ["IN_PROGRESS"]}, retry_policy=RetryPolicy(max_outage=600))
+    sensor(hook, mode="reschedule").poke(context(Store()))
+    assert hook.outages == [None]
+
+
+def test_a_deferrable_sensor_that_cannot_read_at_first_defers_to_the_trigger() -> None:
+    """The trigger reads through an outage (``max_outage``); the worker does not wait for it."""
+    hook = FakeHook(statuses={"gen-1": [SeedanceServerError(503, "SERVICE_UNAVAILABLE")]})
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        sensor(hook, deferrable=True, timeout=600).execute(context(Store()))
+    trigger = info.value.trigger
+    assert trigger.seedance_task_id == "gen-1" and hook.outages == [None]
+    assert before + 600 <= trigger.end_time <= time.time() + 600
+
+
+def test_a_deferrable_sensor_fails_at_once_on_a_definite_answer() -> None:
+    hook = FakeHook(status_errors={"gen-1": SeedanceTaskNotFoundError(404, "TASK_NOT_FOUND")})
+    with pytest.raises(SeedanceTaskNotFoundError):
+        sensor(hook, deferrable=True).execute(context(Store()))
