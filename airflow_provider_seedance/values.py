@@ -52,7 +52,7 @@ def restored(value: Any, kind: type[int] | type[float]) -> Any:
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return value
     try:
-        if kind is float:
+        if kind is not int:
             return float(value)
         if isinstance(value, numbers.Integral):
             return int(value)
@@ -69,14 +69,13 @@ def check_poll_settings(
     *,
     end_time: Any = None,
     max_poll_failures: Any = None,
-    max_concurrency: Any = 1,
 ) -> None:
     """A poll loop's settings, checked: ``poll_interval`` (> 0), ``max_outage`` (>= 0, or
-    infinity), ``end_time`` (an epoch time, or ``None``), ``max_poll_failures`` (0 or more, or
-    ``None``) and ``max_concurrency`` (1 or more).
+    infinity), ``end_time`` (an epoch time, or ``None``) and ``max_poll_failures`` (0 or more, or
+    ``None``).
 
     The triggers call it when they start polling, not when they are built (see :func:`restored`):
-    a row written by a release that let ``poll_interval=0`` or ``max_concurrency=0`` through ends
+    a row written by a release that let ``poll_interval=0`` through ends
     its own task with an ``error`` event naming the field, before any read.
     """
     seconds_value(poll_interval, "poll_interval")
@@ -85,7 +84,6 @@ def check_poll_settings(
         raise SeedanceValidationError("end_time", end_time, "an epoch time in seconds (time.time()), or None")
     if max_poll_failures is not None:
         count_value(max_poll_failures, "max_poll_failures", minimum=0, what=" of failed reads in a row")
-    count_value(max_concurrency, "max_concurrency", minimum=1, what=" of status reads at once")
 
 
 def _real(value: Any) -> bool:

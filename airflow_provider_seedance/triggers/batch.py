@@ -21,7 +21,7 @@ from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolic
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus
 from airflow_provider_seedance.triggers.polling import PollingTrigger
-from airflow_provider_seedance.values import restored
+from airflow_provider_seedance.values import count_value, restored
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
 #: Longest pause between rounds when the API keeps failing.
@@ -88,7 +88,8 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
         try:
             if not well_formed:
                 raise SeedanceValidationError("seedance_task_ids", ids, "a list of Seedance task ids")
-            self.check_settings(max_concurrency=self.max_concurrency)  # a bad one ends in an error event
+            self.check_settings()  # a bad one ends in an error event
+            count_value(self.max_concurrency, "max_concurrency", minimum=1, what=" of status reads at once")
             # One read per attempt (the rounds are the retries), backing off by the hook's policy.
             hook = self.hook_class(
                 self.seedance_conn_id,

@@ -16,7 +16,6 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger
 
 from airflow_provider_seedance.exceptions import SeedanceValidationError
-from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.values import check_poll_settings, restored
 
@@ -32,12 +31,13 @@ class PollingTrigger(BaseTrigger):
 
     def __init__(
         self,
-        seedance_conn_id: str = SeedanceHook.default_conn_name,
-        poll_interval: float = 10.0,
-        end_time: float | None = None,
-        max_poll_failures: int | None = None,
-        max_outage: float = DEFAULT_MAX_OUTAGE,
+        seedance_conn_id: str,
+        poll_interval: float,
+        end_time: float | None,
+        max_poll_failures: int | None,
+        max_outage: float,
     ) -> None:
+        """The subclasses' own constructors give the defaults (and document them)."""
         super().__init__()
         self.seedance_conn_id = seedance_conn_id
         # as given when they do not convert: checked when polling starts, never here
@@ -50,8 +50,8 @@ class PollingTrigger(BaseTrigger):
         """The kwargs of this class, for :meth:`serialize`."""
         return {name: getattr(self, name) for name in POLL_KWARGS}
 
-    def check_settings(self, **more: Any) -> None:
-        """Refuse a setting that cannot be used (``more``: a subclass's own, see
+    def check_settings(self) -> None:
+        """Refuse a setting that cannot be used (see
         :func:`~airflow_provider_seedance.values.check_poll_settings`)."""
         if not isinstance(self.seedance_conn_id, str) or not self.seedance_conn_id:
             raise SeedanceValidationError("seedance_conn_id", self.seedance_conn_id, "a connection id")
@@ -60,5 +60,4 @@ class PollingTrigger(BaseTrigger):
             self.max_outage,
             end_time=self.end_time,
             max_poll_failures=self.max_poll_failures,
-            **more,
         )

@@ -20,7 +20,7 @@ from airflow_provider_seedance.operators.seedance import SeedanceGenerateOperato
 from airflow_provider_seedance.sensors.seedance import SeedanceStatusSensor
 from airflow_provider_seedance.triggers.batch import SeedanceBatchStatusTrigger
 from airflow_provider_seedance.triggers.seedance import SeedanceStatusTrigger
-from airflow_provider_seedance.values import check_poll_settings, count_value, seconds_value
+from airflow_provider_seedance.values import check_poll_settings, count_value, restored, seconds_value
 from tests.unit.fakes import FakeHook, Store, batch, context, use
 
 NOT_NUMBERS = [float("nan"), float("-inf"), True, "10", None, [1]]
@@ -198,6 +198,35 @@ async def test_a_batch_trigger_row_without_a_list_of_ids_ends_its_task_with_an_e
     assert event["pending"] == []
 
 
+@pytest.mark.parametrize(
+    ("value", "kind", "kept"),
+    [
+        (8, int, 8),
+        (8.0, int, 8),
+        (numpy.int64(8), int, 8),
+        (numpy.float32(2.5), float, 2.5),
+        (3, float, 3.0),
+        (2.5, int, 2.5),  # a fraction where a count is meant: kept, to be refused
+        (True, int, True),
+        ("8", int, "8"),
+        (None, float, None),
+        (10**400, float, 10**400),
+    ],
+)
+def test_a_restored_setting_is_converted_only_from_a_number_of_its_kind(
+    value: Any, kind: Any, kept: Any
+) -> None:
+    restored_value = restored(value, kind)
+    assert restored_value == kept and type(restored_value) is type(kept)
+
+
+async def test_a_trigger_row_without_a_connection_id_names_the_field_and_what_is_allowed() -> None:
+    built = SeedanceStatusTrigger("gen-1", seedance_conn_id="")
+    built.hook_class = NoHook  # type: ignore[assignment]
+    [event] = [e.payload async for e in built.run()]
+    assert "Invalid seedance_conn_id: ''. Allowed: a connection id." in event["message"], event["message"]
+
+
 @pytest.mark.parametrize("value", [0, -3, "eight", float("inf"), None, Decimal("1e999999999")])
 async def test_a_batch_trigger_row_that_reads_nothing_at_once_ends_its_task_with_an_error_event(
     value: Any,
@@ -343,8 +372,6 @@ def test_hook_params_given_as_floats_or_numpy_numbers_work_as_before(build: str)
         {"max_poll_failures": None},
         {"max_poll_failures": 0},
         {"max_poll_failures": 8},
-        {"max_concurrency": 1},
-        {"max_concurrency": 32},
     ],
 )
 def test_poll_settings_at_their_limits_are_accepted(settings: dict[str, Any]) -> None:
@@ -370,8 +397,6 @@ def test_poll_settings_at_their_limits_are_accepted(settings: dict[str, Any]) ->
             "max_poll_failures",
             "a whole number of failed reads in a row, 0 or more",
         ),
-        ({"max_concurrency": 0}, "max_concurrency", "a whole number of status reads at once, 1 or more"),
-        ({"max_concurrency": "4"}, "max_concurrency", "a whole number of status reads at once, 1 or more"),
     ],
 )
 def test_a_bad_poll_setting_is_refused_naming_the_field_value_and_what_is_allowed(

@@ -67,3 +67,14 @@ async def test_batch_round_keeps_max_concurrency_reads_in_flight_and_the_ids_ord
     done_first = [i for i in ids if i.startswith("done-")]
     assert list(event["tasks"]) == done_first + [i for i in ids if i not in done_first]
     assert all(task["status"] == "SUCCESS" for task in event["tasks"].values())
+
+
+async def test_a_batch_read_one_at_a_time_reads_every_generation() -> None:
+    """``max_concurrency=1``, the smallest allowed: one reader walks the whole round."""
+    ids = [f"slow-{i}" for i in range(5)]
+    UnevenHook.reads, UnevenHook.in_flight, UnevenHook.most_in_flight = [], 0, 0
+    trigger = SeedanceBatchStatusTrigger(ids, poll_interval=0.001, max_concurrency=1)
+    trigger.hook_class = UnevenHook  # type: ignore[assignment]
+    [event] = [event.payload async for event in trigger.run()]
+    assert event["status"] == "done" and list(event["tasks"]) == ids
+    assert UnevenHook.most_in_flight == 1
