@@ -648,7 +648,9 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         reads keep failing transiently stays unknown, to be read again next round (or by the
         trigger), until they have failed for the hook's ``max_outage`` seconds in a row; only then
         (or at once for a definite answer such as TASK_NOT_FOUND) does its error stand as what is
-        known of it. An unread generation is never submitted again (``_needs_submission``).
+        known of it. An unread generation is never submitted again (``_needs_submission``). A
+        task that does not wait (``wait_for_completion=False``) reads nothing more: its errors
+        stand, and its results say ``unknown`` with the error.
         """
         if run.streaks is None:
             run.streaks = self.hook.retry_policy.streaks()
@@ -656,7 +658,7 @@ class SeedanceBatchGenerateOperator(SeedanceGenerating, BaseOperator):
         for task_id, state in statuses.items():
             if not isinstance(state, SeedanceError):
                 run.streaks.succeeded(task_id)
-            elif state.retryable and run.streaks.failed(task_id) is None:
+            elif state.retryable and self.wait_for_completion and run.streaks.failed(task_id) is None:
                 again.append((task_id, state))
                 continue
             run.known[task_id] = state

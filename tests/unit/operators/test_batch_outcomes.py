@@ -603,6 +603,24 @@ def test_a_retry_reads_again_a_generation_it_could_not_read_on_re_attaching(
     assert len(hook.posts) == 1 and clock.sleeps == [5.0]
 
 
+def test_a_batch_that_does_not_wait_says_unknown_for_what_it_could_not_read_on_re_attaching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a wait nothing reads it again: the result names the read error, not "in progress"."""
+    clock = Clock()
+    monkeypatch.setattr(batch_module, "time", clock)
+    monkeypatch.setattr(retry_module, "time", clock)
+    store = Store()
+    hook = FakeHook(statuses={"gen-1": [unreadable(), "SUCCESS"]}, retry_policy=retry_module.RetryPolicy())
+    batch(hook, ITEMS[:1], wait_for_completion=False).execute(context(store))
+    outcome = batch(hook, ITEMS[:1], wait_for_completion=False, fail_on_any_failure=False).execute(
+        context(store)
+    )
+    [result] = outcome["results"]
+    assert result["outcome"] == "unknown" and "503" in result["error_message"], result
+    assert clock.sleeps == [] and len(hook.posts) == 1
+
+
 def test_a_blocking_batch_takes_a_definite_answer_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     gone = SeedanceTaskNotFoundError(404, "TASK_NOT_FOUND")
