@@ -27,6 +27,10 @@ RETRY_AFTER_CAP = 120.0
 #: A wait (blocking or deferrable) gives up on the service after this many seconds of
 #: consecutive failed status reads (5xx, 429, network errors, unreadable answers).
 DEFAULT_MAX_OUTAGE = 180.0
+#: A poller whose reads keep failing pauses at most six poll intervals, kept within a minute and
+#: an hour (see :func:`poller_max_wait`).
+POLLER_MAX_WAIT_INTERVALS = 6
+POLLER_MAX_WAIT_BOUNDS = (60.0, 3600.0)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -56,6 +60,14 @@ def sleep_until_deadline(seconds: float, deadline: float | None) -> None:
 async def asleep_until_deadline(seconds: float, deadline: float | None) -> None:
     """Sleep ``seconds`` but not past ``deadline``, without blocking the event loop."""
     await asyncio.sleep(until_deadline(seconds, deadline))
+
+
+def poller_max_wait(poll_interval: float) -> float:
+    """The longest pause of a poller (a trigger, single or batch) whose reads keep failing: six
+    poll intervals, within a minute and an hour: a slow poll backs off further, a fast one
+    still eases off to a minute, a poll interval of days is not a backoff."""
+    shortest, longest = POLLER_MAX_WAIT_BOUNDS
+    return max(min(poll_interval * POLLER_MAX_WAIT_INTERVALS, longest), shortest)
 
 
 def deadline_within_outage(started: float, outage: float | None, deadline: float | None) -> bool:

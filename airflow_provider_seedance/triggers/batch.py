@@ -17,15 +17,18 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_seedance import metrics
 from airflow_provider_seedance.exceptions import SeedanceError, SeedanceValidationError
-from airflow_provider_seedance.hooks.retry import DEFAULT_MAX_OUTAGE, RetryPolicy, asleep_until_deadline
+from airflow_provider_seedance.hooks.retry import (
+    DEFAULT_MAX_OUTAGE,
+    RetryPolicy,
+    asleep_until_deadline,
+    poller_max_wait,
+)
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.models import BatchEventStatus
 from airflow_provider_seedance.triggers.polling import PollingTrigger
 from airflow_provider_seedance.values import count_value, restored
 
 BATCH_EVENT_STATUSES = frozenset(s.value for s in BatchEventStatus)
-#: Longest pause between rounds when the API keeps failing.
-MAX_BACKOFF = 300.0
 #: A round's outcome for one generation: ``None`` while it runs, its compact task dict
 #: (``SeedanceTask.to_dict(compact=True)``) once it has ended, or the error its status read raised.
 Read = dict[str, Any] | SeedanceError | None
@@ -78,24 +81,20 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        ids = self.seedance_task_ids
-        well_formed = isinstance(ids, list) and all(isinstance(task_id, str) for task_id in ids)
-        pending = list(dict.fromkeys(ids)) if well_formed else []
+        pending: list[str] = []
         finished: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
         bad_rounds = 0
         transient: list[SeedanceError] = []
         try:
-            if not well_formed:
-                raise SeedanceValidationError("seedance_task_ids", ids, "a list of Seedance task ids")
+            pending = self._task_ids()  # the error event says which were not read
             self.check_settings()  # a bad one ends in an error event
-            count_value(self.max_concurrency, "max_concurrency", minimum=1, what=" of status reads at once")
             # One read per attempt (the rounds are the retries), backing off by the hook's policy.
             hook = self.hook_class(
                 self.seedance_conn_id,
                 status_retries=1,
                 retry_min_wait=self.poll_interval,
-                retry_max_wait=MAX_BACKOFF,
+                retry_max_wait=poller_max_wait(self.poll_interval),
                 max_outage=self.max_outage,
             )
             policy = hook.retry_policy
@@ -144,6 +143,19 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
             return
         status = (BatchEventStatus.TIMEOUT if pending else BatchEventStatus.DONE).value
         yield TriggerEvent({"status": status, "tasks": finished, "errors": errors, "pending": pending})
+
+    def check_settings(self) -> None:
+        """The shared settings, then the batch's own: its ids and how many reads run at once."""
+        super().check_settings()
+        self._task_ids()
+        count_value(self.max_concurrency, "max_concurrency", minimum=1, what=" of status reads at once")
+
+    def _task_ids(self) -> list[str]:
+        """The generations to read, each once; refused unless a list of ids."""
+        ids = self.seedance_task_ids
+        if not isinstance(ids, list) or not all(isinstance(task_id, str) for task_id in ids):
+            raise SeedanceValidationError("seedance_task_ids", ids, "a list of Seedance task ids")
+        return list(dict.fromkeys(ids))
 
     async def _read_round(self, hook: SeedanceHook, pending: list[str]) -> list[Read]:
         """One status read of each of ``pending``, ``max_concurrency`` at a time; the outcomes

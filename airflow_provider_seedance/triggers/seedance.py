@@ -22,6 +22,7 @@ from airflow_provider_seedance.hooks.retry import (
     DEFAULT_MAX_OUTAGE,
     asleep_until_deadline,
     deadline_within_outage,
+    poller_max_wait,
 )
 from airflow_provider_seedance.hooks.seedance import SeedanceHook
 from airflow_provider_seedance.hosts import url_for_logs
@@ -30,8 +31,6 @@ from airflow_provider_seedance.results import GenerationResult
 from airflow_provider_seedance.triggers.polling import PollingTrigger
 from airflow_provider_seedance.xcoms import success_xcoms
 
-#: Longest pause between status reads that keep failing (a poll interval of days is not a backoff).
-MAX_BACKOFF = 3600.0
 #: Event statuses the operator and the sensor accept.
 EVENT_STATUSES = frozenset(s.value for s in TriggerEventStatus)
 #: No count cap by default: the wait policy bounds an outage by its duration (``max_outage``).
@@ -100,7 +99,7 @@ class SeedanceStatusTrigger(PollingTrigger):
         return self.hook_class(
             self.seedance_conn_id,
             retry_min_wait=min(self.poll_interval, 2.0),
-            retry_max_wait=max(min(self.poll_interval * 6, MAX_BACKOFF), 60.0),
+            retry_max_wait=poller_max_wait(self.poll_interval),
             max_outage=self.max_outage,
         )
 

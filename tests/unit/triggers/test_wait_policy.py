@@ -125,6 +125,21 @@ def test_single_trigger_backoff_bounds_follow_a_slow_poll_interval() -> None:
     assert hook.retry_min_wait == 1.0 and hook.retry_max_wait == 60.0
 
 
+@pytest.mark.parametrize(("poll_interval", "max_wait"), [(1, 60.0), (30, 180.0), (86_400, 3600.0)])
+async def test_both_triggers_back_off_to_six_poll_intervals_within_a_minute_and_an_hour(
+    poll_interval: float, max_wait: float, rec: Recorder
+) -> None:
+    """One rule for the longest pause of a failing poller, single or batch (a poll interval of
+    days is no backoff; a batch polled every 30 minutes does not come back every 5)."""
+    single = SeedanceStatusTrigger("gen-1", poll_interval=poll_interval)._hook()
+    assert single.retry_max_wait == max_wait
+    batch = SeedanceBatchStatusTrigger(["gen-1"], poll_interval=poll_interval)
+    batch.hook_class = scripted_hook({"gen-1": ["SUCCESS"]}, rec)  # type: ignore[assignment]
+    await events_of(batch)
+    [(_, kwargs)] = rec.built
+    assert kwargs["retry_max_wait"] == max_wait
+
+
 async def test_single_trigger_without_a_failure_cap_is_bounded_by_the_outage_only(rec: Recorder) -> None:
     trigger = SeedanceStatusTrigger("gen-1", poll_interval=0.001)
     trigger.hook_class = scripted_hook({"gen-1": ["SUCCESS"]}, rec)  # type: ignore[assignment]
@@ -269,11 +284,12 @@ async def test_batch_trigger_reads_each_generation_once_per_round_on_its_connect
     [event] = await events_of(trigger)
 
     # one read per attempt: the trigger's own rounds are the retries, backing off by the hook's
-    # policy from the poll interval to MAX_BACKOFF, giving a generation up after max_outage
+    # policy from the poll interval to six of them (at least a minute), giving a generation up
+    # after max_outage
     assert rec.built == [
         (
             ("my_conn",),
-            {"status_retries": 1, "retry_min_wait": 0.001, "retry_max_wait": 300.0, "max_outage": 180.0},
+            {"status_retries": 1, "retry_min_wait": 0.001, "retry_max_wait": 60.0, "max_outage": 180.0},
         )
     ]
     assert [task_id for task_id, _ in rec.reads] == ["gen-1", "gen-2", "gen-1"]
