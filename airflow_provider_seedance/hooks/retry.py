@@ -11,6 +11,7 @@ honoured in one place, :func:`retry_after_floor`, and nothing sleeps past a dead
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -27,6 +28,12 @@ RETRY_AFTER_CAP = 120.0
 #: A wait (blocking or deferrable) gives up on the service after this many seconds of
 #: consecutive failed status reads (5xx, 429, network errors, unreadable answers).
 DEFAULT_MAX_OUTAGE = 180.0
+#: A retry bounded by time alone (a wait's ``max_outage``, no attempt cap) pauses at least this
+#: long at first and doubles to at least :data:`TIMED_RETRY_LONGEST_PAUSE`, whatever
+#: ``retry_min_wait``/``retry_max_wait`` say: zero waits would read a failing API in a tight loop
+#: for the whole outage (tens of thousands of requests in 180 s), not about 190.
+TIMED_RETRY_FIRST_PAUSE = 0.05
+TIMED_RETRY_LONGEST_PAUSE = 1.0
 #: A poller whose reads keep failing pauses at most six poll intervals, kept within a minute and
 #: an hour (see :func:`poller_max_wait`).
 POLLER_MAX_WAIT_INTERVALS = 6
@@ -128,6 +135,16 @@ class RetryPolicy:
         jitter = random.uniform(0, self.min_wait)  # noqa: S311 - jitter, not crypto
         return max([exponential + jitter, *(retry_after_floor(exc) for exc in errors)])
 
+    def paced(self) -> RetryPolicy:
+        """This policy for a retry bounded by time alone: its pauses start at
+        :data:`TIMED_RETRY_FIRST_PAUSE` at least and grow to :data:`TIMED_RETRY_LONGEST_PAUSE` at
+        least (longer waits kept as given)."""
+        return dataclasses.replace(
+            self,
+            min_wait=max(self.min_wait, TIMED_RETRY_FIRST_PAUSE),
+            max_wait=max(self.max_wait, TIMED_RETRY_LONGEST_PAUSE),
+        )
+
     def streaks(self, max_failures: int | None = None) -> FailureStreaks:
         """The wait rule for things read in rounds rather than one at a time (the batch trigger's
         generations): each one's failures in a row, given up as :meth:`retrying` gives up a wait
@@ -162,7 +179,7 @@ class RetryPolicy:
         retrying_class = tenacity.AsyncRetrying if asynchronous else tenacity.Retrying
         return retrying_class(
             stop=stop,
-            wait=RetryAfterWait(self),
+            wait=RetryAfterWait(self if limit is not None else self.paced()),
             retry=tenacity.retry_if_exception(predicate),
             before_sleep=before_sleep,
             reraise=True,

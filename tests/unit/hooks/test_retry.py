@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -89,11 +90,44 @@ def test_retrying_only_retries_what_the_predicate_accepts() -> None:
 
 
 def test_retrying_by_outage_is_not_bounded_by_the_attempt_count() -> None:
-    call, calls = _failing(8, SeedanceServerError(500, "INTERNAL_ERROR"))
+    call, calls = _failing(4, SeedanceServerError(500, "INTERNAL_ERROR"))
     for attempt in RetryPolicy(attempts=2, min_wait=0.0, max_wait=0.0).retrying(outage=60.0):
         with attempt:
             result = call()
-    assert result == "ok" and len(calls) == 9
+    assert result == "ok" and len(calls) == 5
+
+
+def _pauses(retrying: Any, failures: int) -> list[float]:
+    """The pauses ``retrying`` takes between ``failures`` failed calls (it does not sleep them)."""
+    pauses: list[float] = []
+    retrying.sleep = pauses.append
+    call, _ = _failing(failures, SeedanceServerError(503, "INTERNAL_ERROR"))
+    for attempt in retrying:
+        with attempt:
+            call()
+    return pauses
+
+
+def test_a_wait_bounded_by_time_alone_never_reads_a_failing_api_in_a_tight_loop() -> None:
+    """``retry_min_wait=0`` (and ``retry_max_wait=0``) with a wait's outage tolerance read a failing
+    API back to back for the whole ``max_outage``: tens of thousands of requests in 180 s. A retry
+    bounded by time alone starts at 50 ms and doubles to at least a second."""
+    policy = RetryPolicy(min_wait=0.0, max_wait=0.0, max_outage=180.0)
+    pauses = _pauses(policy.retrying(outage=180.0), 20)
+    bases = [0.05, 0.1, 0.2, 0.4, 0.8] + [1.0] * 15
+    # each pause: its base plus jitter up to the first pause (50 ms)
+    assert [base <= pause <= base + 0.05 for base, pause in zip(bases, pauses, strict=True)] == [True] * 20
+    # so 180 s of outage costs about 190 reads, not one per round trip
+
+
+def test_waits_given_by_the_user_are_kept_when_longer_and_attempt_capped_retries_keep_zero() -> None:
+    slow = RetryPolicy(min_wait=2.0, max_wait=8.0)
+    pauses = _pauses(slow.retrying(outage=180.0), 5)
+    assert [base <= pause <= base + 2.0 for base, pause in zip([2, 4, 8, 8, 8], pauses, strict=True)] == [
+        True
+    ] * 5, pauses
+    # an attempt-capped retry is bounded by its count: zero waits stay zero
+    assert _pauses(RetryPolicy(attempts=5, min_wait=0.0, max_wait=0.0).retrying(), 4) == [0.0] * 4
 
 
 def test_retrying_does_not_sleep_past_the_deadline() -> None:
