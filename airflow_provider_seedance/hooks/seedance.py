@@ -991,18 +991,20 @@ class SeedanceHook(HttpHook):
         never sleeping past ``deadline`` (an epoch time).
         """
         task_id = _checked_task_id(task_id)
-        async with self:
-            try:
-                # Fast path: almost every poll succeeds at once, and a triggerer runs thousands
-                # of them; the retry machinery is only built when a read actually fails.
-                data = await self._asend_status_refreshing(task_id)
-            except SeedanceError as first:
-                limit = attempts
-                if limit is None and outage is None:
-                    limit = self.status_retries
-                if not first.retryable or limit == 1:
-                    raise
-                data = await self._aretry_status(task_id, first, deadline, outage, limit)
+        if not self._aio_depth:  # outside ``async with hook:``: a session for this call
+            async with self:
+                return await self.aget_status(task_id, deadline=deadline, outage=outage, attempts=attempts)
+        try:
+            # Fast path: almost every poll succeeds at once, and a triggerer runs thousands of
+            # them; the retry machinery is only built when a read actually fails.
+            data = await self._asend_status_refreshing(task_id)
+        except SeedanceError as first:
+            limit = attempts
+            if limit is None and outage is None:
+                limit = self.status_retries
+            if not first.retryable or limit == 1:
+                raise
+            data = await self._aretry_status(task_id, first, deadline, outage, limit)
         return SeedanceTask.from_api(data)
 
     async def _aretry_status(

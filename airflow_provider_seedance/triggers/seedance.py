@@ -108,6 +108,8 @@ class SeedanceStatusTrigger(PollingTrigger):
         last = SeedanceTask(task_id=task_id, status=UNREAD_STATUS)
         unknown_reported: set[str] = set()
         read_started = time.time()
+        # one logger for the whole wait: Airflow's is a lazy proxy that binds anew on each use
+        debug = self.log.debug
         try:
             async with self._hook() as hook, metrics.InFlight(1):
                 attempts = self.max_poll_failures + 1 if self.max_poll_failures is not None else None
@@ -130,7 +132,7 @@ class SeedanceStatusTrigger(PollingTrigger):
                     if last.status not in TaskStatus.KNOWN and last.status not in unknown_reported:
                         unknown_reported.add(last.status)
                         self.log.warning("Seedance task %s reports unknown status %r", task_id, last.status)
-                    self.log.debug("Seedance task %s is %s", task_id, last.status)
+                    debug("Seedance task %s is %s", task_id, last.status)
         except SeedanceError as exc:
             # Retries of a transient failure stop early rather than sleep past the deadline:
             # when the deadline, not the outage limit, ended them, the wait ran out of time.

@@ -8,6 +8,7 @@ code its body names. The status rule classifies by status first too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -383,6 +384,46 @@ def test_async_read_refuses_a_declared_huge_body_without_reading() -> None:
     response = _AsyncResponse(200 * 1024 * 1024)
     assert asyncio.run(aread_capped(response)) is None  # type: ignore[arg-type]
     assert response.content.pulled == 0
+
+
+async def _answer_of(raw: bytes) -> bytes | None:
+    """``aread_capped`` of what a raw socket server sends (status line, headers, body) as it is."""
+    import aiohttp
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(raw)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as response:
+            return await aread_capped(response)
+    finally:
+        server.close()
+
+
+def test_async_read_of_a_declared_length_is_the_body_and_a_short_one_a_client_error() -> None:
+    """The one-read path for a declared length: the whole body; a body cut short is aiohttp's
+    ``ClientPayloadError`` (a ``ClientError``, which the hook types as a transient failure)."""
+    import aiohttp
+
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+    assert asyncio.run(_answer_of(head + b'{"data": 1}')) == b'{"data": 1}'
+    with pytest.raises(aiohttp.ClientError):
+        asyncio.run(_answer_of(head + b'{"da'))
+
+
+def test_async_read_of_a_chunked_body_past_the_cap_is_refused() -> None:
+    chunk = b"x" * 65536
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(MAX_BODY_BYTES // len(chunk) + 2))
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert asyncio.run(_answer_of(head + body + b"0\r\n\r\n")) is None
+    small = b"b\r\n" + b'{"data": 1}' + b"\r\n0\r\n\r\n"
+    assert asyncio.run(_answer_of(head + small)) == b'{"data": 1}'
 
 
 @pytest.mark.parametrize(
