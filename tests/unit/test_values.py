@@ -195,6 +195,7 @@ async def test_a_batch_trigger_row_without_a_list_of_ids_ends_its_task_with_an_e
     built.hook_class = NoHook  # type: ignore[assignment]
     [event] = [e.payload async for e in built.run()]
     assert event["status"] == "error" and "Invalid seedance_task_ids: " in event["message"]
+    assert f"Invalid seedance_task_ids: {ids!r}" in event["message"], event["message"]
     assert event["message"].endswith("Allowed: a list of Seedance task ids."), event["message"]
     assert event["message"].startswith("Polling the Seedance batch failed: ")
     assert event["pending"] == []
