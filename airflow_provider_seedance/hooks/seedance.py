@@ -458,7 +458,8 @@ class _SettingsCache:
     through Airflow (the costly part of a trigger's start). Here they resolve it once per TTL,
     and lookups made at the same time share one. A failed lookup is not kept; an auth error
     evicts the entry (:meth:`SeedanceHook._arefresh_settings`), so a rotated key takes effect
-    at the next read, not after the TTL.
+    at the next read, not after the TTL. A key refused again after that lookup (revoked, not yet
+    replaced) is looked up again when the entry expires, not once per refused read.
     """
 
     def __init__(self) -> None:
@@ -482,14 +483,16 @@ class _SettingsCache:
     def evict(self, conn_id: str, used: ConnectionSettings) -> None:
         """Forget ``conn_id`` if the cache still holds the settings ``used`` (refused by the API).
 
-        A lookup already under way, or settings that already differ from ``used``, are kept: the
-        refused reads of many triggers at once then share one fresh lookup.
+        A lookup already under way, or settings looked up since ``used`` (even equal ones: a key
+        revoked, not rotated), are kept: the refused reads of many triggers share one fresh lookup,
+        however their answers are spread in time, and a revoked key is looked up again only when
+        its entry expires, not once per refused read.
         """
         entries = self._entries.here()
         entry = entries.get(conn_id)
         if entry is None or not entry[1].done() or entry[1].cancelled():
             return
-        if entry[1].exception() is not None or entry[1].result() == used:
+        if entry[1].exception() is not None or entry[1].result() is used:
             entries.pop(conn_id, None)
 
 
