@@ -24,9 +24,8 @@ def seconds_value(
     tolerances (``max_outage``: 0 gives up at the first failure, infinity never does; the
     deadline still ends the wait).
     """
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's too
     try:
-        seconds = float(value) if number else math.nan  # NaN: every comparison below is False
+        seconds = float(value) if _number(value) else math.nan  # NaN: every comparison below is False
     except OverflowError:  # an int past float's range, either way
         seconds = math.inf if value > 0 else -math.inf
     positive = seconds > 0 or (zero_allowed and seconds == 0)
@@ -49,16 +48,13 @@ def restored(value: Any, kind: type[int] | type[float]) -> Any:
     (``int(Decimal("1e999999999"))`` takes all memory); what is kept as given is refused by
     :func:`check_poll_settings` when polling starts.
     """
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not _number(value):
         return value
     try:
         if kind is not int:
             return float(value)
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 8.0, as a JSON round trip may give it
-        return value
+        whole = _whole(value)  # 8.0, as a JSON round trip may give it, too
+        return whole if whole is not None else value
     except Exception:  # never from a trigger's constructor (an OverflowError, ...)
         return value
 
@@ -86,9 +82,24 @@ def check_poll_settings(
         count_value(max_poll_failures, "max_poll_failures", minimum=0, what=" of failed reads in a row")
 
 
+def _number(value: Any) -> bool:
+    """A real number, numpy's included, and not a bool (``True`` is no duration)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> int | None:
+    """``value`` as an ``int`` when it is a whole number (``3``, numpy's ``int64(3)``, ``3.0``),
+    else ``None`` (a bool, a fraction, anything else)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _real(value: Any) -> bool:
     """A number within float's range that is not NaN (an infinite deadline is no deadline)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not _number(value):
         return False
     try:
         return not math.isnan(float(value))
@@ -98,11 +109,7 @@ def _real(value: Any) -> bool:
 
 def count_value(value: Any, field: str, *, minimum: int, what: str = "") -> int:
     """A whole number of things (attempts, resubmissions) as given: ``minimum`` or more."""
-    whole: int | None = None
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        whole = int(value)  # numpy's integers too
-    elif isinstance(value, float) and value.is_integer():
-        whole = int(value)  # 3.0, as a YAML or JSON config may give it
+    whole = _whole(value)  # numpy's integers, and 3.0 as a YAML or JSON config may give it
     if whole is None or whole < minimum:
         raise SeedanceValidationError(field, value, f"a whole number{what}, {minimum} or more")
     return whole
