@@ -458,12 +458,12 @@ class _SettingsCache:
     through Airflow (the costly part of a trigger's start). Here they resolve it once per TTL,
     and lookups made at the same time share one. A failed lookup is not kept; an auth error
     evicts the entry (:meth:`SeedanceHook._arefresh_settings`), so a rotated key takes effect
-    at the next read, not after the TTL. A key refused again after that lookup (revoked, not yet
-    replaced) is looked up again when the entry expires, not once per refused read.
+    at the next read, not after the TTL; reads refused together share one fresh lookup.
     """
 
     def __init__(self) -> None:
-        self._entries: PerLoop[str, tuple[float, asyncio.Future[ConnectionSettings]]] = PerLoop()
+        #: conn id -> (expiry, the lookup, when it started), all ``time.monotonic()``
+        self._entries: PerLoop[str, tuple[float, asyncio.Future[ConnectionSettings], float]] = PerLoop()
 
     async def get(
         self, conn_id: str, resolve: Callable[[], Awaitable[ConnectionSettings]]
@@ -475,24 +475,26 @@ class _SettingsCache:
         if not stale and entry is not None and entry[1].done() and entry[1].exception() is not None:
             stale = True  # a failed lookup is tried again, never served from the cache
         if stale:
-            entry = entries[conn_id] = (now + SETTINGS_TTL_SECONDS, asyncio.ensure_future(resolve()))
+            entry = entries[conn_id] = (now + SETTINGS_TTL_SECONDS, asyncio.ensure_future(resolve()), now)
         assert entry is not None
         # Shielded: one trigger cancelled while it waits does not cancel the others' lookup.
         return await asyncio.shield(entry[1])
 
-    def evict(self, conn_id: str, used: ConnectionSettings) -> None:
-        """Forget ``conn_id`` if the cache still holds the settings ``used`` (refused by the API).
+    def evict(self, conn_id: str, used: ConnectionSettings, sent: float) -> None:
+        """Forget ``conn_id`` after the API refused the settings ``used`` in a read sent at
+        ``sent`` (``time.monotonic()``), if the cache holds them from a lookup that started
+        before that read: it may predate a key rotation.
 
-        A lookup already under way, or settings looked up since ``used`` (even equal ones: a key
-        revoked, not rotated), are kept: the refused reads of many triggers share one fresh lookup,
-        however their answers are spread in time, and a revoked key is looked up again only when
-        its entry expires, not once per refused read.
+        A lookup already under way, one that started after the read was sent, or one that found
+        other settings, is kept: reads refused together share one fresh lookup, however their
+        answers are spread in time (equal settings found by another trigger's later start, which
+        may predate a rotation, are looked up again).
         """
         entries = self._entries.here()
         entry = entries.get(conn_id)
         if entry is None or not entry[1].done() or entry[1].cancelled():
             return
-        if entry[1].exception() is not None or entry[1].result() is used:
+        if entry[1].exception() is not None or (entry[1].result() == used and entry[2] <= sent):
             entries.pop(conn_id, None)
 
 
@@ -915,12 +917,13 @@ class SeedanceHook(HttpHook):
         await _atls_context(settings.tls)  # an unreadable CA bundle fails the lookup, not a read
         return settings
 
-    async def _arefresh_settings(self, used: ConnectionSettings) -> bool:
-        """After the API refused the key in ``used``: resolve the connection afresh (a rotated
-        key). True when other settings are now in use, so the refused read may be sent again."""
+    async def _arefresh_settings(self, used: ConnectionSettings, sent: float) -> bool:
+        """After the API refused the key in ``used`` (a read sent at ``sent``, monotonic): resolve
+        the connection afresh (a rotated key). True when other settings are now in use, so the
+        refused read may be sent again."""
         if self._aio_settings is not used:
             return True  # another read of this hook already switched to the new settings
-        _SETTINGS_CACHE.evict(self.seedance_conn_id, used)
+        _SETTINGS_CACHE.evict(self.seedance_conn_id, used, sent)
         fresh = await _SETTINGS_CACHE.get(self.seedance_conn_id, self._aresolve_settings)
         if fresh == used or self._aio_settings is not used:
             return self._aio_settings is not used
@@ -969,11 +972,11 @@ class SeedanceHook(HttpHook):
     async def _asend_status_refreshing(self, task_id: str) -> Any:
         """One status read; refused for its key, the read is sent once more if the connection
         now holds another key (rotated while this trigger waited)."""
-        used = self._aio_settings
+        used, sent = self._aio_settings, time.monotonic()
         try:
             return await self._asend_status(task_id)
         except SeedanceAuthError:
-            if used is None or not await self._arefresh_settings(used):
+            if used is None or not await self._arefresh_settings(used, sent):
                 raise
         return await self._asend_status(task_id)
 

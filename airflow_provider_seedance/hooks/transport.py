@@ -106,9 +106,13 @@ def read_capped(response: requests.Response, limit: int = MAX_BODY_BYTES) -> byt
 
 async def aread_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes | None:
     """Async :func:`read_capped`: bounded reads from an aiohttp response."""
-    if response.content_length is not None:
-        # aiohttp reads exactly the declared length: one read (a status answer, every poll)
-        return await response.read() if response.content_length <= limit else None
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    if response.content_length is not None and not response.headers.get("Content-Encoding"):
+        # aiohttp reads exactly the declared length: one read (a status answer, every poll). Not
+        # for a compressed answer: its declared length is the compressed one, and aiohttp
+        # inflates it (a few KB of gzip can be gigabytes).
+        return await response.read()
     buffer = bytearray()
     while chunk := await response.content.read(READ_CHUNK):
         buffer += chunk

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 
 import pytest
@@ -415,6 +416,19 @@ def test_async_read_of_a_declared_length_is_the_body_and_a_short_one_a_client_er
     assert asyncio.run(_answer_of(head + b'{"data": 1}')) == b'{"data": 1}'
     with pytest.raises(aiohttp.ClientError):
         asyncio.run(_answer_of(head + b'{"da'))
+
+
+def test_async_read_of_a_small_compressed_answer_that_inflates_past_the_cap_is_refused() -> None:
+    """The declared length of a gzip answer is the compressed one: 3 MB of JSON in ~3 KB. aiohttp
+    inflates it, so the cap counts what it inflates to (the one-read path returned it all)."""
+    inflated = b'{"data": "' + b"0" * (MAX_BODY_BYTES + 1024 * 1024) + b'"}'
+    bomb = gzip.compress(inflated, 9)
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    assert len(bomb) < 64 * 1024
+    assert asyncio.run(_answer_of(head + bomb)) is None
+    small = gzip.compress(b'{"data": 1}')
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(small)
+    assert asyncio.run(_answer_of(head + small)) == b'{"data": 1}'
 
 
 def test_async_read_of_a_chunked_body_past_the_cap_is_refused() -> None:
