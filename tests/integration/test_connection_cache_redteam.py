@@ -58,8 +58,6 @@ def test_a_revoked_key_polled_by_many_triggers_does_not_look_the_connection_up_p
     assert len(lookups) < 10, f"{len(lookups)} connection lookups for one revoked key (50 triggers)"
 
 
-
-
 def test_a_rotated_key_takes_effect_for_a_trigger_that_started_before_the_cache_was_refreshed(
     emulator,
     lookups,  # noqa: F811
