@@ -191,8 +191,9 @@ class SeedanceBatchStatusTrigger(PollingTrigger):
 
     async def on_kill(self) -> None:
         """Airflow 3.3+: called when a user kills the deferred task. Nothing can be cancelled."""
+        ids = self.seedance_task_ids  # a row's, as restored: perhaps no list at all
         self.log.warning(
-            "Seedance has no cancel API: the %d generations of this batch keep running and are billed "
+            "Seedance has no cancel API: the %s generations of this batch keep running and are billed "
             "if they succeed.",
-            len(self.seedance_task_ids),
+            len(ids) if isinstance(ids, list) else "unknown number of",
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import numpy  # in the dev extras (matplotlib, for the benchmarks' charts)
 import pytest
@@ -243,6 +244,18 @@ async def test_a_batch_trigger_row_that_reads_nothing_at_once_ends_its_task_with
     assert f"Invalid max_concurrency: {value!r}" in event["message"], event["message"]
     assert "Allowed: a whole number of status reads at once, 1 or more." in event["message"]
     assert event["pending"] == ["gen-1"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "said"), [(None, "unknown number of"), (7, "unknown number of"), (["a", "b"], "2")]
+)
+async def test_killing_a_batch_trigger_row_warns_whatever_its_ids(ids: Any, said: str) -> None:
+    """``on_kill`` of a row without a list of ids raised ``TypeError`` (``len(None)``)."""
+    built = SeedanceBatchStatusTrigger(ids)
+    with mock.patch.object(type(built), "log") as log:
+        await built.on_kill()
+    [(args, _)] = log.warning.call_args_list
+    assert args[1] == (2 if said == "2" else said)
 
 
 @pytest.mark.parametrize("trigger", TRIGGERS)
